@@ -1,0 +1,134 @@
+"""``publiccore probe …``: measurements run by hand on this host."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from publiccore import config as cfg
+from publiccore.clock import parse_when
+from publiccore.errors import ConfigError
+from publiccore.records import ProbeRef, Record, RootResult, RootTarget
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    probe = sub.add_parser("probe", help="run measurements from this host")
+    kinds = probe.add_subparsers(dest="probe_kind", required=True, metavar="KIND")
+    root = kinds.add_parser(
+        "root", help="measure every root server address (reachability, RTT, site, integrity)")
+    root.add_argument("--once", action="store_true",
+                      help="run one round and exit (the default; rounds on a schedule: agent)")
+    root.add_argument("--hints", metavar="FILE", help="root hints file (default: bundled IANA)")
+    root.add_argument("--anchors", metavar="FILE",
+                      help="trust anchors, IANA XML or DS lines (default: bundled IANA)")
+    root.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                      help="per-query timeout (default 4, no retries)")
+    root.add_argument("--concurrency", type=_positive_int, metavar="N",
+                      help="targets measured at once (default 64)")
+    root.add_argument("--validation-time", metavar="TIME",
+                      help="validate DNSSEC as of this RFC 3339 time (default: now)")
+    root.add_argument("--json", action="store_true", help="print JSON Lines records")
+    root.add_argument("--store", metavar="PATH", help="SQLite store to add the round to")
+    root.add_argument("--no-store", action="store_true", help="do not store the round")
+    root.set_defaults(func=_probe_root)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def probe_ref(settings: cfg.Settings) -> ProbeRef:
+    """This host's probe identity as configured (country and ASN only, never an address)."""
+    return ProbeRef(id=settings.probe.id or "local", asn=settings.probe.asn or None,
+                    country=settings.probe.country.upper() or None)
+
+
+def _probe_root(args: argparse.Namespace) -> int:
+    from probes import dnssec, root
+    from publiccore import roothints
+    from publiccore.store import open_store
+
+    settings = cfg.load(args.config)
+    validation_time = None
+    if args.validation_time:
+        try:
+            validation_time = parse_when(args.validation_time)
+        except ValueError as exc:
+            raise ConfigError(f"--validation-time: {exc}") from None
+    targets = roothints.targets(roothints.load_hints(args.hints or settings.root.hints or None))
+    anchors = dnssec.load_anchors(args.anchors or settings.root.anchors or None)
+    round_cfg = root.RootConfig(
+        anchors=tuple(anchors),
+        timeout_seconds=args.timeout or settings.root.timeout_seconds,
+        concurrency=args.concurrency or settings.root.concurrency,
+        udp_payload_bytes=settings.root.udp_payload_bytes,
+        validation_time=validation_time,
+    )
+    records = asyncio.run(root.run_round(targets, round_cfg, probe=probe_ref(settings)))
+    if not args.no_store:
+        store = open_store(args.store or settings.store.path, settings.store.url)
+        try:
+            store.put_records(records)
+        finally:
+            store.close()
+    if args.json:
+        for record in records:
+            sys.stdout.write(record.dumps() + "\n")
+    else:
+        print_root_table(records)
+    return 0
+
+
+def print_root_table(records: Sequence[Record]) -> None:
+    """Letter × family × transport: reachable, RTT, site, serial, integrity."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="root servers, one round")
+    for column in ("letter", "family", "transport", "address", "reachable", "RTT ms", "site",
+                   "serial", "integrity", "consistency"):
+        table.add_column(column)
+    answered_targets = 0
+    for record in records:
+        assert isinstance(record.target, RootTarget) and isinstance(record.result, RootResult)
+        result = record.result
+        soa = [q for q in result.queries if q.qtype == "SOA"]
+        answered_targets += any(q.answered for q in soa)
+        for query in soa:
+            reachable = "yes" if query.answered else (query.failure or query.rcode or "no")
+            rtt = f"{query.rtt_seconds * 1000:.1f}" if query.rtt_seconds is not None else "-"
+            integrity = result.integrity.outcome
+            if result.integrity.reason and integrity != "iana":
+                integrity += f" ({result.integrity.reason[:60]})"
+            consistency = result.consistency.status
+            if result.consistency.differs:
+                consistency += ": " + "; ".join(result.consistency.differs)
+            table.add_row(record.target.letter, record.target.family, query.transport,
+                          record.target.address, reachable, rtt, result.identity.site or "-",
+                          str(query.serial) if query.serial is not None else "-", integrity,
+                          consistency)
+    console = Console(width=200)
+    console.print(table)
+    if answered_targets == 0:
+        console.print(f"no root server answered ({len(records)} addresses tried); "
+                      "the round is stored as measured")
+    else:
+        console.print(f"{answered_targets} of {len(records)} addresses answered")

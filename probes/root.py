@@ -1,0 +1,239 @@
+"""The root-server measurer: one round queries every root address over UDP and TCP.
+
+Per target address (concurrently, bounded): ``. SOA`` over UDP and over TCP with EDNS NSID and DO;
+``hostname.bind`` and ``id.server`` CH TXT over UDP; ``. DNSKEY`` with DO over UDP, again over TCP
+when truncated. No retries. What the network does is data in the record; nothing here raises for
+a timeout, a refusal or a bogus signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+
+import dns.asyncquery
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from probes import dnssec
+from probes.failure import classify
+from publiccore.clock import Clock, utc_now
+from publiccore.records import (
+    Consistency,
+    DnsQuery,
+    ProbeRef,
+    Record,
+    RootResult,
+    RootTarget,
+    SiteIdentity,
+    make_record,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RootConfig:
+    """How a round is run. ``validation_time`` fixes the DNSSEC clock (None: the probe's clock)."""
+
+    anchors: tuple[dnssec.TrustAnchor, ...]
+    timeout_seconds: float = 4.0
+    concurrency: int = 64
+    udp_payload_bytes: int = 1232
+    validation_time: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.timeout_seconds > 0:
+            raise ValueError("timeout must be positive")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Exchange:
+    query: DnsQuery
+    message: dns.message.Message | None
+
+
+def _make_query(qname: str, rdtype: dns.rdatatype.RdataType, rdclass: dns.rdataclass.RdataClass,
+                cfg: RootConfig, *, dnssec_ok: bool) -> dns.message.QueryMessage:
+    return dns.message.make_query(
+        qname, rdtype, rdclass, use_edns=0, want_dnssec=dnssec_ok,
+        payload=cfg.udp_payload_bytes, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID,
+                                                                       b"")])
+
+
+def _nsid(message: dns.message.Message) -> bytes | None:
+    for option in message.options:
+        if option.otype == dns.edns.OptionType.NSID:
+            return option.to_wire() if not hasattr(option, "nsid") else option.nsid
+    return None
+
+
+def _printable(raw: bytes) -> str | None:
+    text = raw.decode("ascii", "replace")
+    return text if text.isprintable() else None
+
+
+def _serial(message: dns.message.Message) -> int | None:
+    for rrset in message.answer:
+        if rrset.name == dns.name.root and rrset.rdtype == dns.rdatatype.SOA:
+            return int(rrset[0].serial)
+    return None
+
+
+async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataType,
+                    rdclass: dns.rdataclass.RdataClass, transport: str, cfg: RootConfig, *,
+                    dnssec_ok: bool = True) -> _Exchange:
+    query = _make_query(qname, rdtype, rdclass, cfg, dnssec_ok=dnssec_ok)
+    base = {"qname": qname, "qclass": dns.rdataclass.to_text(rdclass),
+            "qtype": dns.rdatatype.to_text(rdtype), "transport": transport}
+    try:
+        if transport == "udp":
+            response = await dns.asyncquery.udp(query, target.address, timeout=cfg.timeout_seconds,
+                                                ignore_unexpected=True)
+        else:
+            response = await dns.asyncquery.tcp(query, target.address, timeout=cfg.timeout_seconds)
+    except asyncio.CancelledError:
+        raise
+    except (OSError, EOFError, dns.exception.DNSException) as exc:
+        return _Exchange(DnsQuery(**base, failure=classify(exc, transport=transport)), None)
+    wire = getattr(response, "wire", None) or response.to_wire()
+    nsid = _nsid(response)
+    truncated = bool(response.flags & dns.flags.TC)
+    return _Exchange(DnsQuery(
+        **base,
+        rcode=dns.rcode.to_text(response.rcode()),
+        aa=bool(response.flags & dns.flags.AA),
+        tc=truncated,
+        rtt_seconds=round(float(response.time), 6),
+        serial=_serial(response) if rdtype == dns.rdatatype.SOA else None,
+        nsid_hex=nsid.hex() if nsid is not None else None,
+        nsid_text=_printable(nsid) if nsid is not None else None,
+        size_bytes=len(wire),
+        wire_b64=base64.b64encode(wire).decode("ascii"),
+        failure="truncated" if truncated else None,
+    ), response)
+
+
+def _txt(exchange: _Exchange) -> str | None:
+    if exchange.message is None or exchange.message.rcode() != dns.rcode.NOERROR:
+        return None
+    for rrset in exchange.message.answer:
+        if rrset.rdtype == dns.rdatatype.TXT:
+            return "".join(s.decode("ascii", "replace") for s in rrset[0].strings)
+    return None
+
+
+def _answered(exchange: _Exchange | None) -> dns.message.Message | None:
+    if exchange is None or exchange.message is None or exchange.query.tc:
+        return None
+    return exchange.message if exchange.message.rcode() == dns.rcode.NOERROR else None
+
+
+async def measure_root(target: RootTarget, cfg: RootConfig, *, probe: ProbeRef,
+                       clock: Clock = utc_now) -> Record:
+    """Measure one root server address and return its ``root-dns`` record."""
+    started = clock()
+    IN, CH = dns.rdataclass.IN, dns.rdataclass.CH
+    soa_udp, soa_tcp, hostname, id_server, dnskey_udp = await asyncio.gather(
+        _exchange(target, ".", dns.rdatatype.SOA, IN, "udp", cfg),
+        _exchange(target, ".", dns.rdatatype.SOA, IN, "tcp", cfg),
+        _exchange(target, "hostname.bind.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
+        _exchange(target, "id.server.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
+        _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "udp", cfg),
+    )
+    exchanges = [soa_udp, soa_tcp, hostname, id_server, dnskey_udp]
+    dnskey = dnskey_udp
+    if dnskey_udp.query.tc:
+        dnskey = await _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "tcp", cfg)
+        exchanges.append(dnskey)
+    soa_message = _answered(soa_udp) or _answered(soa_tcp)
+    nsid = next((q.query.nsid_text or q.query.nsid_hex for q in (soa_udp, soa_tcp)
+                 if q.query.nsid_hex), None)
+    integrity = dnssec.validate_root(_answered(dnskey), soa_message, cfg.anchors,
+                                     cfg.validation_time or clock())
+    result = RootResult(
+        queries=tuple(e.query for e in exchanges),
+        identity=SiteIdentity(nsid=nsid, hostname_bind=_txt(hostname), id_server=_txt(id_server)),
+        integrity=integrity,
+        consistency=Consistency(),
+    )
+    return make_record(kind="root-dns", probe=probe, target=target, result=result,
+                       started=started, finished=clock())
+
+
+def _dnskey_tags(record: Record) -> str | None:
+    """The DNSKEY set a record saw, as its sorted key tags (enough to tell sets apart)."""
+    assert isinstance(record.result, RootResult)
+    tags = record.result.integrity.key_tags
+    return ",".join(map(str, tags)) if tags else None
+
+
+def _record_serial(record: Record) -> int | None:
+    assert isinstance(record.result, RootResult)
+    return next((q.serial for q in record.result.queries
+                 if q.qtype == "SOA" and q.serial is not None), None)
+
+
+def _majority(per_letter: dict[str, collections.Counter[object]]) -> object | None:
+    """The value most letters agree on (each letter votes once, with its own most common value)."""
+    votes = collections.Counter(c.most_common(1)[0][0] for c in per_letter.values() if c)
+    if not votes:
+        return None
+    ranked = votes.most_common(2)
+    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+        return None  # no majority: a tie says nothing about who is odd
+    return ranked[0][0]
+
+
+def mark_consistency(records: Sequence[Record]) -> list[Record]:
+    """Compare every record's SOA serial and DNSKEY set with the majority of letters."""
+    checks = {"serial": _record_serial, "dnskey": _dnskey_tags}
+    majorities: dict[str, object | None] = {}
+    for name, read in checks.items():
+        per_letter: dict[str, collections.Counter[object]] = collections.defaultdict(
+            collections.Counter)
+        for record in records:
+            assert isinstance(record.target, RootTarget)
+            value = read(record)
+            if value is not None:
+                per_letter[record.target.letter][value] += 1
+        majorities[name] = _majority(per_letter)
+    out = []
+    for record in records:
+        assert isinstance(record.result, RootResult)
+        differs: list[str] = []
+        seen = False
+        for name, read in checks.items():
+            value = read(record)
+            if value is None or majorities[name] is None:
+                continue
+            seen = True
+            if value != majorities[name]:
+                differs.append(f"{name} {value} (majority {majorities[name]})")
+        status = "inconsistent" if differs else ("consistent" if seen else "unknown")
+        consistency = Consistency(status=status, differs=tuple(differs))
+        result = dataclasses.replace(record.result, consistency=consistency)
+        out.append(dataclasses.replace(record, result=result))
+    return out
+
+
+async def run_round(targets: Sequence[RootTarget], cfg: RootConfig, *, probe: ProbeRef,
+                    clock: Clock = utc_now) -> list[Record]:
+    """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each."""
+    gate = asyncio.Semaphore(cfg.concurrency)
+
+    async def one(target: RootTarget) -> Record:
+        async with gate:
+            return await measure_root(target, cfg, probe=probe, clock=clock)
+
+    records = await asyncio.gather(*(one(t) for t in targets))
+    return mark_consistency(records)

@@ -1,0 +1,3 @@
+from publiccore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,440 @@
+"""The record envelope (schema 1) and the typed result of every record kind.
+
+A record is the unit that is spooled, uploaded, stored and cited. ``Record.to_json`` gives the wire
+form; ``parse_record`` turns a decoded JSON object back into a ``Record`` or raises ``RecordError``
+naming the offending field. Every schema version ever emitted keeps parsing (see
+``tests/fixtures/records``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import re
+import time
+import types
+import typing
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from publiccore import SOFTWARE_NAME, __version__
+from publiccore.clock import parse_rfc3339, to_rfc3339
+from publiccore.errors import RecordError
+
+SCHEMA_VERSION = 1
+Kind = Literal["root-dns", "traceroute"]
+KINDS: tuple[str, ...] = typing.get_args(Kind)
+Family = Literal["ipv4", "ipv6"]
+Transport = Literal["udp", "tcp"]
+IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer"]
+INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
+
+MAX_STRING = 262_144  # longest accepted string (a base64 TCP answer of 64 KiB fits)
+MAX_ITEMS = 4_096  # longest accepted list
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _frozen(cls: type) -> type:
+    return dataclasses.dataclass(frozen=True, slots=True)(cls)
+
+
+# --- envelope parts ---------------------------------------------------------------------------
+
+
+@_frozen
+class ProbeRef:
+    """Who measured: the probe id and its registered (coarse) country and ASN, never its address."""
+
+    id: str
+    asn: int | None = None
+    country: str | None = None
+
+
+@_frozen
+class Software:
+    name: str = SOFTWARE_NAME
+    version: str = __version__
+
+
+# --- kind "root-dns" --------------------------------------------------------------------------
+
+
+@_frozen
+class RootTarget:
+    letter: str
+    name: str
+    address: str
+    family: Family
+
+
+@_frozen
+class DnsQuery:
+    """One query and what came back; ``failure`` is a short code when nothing usable came back."""
+
+    qname: str
+    qclass: str
+    qtype: str
+    transport: Transport
+    rcode: str | None = None
+    aa: bool | None = None
+    tc: bool | None = None
+    rtt_seconds: float | None = None
+    serial: int | None = None
+    nsid_hex: str | None = None
+    nsid_text: str | None = None
+    size_bytes: int | None = None
+    wire_b64: str | None = None
+    failure: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        """RSSAC047 'answered': RCODE NOERROR within the timeout."""
+        return self.failure is None and self.rcode == "NOERROR"
+
+
+@_frozen
+class SiteIdentity:
+    nsid: str | None = None
+    hostname_bind: str | None = None
+    id_server: str | None = None
+
+    @property
+    def site(self) -> str | None:
+        """The most specific identity string available."""
+        return self.nsid or self.hostname_bind or self.id_server
+
+
+@_frozen
+class Integrity:
+    outcome: IntegrityOutcome
+    reason: str | None = None
+    key_tags: tuple[int, ...] = ()
+    validated_at: str | None = None
+
+
+@_frozen
+class Consistency:
+    status: Literal["consistent", "inconsistent", "unknown"] = "unknown"
+    differs: tuple[str, ...] = ()
+
+
+@_frozen
+class RootResult:
+    queries: tuple[DnsQuery, ...]
+    identity: SiteIdentity
+    integrity: Integrity
+    consistency: Consistency = Consistency()
+
+
+# --- kind "traceroute" ------------------------------------------------------------------------
+
+
+@_frozen
+class TraceTarget:
+    address: str
+    family: Family
+    name: str | None = None
+    protocol: Literal["udp", "icmp", "tcp"] = "udp"
+    port: int | None = None
+
+
+@_frozen
+class TraceReply:
+    address: str | None = None
+    rtt_seconds: float | None = None
+    reply_ttl: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+
+
+@_frozen
+class TraceHop:
+    ttl: int
+    replies: tuple[TraceReply, ...] = ()
+
+
+@_frozen
+class TraceResult:
+    hops: tuple[TraceHop, ...]
+    destination_reached: bool = False
+    paris_id: int | None = None
+    failure: str | None = None
+
+
+TargetT = RootTarget | TraceTarget
+ResultT = RootResult | TraceResult
+KIND_TYPES: dict[str, tuple[type, type]] = {
+    "root-dns": (RootTarget, RootResult),
+    "traceroute": (TraceTarget, TraceResult),
+}
+
+
+@_frozen
+class Record:
+    """One measurement. ``id`` (a UUIDv7) makes every upload idempotent."""
+
+    id: str
+    kind: Kind
+    probe: ProbeRef
+    started: dt.datetime
+    finished: dt.datetime
+    target: TargetT
+    result: ResultT
+    software: Software = Software()
+    schema: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the wire form (a JSON-ready dict)."""
+        return {
+            "schema": self.schema,
+            "id": self.id,
+            "kind": self.kind,
+            "probe": _to_obj(self.probe),
+            "started": to_rfc3339(self.started),
+            "finished": to_rfc3339(self.finished),
+            "target": _to_obj(self.target),
+            "result": _to_obj(self.result),
+            "software": _to_obj(self.software),
+        }
+
+    def dumps(self) -> str:
+        """Return the record as one line of compact JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
+
+
+def uuid7(now_ns: int | None = None) -> str:
+    """Return a new time-ordered UUID (RFC 9562 version 7) as text."""
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def make_record(
+    *,
+    kind: Kind,
+    probe: ProbeRef,
+    target: TargetT,
+    result: ResultT,
+    started: dt.datetime,
+    finished: dt.datetime,
+    record_id: str | None = None,
+) -> Record:
+    """Build a record of the current schema with a fresh id and this software's version."""
+    return Record(
+        id=record_id or uuid7(),
+        kind=kind,
+        probe=probe,
+        started=started,
+        finished=finished,
+        target=target,
+        result=result,
+    )
+
+
+# --- JSON in ---------------------------------------------------------------------------------
+
+
+def loads(text: str | bytes) -> Record:
+    """Parse one JSON document into a record; raise RecordError with the reason."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"bad JSON: {exc}") from None
+    return parse_record(obj)
+
+
+def parse_record(obj: Any) -> Record:
+    """Validate a decoded JSON object as a record of any known schema version.
+
+    Raises RecordError whose ``path`` names the offending field and ``reason`` says what is wrong.
+    """
+    if not isinstance(obj, Mapping):
+        raise RecordError(f"expected a JSON object, got {_json_type(obj)}")
+    schema = obj.get("schema")
+    if schema is None:
+        raise RecordError("missing field", "schema")
+    if type(schema) is not int:
+        raise RecordError(f"expected integer, got {_json_type(schema)}", "schema")
+    if schema != SCHEMA_VERSION:
+        raise RecordError(f"unknown schema version {schema}", "schema")
+    _check_keys(
+        obj,
+        required=("id", "kind", "probe", "started", "finished", "target", "result", "software"),
+        optional=("schema",),
+        path="",
+    )
+    kind = obj["kind"]
+    if kind not in KIND_TYPES:
+        raise RecordError(f"unknown kind {str(kind)[:40]!r}", "kind")
+    record_id = _parse_uuid(obj["id"])
+    target_cls, result_cls = KIND_TYPES[kind]
+    probe = _from_obj(ProbeRef, obj["probe"], "probe")
+    if probe.country is not None and not _COUNTRY.match(probe.country):
+        raise RecordError("expected an ISO 3166-1 alpha-2 code", "probe.country")
+    if probe.asn is not None and not 0 <= probe.asn < 2**32:
+        raise RecordError("ASN out of range", "probe.asn")
+    if not probe.id:
+        raise RecordError("empty probe id", "probe.id")
+    started = _parse_time(obj["started"], "started")
+    finished = _parse_time(obj["finished"], "finished")
+    if finished < started:
+        raise RecordError("finished before started", "finished")
+    return Record(
+        id=record_id,
+        kind=kind,
+        probe=probe,
+        started=started,
+        finished=finished,
+        target=_from_obj(target_cls, obj["target"], "target"),
+        result=_from_obj(result_cls, obj["result"], "result"),
+        software=_from_obj(Software, obj["software"], "software"),
+        schema=schema,
+    )
+
+
+def _parse_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise RecordError(f"expected string, got {_json_type(value)}", "id")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise RecordError("not a UUID", "id") from None
+    if str(parsed) != value:
+        raise RecordError("UUID not in canonical lower-case form", "id")
+    return value
+
+
+def _parse_time(value: Any, path: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise RecordError(f"expected RFC 3339 string, got {_json_type(value)}", path)
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise RecordError("not an RFC 3339 UTC timestamp", path) from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _check_keys(obj: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...],
+                path: str) -> None:
+    prefix = f"{path}." if path else ""
+    for key in required:
+        if key not in obj:
+            raise RecordError("missing field", prefix + key)
+    allowed = set(required) | set(optional)
+    for key in obj:
+        if key not in allowed:
+            raise RecordError("unknown field", prefix + str(key)[:64])
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _from_obj(tp: Any, value: Any, path: str) -> Any:
+    """Convert decoded JSON into the annotated type ``tp``, raising RecordError at ``path``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise RecordError("must not be null", path)
+        (inner,) = [a for a in args if a is not type(None)]
+        return _from_obj(inner, value, path)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or isinstance(value, bool):
+            shown = str(value)[:40] if isinstance(value, str) else _json_type(value)
+            choices = ", ".join(map(str, allowed))
+            raise RecordError(f"expected one of {choices}, got {shown!r}", path)
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise RecordError(f"expected array, got {_json_type(value)}", path)
+        if len(value) > MAX_ITEMS:
+            raise RecordError(f"too many items ({len(value)} > {MAX_ITEMS})", path)
+        return tuple(_from_obj(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise RecordError(f"expected object, got {_json_type(value)}", path)
+        fields = dataclasses.fields(tp)
+        required = tuple(
+            f.name for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        optional = tuple(f.name for f in fields if f.name not in required)
+        _check_keys(value, required=required, optional=optional, path=path)
+        hints = _hints(tp)
+        kwargs = {
+            f.name: _from_obj(hints[f.name], value[f.name], f"{path}.{f.name}")
+            for f in fields if f.name in value
+        }
+        return tp(**kwargs)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecordError(f"expected boolean, got {_json_type(value)}", path)
+        return value
+    if tp is int:
+        if type(value) is not int:
+            raise RecordError(f"expected integer, got {_json_type(value)}", path)
+        if not -(2**63) <= value < 2**63:
+            raise RecordError("integer out of range", path)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecordError(f"expected number, got {_json_type(value)}", path)
+        if isinstance(value, int) and abs(value) > 2**53:
+            raise RecordError("number out of range", path)
+        if not math.isfinite(value):
+            raise RecordError("number not finite", path)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecordError(f"expected string, got {_json_type(value)}", path)
+        if len(value) > MAX_STRING:
+            raise RecordError(f"string too long ({len(value)} > {MAX_STRING})", path)
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a programming error
+
+
+# --- JSON out --------------------------------------------------------------------------------
+
+
+def _to_obj(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_obj(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_obj(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return to_rfc3339(value)
+    return value

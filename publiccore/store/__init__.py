@@ -1,0 +1,111 @@
+"""The Store interface and how to open one.
+
+``open_store`` picks the implementation from the settings: SQLite (the embedded default) for a
+path, PostgreSQL for a ``postgresql://`` URL (not yet implemented; see docs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+from publiccore.errors import StoreError
+from publiccore.records import Record
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PutResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeRegistration:
+    """A probe known to the collector. Only a hash of its token is kept."""
+
+    id: str
+    country: str
+    asn: int
+    token_hash: str
+    name: str = ""
+    created: dt.datetime | None = None
+    revoked: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observation:
+    """A derived number: ``subject`` (country, prefix, letter…) × ``metric`` × ``time``."""
+
+    time: dt.datetime
+    subject_kind: str
+    subject: str
+    metric: str
+    value: float
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Source:
+    """Provenance of a batch of observations (files, hashes, collectors, peer counts…)."""
+
+    id: int
+    kind: str
+    created: dt.datetime
+    meta: Mapping[str, Any]
+
+
+class Store(Protocol):
+    """Where records and everything derived from them live."""
+
+    def put_records(self, records: Iterable[Record], *, received: dt.datetime | None = None
+                    ) -> PutResult:
+        """Insert records in one transaction; a record id already stored counts as duplicate."""
+        ...
+
+    def get_record(self, record_id: str) -> Record | None: ...
+
+    def iter_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
+                     until: dt.datetime | None = None, probe_id: str | None = None,
+                     country: str | None = None, limit: int | None = None) -> Iterator[Record]:
+        """Records by start time (``since`` ≤ started < ``until``), oldest first."""
+        ...
+
+    def count_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
+                      until: dt.datetime | None = None, probe_id: str | None = None,
+                      country: str | None = None) -> int: ...
+
+    def add_probe(self, probe: ProbeRegistration) -> None: ...
+
+    def probe_by_token_hash(self, token_hash: str) -> ProbeRegistration | None: ...
+
+    def list_probes(self) -> list[ProbeRegistration]: ...
+
+    def revoke_probe(self, probe_id: str, *, when: dt.datetime | None = None) -> bool: ...
+
+    def add_source(self, kind: str, meta: Mapping[str, Any]) -> int: ...
+
+    def put_observations(self, source_id: int, observations: Iterable[Observation]) -> int: ...
+
+    def iter_observations(self, *, metric: str | None = None, subject_kind: str | None = None,
+                          subject: str | None = None, since: dt.datetime | None = None,
+                          until: dt.datetime | None = None) -> Iterator[Observation]: ...
+
+    def get_source(self, source_id: int) -> Source | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(path: str = "", url: str = "") -> Store:
+    """Open the store named by a SQLite ``path`` or a database ``url``; raise StoreError."""
+    if url:
+        if url.startswith(("postgresql://", "postgres://")):
+            raise StoreError("the PostgreSQL store is not implemented yet; use a SQLite path")
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///") - 1 :]
+        else:
+            raise StoreError(f"unsupported store URL {url!r}")
+    from publiccore.store.sqlite import SqliteStore
+
+    return SqliteStore(path)
