@@ -18,6 +18,7 @@ from publiccore.errors import PubliccoreError
 # Stage modules that contribute sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "probes.commands",
+    "probes.agent_commands",
     "collectors.commands",
     "collectors.bgp.commands",
     "exporters.commands",
