@@ -1,0 +1,118 @@
+"""The SQLite store: idempotent inserts, queries, migrations, probes and observations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import sqlite3
+
+import pytest
+
+from publiccore import records
+from publiccore.errors import StoreError
+from publiccore.store import Observation, ProbeRegistration, open_store
+from publiccore.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def _record(minute: int, *, probe: str = "p1", country: str = "NL") -> records.Record:
+    started = T0 + dt.timedelta(minutes=minute)
+    result = records.RootResult(
+        queries=(records.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport="udp",
+                                  failure="dns_timeout"),),
+        identity=records.SiteIdentity(),
+        integrity=records.Integrity(outcome="no-answer"))
+    return records.make_record(
+        kind="root-dns", probe=records.ProbeRef(id=probe, asn=64500, country=country),
+        target=records.RootTarget(letter="a", name="a.", address="192.0.2.1", family="ipv4"),
+        result=result, started=started, finished=started + dt.timedelta(seconds=4))
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "store.sqlite")
+    yield s
+    s.close()
+
+
+def test_same_record_twice_is_a_noop(store: SqliteStore) -> None:
+    rec = _record(0)
+    first = store.put_records([rec])
+    assert (first.accepted, first.duplicates) == (1, 0)
+    again = store.put_records([rec, _record(1)])
+    assert (again.accepted, again.duplicates) == (1, 1)
+    assert store.count_records() == 2
+    assert store.get_record(rec.id) == rec
+
+
+def test_queries_by_kind_window_probe_country(store: SqliteStore) -> None:
+    store.put_records([_record(m, probe=f"p{m % 2}", country="NL" if m < 5 else "DE")
+                       for m in range(10)])
+    window = list(store.iter_records(since=T0 + dt.timedelta(minutes=2),
+                                     until=T0 + dt.timedelta(minutes=6)))
+    assert [r.started.minute for r in window] == [2, 3, 4, 5]
+    assert store.count_records(probe_id="p1") == 5
+    assert store.count_records(country="DE") == 5
+    assert store.count_records(kind="traceroute") == 0
+    assert len(list(store.iter_records(kind="root-dns", limit=3))) == 3
+
+
+def test_wal_and_schema_version(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SqliteStore(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer than this software"):
+        SqliteStore(path)
+
+
+def test_reopening_keeps_data(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.sqlite"
+    first = open_store(str(path))
+    first.put_records([_record(0)])
+    first.close()
+    second = open_store(str(path))
+    assert second.count_records() == 1
+    second.close()
+
+
+def test_probe_registry(store: SqliteStore) -> None:
+    store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h1"))
+    with pytest.raises(StoreError):
+        store.add_probe(ProbeRegistration(id="p2", country="NL", asn=64500, token_hash="h1"))
+    found = store.probe_by_token_hash("h1")
+    assert found is not None and found.id == "p1" and found.revoked is None
+    assert store.revoke_probe("p1")
+    assert not store.revoke_probe("p1")
+    revoked = store.probe_by_token_hash("h1")
+    assert revoked is not None and revoked.revoked is not None
+    assert [p.id for p in store.list_probes()] == ["p1"]
+
+
+def test_observations_with_sources(store: SqliteStore) -> None:
+    source = store.add_source("bgp-rib", {"file": "bview.gz", "sha256": "ab"})
+    store.put_observations(source, [
+        Observation(time=T0, subject_kind="country", subject="NL",
+                    metric="bgp_country_visible_slash24", value=10.0),
+        Observation(time=T0 + dt.timedelta(hours=1), subject_kind="country", subject="NL",
+                    metric="bgp_country_visible_slash24", value=12.0, labels={"family": "ipv4"}),
+    ])
+    values = [o.value for o in store.iter_observations(metric="bgp_country_visible_slash24")]
+    assert values == [10.0, 12.0]
+    later = list(store.iter_observations(subject="NL", since=T0 + dt.timedelta(minutes=1)))
+    assert [dict(o.labels) for o in later] == [{"family": "ipv4"}]
+    meta = store.get_source(source)
+    assert meta is not None and meta.meta["file"] == "bview.gz"
+
+
+def test_unopenable_store_is_a_clear_error(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()
+    with pytest.raises(StoreError, match="cannot open store"):
+        SqliteStore(tmp_path / "dir.sqlite")
+    with pytest.raises(StoreError, match="not implemented"):
+        open_store(url="postgresql://localhost/x")
