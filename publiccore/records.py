@@ -92,8 +92,8 @@ class DnsQuery:
 
     @property
     def answered(self) -> bool:
-        """RSSAC047 'answered': RCODE NOERROR within the timeout."""
-        return self.failure is None and self.rcode == "NOERROR"
+        """RSSAC047 'answered': RCODE NOERROR within the timeout (a truncated answer counts)."""
+        return self.rcode == "NOERROR" and self.failure in (None, "truncated")
 
 
 @_frozen
