@@ -13,13 +13,19 @@ import base64
 import collections
 import dataclasses
 import datetime as dt
+import socket
+import time
 from collections.abc import Sequence
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
+import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -89,6 +95,35 @@ def _serial(message: dns.message.Message) -> int | None:
     return None
 
 
+async def _send(query: dns.message.Message, address: str, transport: str, seconds: float
+                ) -> tuple[dns.message.Message, float]:
+    """Send one query, no retry; return the response and its RTT in seconds.
+
+    UDP RTT runs from the moment the datagram is sent to the full response; TCP RTT from the
+    start of the connection (handshake included), as RSSAC047 measures them. The socket is made
+    before the clock starts, so concurrent queries' set-up does not inflate each other's RTT.
+    """
+    backend = dns.asyncbackend.get_default_backend()
+    family = dns.inet.af_for_address(address)
+    destination = dns.inet.low_level_address_tuple((address, 53), family)
+    expiration = time.time() + seconds
+    if transport == "udp":
+        async with await backend.make_socket(family, socket.SOCK_DGRAM) as sock:
+            _, sent = await dns.asyncquery.send_udp(sock, query, destination, expiration)
+            response, received, _ = await dns.asyncquery.receive_udp(
+                sock, destination, expiration, ignore_unexpected=True, ignore_errors=True,
+                query=query)
+        return response, received - sent
+    begin = time.time()
+    async with await backend.make_socket(family, socket.SOCK_STREAM, 0, None, destination,
+                                         seconds) as stream:
+        await dns.asyncquery.send_tcp(stream, query, expiration)
+        response, received = await dns.asyncquery.receive_tcp(stream, expiration)
+    if not query.is_response(response):
+        raise dns.query.BadResponse
+    return response, received - begin
+
+
 async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataType,
                     rdclass: dns.rdataclass.RdataClass, transport: str, cfg: RootConfig, *,
                     dnssec_ok: bool = True) -> _Exchange:
@@ -96,11 +131,7 @@ async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataT
     base = {"qname": qname, "qclass": dns.rdataclass.to_text(rdclass),
             "qtype": dns.rdatatype.to_text(rdtype), "transport": transport}
     try:
-        if transport == "udp":
-            response = await dns.asyncquery.udp(query, target.address, timeout=cfg.timeout_seconds,
-                                                ignore_unexpected=True)
-        else:
-            response = await dns.asyncquery.tcp(query, target.address, timeout=cfg.timeout_seconds)
+        response, rtt = await _send(query, target.address, transport, cfg.timeout_seconds)
     except asyncio.CancelledError:
         raise
     except (OSError, EOFError, dns.exception.DNSException) as exc:
@@ -113,7 +144,7 @@ async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataT
         rcode=dns.rcode.to_text(response.rcode()),
         aa=bool(response.flags & dns.flags.AA),
         tc=truncated,
-        rtt_seconds=round(float(response.time), 6),
+        rtt_seconds=round(rtt, 6),
         serial=_serial(response) if rdtype == dns.rdatatype.SOA else None,
         nsid_hex=nsid.hex() if nsid is not None else None,
         nsid_text=_printable(nsid) if nsid is not None else None,
@@ -138,9 +169,22 @@ def _answered(exchange: _Exchange | None) -> dns.message.Message | None:
     return exchange.message if exchange.message.rcode() == dns.rcode.NOERROR else None
 
 
-async def measure_root(target: RootTarget, cfg: RootConfig, *, probe: ProbeRef,
-                       clock: Clock = utc_now) -> Record:
-    """Measure one root server address and return its ``root-dns`` record."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Observed:
+    """Everything one target answered, before any (CPU-bound) validation."""
+
+    target: RootTarget
+    started: dt.datetime
+    finished: dt.datetime
+    soa_udp: _Exchange
+    soa_tcp: _Exchange
+    hostname: _Exchange
+    id_server: _Exchange
+    dnskey: _Exchange
+    exchanges: tuple[_Exchange, ...]
+
+
+async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observed:
     started = clock()
     IN, CH = dns.rdataclass.IN, dns.rdataclass.CH
     soa_udp, soa_tcp, hostname, id_server, dnskey_udp = await asyncio.gather(
@@ -155,19 +199,32 @@ async def measure_root(target: RootTarget, cfg: RootConfig, *, probe: ProbeRef,
     if dnskey_udp.query.tc:
         dnskey = await _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "tcp", cfg)
         exchanges.append(dnskey)
-    soa_message = _answered(soa_udp) or _answered(soa_tcp)
-    nsid = next((q.query.nsid_text or q.query.nsid_hex for q in (soa_udp, soa_tcp)
+    return _Observed(target=target, started=started, finished=clock(), soa_udp=soa_udp,
+                     soa_tcp=soa_tcp, hostname=hostname, id_server=id_server, dnskey=dnskey,
+                     exchanges=tuple(exchanges))
+
+
+def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Clock) -> Record:
+    soa_message = _answered(seen.soa_udp) or _answered(seen.soa_tcp)
+    nsid = next((q.query.nsid_text or q.query.nsid_hex for q in (seen.soa_udp, seen.soa_tcp)
                  if q.query.nsid_hex), None)
-    integrity = dnssec.validate_root(_answered(dnskey), soa_message, cfg.anchors,
+    integrity = dnssec.validate_root(_answered(seen.dnskey), soa_message, cfg.anchors,
                                      cfg.validation_time or clock())
     result = RootResult(
-        queries=tuple(e.query for e in exchanges),
-        identity=SiteIdentity(nsid=nsid, hostname_bind=_txt(hostname), id_server=_txt(id_server)),
+        queries=tuple(e.query for e in seen.exchanges),
+        identity=SiteIdentity(nsid=nsid, hostname_bind=_txt(seen.hostname),
+                              id_server=_txt(seen.id_server)),
         integrity=integrity,
         consistency=Consistency(),
     )
-    return make_record(kind="root-dns", probe=probe, target=target, result=result,
-                       started=started, finished=clock())
+    return make_record(kind="root-dns", probe=probe, target=seen.target, result=result,
+                       started=seen.started, finished=seen.finished)
+
+
+async def measure_root(target: RootTarget, cfg: RootConfig, *, probe: ProbeRef,
+                       clock: Clock = utc_now) -> Record:
+    """Measure one root server address and return its ``root-dns`` record."""
+    return _to_record(await _observe(target, cfg, clock), cfg, probe=probe, clock=clock)
 
 
 def _dnskey_tags(record: Record) -> str | None:
@@ -231,9 +288,12 @@ async def run_round(targets: Sequence[RootTarget], cfg: RootConfig, *, probe: Pr
     """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each."""
     gate = asyncio.Semaphore(cfg.concurrency)
 
-    async def one(target: RootTarget) -> Record:
+    async def one(target: RootTarget) -> _Observed:
         async with gate:
-            return await measure_root(target, cfg, probe=probe, clock=clock)
+            return await _observe(target, cfg, clock)
 
-    records = await asyncio.gather(*(one(t) for t in targets))
-    return mark_consistency(records)
+    # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
+    # wake-up of queries still in flight and inflate their RTT.
+    observed = await asyncio.gather(*(one(t) for t in targets))
+    return mark_consistency([_to_record(seen, cfg, probe=probe, clock=clock)
+                             for seen in observed])
