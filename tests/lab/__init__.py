@@ -1,0 +1,1 @@
+"""DNS root lab for tests: network namespaces + NSD (see README.md)."""
