@@ -1,0 +1,424 @@
+"""The collector's ingest service: probes POST batches of records; they are validated and stored.
+
+``POST /api/v1/records`` takes a JSON array of records or JSON Lines (one record per line), plain
+or with ``Content-Encoding: gzip``, and a probe's ``Authorization: Bearer <token>``. One batch is
+one transaction: every record is validated first, and any bad record rejects the whole batch with
+a 4xx JSON body ``{error, reason, index, path}`` so nothing of it is half-stored. A good batch is
+answered ``200 {accepted, duplicates, rejected}``; a record id already stored counts as duplicate,
+so a retried batch never duplicates. ``GET /healthz`` answers ``{"status": "ok"}``.
+
+The app never records or exposes a probe's address: the country and ASN stored are the ones the
+probe was registered with (``publiccore probes add``), rewritten into every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import math
+import secrets
+import sqlite3
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from publiccore.clock import Clock, utc_now
+from publiccore.config import Settings
+from publiccore.errors import RecordError, StoreError
+from publiccore.records import ProbeRef, Record, parse_record
+from publiccore.store import ProbeRegistration, PutResult, Store
+
+RECORDS_PATH = "/api/v1/records"
+HEALTH_PATH = "/healthz"
+MAX_TOKEN_CHARS = 256
+READ_CHUNK = 64 * 1024
+STORE_THREADS = 4
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """Return a fresh probe token (32 random bytes, URL-safe text); shown once, never stored."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """The only form in which a token is kept: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_probe_id() -> str:
+    """Return a fresh probe id (``p`` and 12 hex digits)."""
+    return "p" + secrets.token_hex(6)
+
+
+# --- counters ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class IngestStats:
+    """Plain ingest counters for the Prometheus exporter to read (no labels per probe or IP).
+
+    ``rejected_by_reason`` counts the records of rejected batches (1 when a body could not be
+    split into records, e.g. bad JSON, or was refused before reading, e.g. a bad token).
+    """
+
+    accepted_by_kind: collections.Counter[str] = dataclasses.field(
+        default_factory=collections.Counter)
+    duplicates_by_kind: collections.Counter[str] = dataclasses.field(
+        default_factory=collections.Counter)
+    rejected_by_reason: collections.Counter[str] = dataclasses.field(
+        default_factory=collections.Counter)
+    batches_accepted: int = 0
+    batches_rejected: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy of the counters."""
+        return {
+            "accepted_by_kind": dict(self.accepted_by_kind),
+            "duplicates_by_kind": dict(self.duplicates_by_kind),
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "batches_accepted": self.batches_accepted,
+            "batches_rejected": self.batches_rejected,
+        }
+
+
+# --- rate limit -------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket per probe: ``rate_per_minute`` sustained, ``burst`` at once (0: off)."""
+
+    def __init__(self, rate_per_minute: float, burst: int, *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.burst = max(1, burst)
+        self.monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """Spend one request for ``key``; return 0 when allowed, else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+# --- rejection --------------------------------------------------------------------------------
+
+
+class Rejection(Exception):
+    """A request answered with a 4xx: ``status``, a short ``code`` and a precise ``reason``."""
+
+    def __init__(self, status: int, code: str, reason: str, *, index: int | None = None,
+                 path: str = "", records: int = 1, headers: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.index = index
+        self.path = path
+        self.records = records
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body = {"error": self.code, "reason": self.reason, "index": self.index,
+                "accepted": 0, "duplicates": 0, "rejected": self.records}
+        if self.path:
+            body["path"] = self.path
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+def _record_error_code(exc: RecordError) -> str:
+    reason = exc.reason
+    if reason == "missing field":
+        return "missing_field"
+    if reason == "unknown field":
+        return "unknown_field"
+    if reason.startswith("unknown schema"):
+        return "unknown_schema"
+    if reason.startswith("unknown kind"):
+        return "unknown_kind"
+    if reason.startswith(("expected", "must not be null")):
+        return "wrong_type"
+    return "invalid_value"
+
+
+# --- body decoding (pure; runs in a worker thread) -------------------------------------------
+
+
+def gunzip_capped(data: bytes, limit: int) -> bytes:
+    """Decompress gzip ``data`` (one or more members) without ever holding more than ``limit``.
+
+    Raises Rejection 413 past the limit (a gzip bomb stops there) and 400 for a broken stream.
+    """
+    out = bytearray()
+    remaining = data
+    while remaining:
+        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        chunk = remaining
+        while True:
+            try:
+                piece = decomp.decompress(chunk, limit - len(out) + 1)
+            except zlib.error as exc:
+                raise Rejection(400, "bad_gzip", f"not a valid gzip stream: {exc}") from None
+            out += piece
+            if len(out) > limit:
+                raise Rejection(413, "too_large",
+                                f"body exceeds {limit} bytes after decompression")
+            chunk = decomp.unconsumed_tail
+            if decomp.eof or (not chunk and not piece):
+                break
+        if not decomp.eof:
+            raise Rejection(400, "bad_gzip", "truncated gzip stream")
+        remaining = decomp.unused_data
+        if remaining.strip(b"\0") == b"":
+            break  # trailing zero padding after the last member
+    return bytes(out)
+
+
+def split_batch(body: bytes) -> list[Any]:
+    """Decode a JSON array or JSON Lines body into its items; raise Rejection 400."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejection(400, "bad_encoding", f"body is not UTF-8 (byte {exc.start})") from None
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise Rejection(400, "empty_batch", "empty body: send a JSON array or JSON Lines")
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except RecursionError:
+            raise Rejection(400, "bad_json", "JSON nested too deeply") from None
+        except ValueError as exc:
+            raise Rejection(400, "bad_json", f"bad JSON: {exc}"[:300]) from None
+        if not isinstance(items, list):  # e.g. "[1] x" fails above; keep the type honest
+            raise Rejection(400, "bad_json", "expected a JSON array")
+        return items
+    items = []
+    for line in stripped.splitlines():
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except RecursionError:
+            raise Rejection(400, "bad_json", "JSON nested too deeply",
+                            index=len(items)) from None
+        except ValueError as exc:
+            raise Rejection(400, "bad_json", f"bad JSON Lines: {exc}"[:300],
+                            index=len(items)) from None
+    return items
+
+
+def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.datetime,
+                   max_future_seconds: float) -> list[Record]:
+    """Parse every item as a record of ``probe``; rewrite its country/ASN from the registration.
+
+    Raises Rejection (400 invalid, 403 another probe's record) naming the first bad item.
+    """
+    limit = now + dt.timedelta(seconds=max_future_seconds)
+    registered = ProbeRef(id=probe.id, asn=probe.asn, country=probe.country)
+    records: list[Record] = []
+    for index, item in enumerate(items):
+        try:
+            record = parse_record(item)
+        except RecordError as exc:
+            raise Rejection(400, _record_error_code(exc), str(exc), index=index, path=exc.path,
+                            records=len(items)) from None
+        except RecursionError:
+            raise Rejection(400, "invalid_value", "record nested too deeply", index=index,
+                            records=len(items)) from None
+        if record.probe.id != probe.id:
+            raise Rejection(403, "wrong_probe",
+                            f"record for probe {record.probe.id[:64]!r} sent with the token of "
+                            f"probe {probe.id!r}", index=index, path="probe.id",
+                            records=len(items))
+        for name, when in (("started", record.started), ("finished", record.finished)):
+            if when > limit:
+                raise Rejection(400, "future_timestamp",
+                                f"{name} is more than {max_future_seconds:g} s in the future",
+                                index=index, path=name, records=len(items))
+        if record.probe != registered:
+            record = dataclasses.replace(record, probe=registered)
+        records.append(record)
+    return records
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+STORE_KEY = web.AppKey("store", Store)
+SETTINGS_KEY = web.AppKey("settings", Settings)
+STATS_KEY = web.AppKey("ingest_stats", IngestStats)
+LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
+CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")
+EXECUTOR_KEY = web.AppKey("store_executor", concurrent.futures.ThreadPoolExecutor)
+
+
+async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One small thread pool for blocking store and parsing work; shut down with the app."""
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=STORE_THREADS,
+                                                     thread_name_prefix="ingest")
+    app[EXECUTOR_KEY] = executor
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=False)
+
+
+async def _in_thread(request: web.Request, func: Callable[[], Any]) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[EXECUTOR_KEY], func)
+
+
+async def _authenticate(request: web.Request) -> ProbeRegistration:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    challenge = {"WWW-Authenticate": 'Bearer realm="publiccore"'}
+    if scheme.lower() != "bearer" or not token:
+        raise Rejection(401, "unauthorized", "missing bearer token", headers=challenge)
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii() or not token.isprintable():
+        raise Rejection(401, "unauthorized", "unknown token", headers=challenge)
+    store = request.app[STORE_KEY]
+    try:
+        probe = await _in_thread(
+            request, functools.partial(store.probe_by_token_hash, token_hash(token)))
+    except (StoreError, sqlite3.Error) as exc:
+        raise Rejection(503, "store_unavailable", f"store unavailable: {type(exc).__name__}",
+                        headers={"Retry-After": "5"}) from None
+    if probe is None:
+        raise Rejection(401, "unauthorized", "unknown token", headers=challenge)
+    if probe.revoked is not None:
+        raise Rejection(401, "unauthorized", "token revoked", headers=challenge)
+    return probe
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejection(413, "too_large", f"body exceeds {limit} bytes")
+    body = bytearray()
+    while True:
+        try:
+            chunk = await request.content.read(READ_CHUNK)
+        except HttpProcessingError as exc:  # aiohttp's own decompression refused the body
+            raise Rejection(400, "bad_gzip", f"cannot decode body: {exc.message}"[:300]
+                            ) from None
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > limit:
+            raise Rejection(413, "too_large", f"body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _ingest_sync(store: Store, raw: bytes, *, gzipped: bool, limit: int,
+                 probe: ProbeRegistration, now: dt.datetime, max_future_seconds: float
+                 ) -> tuple[list[Record], PutResult]:
+    """Decode, validate and store one batch (runs in a worker thread)."""
+    # A server built with auto_decompress=True (aiohttp's default) hands over the body already
+    # decompressed (capped by _read_body); ``publiccore serve`` turns that off so the capped
+    # decompression here gives precise reasons. Either way JSON never starts with gzip's magic.
+    body = gunzip_capped(raw, limit) if gzipped and raw[:2] == GZIP_MAGIC else raw
+    items = split_batch(body)
+    records = validate_batch(items, probe, now=now, max_future_seconds=max_future_seconds)
+    if not records:
+        return records, PutResult(accepted=0, duplicates=0)
+    try:
+        result = store.put_records(records, received=now)
+    except (StoreError, sqlite3.Error) as exc:
+        raise Rejection(503, "store_unavailable", f"store unavailable: {type(exc).__name__}",
+                        records=len(records), headers={"Retry-After": "5"}) from None
+    return records, result
+
+
+async def post_records(request: web.Request) -> web.Response:
+    """POST /api/v1/records: authenticate, rate-limit, decode, validate, store one batch."""
+    app = request.app
+    stats = app[STATS_KEY]
+    serve = app[SETTINGS_KEY].serve
+    try:
+        probe = await _authenticate(request)
+        wait = app[LIMITER_KEY].take(probe.id)
+        if wait > 0:
+            raise Rejection(429, "rate_limited", "too many requests from this probe",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("gzip", "identity", ""):
+            raise Rejection(415, "unsupported_encoding",
+                            f"Content-Encoding {encoding[:40]!r} not supported (gzip or none)")
+        raw = await _read_body(request, serve.max_body_bytes)
+        now = app[CLOCK_KEY]()
+        records, result = await _in_thread(request, functools.partial(
+            _ingest_sync, app[STORE_KEY], raw, gzipped=encoding == "gzip",
+            limit=serve.max_body_bytes, probe=probe, now=now,
+            max_future_seconds=serve.max_future_seconds))
+    except Rejection as rejection:
+        stats.rejected_by_reason[rejection.code] += rejection.records
+        stats.batches_rejected += 1
+        return rejection.response()
+    _count(stats, records, result)
+    return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates,
+                              "rejected": 0})
+
+
+def _count(stats: IngestStats, records: list[Record], result: PutResult) -> None:
+    stats.batches_accepted += 1
+    kinds = collections.Counter(r.kind for r in records)
+    if result.duplicates == 0:
+        stats.accepted_by_kind.update(kinds)
+    elif result.accepted == 0:
+        stats.duplicates_by_kind.update(kinds)
+    elif len(kinds) == 1:
+        (kind,) = kinds
+        stats.accepted_by_kind[kind] += result.accepted
+        stats.duplicates_by_kind[kind] += result.duplicates
+    else:  # mixed kinds, some duplicates: the store does not say which; count as "mixed"
+        stats.accepted_by_kind["mixed"] += result.accepted
+        stats.duplicates_by_kind["mixed"] += result.duplicates
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """GET /healthz: the service is up and answering."""
+    return web.json_response({"status": "ok"})
+
+
+def make_app(store: Store, settings: Settings, *, clock: Clock = utc_now,
+             monotonic: Callable[[], float] = time.monotonic) -> web.Application:
+    """Build the ingest app over ``store``; mount it or add routes (e.g. /metrics) as needed.
+
+    Shared state is under typed keys: ``STORE_KEY``, ``SETTINGS_KEY``, ``STATS_KEY`` (the
+    counters an exporter reads), ``LIMITER_KEY``, ``CLOCK_KEY``; the worker pool for blocking
+    store work lives in ``cleanup_ctx``.
+    """
+    app = web.Application(client_max_size=settings.serve.max_body_bytes)
+    app[STORE_KEY] = store
+    app[SETTINGS_KEY] = settings
+    app[STATS_KEY] = IngestStats()
+    app[LIMITER_KEY] = RateLimiter(settings.serve.rate_limit_requests_per_minute,
+                                   settings.serve.rate_limit_burst, monotonic=monotonic)
+    app[CLOCK_KEY] = clock
+    app.cleanup_ctx.append(_executor_ctx)
+    app.router.add_post(RECORDS_PATH, post_records)
+    app.router.add_get(HEALTH_PATH, healthz)
+    return app

@@ -1,0 +1,166 @@
+"""``publiccore agent run | status``: the volunteer probe agent and what its spool holds."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import pathlib
+import sys
+
+from publiccore import config as cfg
+from publiccore.clock import utc_now
+from publiccore.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    agent = sub.add_parser("agent", help="the probe agent: rounds on a schedule, spool, upload")
+    actions = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    run = actions.add_parser(
+        "run", help="measure on schedule, spool every record, upload to the collector")
+    _common(run)
+    run.add_argument("--metrics-listen", metavar="HOST:PORT",
+                     help="serve /metrics here ('' for none; default: agent.metrics_listen)")
+    run.add_argument("--verbose", "-v", action="store_true", help="log every round and upload")
+    run.set_defaults(func=_agent_run)
+    status = actions.add_parser(
+        "status", help="what the spool holds, the last upload and why the last one failed")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=_agent_status)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    # default=SUPPRESS keeps a global ``publiccore --config F agent …`` from being overwritten.
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="TOML configuration file")
+    parser.add_argument("--spool", metavar="PATH", help="spool file (default: agent.spool_path)")
+
+
+def _agent_run(args: argparse.Namespace) -> int:
+    import prometheus_client
+
+    from probes import agent as agent_mod
+    from probes import dnssec, root
+    from probes.commands import probe_ref
+    from probes.spool import Spool
+    from publiccore import roothints
+    from publiccore.records import Record
+
+    settings = cfg.load(args.config)
+    _setup_logging(args.verbose)
+    log = logging.getLogger("publiccore.agent")
+    if not settings.probe.country or not settings.probe.asn:
+        log.warning("probe.country / probe.asn not set: the collector fills them from the "
+                    "registration")
+    targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
+    anchors = dnssec.load_anchors(settings.root.anchors or None)
+    try:
+        round_cfg = root.RootConfig(anchors=tuple(anchors),
+                                    timeout_seconds=settings.root.timeout_seconds,
+                                    concurrency=settings.root.concurrency,
+                                    udp_payload_bytes=settings.root.udp_payload_bytes)
+        schedule = agent_mod.Schedule(settings.root.interval_seconds,
+                                      settings.root.start_delay_max_seconds)
+    except ValueError as exc:
+        raise ConfigError(f"[root]: {exc}") from None
+    probe = probe_ref(settings)
+
+    async def root_round() -> list[Record]:
+        return await root.run_round(targets, round_cfg, probe=probe)
+
+    measurements = [agent_mod.Measurement(
+        kind="root", schedule=schedule, run_round=root_round,
+        grace_seconds=2 * settings.root.timeout_seconds + 1.0)]
+    metrics_listen = (settings.agent.metrics_listen if args.metrics_listen is None
+                      else args.metrics_listen)
+    if metrics_listen:
+        try:
+            agent_mod.parse_listen(metrics_listen)
+        except ValueError as exc:
+            raise ConfigError(f"agent.metrics_listen: {exc}") from None
+    if settings.probe.collector_url and not settings.probe.token:
+        raise ConfigError("probe.collector_url is set but probe.token is empty "
+                          "(register the probe: publiccore probes add)")
+    options = agent_mod.AgentOptions(
+        collector_url=settings.probe.collector_url,
+        token=settings.probe.token,
+        batch_records=settings.agent.upload_batch_records,
+        upload_interval_seconds=settings.agent.upload_interval_seconds,
+        backoff_max_seconds=settings.agent.backoff_max_seconds,
+        metrics_listen=metrics_listen,
+    )
+    spool = Spool(args.spool or settings.agent.spool_path,
+                  quota_bytes=settings.agent.spool_quota_bytes)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        agent_mod.install_signal_handlers(stop)
+        agent = agent_mod.Agent(spool, measurements, options,
+                                registry=prometheus_client.CollectorRegistry())
+        log.info("agent started: probe %s, spool %s, collector %s", probe.id, spool.path,
+                 options.collector_url or "(none)")
+        await agent.run(stop)
+        log.info("agent stopped cleanly")
+
+    try:
+        asyncio.run(main())
+    finally:
+        spool.close()
+    return 0
+
+
+def _setup_logging(verbose: bool) -> None:
+    root_logger = logging.getLogger()
+    if not root_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root_logger.addHandler(handler)
+    logging.getLogger("publiccore").setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose:
+        logging.getLogger("publiccore.agent").setLevel(logging.INFO)
+
+
+def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = max(0, int((now - when).total_seconds()))
+    return f"{when.strftime('%Y-%m-%d %H:%M:%S')} UTC ({seconds} s ago)"
+
+
+def _agent_status(args: argparse.Namespace) -> int:
+    from probes.spool import Spool
+
+    settings = cfg.load(args.config)
+    path = pathlib.Path(args.spool or settings.agent.spool_path)
+    if not path.exists():
+        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    try:
+        stats = spool.stats()
+    finally:
+        spool.close()
+    if args.json:
+        out = stats.to_json()
+        out["spool_path"] = str(path)
+        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+        return 0
+    now = utc_now()
+    share = stats.bytes / stats.quota_bytes if stats.quota_bytes else 0.0
+    lines = [
+        f"spool           {path}",
+        f"waiting         {stats.depth} records, {stats.bytes} bytes ({share:.1%} of quota)",
+        f"oldest waiting  {_ago(stats.oldest_spooled, now)}",
+        f"spooled (ever)  {stats.spooled_total} records; uploaded {stats.acked_total}; "
+        f"dropped {stats.dropped_total}",
+        f"last upload ok  {_ago(stats.last_upload_success, now)}",
+        f"last failure    {_ago(stats.last_upload_failure, now)}",
+    ]
+    if stats.last_failure_reason:
+        lines.append(f"failure reason  {stats.last_failure_reason}")
+    if not settings.probe.collector_url:
+        lines.append("note            probe.collector_url is not set: nothing will upload")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,296 @@
+"""The probe's durable local queue: one SQLite file in WAL mode.
+
+Every record is committed here before anything is uploaded, and leaves only when the collector
+has acknowledged it (``ack``) or when the size quota forces the oldest out (``add`` drops them and
+counts them in ``dropped_total``; nothing is dropped silently). A ``kill -9`` at any moment loses
+nothing already committed: SQLite's WAL with ``synchronous=FULL`` makes every commit durable.
+
+Counters kept in the same transactions as the rows they count, so that at every commit
+``spooled_total == acked_total + dropped_total + depth``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import pathlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from publiccore.clock import utc_now
+from publiccore.errors import PubliccoreError
+from publiccore.records import Record
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    spooled REAL NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value
+);
+"""
+_COUNTERS = ("spooled_total", "acked_total", "dropped_total", "upload_successes_total",
+             "upload_failures_total", "bytes")
+
+
+class SpoolError(PubliccoreError):
+    """The spool file cannot be opened or written."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpooledRecord:
+    """One record waiting for upload: its spool sequence number, id and wire JSON."""
+
+    seq: int
+    id: str
+    body: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpoolStats:
+    """What the spool holds and how uploads went (``publiccore agent status``)."""
+
+    depth: int
+    bytes: int
+    oldest_spooled: dt.datetime | None
+    spooled_total: int
+    acked_total: int
+    dropped_total: int
+    upload_successes_total: int
+    upload_failures_total: int
+    quota_bytes: int
+    last_upload_success: dt.datetime | None = None
+    last_upload_failure: dt.datetime | None = None
+    last_failure_reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """Return the stats as a JSON-ready dict (times as RFC 3339 text or null)."""
+        out: dict[str, object] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return out
+
+
+def _ts(when: dt.datetime) -> float:
+    return when.timestamp()
+
+
+def _dt(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(float(value), dt.UTC)  # type: ignore[arg-type]
+
+
+class Spool:
+    """A bounded, durable FIFO of records; safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike[str], *, quota_bytes: int = 100 * 1024 * 1024
+                 ) -> None:
+        """Open (creating when absent) the spool at ``path``; raise SpoolError."""
+        self.path = pathlib.Path(path)
+        self.quota_bytes = quota_bytes
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                for key in _COUNTERS:
+                    self._db.execute("INSERT OR IGNORE INTO state (key, value) VALUES (?, 0)",
+                                     (key,))
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the lock: commit on success, roll back otherwise."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            committed = False
+            try:
+                yield
+                self._db.execute("COMMIT")
+                committed = True
+            finally:
+                if not committed:
+                    self._db.execute("ROLLBACK")
+
+    def _bump(self, key: str, by: int) -> None:
+        self._db.execute("UPDATE state SET value = value + ? WHERE key = ?", (by, key))
+
+    def _set(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
+    def _get(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def add(self, records: Iterable[Record], *, now: dt.datetime | None = None) -> int:
+        """Commit ``records`` (one transaction); past the quota drop the oldest and count them.
+
+        Returns how many records were dropped to make room (0 normally). A record id already
+        spooled is ignored.
+        """
+        when = _ts(now or utc_now())
+        rows = []
+        for record in records:
+            body = record.dumps()
+            rows.append((record.id, record.kind, when, len(body.encode("utf-8")), body))
+        try:
+            with self._transaction():
+                added = 0
+                added_bytes = 0
+                for row in rows:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO spool (id, kind, spooled, size, body) "
+                        "VALUES (?, ?, ?, ?, ?)", row)
+                    if cur.rowcount > 0:
+                        added += 1
+                        added_bytes += row[3]
+                self._bump("spooled_total", added)
+                self._bump("bytes", added_bytes)
+                dropped = self._enforce_quota()
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return dropped
+
+    def _enforce_quota(self) -> int:
+        """Inside a transaction: delete the oldest rows until the body bytes fit the quota."""
+        total = int(self._get("bytes") or 0)
+        if total <= self.quota_bytes:
+            return 0
+        excess = total - self.quota_bytes
+        dropped = 0
+        freed = 0
+        cursor = self._db.execute("SELECT seq, size FROM spool ORDER BY seq")
+        doomed: list[tuple[int]] = []
+        for seq, size in cursor:
+            if freed >= excess:
+                break
+            doomed.append((seq,))
+            freed += size
+            dropped += 1
+        cursor.close()
+        self._db.executemany("DELETE FROM spool WHERE seq = ?", doomed)
+        self._bump("dropped_total", dropped)
+        self._bump("bytes", -freed)
+        return dropped
+
+    def peek(self, limit: int) -> list[SpooledRecord]:
+        """Return up to ``limit`` of the oldest records, oldest first (they stay spooled)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id, body FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [SpooledRecord(seq=r[0], id=r[1], body=r[2]) for r in rows]
+
+    def ack(self, seqs: Iterable[int], *, now: dt.datetime | None = None) -> int:
+        """Remove records the collector acknowledged; note the successful upload. Returns count."""
+        keys = [(s,) for s in seqs]
+        try:
+            with self._transaction():
+                freed = 0
+                removed = 0
+                for key in keys:
+                    row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
+                                           key).fetchone()
+                    if row is not None:
+                        removed += 1
+                        freed += row[0]
+                self._bump("acked_total", removed)
+                self._bump("bytes", -freed)
+                self._bump("upload_successes_total", 1)
+                self._set("last_upload_success", _ts(now or utc_now()))
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return removed
+
+    def drop(self, seqs: Iterable[int], *, reason: str, now: dt.datetime | None = None) -> int:
+        """Remove records the collector refused for good (counted as dropped, reason kept)."""
+        keys = [(s,) for s in seqs]
+        try:
+            with self._transaction():
+                freed = 0
+                removed = 0
+                for key in keys:
+                    row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
+                                           key).fetchone()
+                    if row is not None:
+                        removed += 1
+                        freed += row[0]
+                self._bump("dropped_total", removed)
+                self._bump("bytes", -freed)
+                self._set("last_drop_reason", reason[:500])
+                self._set("last_drop", _ts(now or utc_now()))
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return removed
+
+    def note_failure(self, reason: str, *, now: dt.datetime | None = None) -> None:
+        """Record that an upload failed, and why (a short text for ``agent status``)."""
+        try:
+            with self._transaction():
+                self._bump("upload_failures_total", 1)
+                self._set("last_upload_failure", _ts(now or utc_now()))
+                self._set("last_failure_reason", reason[:500])
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+
+    def stats(self) -> SpoolStats:
+        """Return a consistent snapshot of the spool's contents and upload history."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                try:
+                    depth, oldest = self._db.execute(
+                        "SELECT count(*), min(spooled) FROM spool").fetchone()
+                    state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
+                finally:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot read spool {self.path}: {exc}") from None
+
+        def count(key: str) -> int:
+            return int(state.get(key) or 0)
+
+        return SpoolStats(
+            depth=int(depth),
+            bytes=count("bytes"),
+            oldest_spooled=_dt(oldest),
+            spooled_total=count("spooled_total"),
+            acked_total=count("acked_total"),
+            dropped_total=count("dropped_total"),
+            upload_successes_total=count("upload_successes_total"),
+            upload_failures_total=count("upload_failures_total"),
+            quota_bytes=self.quota_bytes,
+            last_upload_success=_dt(state.get("last_upload_success")),
+            last_upload_failure=_dt(state.get("last_upload_failure")),
+            last_failure_reason=str(state.get("last_failure_reason") or ""),
+        )
+
+    def ids(self) -> list[str]:
+        """Return the ids of every spooled record, oldest first."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM spool ORDER BY seq")]
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the file."""
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
