@@ -115,10 +115,10 @@ def print_root_table(records: Sequence[Record]) -> None:
         for query in soa:
             reachable = "yes" if query.answered else (query.failure or query.rcode or "no")
             rtt = f"{query.rtt_seconds * 1000:.1f}" if query.rtt_seconds is not None else "-"
-            integrity = result.integrity.outcome
+            integrity: str = result.integrity.outcome
             if result.integrity.reason and integrity != "iana":
                 integrity += f" ({result.integrity.reason[:60]})"
-            consistency = result.consistency.status
+            consistency: str = result.consistency.status
             if result.consistency.differs:
                 consistency += ": " + "; ".join(result.consistency.differs)
             table.add_row(record.target.letter, record.target.family, query.transport,

@@ -27,6 +27,7 @@ import dns.name
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
+import dns.rdtypes.ANY.DNSKEY
 import dns.rrset
 
 from publiccore.clock import parse_rfc3339, to_rfc3339
@@ -141,8 +142,11 @@ def _rrsets(message: dns.message.Message | None, rdtype: dns.rdatatype.RdataType
     return rrset, sigs
 
 
-def anchored_keys(dnskeys: Iterable[dns.rdata.Rdata], anchors: Sequence[TrustAnchor],
-                  when: dt.datetime) -> list[dns.rdata.Rdata]:
+Key = dns.rdtypes.ANY.DNSKEY.DNSKEY
+
+
+def anchored_keys(dnskeys: Iterable[Key], anchors: Sequence[TrustAnchor],
+                  when: dt.datetime) -> list[Key]:
     """The DNSKEYs that match a trust anchor valid at ``when`` (by tag, algorithm and digest)."""
     matched = []
     for key in dnskeys:
@@ -160,7 +164,7 @@ def anchored_keys(dnskeys: Iterable[dns.rdata.Rdata], anchors: Sequence[TrustAnc
 
 
 def _check_signatures(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None,
-                      keys: Sequence[dns.rdata.Rdata], when: dt.datetime) -> str | None:
+                      keys: Sequence[Key], when: dt.datetime) -> str | None:
     """Return None when some RRSIG by one of ``keys`` validates at ``when``, else why not."""
     if sigs is None or len(sigs) == 0:
         return f"no RRSIG over the {dns.rdatatype.to_text(rrset.rdtype)} set"
@@ -204,28 +208,29 @@ def validate_root(dnskey_answer: dns.message.Message | None, soa_answer: dns.mes
         return Integrity(outcome="no-answer", reason="no DNSKEY or SOA answer",
                          validated_at=validated_at)
     if dnskeys is None:
-        reason = "SOA answered without DNSKEY set"
-        outcome = "unsigned" if not soa_sigs else "bogus"
         if soa_sigs:
-            reason += " but with RRSIGs"
-        return Integrity(outcome=outcome, reason=reason, validated_at=validated_at)
+            return Integrity(outcome="bogus", reason="SOA signed, but no DNSKEY set answered",
+                             validated_at=validated_at)
+        return Integrity(outcome="unsigned", reason="SOA answered without DNSKEY set",
+                         validated_at=validated_at)
     tags = tuple(sorted(dns.dnssec.key_id(k) for k in dnskeys))
     if not dnskey_sigs:
         return Integrity(outcome="unsigned", reason="DNSKEY set without RRSIG", key_tags=tags,
                          validated_at=validated_at)
-    trusted = anchored_keys(dnskeys, anchors, when)
+    keys: list[Key] = list(dnskeys)
+    trusted = anchored_keys(keys, anchors, when)
     if trusted:
         failure = _check_signatures(dnskeys, dnskey_sigs, trusted, when)
         if failure is None and soa is not None:
-            failure = _check_signatures(soa, soa_sigs, list(dnskeys), when)
+            failure = _check_signatures(soa, soa_sigs, keys, when)
         if failure is not None:
             return Integrity(outcome="bogus", reason=failure, key_tags=tags,
                              validated_at=validated_at)
-        reason = None if soa is not None else "SOA not answered; DNSKEY set validated only"
-        return Integrity(outcome="iana", reason=reason, key_tags=tags, validated_at=validated_at)
-    self_signed = _check_signatures(dnskeys, dnskey_sigs, list(dnskeys), when)
+        note = None if soa is not None else "SOA not answered; DNSKEY set validated only"
+        return Integrity(outcome="iana", reason=note, key_tags=tags, validated_at=validated_at)
+    self_signed = _check_signatures(dnskeys, dnskey_sigs, keys, when)
     if self_signed is None and soa is not None:
-        self_signed = _check_signatures(soa, soa_sigs, list(dnskeys), when)
+        self_signed = _check_signatures(soa, soa_sigs, keys, when)
     signers = sorted({sig.key_tag for sig in dnskey_sigs})
     if self_signed is None:
         return Integrity(

@@ -35,12 +35,14 @@ from probes.failure import classify
 from publiccore.clock import Clock, utc_now
 from publiccore.records import (
     Consistency,
+    ConsistencyStatus,
     DnsQuery,
     ProbeRef,
     Record,
     RootResult,
     RootTarget,
     SiteIdentity,
+    Transport,
     make_record,
 )
 
@@ -125,22 +127,23 @@ async def _send(query: dns.message.Message, address: str, transport: str, second
 
 
 async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataType,
-                    rdclass: dns.rdataclass.RdataClass, transport: str, cfg: RootConfig, *,
+                    rdclass: dns.rdataclass.RdataClass, transport: Transport, cfg: RootConfig, *,
                     dnssec_ok: bool = True) -> _Exchange:
     query = _make_query(qname, rdtype, rdclass, cfg, dnssec_ok=dnssec_ok)
-    base = {"qname": qname, "qclass": dns.rdataclass.to_text(rdclass),
-            "qtype": dns.rdatatype.to_text(rdtype), "transport": transport}
+    base = DnsQuery(qname=qname, qclass=dns.rdataclass.to_text(rdclass),
+                    qtype=dns.rdatatype.to_text(rdtype), transport=transport)
     try:
         response, rtt = await _send(query, target.address, transport, cfg.timeout_seconds)
     except asyncio.CancelledError:
         raise
     except (OSError, EOFError, dns.exception.DNSException) as exc:
-        return _Exchange(DnsQuery(**base, failure=classify(exc, transport=transport)), None)
+        failed = dataclasses.replace(base, failure=classify(exc, transport=transport))
+        return _Exchange(failed, None)
     wire = getattr(response, "wire", None) or response.to_wire()
     nsid = _nsid(response)
     truncated = bool(response.flags & dns.flags.TC)
-    return _Exchange(DnsQuery(
-        **base,
+    return _Exchange(dataclasses.replace(
+        base,
         rcode=dns.rcode.to_text(response.rcode()),
         aa=bool(response.flags & dns.flags.AA),
         tc=truncated,
@@ -276,7 +279,8 @@ def mark_consistency(records: Sequence[Record]) -> list[Record]:
             seen = True
             if value != majorities[name]:
                 differs.append(f"{name} {value} (majority {majorities[name]})")
-        status = "inconsistent" if differs else ("consistent" if seen else "unknown")
+        status: ConsistencyStatus = (
+            "inconsistent" if differs else ("consistent" if seen else "unknown"))
         consistency = Consistency(status=status, differs=tuple(differs))
         result = dataclasses.replace(record.result, consistency=consistency)
         out.append(dataclasses.replace(record, result=result))

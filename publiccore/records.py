@@ -30,6 +30,7 @@ Kind = Literal["root-dns", "traceroute"]
 KINDS: tuple[str, ...] = typing.get_args(Kind)
 Family = Literal["ipv4", "ipv6"]
 Transport = Literal["udp", "tcp"]
+ConsistencyStatus = Literal["consistent", "inconsistent", "unknown"]
 IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer"]
 INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
 
@@ -38,14 +39,10 @@ MAX_ITEMS = 4_096  # longest accepted list
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-def _frozen(cls: type) -> type:
-    return dataclasses.dataclass(frozen=True, slots=True)(cls)
-
-
 # --- envelope parts ---------------------------------------------------------------------------
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class ProbeRef:
     """Who measured: the probe id and its registered (coarse) country and ASN, never its address."""
 
@@ -54,7 +51,7 @@ class ProbeRef:
     country: str | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class Software:
     name: str = SOFTWARE_NAME
     version: str = __version__
@@ -63,7 +60,7 @@ class Software:
 # --- kind "root-dns" --------------------------------------------------------------------------
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class RootTarget:
     letter: str
     name: str
@@ -71,7 +68,7 @@ class RootTarget:
     family: Family
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class DnsQuery:
     """One query and what came back; ``failure`` is a short code when nothing usable came back."""
 
@@ -96,7 +93,7 @@ class DnsQuery:
         return self.rcode == "NOERROR" and self.failure in (None, "truncated")
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class SiteIdentity:
     nsid: str | None = None
     hostname_bind: str | None = None
@@ -108,7 +105,7 @@ class SiteIdentity:
         return self.nsid or self.hostname_bind or self.id_server
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class Integrity:
     outcome: IntegrityOutcome
     reason: str | None = None
@@ -116,13 +113,13 @@ class Integrity:
     validated_at: str | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class Consistency:
-    status: Literal["consistent", "inconsistent", "unknown"] = "unknown"
+    status: ConsistencyStatus = "unknown"
     differs: tuple[str, ...] = ()
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class RootResult:
     queries: tuple[DnsQuery, ...]
     identity: SiteIdentity
@@ -133,7 +130,7 @@ class RootResult:
 # --- kind "traceroute" ------------------------------------------------------------------------
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TraceTarget:
     address: str
     family: Family
@@ -142,7 +139,7 @@ class TraceTarget:
     port: int | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TraceReply:
     address: str | None = None
     rtt_seconds: float | None = None
@@ -151,13 +148,13 @@ class TraceReply:
     icmp_code: int | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TraceHop:
     ttl: int
     replies: tuple[TraceReply, ...] = ()
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TraceResult:
     hops: tuple[TraceHop, ...]
     destination_reached: bool = False
@@ -173,7 +170,7 @@ KIND_TYPES: dict[str, tuple[type, type]] = {
 }
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
     """One measurement. ``id`` (a UUIDv7) makes every upload idempotent."""
 
@@ -384,7 +381,7 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
         if len(value) > MAX_ITEMS:
             raise RecordError(f"too many items ({len(value)} > {MAX_ITEMS})", path)
         return tuple(_from_obj(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise RecordError(f"expected object, got {_json_type(value)}", path)
         fields = dataclasses.fields(tp)
