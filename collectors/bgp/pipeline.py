@@ -1,0 +1,137 @@
+"""The whole derivation: MRT files → RIB → peers, visibility, countries, roots, transit, bins.
+
+Blocking from end to end (subprocess reads and CPU work): call ``analyze`` from a thread, or
+``analyze_async`` from an event loop, which runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from collectors.bgp.elements import FileReport, ProgressCallback, Reader
+from collectors.bgp.rib import FAMILIES, Family, FullFeedRule, PeerRow, Rib, full_feed_sets
+from collectors.bgp.roots import RootPrefix, root_prefixes
+from collectors.bgp.timeline import Bin, Timeline, merged
+from collectors.bgp.transit import Transit, country_transit
+from collectors.bgp.visibility import (
+    CountryIndex,
+    CountryVisibility,
+    Summary,
+    all_country_visibility,
+    country_index,
+    full_feed_counts,
+    summarize,
+)
+from publiccore.errors import InputError
+from publiccore.geo import Geo
+from publiccore.roothints import RootServer
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """How the derivation counts (defaults: the definitions in ARCHITECTURE.md)."""
+
+    rule: FullFeedRule = dataclasses.field(default_factory=FullFeedRule)
+    threshold: float = 0.5
+    bin_seconds: int = 300
+    trim: float = 0.1
+    keep_documentation: bool = False  # keep RFC 5398 ASNs on paths (labs)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything derived from one set of RIB (and update) files."""
+
+    sources: tuple[FileReport, ...]
+    peers: tuple[PeerRow, ...]
+    full_feed: Mapping[Family, frozenset[int]]
+    summary: Summary
+    dump_time: float | None
+    countries: tuple[CountryVisibility, ...] = ()
+    roots: tuple[RootPrefix, ...] = ()
+    transit: tuple[Transit, ...] = ()
+    bins: tuple[Bin, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        """True when any input file was corrupt or truncated."""
+        return any(s.partial for s in self.sources)
+
+
+def load_rib(paths: Sequence[str | os.PathLike[str]], reader: Reader, *,
+             collector: str | None = None, progress: ProgressCallback | None = None,
+             rib: Rib | None = None) -> tuple[Rib, list[FileReport]]:
+    """Read RIB files into one table; raise InputError for a file that gives nothing."""
+    table = rib if rib is not None else Rib()
+    reports = []
+    for path in paths:
+        read = reader.read(path, kind="rib", collector=collector, progress=progress)
+        table.apply(read)
+        reports.append(read.report)
+    return table, reports
+
+
+def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
+            updates: Sequence[str | os.PathLike[str]] = (), geo: Geo | None = None,
+            servers: Sequence[RootServer] = (), expected: Mapping[str, tuple[int, ...]] | None
+            = None, transit_countries: Sequence[str] = (),
+            transit_families: Sequence[Family] = FAMILIES, collector: str | None = None,
+            options: Options = Options(), progress: ProgressCallback | None = None,
+            countries: bool = True) -> Analysis:
+    """Run the derivation (see module doc); raise InputError on unusable input."""
+    if not ribs:
+        raise InputError("no RIB file given (--mrt FILE)")
+    rib, reports = load_rib(ribs, reader, collector=collector, progress=progress)
+    if not rib.routes:
+        raise InputError("the RIB files hold no routes")
+    rows = rib.peer_table(options.rule)
+    ff = full_feed_sets(rows)
+    ff_counts = full_feed_counts(rib, ff)
+    summary = summarize(rib, ff, ff_counts, threshold=options.threshold,
+                        keep_documentation=options.keep_documentation)
+    dump_times = [r.dump_time for r in reports if r.dump_time is not None]
+    index: CountryIndex | None = None
+    country_rows: list[CountryVisibility] = []
+    if geo is not None and (countries or transit_countries or updates):
+        index = country_index(rib.routes, geo)
+        if countries:
+            country_rows = all_country_visibility(index, rib, ff_counts, ff,
+                                                  threshold=options.threshold)
+    root_rows = root_prefixes(rib, servers, ff, expected or {}, threshold=options.threshold,
+                              keep_documentation=options.keep_documentation) if servers else []
+    transit_rows: list[Transit] = []
+    for country in transit_countries:
+        if geo is None or index is None:
+            raise InputError("transit needs RIR delegated files (--delegated FILE)")
+        for family in transit_families:
+            transit_rows.append(country_transit(
+                rib, index, country.upper(), family, ff[family], geo.country_of_asn,
+                keep_documentation=options.keep_documentation, trim=options.trim))
+    bins: list[Bin] = []
+    if updates:
+        streams = [reader.read(path, kind="updates", collector=collector, progress=progress)
+                   for path in updates]
+        watched = [(f"{r.letter}", r.address) for r in root_rows]
+        timeline = Timeline(rib, ff, dict(ff_counts), index, geo, watched=watched,
+                            bin_seconds=options.bin_seconds, threshold=options.threshold)
+        bins = timeline.run(merged(streams))
+        reports.extend(s.report for s in streams)
+    return Analysis(sources=tuple(reports), peers=tuple(rows), full_feed=ff, summary=summary,
+                    dump_time=max(dump_times) if dump_times else None,
+                    countries=tuple(country_rows), roots=tuple(root_rows),
+                    transit=tuple(transit_rows), bins=tuple(bins))
+
+
+async def analyze_async(**kwargs: object) -> Analysis:
+    """``analyze`` in a worker thread, for callers on an event loop."""
+    return await asyncio.to_thread(analyze, **kwargs)  # type: ignore[arg-type]
+
+
+def analysis_kind(path: str) -> Literal["rib", "updates"]:
+    """Guess from a file name whether it is a RIB dump or an updates file."""
+    name = os.path.basename(path).lower()
+    return "updates" if "update" in name else "rib"

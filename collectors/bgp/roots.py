@@ -1,0 +1,106 @@
+"""Root-server prefixes: the routed prefix covering each root address, its visibility, and its
+origin AS(es) against the expected ones (bundled ``publiccore/data/root_origins.toml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import pathlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+from collectors.bgp.rib import Family, Rib
+from collectors.bgp.visibility import prefix_view
+from publiccore.errors import InputError
+from publiccore.roothints import RootServer
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RootPrefix:
+    """One root address and what the routing table says about it."""
+
+    letter: str
+    address: str
+    family: Family
+    prefix: str | None  # None: no route covers the address
+    visibility_ratio: float
+    visible: bool
+    origins: tuple[int, ...]
+    expected_origins: tuple[int, ...]
+
+    @property
+    def unexpected(self) -> bool:
+        """An origin outside the expected list (possible hijack)."""
+        return any(origin not in self.expected_origins for origin in self.origins)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready mapping."""
+        return {"letter": self.letter, "address": self.address, "family": self.family,
+                "prefix": self.prefix, "visibility_ratio": self.visibility_ratio,
+                "visible": self.visible, "origins": list(self.origins),
+                "expected_origins": list(self.expected_origins), "unexpected": self.unexpected}
+
+
+def bundled_origins_path() -> pathlib.Path:
+    """The expected-origins table shipped with publiccore."""
+    return pathlib.Path(str(resources.files("publiccore") / "data" / "root_origins.toml"))
+
+
+def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[str, tuple[int, ...]]:
+    """Letter → expected origin ASNs from a TOML table (bundled when None); raise InputError."""
+    file = pathlib.Path(path) if path else bundled_origins_path()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read root origins {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"root origins {file} are not valid TOML: {exc}") from None
+    letters = data.get("letters")
+    if not isinstance(letters, dict):
+        raise InputError(f"root origins {file}: no [letters.<x>] tables")
+    out: dict[str, tuple[int, ...]] = {}
+    for letter, entry in letters.items():
+        origins = entry.get("origins") if isinstance(entry, dict) else None
+        if not isinstance(origins, list) or not all(
+                isinstance(o, int) and not isinstance(o, bool) for o in origins):
+            raise InputError(f"root origins {file}: letters.{letter}.origins must list ASNs")
+        out[letter.lower()] = tuple(origins)
+    return out
+
+
+def covering_prefix(rib: Rib, address: str) -> str | None:
+    """The longest routed prefix that covers ``address``, or None."""
+    ip = ipaddress.ip_address(address)
+    for length in range(ip.max_prefixlen, -1, -1):
+        candidate = str(ipaddress.ip_network((ip, length), strict=False))
+        if candidate in rib.routes:
+            return candidate
+    return None
+
+
+def root_prefixes(rib: Rib, servers: Sequence[RootServer],
+                  full_feed: Mapping[Family, frozenset[int]],
+                  expected: Mapping[str, tuple[int, ...]], *, threshold: float = 0.5,
+                  keep_documentation: bool = False) -> list[RootPrefix]:
+    """Every root address (IPv4 first per letter) with its covering prefix's view."""
+    out: list[RootPrefix] = []
+    for server in servers:
+        addresses: list[tuple[Family, str]] = [("ipv4", a) for a in server.ipv4]
+        addresses += [("ipv6", a) for a in server.ipv6]
+        for family, address in addresses:
+            prefix = covering_prefix(rib, address)
+            if prefix is None:
+                out.append(RootPrefix(letter=server.letter, address=address, family=family,
+                                      prefix=None, visibility_ratio=0.0, visible=False,
+                                      origins=(), expected_origins=expected.get(server.letter,
+                                                                                ())))
+                continue
+            view = prefix_view(rib, prefix, full_feed, threshold=threshold,
+                               keep_documentation=keep_documentation)
+            out.append(RootPrefix(letter=server.letter, address=address, family=family,
+                                  prefix=prefix, visibility_ratio=view.ratio,
+                                  visible=view.visible, origins=view.origins,
+                                  expected_origins=expected.get(server.letter, ())))
+    return out

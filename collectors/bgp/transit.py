@@ -1,0 +1,151 @@
+"""International upstream diversity of a country.
+
+On each full-feed peer's path to each of the country's prefixes (cleaned: prepending collapsed,
+AS_SETs and private/reserved ASNs dropped), walk from the origin towards the peer while the ASes
+are registered to the country; the next AS is the international upstream. Paths whose origin is
+not registered to the country, and paths that never leave it, name none. Each upstream is weighted
+by the address space the peer forwards along that route (longest match: space under a
+more-specific route of the same peer counts for the more-specific). Shares are averaged per peer
+AS, then across peer ASes with a trimmed mean (10% each side, as IHR does), and renormalised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from collectors.bgp.blocks import exclusive_sizes
+from collectors.bgp.paths import clean_path
+from collectors.bgp.rib import Family, Rib
+from collectors.bgp.visibility import CountryIndex
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upstream:
+    asn: int
+    share: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Transit:
+    """A country's international upstreams for one family."""
+
+    country: str
+    family: Family
+    upstreams: tuple[Upstream, ...]  # largest share first
+    peer_asns_used: int
+    paths_used: int
+    paths_skipped: int
+
+    @property
+    def count(self) -> int:
+        """Number of upstreams with a non-zero share."""
+        return len(self.upstreams)
+
+    @property
+    def effective_number(self) -> float:
+        """1 / Σ share² (0 when there is no upstream)."""
+        return effective_number(u.share for u in self.upstreams)
+
+    @property
+    def top_share(self) -> float:
+        """The largest upstream's share (0 when there is none)."""
+        return self.upstreams[0].share if self.upstreams else 0.0
+
+    def to_json(self, top: int = 10) -> dict[str, object]:
+        """JSON-ready mapping with the ``top`` upstreams."""
+        return {"country": self.country, "family": self.family,
+                "upstreams": [{"asn": u.asn, "share": u.share} for u in self.upstreams[:top]],
+                "count": self.count, "effective_number": self.effective_number,
+                "top_share": self.top_share, "peer_asns_used": self.peer_asns_used,
+                "paths_used": self.paths_used, "paths_skipped": self.paths_skipped}
+
+
+def effective_number(shares: Iterable[float]) -> float:
+    """1 / Σ s² of shares summing to 1 (the inverse Herfindahl index); 0 for none."""
+    total = sum(s * s for s in shares)
+    return 1.0 / total if total > 0 else 0.0
+
+
+def trimmed_mean(values: Sequence[float], trim: float = 0.1) -> float:
+    """Mean after dropping ``floor(trim × n)`` values at each end (NaN for no values)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    cut = int(trim * len(ordered))
+    kept = ordered[cut:len(ordered) - cut] if cut else ordered
+    return sum(kept) / len(kept)
+
+
+def upstream_of(path: Sequence[int], country: str,
+                country_of_asn: Callable[[int], str | None]) -> int | None:
+    """The foreign AS next to the origin's domestic run on a cleaned path (peer first)."""
+    if not path or country_of_asn(path[-1]) != country:
+        return None
+    i = len(path) - 1
+    while i >= 0 and country_of_asn(path[i]) == country:
+        i -= 1
+    return path[i] if i >= 0 else None
+
+
+def combine(per_peer_as: Mapping[int, Mapping[int, float]], *, trim: float = 0.1
+            ) -> list[Upstream]:
+    """Trimmed mean across peer ASes of each upstream's share (0 where a peer AS lacks it),
+    renormalised to sum to 1, largest first."""
+    upstreams = {asn for shares in per_peer_as.values() for asn in shares}
+    means = {asn: trimmed_mean([shares.get(asn, 0.0) for shares in per_peer_as.values()], trim)
+             for asn in upstreams}
+    total = sum(v for v in means.values() if v > 0)
+    if total <= 0:
+        return []
+    out = [Upstream(asn=asn, share=value / total) for asn, value in means.items() if value > 0]
+    out.sort(key=lambda u: (-u.share, u.asn))
+    return out
+
+
+def country_transit(rib: Rib, index: CountryIndex, country: str, family: Family,
+                    full_feed: frozenset[int], country_of_asn: Callable[[int], str | None], *,
+                    keep_documentation: bool = False, trim: float = 0.1) -> Transit:
+    """The international upstreams of ``country`` for ``family`` (see module doc)."""
+    prefixes = sorted(index.by_country.get((country, family), ()))
+    # per full-feed session: its routes' (start, size, upstream) pieces inside the country
+    per_session: dict[int, list[tuple[int, int, int | None]]] = defaultdict(list)
+    used = skipped = 0
+    for prefix in prefixes:
+        per_peer = rib.routes.get(prefix)
+        if not per_peer:
+            continue
+        pieces = [(s, z) for c, _f, s, z in index.pieces[prefix] if c == country]
+        for session, path_text in per_peer.items():
+            if session not in full_feed:
+                continue
+            path = clean_path(path_text, keep_documentation=keep_documentation)
+            upstream = upstream_of(path, country, country_of_asn)
+            if upstream is None:
+                skipped += 1
+            else:
+                used += 1
+            for start, size in pieces:
+                per_session[session].append((start, size, upstream))
+    per_peer_as: dict[int, list[dict[int, float]]] = defaultdict(list)
+    for session, routes in per_session.items():
+        sizes = exclusive_sizes([(start, size) for start, size, _u in routes])
+        weights: dict[int, float] = defaultdict(float)
+        for (_start, _size, upstream), weight in zip(routes, sizes, strict=True):
+            if upstream is not None and weight > 0:
+                weights[upstream] += weight
+        total = sum(weights.values())
+        if total > 0:
+            per_peer_as[rib.peers[session].peer_asn].append(
+                {asn: w / total for asn, w in weights.items()})
+    averaged: dict[int, dict[int, float]] = {}
+    for peer_asn, sessions in per_peer_as.items():
+        merged: dict[int, float] = defaultdict(float)
+        for shares in sessions:
+            for asn, share in shares.items():
+                merged[asn] += share / len(sessions)
+        averaged[peer_asn] = dict(merged)
+    return Transit(country=country, family=family, upstreams=tuple(combine(averaged, trim=trim)),
+                   peer_asns_used=len(averaged), paths_used=used, paths_skipped=skipped)
