@@ -1,0 +1,124 @@
+"""``publiccore export …`` and ``publiccore events …``: read-only views of the store and data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+
+from publiccore import config as cfg
+from publiccore import events as ev
+from publiccore.clock import parse_when
+from publiccore.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``export`` and ``events`` commands."""
+    export = sub.add_parser("export", help="export stored history")
+    formats = export.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
+    om = formats.add_parser(
+        "openmetrics", help="timestamped OpenMetrics of every exported metric, per step "
+        "(for promtool tsdb create-blocks-from openmetrics)")
+    om.add_argument("--since", required=True, metavar="TIME", help="first step (RFC 3339/date)")
+    om.add_argument("--until", required=True, metavar="TIME", help="last step (RFC 3339/date)")
+    om.add_argument("--step", default="5m", metavar="DURATION", help="step (default 5m)")
+    om.add_argument("--store", metavar="PATH", help="SQLite store (default from configuration)")
+    om.set_defaults(func=_export_openmetrics)
+
+    events = sub.add_parser("events", help="the regulatory events dataset")
+    actions = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list events (bundled plus [events] extra_files)")
+    listing.add_argument("--country", metavar="XX", help="ISO 3166-1 alpha-2, INT or EU")
+    listing.add_argument("--since", metavar="DATE", help="events on or after this date")
+    listing.add_argument("--until", metavar="DATE", help="events before this date")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(func=_events_list)
+    validate = actions.add_parser("validate", help="validate an events file (exit 1 if bad)")
+    validate.add_argument("file", metavar="FILE")
+    validate.set_defaults(func=_events_validate)
+    push = actions.add_parser("push-grafana",
+                              help="write events as Grafana annotations (idempotent)")
+    push.add_argument("--url", required=True, help="Grafana base URL, e.g. http://grafana:3000")
+    push.add_argument("--token", default="", help="service account token (or GRAFANA_TOKEN)")
+    push.add_argument("--country", metavar="XX", help="only this country's events")
+    push.add_argument("--dry-run", action="store_true", help="look up, but write nothing")
+    push.set_defaults(func=_events_push)
+
+
+def _date(text: str | None, option: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+
+
+def _load_events(args: argparse.Namespace) -> list[ev.Event]:
+    settings = cfg.load(args.config)
+    return ev.load(settings.events.extra_files)
+
+
+def _events_list(args: argparse.Namespace) -> int:
+    since, until = _date(args.since, "--since"), _date(args.until, "--until")
+    chosen = ev.select(_load_events(args), country=args.country,
+                       since=since.date() if since else None,
+                       until=until.date() if until else None)
+    if args.json:
+        json.dump([e.to_json() for e in chosen], sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    for e in chosen:
+        end = f"–{e.end_date}" if e.end_date else ""
+        sys.stdout.write(f"{e.date}{end}  {e.country:3}  {e.kind:13}  {e.id}\n"
+                         f"    {e.title} ({e.confidence})\n")
+    sys.stdout.write(f"{len(chosen)} events\n")
+    return 0
+
+
+def _events_validate(args: argparse.Namespace) -> int:
+    loaded = ev.load_file(args.file)  # InputError → "publiccore: error: …", exit 1
+    sys.stdout.write(f"{args.file}: {len(loaded)} events, valid\n")
+    return 0
+
+
+def _events_push(args: argparse.Namespace) -> int:
+    import os
+
+    from exporters import grafana
+
+    chosen = ev.select(_load_events(args), country=args.country)
+    token = args.token or os.environ.get("GRAFANA_TOKEN", "")
+    counts = asyncio.run(grafana.push(chosen, url=args.url, token=token, dry_run=args.dry_run))
+    verb = "would be " if args.dry_run else ""
+    sys.stdout.write(f"{len(chosen)} events: {counts['create']} {verb}created, "
+                     f"{counts['update']} {verb}updated, {counts['unchanged']} unchanged\n")
+    return 0
+
+
+def _export_openmetrics(args: argparse.Namespace) -> int:
+    from exporters import openmetrics
+    from publiccore.store import open_store
+
+    settings = cfg.load(args.config)
+    since, until = _date(args.since, "--since"), _date(args.until, "--until")
+    assert since is not None and until is not None
+    if until < since:
+        raise ConfigError("--until is before --since")
+    try:
+        step = openmetrics.parse_duration(args.step)
+    except ValueError as exc:
+        raise ConfigError(f"--step: {exc}") from None
+    events = ev.load(settings.events.extra_files)
+    store = open_store(args.store or settings.store.path, settings.store.url)
+    try:
+        families = openmetrics.history(store, settings.aggregate, since=since, until=until,
+                                       step_seconds=step, events=events)
+    finally:
+        store.close()
+    openmetrics.write(families, sys.stdout)
+    total = sum(openmetrics.sample_count(families).values())
+    print(f"publiccore: {total} samples in {len(families)} metrics", file=sys.stderr)
+    return 0

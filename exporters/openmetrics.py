@@ -1,0 +1,160 @@
+"""History as timestamped OpenMetrics, for ``promtool tsdb create-blocks-from openmetrics``.
+
+``history`` recomputes, at every step between ``since`` and ``until``, exactly what the live
+exporter would have shown at that moment (same code: ``collectors.aggregate``): root aggregates
+over the root window ending at the step, probes active in the hour before it, the newest BGP and
+path observations at or before it, data ages, and the regulatory events. Each sample carries the
+step's timestamp. Live-only series (ingest counters, refresh age and duration) are not included.
+
+The whole range is held in memory and each series is written in time order; export long ranges
+in chunks (a day per file) and hand promtool every file.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TextIO
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from collectors import aggregate as agg
+from exporters.prometheus import LIVE_HELP, event_families, snapshot_families
+from publiccore import events as ev
+from publiccore.config import AggregateSettings
+from publiccore.store import Observation, Store
+
+OBSERVATION_HISTORY_SECONDS = 30 * 86400.0  # observations this long before `since` are read
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration (``30s``, ``5m``, ``1h``, ``1d``); ValueError."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration (like 30s, 5m, 1h): {text!r}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("duration must be positive")
+    return seconds
+
+
+def steps(since: dt.datetime, until: dt.datetime, step_seconds: float) -> Iterator[float]:
+    """POSIX times since, since + step, … up to and including ``until``."""
+    t, end = since.timestamp(), until.timestamp()
+    n = 0
+    while t + n * step_seconds <= end + 1e-6:
+        yield t + n * step_seconds
+        n += 1
+
+
+@dataclasses.dataclass(slots=True)
+class _ObservationCursor:
+    """Walks observations in time order, keeping the newest value per series."""
+
+    ordered: list[Observation]
+    position: int = 0
+    seen: list[Observation] = dataclasses.field(default_factory=list)
+
+    def until(self, t: float) -> list[Observation]:
+        while (self.position < len(self.ordered)
+               and self.ordered[self.position].time.timestamp() <= t):
+            self.seen.append(self.ordered[self.position])
+            self.position += 1
+        # keep only the newest observation per (metric, subject, labels)
+        latest: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Observation] = {}
+        for obs in self.seen:
+            latest[(obs.metric, obs.subject_kind, obs.subject,
+                    tuple(sorted(obs.labels.items())))] = obs
+        self.seen = list(latest.values())
+        return self.seen
+
+
+def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
+            until: dt.datetime, step_seconds: float, events: Sequence[ev.Event] = (),
+            sites: agg.SiteTable | None = None) -> list[Metric]:
+    """Every exported gauge at every step, as metric families with timestamped samples."""
+    sites = sites or agg.load_sites()
+    lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
+    rows = sorted((row for record in store.iter_records(
+        kind="root-dns", since=since - dt.timedelta(seconds=lead), until=until)
+        if (row := agg.root_row(record)) is not None), key=lambda r: r.time)
+    times = [r.time for r in rows]
+    obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
+    observations = sorted(
+        (o for metric in agg.OBSERVED_METRICS
+         for o in store.iter_observations(metric=metric, since=obs_since, until=until)),
+        key=lambda o: o.time)
+    cursor = _ObservationCursor(observations)
+    registered = [p.country for p in store.list_probes()]
+    tracker = agg.PublicationTracker()
+    families: dict[str, Metric] = {}
+
+    def add(new: Iterable[Metric]) -> None:
+        for family in new:
+            if family.name in families:
+                families[family.name].samples.extend(family.samples)
+            else:
+                families[family.name] = family
+
+    window = settings.root_window_seconds
+    for t in steps(since, until, step_seconds):
+        in_window = agg.rows_between(rows, times, t - window, t)
+        tracker.update(in_window)
+        series = agg.compute_root(in_window, max_asn_share=settings.max_asn_share,
+                                  sites=sites, tracker=tracker, now=t)
+        series["publiccore_probes_active"] = agg.probes_active(
+            agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), now=t,
+            countries=registered)
+        latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
+        series.update(latest)
+        snapshot = agg.Snapshot(computed_at=dt.datetime.fromtimestamp(t, dt.UTC), series=series,
+                                newest_record={}, newest_bgp_dump=None)
+        add(snapshot_families(snapshot, timestamp=t))
+        add(_age_families(rows, times, newest_dump, t))
+        add(event_families(events, timestamp=t))
+    for family in families.values():
+        family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
+    return list(families.values())
+
+
+def _age_families(rows: Sequence[agg.RootRow], times: Sequence[float],
+                  newest_dump: float | None, t: float) -> list[Metric]:
+    records = GaugeMetricFamily("publiccore_newest_record_age_seconds",
+                                LIVE_HELP["publiccore_newest_record_age_seconds"],
+                                labels=["kind"])
+    before = agg.rows_between(rows, times, float("-inf"), t)
+    if before:
+        records.add_metric(["root-dns"], t - before[-1].time, timestamp=t)
+    dump = GaugeMetricFamily("publiccore_bgp_newest_dump_age_seconds",
+                             LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"])
+    if newest_dump is not None:
+        dump.add_metric([], t - newest_dump, timestamp=t)
+    return [records, dump]
+
+
+class _Families(Collector):
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from (f for f in self._families if f.samples)
+
+
+def write(families: Sequence[Metric], out: TextIO) -> None:
+    """Write ``families`` as OpenMetrics text (ending with ``# EOF``)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    out.write(generate_latest(registry).decode("utf-8"))
+
+
+def sample_count(families: Iterable[Metric]) -> dict[str, int]:
+    """Samples per family name (for the command's summary on stderr)."""
+    return collections.Counter({f.name: len(f.samples) for f in families})

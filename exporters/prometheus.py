@@ -1,0 +1,263 @@
+"""The Prometheus exporter: GET /metrics over the latest aggregates, GET /api/v1/events.
+
+``mount(app, store, settings)`` adds both routes and a background task (``cleanup_ctx``) that
+recomputes the aggregates every ``[serve] aggregate_interval_seconds`` in a thread. Nothing is
+computed per scrape:
+
+- the aggregate families (``SnapshotCollector``, one fresh ``GaugeMetricFamily`` per metric built
+  from the snapshot) are rendered to the text format once per refresh, right after the snapshot
+  is computed, in the same background thread — with 250 countries that is ~70 000 samples, too
+  many to render within a scrape budget of 100 ms;
+- each scrape appends the small live part, rendered from the registry passed in: freshness ages,
+  the regulatory events and the ingest counters (``LiveCollector``, fresh families per scrape).
+
+Metric names, labels, units and definitions: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from collectors.aggregate import METRICS, Aggregator, Snapshot
+from publiccore import events as ev
+from publiccore.clock import Clock, parse_when, utc_now
+from publiccore.config import Settings
+from publiccore.errors import PubliccoreError
+from publiccore.records import KINDS
+from publiccore.store import Store
+
+log = logging.getLogger(__name__)
+
+# records accepted by kind, records rejected by reason
+IngestCounts = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
+
+LIVE_HELP: dict[str, str] = {
+    "publiccore_newest_record_age_seconds":
+        "Seconds since the start of the newest stored record of this kind",
+    "publiccore_bgp_newest_dump_age_seconds": "Seconds since the newest stored BGP observation",
+    "publiccore_aggregate_age_seconds": "Seconds since the aggregates were computed",
+    "publiccore_aggregate_duration_seconds": "Seconds the last aggregate refresh took",
+    "publiccore_regulatory_event_timestamp_seconds":
+        "Date of a regulatory event (00:00 UTC) as a Unix time",
+    "publiccore_regulatory_event_end_timestamp_seconds":
+        "End date of a regulatory event (00:00 UTC) as a Unix time, where sourced",
+    "publiccore_ingest_records": "Records accepted by the ingest service, by kind",
+    "publiccore_ingest_rejected_records": "Records rejected by the ingest service, by reason",
+}
+
+
+def snapshot_families(snapshot: Snapshot, *, timestamp: float | None = None) -> list[Metric]:
+    """One fresh gauge family per aggregate metric, from ``snapshot`` (samples sorted)."""
+    out: list[Metric] = []
+    for spec in METRICS:
+        family = GaugeMetricFamily(spec.name, f"{spec.help} ({spec.unit}; {spec.definition})",
+                                   labels=list(spec.labels))
+        for labels, value in sorted(snapshot.series.get(spec.name, {}).items()):
+            family.add_metric(list(labels), value, timestamp)
+        out.append(family)
+    return out
+
+
+def event_families(events: Sequence[ev.Event], *, timestamp: float | None = None
+                   ) -> list[Metric]:
+    """The regulatory events as two gauges (start and, where sourced, end date)."""
+    labels = ["country", "event", "kind"]
+    start = GaugeMetricFamily("publiccore_regulatory_event_timestamp_seconds",
+                              LIVE_HELP["publiccore_regulatory_event_timestamp_seconds"],
+                              labels=labels)
+    end = GaugeMetricFamily("publiccore_regulatory_event_end_timestamp_seconds",
+                            LIVE_HELP["publiccore_regulatory_event_end_timestamp_seconds"],
+                            labels=labels)
+    for event in events:
+        values = [event.country, event.id, event.kind]
+        start.add_metric(values, event.timestamp, timestamp)
+        if event.end_timestamp is not None:
+            end.add_metric(values, event.end_timestamp, timestamp)
+    return [start, end]
+
+
+class SnapshotCollector(Collector):
+    """Custom collector over whatever snapshot ``current`` returns."""
+
+    def __init__(self, current: Callable[[], Snapshot]) -> None:
+        self._current = current
+
+    def collect(self) -> Iterator[Metric]:
+        yield from snapshot_families(self._current())
+
+
+class LiveCollector(Collector):
+    """The per-scrape part: freshness ages, refresh age and duration, events, ingest counters."""
+
+    def __init__(self, current: Callable[[], Snapshot], *, events: Sequence[ev.Event] = (),
+                 ingest_counts: IngestCounts | None = None, clock: Clock = utc_now) -> None:
+        self._current = current
+        self._events = tuple(events)
+        self._ingest_counts = ingest_counts
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._current()
+        now = self._clock()
+
+        def age(when: dt.datetime) -> float:
+            return max(0.0, (now - when).total_seconds())
+
+        records = GaugeMetricFamily("publiccore_newest_record_age_seconds",
+                                    LIVE_HELP["publiccore_newest_record_age_seconds"],
+                                    labels=["kind"])
+        for kind in KINDS:
+            if kind in snapshot.newest_record:
+                records.add_metric([kind], age(snapshot.newest_record[kind]))
+        yield records
+        dump = GaugeMetricFamily("publiccore_bgp_newest_dump_age_seconds",
+                                 LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"])
+        if snapshot.newest_bgp_dump is not None:
+            dump.add_metric([], age(snapshot.newest_bgp_dump))
+        yield dump
+        yield GaugeMetricFamily("publiccore_aggregate_age_seconds",
+                                LIVE_HELP["publiccore_aggregate_age_seconds"],
+                                value=age(snapshot.computed_at))
+        yield GaugeMetricFamily("publiccore_aggregate_duration_seconds",
+                                LIVE_HELP["publiccore_aggregate_duration_seconds"],
+                                value=snapshot.duration_seconds)
+        yield from event_families(self._events)
+        if self._ingest_counts is not None:
+            accepted, rejected = self._ingest_counts()
+            family = CounterMetricFamily("publiccore_ingest_records",
+                                         LIVE_HELP["publiccore_ingest_records"], labels=["kind"])
+            for kind, value in sorted(accepted.items()):
+                family.add_metric([kind], value)
+            yield family
+            family = CounterMetricFamily("publiccore_ingest_rejected_records",
+                                         LIVE_HELP["publiccore_ingest_rejected_records"],
+                                         labels=["reason"])
+            for reason, value in sorted(rejected.items()):
+                family.add_metric([reason], value)
+            yield family
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rendered:
+    snapshot: Snapshot
+    text: bytes
+
+
+class Exporter:
+    """Holds the latest snapshot and its rendering; ``registry`` gets the live collector."""
+
+    def __init__(self, store: Store, settings: Settings, *, registry: CollectorRegistry,
+                 events: Sequence[ev.Event] = (), ingest_counts: IngestCounts | None = None,
+                 clock: Clock = utc_now, aggregator: Aggregator | None = None) -> None:
+        self.registry = registry
+        self.events = tuple(events)
+        self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
+        self._render_registry = CollectorRegistry(auto_describe=False)
+        self._render_registry.register(SnapshotCollector(lambda: self._pending))
+        self._pending = Snapshot.empty(clock())
+        self._current = _Rendered(self._pending, generate_latest(self._render_registry))
+        self._refresh_lock = threading.RLock()
+        registry.register(LiveCollector(lambda: self._current.snapshot, events=self.events,
+                                        ingest_counts=ingest_counts, clock=clock))
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot the next scrape shows."""
+        return self._current.snapshot
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Render ``snapshot`` and make it the one scrapes show (blocking, thread-safe)."""
+        with self._refresh_lock:
+            self._pending = snapshot
+            text = generate_latest(self._render_registry)
+            self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
+
+    def refresh(self, now: dt.datetime | None = None) -> Snapshot:
+        """Recompute the aggregates from the store and publish them (blocking)."""
+        with self._refresh_lock:
+            snapshot = self.aggregator.refresh(now)
+            self.publish(snapshot)
+        return snapshot
+
+    def render(self) -> bytes:
+        """The /metrics body: the pre-rendered aggregates, then the live registry."""
+        return self._current.text + generate_latest(self.registry)
+
+
+EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER_KEY]
+    return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _events(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER_KEY]
+    country = request.query.get("country") or None
+    since = request.query.get("since")
+    until = request.query.get("until")
+    try:
+        chosen = ev.select(exporter.events, country=country,
+                           since=parse_when(since).date() if since else None,
+                           until=parse_when(until).date() if until else None)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"events": [e.to_json() for e in chosen]})
+
+
+async def refresh_forever(exporter: Exporter, interval_seconds: float) -> None:
+    """Refresh the exporter every ``interval_seconds`` until cancelled; errors are logged."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        await _refresh_once(exporter)
+
+
+async def _refresh_once(exporter: Exporter) -> None:
+    try:
+        await asyncio.to_thread(exporter.refresh)
+    except (PubliccoreError, sqlite3.Error, OSError) as exc:
+        log.warning("aggregate refresh failed, keeping the previous snapshot: %s", exc)
+
+
+def mount(app: web.Application, store: Store, settings: Settings, *,
+          registry: CollectorRegistry | None = None, ingest_counts: IngestCounts | None = None,
+          events: Iterable[ev.Event] | None = None, clock: Clock = utc_now) -> Exporter:
+    """Add GET /metrics, GET /api/v1/events and the aggregate refresh task to ``app``.
+
+    ``registry`` (a new one by default, never the global one) receives the live collector; other
+    collectors registered in it are served too. ``events`` defaults to the bundled dataset plus
+    ``[events] extra_files``. The first refresh runs during application start-up. Returns the
+    exporter (also at ``app[EXPORTER_KEY]``). Raises InputError for a bad events file.
+    """
+    chosen = list(events) if events is not None else ev.load(settings.events.extra_files)
+    exporter = Exporter(store, settings, registry=registry or CollectorRegistry(),
+                        events=chosen, ingest_counts=ingest_counts, clock=clock)
+    app[EXPORTER_KEY] = exporter
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/v1/events", _events)
+    interval = settings.serve.aggregate_interval_seconds
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await _refresh_once(exporter)
+        task = asyncio.create_task(refresh_forever(exporter, interval))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(lifecycle)
+    return exporter
