@@ -178,3 +178,29 @@ def test_round_with_every_server_silent_succeeds_and_says_so(make_dns_lab: Any) 
 def test_records_round_trip_through_json(round_today: dict[Any, records.Record]) -> None:
     for record in round_today.values():
         assert records.loads(json.dumps(record.to_json())) == record
+
+
+def test_truncated_dnskey_is_asked_again_over_tcp_and_unrouted_is_unreachable(
+        make_dns_lab: Any, tmp_path: pathlib.Path) -> None:
+    lab = make_dns_lab([{"letter": "a", "scenario": "iana"}])
+    config = tmp_path / "small-payload.toml"
+    config.write_text("[root]\nudp_payload_bytes = 512\n")
+    hints = tmp_path / "named.root"
+    # 203.0.113.250 is documentation space with no route in the probe namespace: the kernel
+    # refuses to send, no packet leaves.
+    hints.write_text(lab.hints_path.read_text()
+                     + ". 1 NS z.root-servers.test.\nz.root-servers.test. 1 A 203.0.113.250\n")
+    done = lab.run_in_probe(
+        sys.executable, "-m", "publiccore", "--config", str(config), "probe", "root", "--once",
+        "--json", "--no-store", "--hints", str(hints), "--timeout", TIMEOUT,
+        "--validation-time", SIGNING_TIME, timeout=60)
+    assert done.returncode == 0, done.stderr
+    recs = _by([records.loads(line) for line in done.stdout.splitlines()])
+    a = recs[("a", "ipv4")]
+    dnskey_udp = _query(a, "DNSKEY", "udp")
+    assert dnskey_udp.tc and dnskey_udp.failure == "truncated"
+    dnskey_tcp = _query(a, "DNSKEY", "tcp")
+    assert dnskey_tcp.answered and not dnskey_tcp.tc
+    assert _result(a).integrity.outcome == "iana", _result(a).integrity.reason
+    z = recs[("z", "ipv4")]
+    assert {q.failure for q in _result(z).queries} == {"network_unreachable"}
