@@ -528,6 +528,27 @@ class Agent:
                 return
 
 
+async def flush_spool(spool: Spool, options: AgentOptions, *, max_seconds: float,
+                      clock: Clock = utc_now,
+                      monotonic: Callable[[], float] = time.monotonic) -> SpoolStats:
+    """Upload until the spool is empty, the collector fails, or ``max_seconds`` pass.
+
+    Returns the spool's stats afterwards (``depth`` 0 when everything was acknowledged).
+    """
+    deadline = monotonic() + max_seconds
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        uploader = Uploader(spool, session, url=options.collector_url, token=options.token,
+                            batch_records=options.batch_records, clock=clock)
+        while monotonic() < deadline:
+            outcome = await uploader.upload_once()
+            if outcome.ok and not outcome.sent:
+                break
+            if not outcome.ok and outcome.retry_after != 0.0:
+                break
+    return await asyncio.to_thread(spool.stats)
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT set ``stop`` (the agent then ends cleanly and exits 0)."""
     loop = asyncio.get_running_loop()

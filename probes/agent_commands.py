@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="serve /metrics here ('' for none; default: agent.metrics_listen)")
     run.add_argument("--verbose", "-v", action="store_true", help="log every round and upload")
     run.set_defaults(func=_agent_run)
+    flush = actions.add_parser(
+        "flush", help="upload what the spool holds without measuring; exit 0 once it is empty")
+    _common(flush)
+    flush.add_argument("--max-seconds", type=float, default=300.0, metavar="SECONDS",
+                       help="give up after this long (default 300)")
+    flush.set_defaults(func=_agent_flush)
     status = actions.add_parser(
         "status", help="what the spool holds, the last upload and why the last one failed")
     _common(status)
@@ -109,6 +115,32 @@ def _agent_run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     finally:
         spool.close()
+    return 0
+
+
+def _agent_flush(args: argparse.Namespace) -> int:
+    from probes import agent as agent_mod
+    from probes.spool import Spool
+
+    settings = cfg.load(args.config)
+    if not settings.probe.collector_url or not settings.probe.token:
+        raise ConfigError("probe.collector_url and probe.token must be set to upload")
+    path = pathlib.Path(args.spool or settings.agent.spool_path)
+    if not path.exists():
+        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    options = agent_mod.AgentOptions(collector_url=settings.probe.collector_url,
+                                     token=settings.probe.token,
+                                     batch_records=settings.agent.upload_batch_records)
+    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    try:
+        stats = asyncio.run(agent_mod.flush_spool(spool, options, max_seconds=args.max_seconds))
+    finally:
+        spool.close()
+    if stats.depth:
+        sys.stderr.write(f"publiccore: {stats.depth} records still spooled: "
+                         f"{stats.last_failure_reason or 'time is up'}\n")
+        return 1
+    sys.stdout.write(f"spool empty; {stats.acked_total} records uploaded in all\n")
     return 0
 
 
