@@ -240,6 +240,10 @@ def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.dateti
     registered = ProbeRef(id=probe.id, asn=probe.asn, country=probe.country)
     records: list[Record] = []
     for index, item in enumerate(items):
+        if isinstance(item, dict) and not isinstance(item.get("kind", ""), str):
+            # parse_record looks "kind" up in a dict; an unhashable value must not reach it
+            raise Rejection(400, "wrong_type", "kind: expected string", index=index,
+                            path="kind", records=len(items))
         try:
             record = parse_record(item)
         except RecordError as exc:

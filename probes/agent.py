@@ -391,7 +391,10 @@ class Agent:
             if runner.addresses:  # the bound address, also when port 0 was asked for
                 bound = runner.addresses[0]
                 self.metrics_address = (str(bound[0]), int(bound[1]))
-            log.info("metrics on http://%s/metrics", self.options.metrics_listen)
+            if self.metrics_address is not None:
+                host, port = self.metrics_address
+                shown = f"[{host}]" if ":" in host else host
+                log.info("metrics on http://%s:%d/metrics", shown, port)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -172,11 +172,22 @@ def store_rows(store: pathlib.Path) -> list[tuple[Any, ...]]:
 
 
 def spool_state(spool: pathlib.Path) -> tuple[list[str], dict[str, Any]]:
-    """(ids still spooled, the spool's counters), read straight from SQLite."""
+    """(ids still spooled, the spool's counters), read straight from SQLite.
+
+    Before the agent created its tables this is ([], {}).
+    """
     db = sqlite3.connect(spool, timeout=30)
     try:
-        ids = [r[0] for r in db.execute("SELECT id FROM spool ORDER BY seq")]
-        state = dict(db.execute("SELECT key, value FROM state").fetchall())
+        db.execute("BEGIN")  # one snapshot for both reads
+        try:
+            ids = [r[0] for r in db.execute("SELECT id FROM spool ORDER BY seq")]
+            state = dict(db.execute("SELECT key, value FROM state").fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return [], {}
+        finally:
+            db.execute("COMMIT")
         return ids, state
     finally:
         db.close()
