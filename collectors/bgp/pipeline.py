@@ -47,6 +47,7 @@ class Analysis:
     """Everything derived from one set of RIB (and update) files."""
 
     sources: tuple[FileReport, ...]
+    rib: Rib
     peers: tuple[PeerRow, ...]
     full_feed: Mapping[Family, frozenset[int]]
     summary: Summary
@@ -75,7 +76,33 @@ def load_rib(paths: Sequence[str | os.PathLike[str]], reader: Reader, *,
     return table, reports
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BrokerWindow:
+    """RIB dumps of a time window from the BGPStream broker (pybgpstream only)."""
+
+    start: float
+    end: float
+    collectors: tuple[str, ...]
+
+
+def load_broker_rib(window: BrokerWindow, reader: Reader, rib: Rib,
+                    progress: ProgressCallback | None = None) -> FileReport:
+    """Apply a broker window's RIB elements to ``rib``; raise InputError without pybgpstream."""
+    fetch = getattr(reader, "window", None)
+    if fetch is None:
+        raise InputError("broker windows need the bgpstream reader (--reader bgpstream)")
+    count = rib.apply(fetch(start=window.start, end=window.end,
+                            collectors=window.collectors, kind="rib", progress=progress))
+    if count == 0:
+        raise InputError("the broker window gave no RIB elements")
+    name = f"broker:{','.join(window.collectors)}:{int(window.start)}-{int(window.end)}"
+    return FileReport(file=name, sha256="", collector=",".join(window.collectors),
+                      dump_time=window.start, elements=count, partial=False,
+                      reader=reader.name, kind="rib")
+
+
 def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
+            broker: BrokerWindow | None = None,
             updates: Sequence[str | os.PathLike[str]] = (), geo: Geo | None = None,
             servers: Sequence[RootServer] = (), expected: Mapping[str, tuple[int, ...]] | None
             = None, transit_countries: Sequence[str] = (),
@@ -83,9 +110,11 @@ def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
             options: Options = Options(), progress: ProgressCallback | None = None,
             countries: bool = True) -> Analysis:
     """Run the derivation (see module doc); raise InputError on unusable input."""
-    if not ribs:
+    if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
     rib, reports = load_rib(ribs, reader, collector=collector, progress=progress)
+    if broker is not None:
+        reports.append(load_broker_rib(broker, reader, rib, progress))
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
     rows = rib.peer_table(options.rule)
@@ -120,7 +149,8 @@ def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
                             bin_seconds=options.bin_seconds, threshold=options.threshold)
         bins = timeline.run(merged(streams))
         reports.extend(s.report for s in streams)
-    return Analysis(sources=tuple(reports), peers=tuple(rows), full_feed=ff, summary=summary,
+    return Analysis(sources=tuple(reports), rib=rib, peers=tuple(rows), full_feed=ff,
+                    summary=summary,
                     dump_time=max(dump_times) if dump_times else None,
                     countries=tuple(country_rows), roots=tuple(root_rows),
                     transit=tuple(transit_rows), bins=tuple(bins))

@@ -80,6 +80,10 @@ class Rib:
             self.peers.append(Peer(collector, peer_asn, peer_address))
         return index
 
+    def known_peer(self, collector: str, peer_asn: int, peer_address: str) -> int | None:
+        """The index of a peer session already seen, or None."""
+        return self._peer_index.get((collector, peer_asn, peer_address))
+
     def apply(self, elements: Iterable[Element]) -> int:
         """Apply elements in order; return how many were applied. The hot loop of a RIB load."""
         routes = self.routes
@@ -91,6 +95,8 @@ class Rib:
             key = (element[2], element[3], element[4])
             index = known.get(key)
             if index is None:
+                if kind == "S" or kind == "W":
+                    continue  # a session with no route yet: nothing to change
                 index = self.peer_index(*key)
             if kind == "R" or kind == "A":
                 per_peer = routes.get(element[5])

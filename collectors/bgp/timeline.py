@@ -104,7 +104,15 @@ class Timeline:
 
     def apply(self, element: Element) -> None:
         """Apply one update element."""
-        index = self.rib.peer_index(element.collector, element.peer_asn, element.peer_address)
+        self.rib.elements += 1
+        if element.type in ("S", "W"):
+            index = self.rib.known_peer(element.collector, element.peer_asn,
+                                        element.peer_address)
+            if index is None:
+                return  # a session with no route: nothing to change
+        else:
+            index = self.rib.peer_index(element.collector, element.peer_asn,
+                                        element.peer_address)
         if element.type in ("A", "R"):
             self._set(index, element.prefix, element.as_path)
         elif element.type == "W":
@@ -112,7 +120,6 @@ class Timeline:
         elif element.new_state != ESTABLISHED:
             for prefix in [p for p, per_peer in self.rib.routes.items() if index in per_peer]:
                 self._unset(index, prefix)
-        self.rib.elements += 1
 
     def snapshot(self, start: float, updates: int) -> Bin:
         """The state now, as the bin starting at ``start``."""
