@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from collectors.aggregate import METRICS, Aggregator, Snapshot
@@ -40,6 +39,9 @@ from publiccore.records import KINDS
 from publiccore.store import Store
 
 log = logging.getLogger(__name__)
+
+# The classic text format, which generate_latest writes for these (legacy-valid) names.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # records accepted by kind, records rejected by reason
 IngestCounts = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
@@ -202,7 +204,7 @@ EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
 
 async def _metrics(request: web.Request) -> web.Response:
     exporter = request.app[EXPORTER_KEY]
-    return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _events(request: web.Request) -> web.Response:
