@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from publiccore import config as cfg
 from publiccore.clock import parse_when
 from publiccore.errors import ConfigError
-from publiccore.records import ProbeRef, Record, RootResult, RootTarget
+from publiccore.records import ProbeRef, Record, RootResult, RootTarget, TraceResult, TraceTarget
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +33,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root.add_argument("--store", metavar="PATH", help="SQLite store to add the round to")
     root.add_argument("--no-store", action="store_true", help="do not store the round")
     root.set_defaults(func=_probe_root)
+
+    trace = kinds.add_parser(
+        "trace", help="Paris traceroute to addresses (needs CAP_NET_RAW)")
+    trace.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
+    trace.add_argument("--protocol", choices=("udp", "icmp"), default="udp")
+    trace.add_argument("--max-ttl", type=_positive_int, metavar="N",
+                       help="farthest hop probed (default 30)")
+    trace.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                       help="wait per attempt (default 2)")
+    trace.add_argument("--attempts", type=_positive_int, default=3, metavar="N",
+                       help="probes per hop (default 3)")
+    trace.add_argument("--paris-id", type=int, default=0, metavar="N",
+                       help="flow identifier: another value follows another load-balanced path")
+    trace.add_argument("--json", action="store_true", help="print JSON Lines records")
+    trace.add_argument("--store", metavar="PATH", help="SQLite store to add the records to")
+    trace.add_argument("--no-store", action="store_true", help="do not store the records")
+    trace.set_defaults(func=_probe_trace)
 
 
 def _positive_float(text: str) -> float:
@@ -64,7 +81,6 @@ def probe_ref(settings: cfg.Settings) -> ProbeRef:
 def _probe_root(args: argparse.Namespace) -> int:
     from probes import dnssec, root
     from publiccore import roothints
-    from publiccore.store import open_store
 
     settings = cfg.load(args.config)
     validation_time = None
@@ -83,17 +99,63 @@ def _probe_root(args: argparse.Namespace) -> int:
         validation_time=validation_time,
     )
     records = asyncio.run(root.run_round(targets, round_cfg, probe=probe_ref(settings)))
-    if not args.no_store:
-        store = open_store(args.store or settings.store.path, settings.store.url)
-        try:
-            store.put_records(records)
-        finally:
-            store.close()
+    _store_records(settings, args, records)
     if args.json:
         for record in records:
             sys.stdout.write(record.dumps() + "\n")
     else:
         print_root_table(records)
+    return 0
+
+
+def _store_records(settings: cfg.Settings, args: argparse.Namespace,
+                   records: Sequence[Record]) -> None:
+    from publiccore.store import open_store
+
+    if args.no_store:
+        return
+    store = open_store(args.store or settings.store.path, settings.store.url)
+    try:
+        store.put_records(records)
+    finally:
+        store.close()
+
+
+def _probe_trace(args: argparse.Namespace) -> int:
+    from probes import traceroute
+
+    settings = cfg.load(args.config)
+    try:
+        targets = traceroute.make_targets(args.addresses, protocol=args.protocol)
+        trace_cfg = traceroute.TraceConfig(
+            max_ttl=args.max_ttl or settings.traceroute.max_ttl,
+            timeout_seconds=args.timeout or settings.traceroute.timeout_seconds,
+            attempts=args.attempts, paris_id=args.paris_id)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    async def run_all() -> list[Record]:
+        probe = probe_ref(settings)
+        return list(await asyncio.gather(*(traceroute.measure_trace(t, trace_cfg, probe=probe)
+                                           for t in targets)))
+
+    records = asyncio.run(run_all())
+    _store_records(settings, args, records)
+    for record in records:
+        assert isinstance(record.result, TraceResult) and isinstance(record.target, TraceTarget)
+        if args.json:
+            sys.stdout.write(record.dumps() + "\n")
+            continue
+        result = record.result
+        print(f"traceroute to {record.target.address} ({record.target.protocol}, "
+              f"paris id {result.paris_id})" + (f": {result.failure}" if result.failure else ""))
+        for hop in result.hops:
+            shown = [f"{r.address} {r.rtt_seconds * 1000:.1f} ms"
+                     if r.address and r.rtt_seconds is not None else "*" for r in hop.replies]
+            print(f"{hop.ttl:>3}  " + "  ".join(shown))
+        if result.failure == "permission_denied":
+            print("raw sockets need CAP_NET_RAW (run as root or grant the capability)",
+                  file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "probes.agent_commands",
     "collectors.commands",
     "collectors.bgp.commands",
+    "collectors.paths_commands",
     "exporters.commands",
 )
 
