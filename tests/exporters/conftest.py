@@ -7,15 +7,26 @@ realistic RTTs; target addresses are documentation addresses, never real root se
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import json
+import pathlib
 import random
 import shutil
 import socket
+import subprocess
+import threading
+import time
 import types
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
+from aiohttp import web
 
 from publiccore.records import (
     Consistency,
@@ -210,4 +221,115 @@ def pcdata() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         make_rounds=make_rounds, root_record=root_record, bgp_observations=bgp_observations,
         FLEET=FLEET, SITES=SITES, SERIAL=SERIAL, LETTERS=LETTERS, free_port=free_port,
-        need=need, Fleet=Fleet)
+        need=need, Fleet=Fleet, AppThread=AppThread, prometheus=prometheus,
+        prom_query=prom_query, prom_range=prom_range, wait_for=wait_for)
+
+
+class AppThread:
+    """Runs an aiohttp application on 127.0.0.1 in a thread with its own event loop."""
+
+    def __init__(self, app: web.Application, port: int) -> None:
+        self.app, self.port = app, port
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self.app)
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        except Exception as exc:  # reported to the test thread by start()
+            self._error = exc
+            self._ready.set()
+            await runner.cleanup()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def __enter__(self) -> AppThread:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise TimeoutError("application did not start within 60 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+def prom_query(base: str, expr: str, *, at: float | None = None) -> list[dict]:
+    """Instant query result (a list of series); raises on an API error."""
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = repr(at)
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def prom_range(base: str, expr: str, *, start: float, end: float, step: float) -> list[dict]:
+    """Range query result (a list of series with ``values``)."""
+    params = {"query": expr, "start": repr(start), "end": repr(end), "step": repr(step)}
+    url = f"{base}/api/v1/query_range?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def wait_for(what: str, check: Callable[[], bool], *, attempts: int = 120,
+             pause: float = 0.5) -> None:
+    """Poll ``check`` a bounded number of times; fail the test saying ``what`` never happened."""
+    for _ in range(attempts):
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(pause)
+    pytest.fail(f"gave up waiting: {what}")
+
+
+@contextlib.contextmanager
+def prometheus(tmp_path: pathlib.Path, config: str, *, tsdb: pathlib.Path | None = None
+               ) -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1 (free port, temporary TSDB), always killed; yields URL."""
+    binary = need("prometheus")
+    port = free_port()
+    config_path = tmp_path / "prometheus.yml"
+    config_path.write_text(config)
+    tsdb = tsdb or tmp_path / "tsdb"
+    log_path = tmp_path / "prometheus.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [binary, f"--config.file={config_path}", f"--storage.tsdb.path={tsdb}",
+             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
+             "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"prometheus exited: {log_path.read_text()[-2000:]}")
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+                return response.status == 200
+        wait_for("prometheus ready", ready)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
