@@ -130,25 +130,28 @@ METRICS: tuple[MetricSpec, ...] = (
           "prefixes", "country family", "M-bgp-country-visibility"),
     _spec("publiccore_bgp_country_upstreams",
           "Foreign ASes adjacent to the country's ASes on observed AS paths",
-          "ASes", "country", "M-bgp-upstreams"),
+          "ASes", "country family", "M-bgp-upstreams"),
     _spec("publiccore_bgp_country_upstream_effective_number",
           "Effective number of international upstreams (1 / sum of squared shares)",
-          "ASes", "country", "M-bgp-upstreams"),
+          "ASes", "country family", "M-bgp-upstreams"),
     _spec("publiccore_bgp_country_top_upstream_share",
           "Share of the country's address space carried by its largest upstream",
-          "ratio", "country", "M-bgp-upstreams"),
+          "ratio", "country family", "M-bgp-upstreams"),
     _spec("publiccore_bgp_prefix_visibility_ratio",
           "Share of full-feed peers carrying a route to the prefix",
-          "ratio", "prefix_set prefix letter", "M-bgp-prefix-visibility"),
+          "ratio", "prefix_set prefix letter family", "M-bgp-prefix-visibility"),
     _spec("publiccore_bgp_root_prefix_unexpected_origin",
           "1 when a root-server prefix is originated by an AS not in the expected table",
-          "boolean", "prefix letter", "M-bgp-root-prefixes"),
-    _spec("publiccore_path_border_crossings",
-          "Distinct border crossings (exit AS, entry AS, entry country) on traceroutes",
-          "crossings", "country", "M-path-border-crossings"),
+          "boolean", "prefix_set prefix letter family", "M-bgp-root-prefixes"),
+    _spec("publiccore_path_border_crossings_distinct",
+          "Distinct border crossings (exit AS, entry AS, entry country) on the country's "
+          "traceroutes over the paths window", "crossings", "country", "M-path-border-crossings"),
     _spec("publiccore_path_border_crossings_effective_number",
           "Effective number of border crossings (1 / sum of squared shares)",
           "crossings", "country", "M-path-border-crossings"),
+    _spec("publiccore_path_traces",
+          "Traceroutes behind the country's border-crossing figures (sample size)",
+          "traceroutes", "country", "M-path-border-crossings"),
 )
 SPECS: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 
@@ -163,8 +166,9 @@ OBSERVED_METRICS: dict[str, str] = {
     "bgp_country_top_upstream_share": "publiccore_bgp_country_top_upstream_share",
     "bgp_prefix_visibility_ratio": "publiccore_bgp_prefix_visibility_ratio",
     "bgp_root_prefix_unexpected_origin": "publiccore_bgp_root_prefix_unexpected_origin",
-    "path_border_crossings": "publiccore_path_border_crossings",
+    "path_border_crossings_distinct": "publiccore_path_border_crossings_distinct",
     "path_border_crossings_effective_number": "publiccore_path_border_crossings_effective_number",
+    "path_traces": "publiccore_path_traces",
 }
 
 Labels = tuple[str, ...]

@@ -110,14 +110,14 @@ def overview() -> dict[str, Any]:
     b.add("stat", "Newest BGP dump", [ts("publiccore_bgp_newest_dump_age_seconds")], w=6, h=4,
           unit="s")
     names = ["root reachability", "letters ≥ 96%", "RSS k-of-n", "integrity iana",
-             "IPv4 visibility", "upstreams (effective)", "last event", "probes", "probe ASNs"]
+             "IPv4 visibility", "IPv4 upstreams (effective)", "last event", "probes", "probe ASNs"]
     exprs = [
         "max by (country) (avg by (country) (publiccore_root_reachable_ratio))",
         "max by (country) (publiccore_root_letters_available)",
         "max by (country) (publiccore_root_system_available_ratio)",
         'max by (country) (publiccore_root_integrity_ratio{outcome="iana"})',
         'max by (country) (publiccore_bgp_country_visibility_ratio{family="ipv4"})',
-        "max by (country) (publiccore_bgp_country_upstream_effective_number)",
+        'max by (country) (publiccore_bgp_country_upstream_effective_number{family="ipv4"})',
         "max by (country) (publiccore_regulatory_event_timestamp_seconds) * 1000",
         'max by (country) (publiccore_aggregate_probes{kind="root-dns"})',
         'max by (country) (publiccore_aggregate_probe_asns{kind="root-dns"})',
@@ -188,15 +188,17 @@ def country() -> dict[str, Any]:
     b.add("timeseries", "BGP: prefixes seen by no full-feed peer",
           [ts(f"publiccore_bgp_country_unseen_prefixes{COUNTRY}", "{{family}}")])
     b.add("timeseries", "International upstreams: count and effective number",
-          [ts(f"publiccore_bgp_country_upstreams{COUNTRY}", "upstreams"),
-           ts(f"publiccore_bgp_country_upstream_effective_number{COUNTRY}", "effective number")])
+          [ts(f"publiccore_bgp_country_upstreams{COUNTRY}", "upstreams {{family}}"),
+           ts(f"publiccore_bgp_country_upstream_effective_number{COUNTRY}",
+              "effective number {{family}}")])
     b.add("timeseries", "Largest upstream's share",
-          [ts(f"publiccore_bgp_country_top_upstream_share{COUNTRY}", "top upstream")],
+          [ts(f"publiccore_bgp_country_top_upstream_share{COUNTRY}", "{{family}}")],
           unit="percentunit")
-    b.add("timeseries", "Border crossings (traceroute)",
-          [ts(f"publiccore_path_border_crossings{COUNTRY}", "distinct"),
+    b.add("timeseries", "Border crossings (traceroute, 24 h)",
+          [ts(f"publiccore_path_border_crossings_distinct{COUNTRY}", "distinct"),
            ts(f"publiccore_path_border_crossings_effective_number{COUNTRY}",
-              "effective number")])
+              "effective number"),
+           ts(f"publiccore_path_traces{COUNTRY}", "traceroutes (sample)")])
     b.add("table", "Regulatory events",
           [table('publiccore_regulatory_event_timestamp_seconds{country=~"$country"} * 1000')],
           w=24, field={"unit": "dateTimeAsIsoNoDateIfToday"},
@@ -239,7 +241,7 @@ def root_servers() -> dict[str, Any]:
           unit="s")
     b.add("timeseries", "Root-server prefix visibility (BGP)",
           [ts('publiccore_bgp_prefix_visibility_ratio{prefix_set="root"}',
-              "{{letter}} {{prefix}}")], unit="percentunit")
+              "{{letter}} {{family}} {{prefix}}")], unit="percentunit")
     b.add("stat", "Root prefixes with an unexpected origin",
           [ts("sum(publiccore_bgp_root_prefix_unexpected_origin)")], w=12, h=5)
     b.add("stat", "Letters meeting 96%, worst country",

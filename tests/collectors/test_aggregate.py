@@ -123,10 +123,11 @@ def test_latest_observations_drop_series_missing_from_the_newest_dump():
 
     def obs(hours: float, country: str, value: float) -> Observation:
         return Observation(time=t0 + dt.timedelta(hours=hours), subject_kind="country",
-                           subject=country, metric="bgp_country_upstreams", value=value)
+                           subject=country, metric="bgp_country_upstreams", value=value,
+                           labels={"family": "ipv4"})
 
     series, newest = agg.latest_observations(
         [obs(0, "NL", 10), obs(0, "RU", 20), obs(8, "NL", 11), obs(9, "XX", 1)],
         until=(t0 + dt.timedelta(hours=8.5)).timestamp())
-    assert series == {"publiccore_bgp_country_upstreams": {("NL",): 11.0}}
+    assert series == {"publiccore_bgp_country_upstreams": {("NL", "ipv4"): 11.0}}
     assert newest == (t0 + dt.timedelta(hours=8)).timestamp()

@@ -177,19 +177,24 @@ def bgp_observations(when: dt.datetime, *, scale: float = 1.0) -> list[Observati
             o("bgp_country_routed_units", 9_000.0, family="ipv6"),
             o("bgp_country_unseen_prefixes", 12.0, family="ipv4"),
             o("bgp_country_unseen_prefixes", 3.0, family="ipv6"),
-            o("bgp_country_upstreams", upstreams * 4),
-            o("bgp_country_upstream_effective_number", upstreams * scale),
-            o("bgp_country_top_upstream_share", 0.31),
-            o("path_border_crossings", 14.0),
+            o("bgp_country_upstreams", upstreams * 4, family="ipv4"),
+            o("bgp_country_upstream_effective_number", upstreams * scale, family="ipv4"),
+            o("bgp_country_top_upstream_share", 0.31, family="ipv4"),
+            o("bgp_country_upstreams", upstreams, family="ipv6"),
+            o("bgp_country_upstream_effective_number", upstreams / 2, family="ipv6"),
+            o("bgp_country_top_upstream_share", 0.55, family="ipv6"),
+            o("path_border_crossings_distinct", 14.0),
             o("path_border_crossings_effective_number", 5.2),
+            o("path_traces", 96.0),
         ]
-    for letter, prefix in (("k", "192.0.2.0/24"), ("k", "2001:db8::/48")):
+    for letter, family, prefix in (("k", "ipv4", "192.0.2.0/24"),
+                                   ("k", "ipv6", "2001:db8::/48")):
+        labels = {"prefix_set": "root", "letter": letter, "family": family}
         out.append(Observation(time=when, subject_kind="prefix", subject=prefix,
-                               metric="bgp_prefix_visibility_ratio", value=0.99,
-                               labels={"prefix_set": "root", "letter": letter}))
+                               metric="bgp_prefix_visibility_ratio", value=0.99, labels=labels))
         out.append(Observation(time=when, subject_kind="prefix", subject=prefix,
                                metric="bgp_root_prefix_unexpected_origin", value=0.0,
-                               labels={"letter": letter}))
+                               labels=labels))
     return out
 
 
