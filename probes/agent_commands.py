@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import pathlib
 import sys
 
@@ -118,6 +119,20 @@ def _agent_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_owner(path: pathlib.Path) -> None:
+    """Refuse to touch another user's spool: SQLite would leave files the agent cannot write."""
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        try:
+            import pwd
+
+            name = pwd.getpwuid(owner).pw_name
+        except (ImportError, KeyError):
+            name = str(owner)
+        raise ConfigError(f"the spool {path} belongs to {name}; run this as that user "
+                          f"(sudo -u {name} publiccore agent …)")
+
+
 def _agent_flush(args: argparse.Namespace) -> int:
     from probes import agent as agent_mod
     from probes.spool import Spool
@@ -128,6 +143,7 @@ def _agent_flush(args: argparse.Namespace) -> int:
     path = pathlib.Path(args.spool or settings.agent.spool_path)
     if not path.exists():
         raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    _check_owner(path)
     options = agent_mod.AgentOptions(collector_url=settings.probe.collector_url,
                                      token=settings.probe.token,
                                      batch_records=settings.agent.upload_batch_records)
@@ -169,6 +185,7 @@ def _agent_status(args: argparse.Namespace) -> int:
     path = pathlib.Path(args.spool or settings.agent.spool_path)
     if not path.exists():
         raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    _check_owner(path)
     spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
     try:
         stats = spool.stats()
