@@ -1,7 +1,7 @@
 """The Store interface and how to open one.
 
 ``open_store`` picks the implementation from the settings: SQLite (the embedded default) for a
-path, PostgreSQL for a ``postgresql://`` URL (not yet implemented; see docs).
+path, PostgreSQL for a ``postgresql://`` URL (several collectors sharing one database).
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def open_store(path: str = "", url: str = "") -> Store:
     """Open the store named by a SQLite ``path`` or a database ``url``; raise StoreError."""
     if url:
         if url.startswith(("postgresql://", "postgres://")):
-            raise StoreError("the PostgreSQL store is not implemented yet; use a SQLite path")
+            from publiccore.store.postgres import PostgresStore
+
+            return PostgresStore(url)
         if url.startswith("sqlite:///"):
             path = url[len("sqlite:///") - 1 :]
         else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import pathlib
 import sqlite3
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from publiccore import records
 from publiccore.errors import StoreError
-from publiccore.store import Observation, ProbeRegistration, open_store
+from publiccore.store import Observation, ProbeRegistration, Store, open_store
 from publiccore.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -29,14 +31,24 @@ def _record(minute: int, *, probe: str = "p1", country: str = "NL") -> records.R
         result=result, started=started, finished=started + dt.timedelta(seconds=4))
 
 
-@pytest.fixture
-def store(tmp_path: pathlib.Path) -> SqliteStore:
-    s = SqliteStore(tmp_path / "store.sqlite")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Store]:
+    """The same behaviour from both implementations: SQLite file, real PostgreSQL server."""
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "store.sqlite")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as admin:  # a fresh database per test
+            name = f"t{uuid.uuid4().hex[:12]}"
+            admin.execute(f"CREATE DATABASE {name}")
+        s = open_store(url=url.rsplit("/", 1)[0] + "/" + name)
     yield s
     s.close()
 
 
-def test_same_record_twice_is_a_noop(store: SqliteStore) -> None:
+def test_same_record_twice_is_a_noop(store: Store) -> None:
     rec = _record(0)
     first = store.put_records([rec])
     assert (first.accepted, first.duplicates) == (1, 0)
@@ -46,7 +58,7 @@ def test_same_record_twice_is_a_noop(store: SqliteStore) -> None:
     assert store.get_record(rec.id) == rec
 
 
-def test_queries_by_kind_window_probe_country(store: SqliteStore) -> None:
+def test_queries_by_kind_window_probe_country(store: Store) -> None:
     store.put_records([_record(m, probe=f"p{m % 2}", country="NL" if m < 5 else "DE")
                        for m in range(10)])
     window = list(store.iter_records(since=T0 + dt.timedelta(minutes=2),
@@ -81,7 +93,7 @@ def test_reopening_keeps_data(tmp_path: pathlib.Path) -> None:
     second.close()
 
 
-def test_probe_registry(store: SqliteStore) -> None:
+def test_probe_registry(store: Store) -> None:
     store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h1"))
     with pytest.raises(StoreError):
         store.add_probe(ProbeRegistration(id="p2", country="NL", asn=64500, token_hash="h1"))
@@ -94,7 +106,7 @@ def test_probe_registry(store: SqliteStore) -> None:
     assert [p.id for p in store.list_probes()] == ["p1"]
 
 
-def test_observations_with_sources(store: SqliteStore) -> None:
+def test_observations_with_sources(store: Store) -> None:
     source = store.add_source("bgp-rib", {"file": "bview.gz", "sha256": "ab"})
     store.put_observations(source, [
         Observation(time=T0, subject_kind="country", subject="NL",
@@ -114,5 +126,27 @@ def test_unopenable_store_is_a_clear_error(tmp_path: pathlib.Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(StoreError, match="cannot open store"):
         SqliteStore(tmp_path / "dir.sqlite")
-    with pytest.raises(StoreError, match="not implemented"):
-        open_store(url="postgresql://localhost/x")
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store(url="mysql://localhost/x")
+
+
+def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE shared_by_two")
+    url = postgres_url.rsplit("/", 1)[0] + "/shared_by_two"
+    first, second = open_store(url=url), open_store(url=url)  # migrates once
+    rec = _record(0)
+    assert first.put_records([rec]).accepted == 1
+    assert second.put_records([rec]).duplicates == 1
+    assert second.get_record(rec.id) == rec
+    first.close()
+    second.close()
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (1, 1)
+
+
+def test_unreachable_postgres_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
+        open_store(url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")

@@ -1,0 +1,121 @@
+"""The same store on PostgreSQL, for several stateless collectors behind a load balancer.
+
+``open_store(url="postgresql://…")`` selects it; needs the ``postgres`` extra (psycopg 3).
+Migrations run under an advisory lock, so collectors starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from publiccore.errors import StoreError
+from publiccore.store.sql import SqlStore
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the schema of sqlite.py migration 1, in PostgreSQL types
+    """
+    CREATE TABLE records (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        probe_id TEXT NOT NULL,
+        country TEXT,
+        asn BIGINT,
+        started DOUBLE PRECISION NOT NULL,
+        finished DOUBLE PRECISION NOT NULL,
+        received DOUBLE PRECISION NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX records_kind_started ON records (kind, started);
+    CREATE INDEX records_probe_started ON records (probe_id, started);
+    CREATE INDEX records_country_started ON records (country, kind, started);
+    CREATE TABLE probes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        country TEXT NOT NULL,
+        asn BIGINT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created DOUBLE PRECISION NOT NULL,
+        revoked DOUBLE PRECISION
+    );
+    CREATE TABLE sources (
+        id BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        meta TEXT NOT NULL
+    );
+    CREATE TABLE observations (
+        id BIGSERIAL PRIMARY KEY,
+        source_id BIGINT NOT NULL REFERENCES sources (id),
+        time DOUBLE PRECISION NOT NULL,
+        subject_kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX observations_metric_time ON observations (metric, time);
+    CREATE INDEX observations_subject ON observations (subject_kind, subject, metric, time)
+    """,
+)
+_MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
+
+
+class PostgresStore(SqlStore):
+    """Store over one PostgreSQL connection (autocommit, explicit transactions)."""
+
+    MIGRATIONS = MIGRATIONS
+    PARAM = "%s"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("the PostgreSQL store needs psycopg: "
+                             "pip install 'publiccore[postgres]'") from None
+        self._psycopg = psycopg
+        self.label = "PostgreSQL store"
+        try:
+            self._db = psycopg.connect(url, autocommit=True)
+            self._migrate()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store: {exc}".strip()) from None
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._db.execute(sql, args)
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._db.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock, self._db.transaction():
+            yield
+
+    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
+        with self._db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO records "
+                "(id, kind, probe_id, country, asn, started, finished, received, body) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                rows)
+            return int(cur.rowcount)
+
+    def _get_version(self) -> int:
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _set_version(self, version: int) -> None:
+        self._db.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    def _integrity_errors(self) -> tuple[type[Exception], ...]:
+        return (self._psycopg.IntegrityError,)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
