@@ -11,53 +11,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.sql import SqlStore
+from publiccore.store.sql import SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1: the schema of sqlite.py migration 1, in PostgreSQL types
-    """
-    CREATE TABLE records (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        probe_id TEXT NOT NULL,
-        country TEXT,
-        asn BIGINT,
-        started DOUBLE PRECISION NOT NULL,
-        finished DOUBLE PRECISION NOT NULL,
-        received DOUBLE PRECISION NOT NULL,
-        body TEXT NOT NULL
-    );
-    CREATE INDEX records_kind_started ON records (kind, started);
-    CREATE INDEX records_probe_started ON records (probe_id, started);
-    CREATE INDEX records_country_started ON records (country, kind, started);
-    CREATE TABLE probes (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL DEFAULT '',
-        country TEXT NOT NULL,
-        asn BIGINT NOT NULL,
-        token_hash TEXT NOT NULL UNIQUE,
-        created DOUBLE PRECISION NOT NULL,
-        revoked DOUBLE PRECISION
-    );
-    CREATE TABLE sources (
-        id BIGSERIAL PRIMARY KEY,
-        kind TEXT NOT NULL,
-        created DOUBLE PRECISION NOT NULL,
-        meta TEXT NOT NULL
-    );
-    CREATE TABLE observations (
-        id BIGSERIAL PRIMARY KEY,
-        source_id BIGINT NOT NULL REFERENCES sources (id),
-        time DOUBLE PRECISION NOT NULL,
-        subject_kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        value DOUBLE PRECISION NOT NULL,
-        labels TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX observations_metric_time ON observations (metric, time);
-    CREATE INDEX observations_subject ON observations (subject_kind, subject, metric, time)
-    """,
+    SCHEMA_V1.format(real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY",
+                     records_options=""),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 

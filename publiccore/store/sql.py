@@ -20,6 +20,53 @@ from publiccore.clock import utc_now
 from publiccore.errors import StoreError
 from publiccore.store import Observation, ProbeRegistration, PutResult, Source
 
+# Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
+# integer wide enough for ASNs, {serial} an auto-numbered primary key, {records_options} table
+# options for the records table.
+SCHEMA_V1 = """
+    CREATE TABLE records (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        probe_id TEXT NOT NULL,
+        country TEXT,
+        asn {bigint},
+        started {real} NOT NULL,
+        finished {real} NOT NULL,
+        received {real} NOT NULL,
+        body TEXT NOT NULL
+    ) {records_options};
+    CREATE INDEX records_kind_started ON records (kind, started);
+    CREATE INDEX records_probe_started ON records (probe_id, started);
+    CREATE INDEX records_country_started ON records (country, kind, started);
+    CREATE TABLE probes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        country TEXT NOT NULL,
+        asn {bigint} NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created {real} NOT NULL,
+        revoked {real}
+    );
+    CREATE TABLE sources (
+        id {serial},
+        kind TEXT NOT NULL,
+        created {real} NOT NULL,
+        meta TEXT NOT NULL
+    );
+    CREATE TABLE observations (
+        id {serial},
+        source_id {bigint} NOT NULL REFERENCES sources (id),
+        time {real} NOT NULL,
+        subject_kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value {real} NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{{}}'
+    );
+    CREATE INDEX observations_metric_time ON observations (metric, time);
+    CREATE INDEX observations_subject ON observations (subject_kind, subject, metric, time)
+"""
+
 
 def ts(when: dt.datetime) -> float:
     return when.timestamp()
@@ -37,7 +84,6 @@ class SqlStore:
 
     MIGRATIONS: tuple[str, ...] = ()
     PARAM = "?"
-    OBSERVATION_ORDER = "id"  # column that keeps insertion order among equal times
     label = "store"
 
     def __init__(self) -> None:
@@ -252,7 +298,7 @@ class SqlStore:
         with self._lock:
             rows = self._execute(self._sql(
                 "SELECT time, subject_kind, subject, metric, value, labels FROM observations"
-                f"{where} ORDER BY time, {self.OBSERVATION_ORDER}"), args).fetchall()
+                f"{where} ORDER BY time, id"), args).fetchall()
         for row in rows:
             when = from_ts(row[0])
             assert when is not None

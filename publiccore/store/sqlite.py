@@ -10,52 +10,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.sql import SqlStore
+from publiccore.store.sql import SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1: records, probes, derived observations with their sources
-    """
-    CREATE TABLE records (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        probe_id TEXT NOT NULL,
-        country TEXT,
-        asn INTEGER,
-        started REAL NOT NULL,
-        finished REAL NOT NULL,
-        received REAL NOT NULL,
-        body TEXT NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX records_kind_started ON records (kind, started);
-    CREATE INDEX records_probe_started ON records (probe_id, started);
-    CREATE INDEX records_country_started ON records (country, kind, started);
-    CREATE TABLE probes (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL DEFAULT '',
-        country TEXT NOT NULL,
-        asn INTEGER NOT NULL,
-        token_hash TEXT NOT NULL UNIQUE,
-        created REAL NOT NULL,
-        revoked REAL
-    );
-    CREATE TABLE sources (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        created REAL NOT NULL,
-        meta TEXT NOT NULL
-    );
-    CREATE TABLE observations (
-        source_id INTEGER NOT NULL REFERENCES sources (id),
-        time REAL NOT NULL,
-        subject_kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        value REAL NOT NULL,
-        labels TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX observations_metric_time ON observations (metric, time);
-    CREATE INDEX observations_subject ON observations (subject_kind, subject, metric, time)
-    """,
+    SCHEMA_V1.format(real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY",
+                     records_options="WITHOUT ROWID"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -64,7 +23,6 @@ class SqliteStore(SqlStore):
     """Store over one SQLite file (WAL); safe to share between threads."""
 
     MIGRATIONS = MIGRATIONS
-    OBSERVATION_ORDER = "rowid"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
