@@ -214,6 +214,9 @@ class BgpdumpRead:
         if count == 0:
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path}: empty file, no MRT records")
+            if compression and feed.decompressed_bytes == 0 and not feed.problem:
+                raise InputError(f"{self.path}: empty file (nothing after {compression} "
+                                 "decompression), no MRT records")
             reason = "; ".join(problems[:3]) or "no BGP elements in it"
             raise InputError(f"{self.path}: not a readable MRT file ({reason})")
         self._report = FileReport(
