@@ -527,13 +527,19 @@ def _qtext(q: float) -> str:
     return repr(q)
 
 
-def probes_active(rows: Iterable[RootRow], *, now: float, countries: Iterable[str] = ()
-                  ) -> dict[Labels, float]:
-    """Probes per country with a row in the hour before ``now``; ``countries`` start at 0."""
-    active: dict[str, set[str]] = {country: set() for country in countries}
-    for row in rows:
-        if now - ACTIVE_SECONDS <= row.time < now:
-            active.setdefault(row.country, set()).add(row.probe)
+def probes_active(hour: Iterable[RootRow], window: Iterable[RootRow], *,
+                  registered: Mapping[str, str]) -> dict[Labels, float]:
+    """Active probes per country: registered probes (id → country) with a row in ``hour``,
+    plus any probe with a row in ``window`` (unregistered ones, e.g. `publiccore probe root`
+    writing straight into the store). Registered countries start at 0. Same rule as
+    ``Aggregator`` applies live, where registered probes are found by counting their records.
+    """
+    active: dict[str, set[str]] = {country: set() for country in registered.values()}
+    for row in hour:
+        if row.probe in registered:
+            active[registered[row.probe]].add(row.probe)
+    for row in window:
+        active.setdefault(row.country, set()).add(row.probe)
     return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
@@ -691,8 +697,8 @@ class Aggregator:
                         duration_seconds=(self.clock() - started).total_seconds())
 
     def _probes_active(self, rows: Sequence[RootRow], now: dt.datetime) -> dict[Labels, float]:
-        """Registered probes by counting their records of the last hour (indexed), plus the
-        unregistered ones seen in the window (e.g. `publiccore probe root` into this store)."""
+        """Registered probes with a record (any kind) in the last hour, found by counting
+        (indexed), plus every probe seen in the window (see ``probes_active``)."""
         since = now - dt.timedelta(seconds=ACTIVE_SECONDS)
         active: dict[str, set[str]] = collections.defaultdict(set)
         for probe in self.store.list_probes():
@@ -702,8 +708,7 @@ class Aggregator:
             if self.store.count_records(probe_id=probe.id, since=since, until=now):
                 active[probe.country].add(probe.id)
         for row in rows:
-            if row.time >= since.timestamp():
-                active[row.country].add(row.probe)
+            active[row.country].add(row.probe)
         return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 

@@ -2,7 +2,7 @@
 
 ``history`` recomputes, at every step between ``since`` and ``until``, exactly what the live
 exporter would have shown at that moment (same code: ``collectors.aggregate``): root aggregates
-over the root window ending at the step, probes active in the hour before it, the newest BGP and
+over the root window ending at the step, probes active before it, the newest BGP and
 path observations at or before it, data ages, and the regulatory events. Each sample carries the
 step's timestamp. Live-only series (ingest counters, refresh age and duration) are not included.
 
@@ -93,7 +93,7 @@ def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
          for o in store.iter_observations(metric=metric, since=obs_since, until=until)),
         key=lambda o: o.time)
     cursor = _ObservationCursor(observations)
-    registered = [p.country for p in store.list_probes()]
+    registered = {p.id: p.country for p in store.list_probes() if p.revoked is None}
     tracker = agg.PublicationTracker()
     families: dict[str, Metric] = {}
 
@@ -111,8 +111,8 @@ def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
         series = agg.compute_root(in_window, max_asn_share=settings.max_asn_share,
                                   sites=sites, tracker=tracker, now=t)
         series["publiccore_probes_active"] = agg.probes_active(
-            agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), now=t,
-            countries=registered)
+            agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), in_window,
+            registered=registered)
         latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
         series.update(latest)
         snapshot = agg.Snapshot(computed_at=dt.datetime.fromtimestamp(t, dt.UTC), series=series,
