@@ -202,12 +202,12 @@ class Exporter:
 EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
 
 
-async def _metrics(request: web.Request) -> web.Response:
+async def metrics_handler(request: web.Request) -> web.Response:
     exporter = request.app[EXPORTER_KEY]
     return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def _events(request: web.Request) -> web.Response:
+async def events_handler(request: web.Request) -> web.Response:
     exporter = request.app[EXPORTER_KEY]
     country = request.query.get("country") or None
     since = request.query.get("since")
@@ -249,8 +249,8 @@ def mount(app: web.Application, store: Store, settings: Settings, *,
     exporter = Exporter(store, settings, registry=registry or CollectorRegistry(),
                         events=chosen, ingest_counts=ingest_counts, clock=clock)
     app[EXPORTER_KEY] = exporter
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/api/v1/events", _events)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/api/v1/events", events_handler)
     interval = settings.serve.aggregate_interval_seconds
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
