@@ -2,7 +2,8 @@
 
     python benchmarks/ingest.py [--uploaders 50] [--batches 8] [--batch-records 200]
 
-Starts ``publiccore serve`` as a separate process on 127.0.0.1 (port 0) over a fresh store,
+Starts ``publiccore serve --workers N`` (default: one per core) as a separate process on
+127.0.0.1 (port 0) over a fresh store,
 registers one probe per uploader, and has ``--uploaders`` concurrent aiohttp clients each POST
 ``--batches`` gzip JSON batches of realistic ``root-dns`` records (bodies built before the clock
 starts). Then inserts the same rows into another fresh store with plain ``sqlite3`` executemany,
@@ -64,16 +65,18 @@ def make_record(probe_id: str, when: dt.datetime, n: int) -> rec.Record:
         result=result, started=when, finished=when + dt.timedelta(seconds=0.2))
 
 
-def start_server(store: pathlib.Path, config: pathlib.Path) -> tuple[subprocess.Popen[str], int]:
+def start_server(store: pathlib.Path, config: pathlib.Path, workers: int
+                 ) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "publiccore", "serve", "--config", str(config), "--store",
-         str(store), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+         str(store), "--listen", "127.0.0.1:0", "--workers", str(workers)],
+        stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("listening on http://127.0.0.1:"):
         process.kill()
         raise SystemExit(f"server did not start: {line!r}")
-    return process, int(line.rsplit(":", 1)[1])
+    return process, int(line.split()[2].rsplit(":", 1)[1])
 
 
 async def upload_all(port: int, work: list[tuple[str, list[bytes]]]) -> tuple[float, list[float],
@@ -132,6 +135,8 @@ def main() -> int:
     parser.add_argument("--uploaders", type=int, default=50)
     parser.add_argument("--batches", type=int, default=8, help="batches per uploader")
     parser.add_argument("--batch-records", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="publiccore serve --workers (default: one per core)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="publiccore-bench-") as tmp_name:
@@ -164,7 +169,7 @@ def main() -> int:
         total = n
         record_bytes = statistics.mean(len(r.dumps()) for r in all_batches[0])
 
-        server, port = start_server(store_path, config)
+        server, port = start_server(store_path, config, args.workers)
         try:
             elapsed, latencies, accepted = asyncio.run(upload_all(port, work))
         finally:
@@ -181,13 +186,13 @@ def main() -> int:
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print(f"records          {total} ({record_bytes:.0f} B each as JSON), "
           f"{args.uploaders} uploaders x {args.batches} batches x {args.batch_records}")
-    print(f"cores            {os.cpu_count()}")
+    print(f"cores            {os.cpu_count()}, serve --workers {args.workers}")
     print(f"HTTP ingest      {http_rate:10.0f} records/s  ({elapsed:.2f} s)")
     print(f"raw SQLite       {raw_rate:10.0f} records/s  ({raw_elapsed:.2f} s)")
     print(f"ratio            {http_rate / raw_rate:10.3f}  (target >= 0.3; and >= 5000 records/s)")
     print(f"request latency  p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
           f"({len(latencies)} requests)")
-    print(json.dumps({"http_records_per_second": round(http_rate),
+    print(json.dumps({"workers": args.workers, "http_records_per_second": round(http_rate),
                       "raw_records_per_second": round(raw_rate),
                       "ratio": round(http_rate / raw_rate, 3),
                       "p50_ms": round(p50 * 1000, 1), "p99_ms": round(p99 * 1000, 1)}))

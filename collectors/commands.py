@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import signal
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -26,6 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(serve)
     serve.add_argument("--listen", metavar="HOST:PORT",
                        help="address to listen on (default: serve.listen; port 0 picks one)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="processes sharing the socket, each with its own store connection "
+                            "(default 1; rate limits and counters are then per process)")
     serve.set_defaults(func=_serve)
 
     probes = sub.add_parser("probes", help="register, list and revoke probes (collector admin)")
@@ -77,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = cfg.load(args.config)
     host, port = _parse_listen(args.listen or settings.serve.listen)
+    if args.workers > 1:
+        return _serve_workers(args, settings, host, port)
     store = _open_store(args, settings)
     try:
         app = ingest.make_app(store, settings)
@@ -84,6 +92,57 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, port: int
+                   ) -> int:
+    """Fork ``--workers`` processes sharing one listening socket, each with its own store."""
+    import traceback
+
+    from collectors import ingest
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()
+    shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+    sys.stdout.write(f"listening on http://{shown}:{bound[1]} ({args.workers} workers)\n")
+    sys.stdout.flush()
+    children: list[int] = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until SIGTERM, never return into the parent's code
+            code = 1
+            try:
+                store = _open_store(args, settings)
+                try:
+                    asyncio.run(serve_forever(ingest.make_app(store, settings), sock=sock))
+                    code = 0
+                finally:
+                    store.close()
+            except Exception:  # a worker's last words; the parent reports the exit status
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _pid, wait_status = os.waitpid(child, 0)
+        if os.waitstatus_to_exitcode(wait_status) != 0:
+            status = 1
+    return status
 
 
 def _probes_add(args: argparse.Namespace) -> int:
@@ -164,8 +223,12 @@ def _parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def serve_forever(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` on host:port until SIGTERM/SIGINT; print the bound address once ready."""
+async def serve_forever(app: web.Application, host: str = "", port: int = 0, *,
+                        sock: socket.socket | None = None) -> None:
+    """Serve ``app`` on host:port (or a listening ``sock``) until SIGTERM/SIGINT.
+
+    With host:port, prints ``listening on http://HOST:PORT`` once ready.
+    """
     from aiohttp import web
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,6 +239,10 @@ async def serve_forever(app: web.Application, host: str, port: int) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     try:
+        if sock is not None:
+            await web.SockSite(runner, sock).start()
+            await stop.wait()
+            return
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         for address in runner.addresses:

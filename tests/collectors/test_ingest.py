@@ -233,6 +233,24 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: pathlib.Path) -> None
         assert collector.stop() == 0
 
 
+def test_serve_workers_share_the_socket(tmp_path: pathlib.Path) -> None:
+    config = S.write_toml(tmp_path / "c.toml", {
+        "serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}})
+    collector = S.Collector(config=config, store=tmp_path / "store.sqlite",
+                            args=("--workers", "2")).start()
+    try:
+        p_id, token = S.register_probe(collector.store)
+        records = [S.make_root_record(p_id) for _ in range(40)]
+        for i in range(0, 40, 4):
+            status, out, _ = S.post(collector.port, S.batch_body(records[i:i + 4]), token=token)
+            assert (status, out["accepted"]) == (200, 4)
+        assert S.post(collector.port, S.batch_body(records[:4]), token=token)[1] == {
+            "accepted": 0, "duplicates": 4, "rejected": 0}
+    finally:
+        assert collector.stop() == 0
+    assert sorted(S.store_ids(collector.store)) == sorted(r.id for r in records)
+
+
 # --- fuzz ------------------------------------------------------------------------------------
 
 _json = st.recursive(

@@ -70,16 +70,18 @@ class Collector:
     prefix: Sequence[str] = ()
     port: int = 0
     process: subprocess.Popen[str] | None = None
+    args: Sequence[str] = ()
 
     def start(self) -> Collector:
         listen = f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [*self.prefix, *publiccore_cmd("serve", "--config", str(self.config), "--store",
-                                           str(self.store), "--listen", listen)],
+                                           str(self.store), "--listen", listen,
+                                           *self.args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = _read_line(self.process, START_TIMEOUT)
         assert line.startswith("listening on http://127.0.0.1:"), line
-        self.port = int(line.rsplit(":", 1)[1])
+        self.port = int(line.split()[2].rsplit(":", 1)[1])
         return self
 
     @property

@@ -193,28 +193,30 @@ def test_agent_uploads_with_registered_identity_and_exits_0(
                             collector_url=collector.url, hints=hints,
                             extra={"agent": {"metrics_listen": "127.0.0.1:0"}})
     agent = S.start_agent(config, verbose=True)
-    assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 6, timeout=60)
-    assert agent.stderr is not None
-    metrics_port = None
-    for _ in range(200):
-        line = agent.stderr.readline()
-        found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
-        if found:
-            metrics_port = int(found.group(1))
-            break
-    assert metrics_port is not None
-    status, body = S.get(metrics_port, "/metrics")
-    text = body.decode()
-    assert status == 200
-    for name in ("publiccore_agent_rounds_total{kind=\"root\"}",
-                 "publiccore_agent_queries_total{kind=\"root\",transport=\"udp\"}",
-                 "publiccore_agent_query_failures_total{code=\"tcp_refused\",kind=\"root\"}",
-                 "publiccore_agent_spool_records ", "publiccore_agent_spool_bytes ",
-                 "publiccore_agent_uploads_total ",
-                 "publiccore_agent_last_upload_success_timestamp_seconds "):
-        assert name in text, name
-    assert "python_gc" not in text  # its own registry, not the global one
-    code, err = S.stop_process(agent)
+    try:
+        assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 6, timeout=60)
+        assert agent.stderr is not None
+        metrics_port = None
+        for _ in range(200):
+            line = agent.stderr.readline()
+            found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+            if found:
+                metrics_port = int(found.group(1))
+                break
+        assert metrics_port is not None
+        status, body = S.get(metrics_port, "/metrics")
+        text = body.decode()
+        assert status == 200
+        for name in ("publiccore_agent_rounds_total{kind=\"root\"}",
+                     "publiccore_agent_queries_total{kind=\"root\",transport=\"udp\"}",
+                     "publiccore_agent_query_failures_total{code=\"tcp_refused\",kind=\"root\"}",
+                     "publiccore_agent_spool_records ", "publiccore_agent_spool_bytes ",
+                     "publiccore_agent_uploads_total ",
+                     "publiccore_agent_last_upload_success_timestamp_seconds "):
+            assert name in text, name
+        assert "python_gc" not in text  # its own registry, not the global one
+    finally:
+        code, err = S.stop_process(agent)
     assert code == 0, err
     ids, state = S.spool_state(tmp_path / "spool.sqlite")
     assert ids == []  # flushed at shutdown
