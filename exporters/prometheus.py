@@ -203,11 +203,13 @@ EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    """GET /metrics: the pre-rendered aggregates plus the live registry (text format 0.0.4)."""
     exporter = request.app[EXPORTER_KEY]
     return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def events_handler(request: web.Request) -> web.Response:
+    """GET /api/v1/events[?country=XX&since=DATE&until=DATE]: ``{"events": [...]}``."""
     exporter = request.app[EXPORTER_KEY]
     country = request.query.get("country") or None
     since = request.query.get("since")

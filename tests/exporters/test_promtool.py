@@ -110,3 +110,16 @@ def test_check_promql_finds_every_panel_rule_and_variable():
     assert not any("publiccore_test" in s for s in sources)
     with pytest.raises(KeyError):
         check.substitute("x{c=\"$nope\"}", {})
+
+
+def test_every_metric_is_documented():
+    from collectors.aggregate import METRICS
+    from exporters.prometheus import LIVE_HELP
+
+    doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    for name in [m.name for m in METRICS] + list(LIVE_HELP):
+        assert f"`{name}" in doc, name
+    for spec in METRICS:
+        assert spec.definition.startswith("M-") or spec.definition == "Sampling and bias"
+        if spec.definition.startswith("M-"):
+            assert f"### {spec.definition} " in (REPO / "docs" / "methodology.md").read_text()
