@@ -24,6 +24,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -45,6 +46,19 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # records accepted by kind, records rejected by reason
 IngestCounts = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
+
+
+
+class _IngestStats(Protocol):
+    accepted_by_kind: Mapping[str, int]
+    rejected_by_reason: Mapping[str, int]
+
+
+def ingest_counts_from(stats: _IngestStats) -> IngestCounts:
+    """Adapt the ingest service's counters (``collectors.ingest.IngestStats``) for ``mount``."""
+    return lambda: ({k: float(v) for k, v in stats.accepted_by_kind.items()},
+                    {k: float(v) for k, v in stats.rejected_by_reason.items()})
+
 
 LIVE_HELP: dict[str, str] = {
     "publiccore_newest_record_age_seconds":

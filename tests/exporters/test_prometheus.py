@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.aggregate import SPECS
-from exporters.prometheus import EXPORTER_KEY, Exporter, mount
+from exporters.prometheus import EXPORTER_KEY, Exporter, ingest_counts_from, mount
 from publiccore import events as ev
 from publiccore.config import Settings
 from publiccore.records import RootResult
@@ -230,7 +230,7 @@ def test_no_sample_timestamps_on_live_metrics(store, loaded):
 def test_mount_serves_metrics_and_events(store, loaded):
     async def run() -> None:
         app = web.Application()
-        mount(app, store, Settings(), events=ev.load())
+        mount(app, store, Settings(), events=ev.load(), clock=lambda: NOW)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             response = await client.get("/metrics")
             assert response.status == 200
@@ -245,5 +245,27 @@ def test_mount_serves_metrics_and_events(store, loaded):
                                           for e in body["events"])
             response = await client.get("/api/v1/events", params={"since": "yesterday-ish"})
             assert response.status == 400
+
+    asyncio.run(run())
+
+
+def test_mount_on_the_ingest_app(store, loaded):
+    ingest = pytest.importorskip("collectors.ingest")
+
+    async def run() -> None:
+        settings = Settings()
+        app = ingest.make_app(store, settings)
+        stats = app[ingest.STATS_KEY]
+        mount(app, store, settings, ingest_counts=ingest_counts_from(stats), events=[],
+              clock=lambda: NOW)
+        stats.accepted_by_kind["root-dns"] += 26
+        stats.rejected_by_reason["bad_token"] += 1
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            got = parse(await (await client.get("/metrics")).text())
+            assert got[key("publiccore_ingest_records_total", kind="root-dns")] == 26
+            assert got[key("publiccore_ingest_rejected_records_total", reason="bad_token")] == 1
+            assert key("publiccore_root_reachable_ratio", country="NL", letter="k",
+                       family="ipv4", transport="udp") in got
+            assert (await client.get("/healthz")).status == 200
 
     asyncio.run(run())
