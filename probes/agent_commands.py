@@ -10,10 +10,15 @@ import logging
 import os
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from publiccore import config as cfg
 from publiccore.clock import utc_now
 from publiccore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from probes.agent import Measurement
+    from publiccore.records import ProbeRef, Record, TraceTarget
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,7 +59,6 @@ def _agent_run(args: argparse.Namespace) -> int:
     from probes.commands import probe_ref
     from probes.spool import Spool
     from publiccore import roothints
-    from publiccore.records import Record
 
     settings = cfg.load(args.config)
     _setup_logging(args.verbose)
@@ -81,6 +85,8 @@ def _agent_run(args: argparse.Namespace) -> int:
     measurements = [agent_mod.Measurement(
         kind="root", schedule=schedule, run_round=root_round,
         grace_seconds=2 * settings.root.timeout_seconds + 1.0)]
+    if settings.traceroute.targets:
+        measurements.append(_traceroute_measurement(settings, probe))
     metrics_listen = (settings.agent.metrics_listen if args.metrics_listen is None
                       else args.metrics_listen)
     if metrics_listen:
@@ -117,6 +123,38 @@ def _agent_run(args: argparse.Namespace) -> int:
     finally:
         spool.close()
     return 0
+
+
+TRACE_CONCURRENCY = 4
+TRACE_START_DELAY_MAX_SECONDS = 60.0
+
+
+def _traceroute_measurement(settings: cfg.Settings, probe: ProbeRef) -> Measurement:
+    """Paris traceroutes to ``traceroute.targets`` every ``traceroute.interval_seconds``."""
+    from probes import agent as agent_mod
+    from probes import traceroute
+
+    try:
+        targets = traceroute.make_targets(settings.traceroute.targets)
+        trace_cfg = traceroute.TraceConfig(max_ttl=settings.traceroute.max_ttl,
+                                           timeout_seconds=settings.traceroute.timeout_seconds)
+        schedule = agent_mod.Schedule(
+            settings.traceroute.interval_seconds,
+            min(TRACE_START_DELAY_MAX_SECONDS, settings.traceroute.interval_seconds / 5))
+    except ValueError as exc:
+        raise ConfigError(f"[traceroute]: {exc}") from None
+    gate = asyncio.Semaphore(TRACE_CONCURRENCY)
+
+    async def one(target: TraceTarget) -> Record:
+        async with gate:
+            return await traceroute.measure_trace(target, trace_cfg, probe=probe)
+
+    async def trace_round() -> list[Record]:
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+
+    grace = trace_cfg.timeout_seconds * trace_cfg.attempts + 1.0
+    return agent_mod.Measurement(kind="traceroute", schedule=schedule, run_round=trace_round,
+                                 grace_seconds=grace)
 
 
 def _check_owner(path: pathlib.Path) -> None:

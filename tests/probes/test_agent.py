@@ -321,3 +321,24 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: pathlib.Path,
     assert state["dropped_total"] == 0
     # every record ever spooled reached the store, exactly once
     assert len(stored) == len(set(stored)) == state["spooled_total"] == state["acked_total"]
+
+
+def test_agent_schedules_traceroutes_when_targets_are_set(tmp_path: pathlib.Path,
+                                                         collector: Any) -> None:
+    hints = S.hints_file(tmp_path / "hints")
+    config = S.agent_config(
+        tmp_path, probe_id=collector.probe_id, token=collector.token,
+        collector_url=collector.url, hints=hints,
+        extra={"traceroute": {"targets": ["127.0.0.1"], "interval_seconds": 0.5,
+                              "timeout_seconds": 0.3, "max_ttl": 2}})
+
+    def kinds() -> set[str]:
+        return {json.loads(row[4])["kind"] for row in S.store_rows(collector.store)}
+
+    agent = S.start_agent(config)
+    try:
+        # without CAP_NET_RAW the traceroute records say permission_denied: still records
+        assert S.wait_until(lambda: kinds() == {"root-dns", "traceroute"}, timeout=60)
+    finally:
+        code, err = S.stop_process(agent)
+    assert code == 0, err
