@@ -21,6 +21,7 @@ import bisect
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 import pathlib
@@ -95,7 +96,8 @@ METRICS: tuple[MetricSpec, ...] = (
           "Share of root-dns records by root integrity outcome",
           "ratio", "country outcome", "M-root-integrity"),
     _spec("publiccore_root_sites",
-          "Distinct anycast site identities that answered from this country",
+          "Distinct anycast sites that answered from this country (by the location code the "
+          "site table reads, else by the identity string)",
           "sites", "country letter", "M-root-site"),
     _spec("publiccore_root_site_location_ratio",
           "Share of answered records by the answering site's location: in_country, abroad, "
@@ -185,28 +187,54 @@ class SiteTable:
     patterns: Mapping[str, tuple[re.Pattern[str], ...]]
     codes: Mapping[str, Mapping[str, str]]  # letter → site code → ISO country
 
+    cache: dict[tuple[str, tuple[str | None, ...]], tuple[str | None, str | None]] = (
+        dataclasses.field(default_factory=dict, compare=False, repr=False))
+
     def locate(self, letter: str, identities: Iterable[str | None]) -> str | None:
         """Return the ISO country of the site named by the first identity that maps, or None."""
+        return self.site(letter, identities)[1]
+
+    def site(self, letter: str, identities: Iterable[str | None]
+             ) -> tuple[str | None, str | None]:
+        """(site key, ISO country or None) for a record's identities (NSID, hostname.bind, …).
+
+        The site key is the location code the table reads (``nl-ams``, ``ams``), so several
+        servers of one site count once; for an identity the table cannot read, the identity
+        itself. Both are None without any identity.
+        """
+        key = (letter, tuple(identities))
+        if key not in self.cache:
+            if len(self.cache) > 100_000:
+                self.cache.clear()
+            self.cache[key] = self._site(letter, key[1])
+        return self.cache[key]
+
+    def _site(self, letter: str, identities: tuple[str | None, ...]
+              ) -> tuple[str | None, str | None]:
         patterns = self.patterns.get(letter, ())
         codes = self.codes.get(letter, {})
+        first: str | None = None
         for identity in identities:
             if not identity:
                 continue
             text = identity.strip().lower()
+            first = first or text
             for pattern in patterns:
                 match = pattern.fullmatch(text)
                 if match is None:
                     continue
                 groups = match.groupdict()
-                cc = groups.get("cc")
+                cc, site = groups.get("cc"), groups.get("site")
+                where = "-".join(g for g in (cc, site) if g) or text
                 if cc and _is_country(cc):
-                    return cc.upper()
-                site = groups.get("site")
+                    return where, cc.upper()
                 if site and site in codes:
-                    return codes[site]
-        return None
+                    return where, codes[site]
+                first = where
+        return first, None
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_country(code: str) -> bool:
     return pycountry.countries.get(alpha_2=code.upper()) is not None
 
@@ -473,10 +501,9 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
                 if soa.rtt_seconds is not None:
                     rtts[cell].append((soa.rtt_seconds, w))
         if row.answered:
-            identity = next((i for i in row.identities if i), None)
-            if identity:
-                site_names[row.letter].add(identity)
-            where = sites.locate(row.letter, row.identities)
+            site, where = sites.site(row.letter, row.identities)
+            if site:
+                site_names[row.letter].add(site)
             outcome = ("unknown" if where is None else
                        "in_country" if where == country else "abroad")
             located[(row.letter, outcome)] += w

@@ -131,3 +131,12 @@ def test_latest_observations_drop_series_missing_from_the_newest_dump():
         until=(t0 + dt.timedelta(hours=8.5)).timestamp())
     assert series == {"publiccore_bgp_country_upstreams": {("NL", "ipv4"): 11.0}}
     assert newest == (t0 + dt.timedelta(hours=8)).timestamp()
+
+
+def test_servers_of_one_site_count_as_one_site():
+    sites = agg.load_sites()
+    assert sites.site("k", ["ns1.nl-ams.k.ripe.net"]) == ("nl-ams", "NL")
+    assert sites.site("k", ["ns2.nl-ams.k.ripe.net"]) == ("nl-ams", "NL")
+    assert sites.site("f", ["ams1c.f.root-servers.org"]) == ("ams", "NL")
+    assert sites.site("d", ["sgsg2.droot"]) == ("sgsg2.droot", None)  # unread: the identity
+    assert sites.site("k", [None, None, None]) == (None, None)
