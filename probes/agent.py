@@ -249,11 +249,12 @@ class Uploader:
         self.clock = clock
 
     def _batch(self, spooled: list[SpooledRecord]) -> tuple[list[SpooledRecord], bytes]:
+        # One kind per batch, so the collector can count what it accepted by kind exactly.
         chosen: list[SpooledRecord] = []
         size = 2
         for item in spooled:
             size += len(item.body) + 1
-            if chosen and size > UPLOAD_MAX_BYTES:
+            if chosen and (size > UPLOAD_MAX_BYTES or item.kind != chosen[0].kind):
                 break
             chosen.append(item)
         payload = ("[" + ",".join(item.body for item in chosen) + "]").encode("utf-8")

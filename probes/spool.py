@@ -49,11 +49,12 @@ class SpoolError(PubliccoreError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SpooledRecord:
-    """One record waiting for upload: its spool sequence number, id and wire JSON."""
+    """One record waiting for upload: its spool sequence number, id, kind and wire JSON."""
 
     seq: int
     id: str
     body: str
+    kind: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -196,8 +197,8 @@ class Spool:
         """Return up to ``limit`` of the oldest records, oldest first (they stay spooled)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, id, body FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        return [SpooledRecord(seq=r[0], id=r[1], body=r[2]) for r in rows]
+                "SELECT seq, id, body, kind FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [SpooledRecord(seq=r[0], id=r[1], body=r[2], kind=r[3]) for r in rows]
 
     def ack(self, seqs: Iterable[int], *, now: dt.datetime | None = None) -> int:
         """Remove records the collector acknowledged; note the successful upload. Returns count."""
