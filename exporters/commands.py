@@ -27,6 +27,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     om.add_argument("--store", metavar="PATH", help="SQLite store (default from configuration)")
     om.set_defaults(func=_export_openmetrics)
 
+    report = sub.add_parser("report", help="citable report for one country and period "
+                            "(Markdown, HTML with SVG chart, CSV)")
+    report.add_argument("--country", required=True, metavar="XX", help="ISO 3166-1 alpha-2")
+    report.add_argument("--since", required=True, metavar="TIME", help="start (RFC 3339/date)")
+    report.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
+    report.add_argument("--out", metavar="DIR", help="output folder (default report-XX-DATE)")
+    report.add_argument("--store", metavar="PATH", help="SQLite store (default from config)")
+    report.set_defaults(func=_report)
+
     events = sub.add_parser("events", help="the regulatory events dataset")
     actions = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list events (bundled plus [events] extra_files)")
@@ -121,4 +130,32 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
     openmetrics.write(families, sys.stdout)
     total = sum(openmetrics.sample_count(families).values())
     print(f"publiccore: {total} samples in {len(families)} metrics", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from exporters import report
+    from publiccore.store import open_store
+
+    settings = cfg.load(args.config)
+    since, until = _date(args.since, "--since"), _date(args.until, "--until")
+    assert since is not None and until is not None
+    if until <= since:
+        raise ConfigError("--until is not after --since")
+    country = args.country.upper()
+    if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
+        raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    path = args.store or settings.store.path
+    store = open_store(path, settings.store.url)
+    try:
+        built = report.build(store, country=country, since=since, until=until,
+                             settings=settings.aggregate, store_label=settings.store.url or path,
+                             events=ev.load(settings.events.extra_files))
+    finally:
+        store.close()
+    out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")
+    for written in report.write(built, out):
+        sys.stdout.write(f"{written}\n")
     return 0

@@ -1,0 +1,262 @@
+"""Citable reports for one country and period: Markdown, HTML with SVG charts, CSV.
+
+Every figure names its definition (docs/methodology.md), window, sample size and the software
+version; the CSV files hold the numbers behind the tables and charts. The figures are computed
+by ``collectors.aggregate`` over the whole period (root) or read from the stored observations
+(BGP, paths), so they agree with /metrics and the OpenMetrics history.
+
+Charts are SVG (no plotting library needed); PNG would need matplotlib.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import datetime as dt
+import html
+import io
+import pathlib
+import statistics
+from collections.abc import Sequence
+
+from collectors import aggregate as agg
+from publiccore import __version__
+from publiccore import events as ev
+from publiccore.config import AggregateSettings
+from publiccore.store import Store
+
+DAY = 86400.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Report:
+    """What a report shows, before formatting."""
+
+    country: str
+    since: dt.datetime
+    until: dt.datetime
+    generated: dt.datetime
+    root: agg.Series  # over the whole period
+    daily_availability: dict[str, list[tuple[dt.date, float]]]  # letter → per-day RSSAC047
+    observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]]  # exported name
+    events: list[ev.Event]
+    settings: AggregateSettings
+    store_label: str
+
+
+def build(store: Store, *, country: str, since: dt.datetime, until: dt.datetime,
+          settings: AggregateSettings, events: Sequence[ev.Event] = (), store_label: str = "",
+          now: dt.datetime | None = None) -> Report:
+    """Compute the report's figures for ``country`` over [since, until)."""
+    country = country.upper()
+    sites = agg.load_sites()
+    rows = [row for record in store.iter_records(kind="root-dns", since=since, until=until,
+                                                 country=country)
+            if (row := agg.root_row(record)) is not None]
+    root = agg.compute_root(rows, max_asn_share=settings.max_asn_share, sites=sites)
+    by_day: dict[dt.date, list[agg.RootRow]] = collections.defaultdict(list)
+    for row in rows:
+        by_day[dt.datetime.fromtimestamp(row.time, dt.UTC).date()].append(row)
+    daily: dict[str, list[tuple[dt.date, float]]] = collections.defaultdict(list)
+    for day, day_rows in sorted(by_day.items()):
+        series = agg.compute_root(day_rows, max_asn_share=settings.max_asn_share, sites=sites)
+        for (_, letter), value in series["publiccore_root_availability_ratio"].items():
+            daily[letter].append((day, value))
+    observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]] = {}
+    for metric, name in agg.OBSERVED_METRICS.items():
+        kept = []
+        for o in store.iter_observations(metric=metric, subject_kind="country",
+                                         subject=country, since=since, until=until):
+            labels = agg.observation_labels(metric, o)
+            if labels is not None:
+                kept.append((o.time, labels, o.value))
+        if kept:
+            observations[name] = kept
+    chosen = [e for e in events if e.country in (country, "INT")
+              and since.date() <= e.date < until.date()]
+    return Report(country=country, since=since, until=until,
+                  generated=now or dt.datetime.now(dt.UTC), root=root,
+                  daily_availability=dict(daily), observations=observations, events=chosen,
+                  settings=settings, store_label=store_label)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{1000 * value:.1f} ms"
+
+
+def root_table(report: Report) -> list[dict[str, str]]:
+    """One row per letter: availability, UDP/TCP medians, sites, in-country share."""
+    c = report.country
+    r = report.root
+    letters = sorted({k[1] for k in r["publiccore_root_availability_ratio"]})
+    out = []
+    for letter in letters:
+        out.append({
+            "letter": letter,
+            "availability": _pct(r["publiccore_root_availability_ratio"].get((c, letter))),
+            "meets 96 %": "yes" if r["publiccore_root_availability_ratio"].get(
+                (c, letter), 0) >= agg.AVAILABILITY_THRESHOLD else "no",
+            "median UDP": _ms(r["publiccore_root_median_latency_seconds"].get(
+                (c, letter, "udp"))),
+            "median TCP": _ms(r["publiccore_root_median_latency_seconds"].get(
+                (c, letter, "tcp"))),
+            "sites": str(int(r["publiccore_root_sites"].get((c, letter), 0))),
+            "in-country site": _pct(r["publiccore_root_site_location_ratio"].get(
+                (c, letter, "in_country"))),
+            "unknown site": _pct(r["publiccore_root_site_location_ratio"].get(
+                (c, letter, "unknown"))),
+        })
+    return out
+
+
+def _sample(report: Report) -> tuple[int, int, int, float]:
+    c, r = report.country, report.root
+    get = lambda name: r[name].get((c, "root-dns"), 0.0)  # noqa: E731
+    return (int(get("publiccore_aggregate_records")), int(get("publiccore_aggregate_probes")),
+            int(get("publiccore_aggregate_probe_asns")),
+            get("publiccore_aggregate_top_asn_share"))
+
+
+def _markdown_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "_no data_\n"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row[h] for h in head) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _bgp_rows(report: Report) -> list[dict[str, str]]:
+    rows = []
+    for name, points in sorted(report.observations.items()):
+        by_labels: dict[tuple[str, ...], list[tuple[dt.datetime, float]]] = (
+            collections.defaultdict(list))
+        for t, labels, v in points:
+            by_labels[labels].append((t, v))
+        spec = agg.SPECS[name]
+        for labels, series in sorted(by_labels.items()):
+            series.sort()
+            extra = ", ".join(f"{k}={v}" for k, v in zip(spec.labels, labels, strict=True)
+                              if k != "country" and v)
+            values = [v for _, v in series]
+            rows.append({"metric": name + (f" ({extra})" if extra else ""),
+                         "first": f"{values[0]:.4g}", "last": f"{values[-1]:.4g}",
+                         "min": f"{min(values):.4g}", "median": f"{statistics.median(values):.4g}",
+                         "points": str(len(values)), "definition": spec.definition})
+    return rows
+
+
+def markdown(report: Report) -> str:
+    """The report as Markdown."""
+    records, probes, asns, top = _sample(report)
+    r, c = report.root, report.country
+    integrity = {o: r["publiccore_root_integrity_ratio"].get((c, o))
+                 for o in ("iana", "bogus", "alternate", "unsigned", "no-answer")}
+    parts = [
+        f"# publiccore report: {c}, {report.since:%Y-%m-%d %H:%M} – "
+        f"{report.until:%Y-%m-%d %H:%M} UTC\n",
+        f"Generated {report.generated:%Y-%m-%d %H:%M:%S} UTC by publiccore {__version__} from "
+        f"{report.store_label or 'the store'}. Definitions: docs/methodology.md.\n",
+        "## Sample\n",
+        f"{records} root-dns records from {probes} probes in {asns} probe ASNs; the largest "
+        f"ASN contributed {_pct(top)} of records and was capped at "
+        f"{_pct(report.settings.max_asn_share)} by down-weighting (Sampling and bias).\n",
+        "## Root servers (M-root-reachability, M-root-latency, M-root-site, M-root-rss)\n",
+        f"Over the whole period: {int(r['publiccore_root_letters_available'].get((c,), 0))} "
+        "letters met the RSSAC047 availability threshold (96 %); rounds with at least 8 of 13 "
+        f"letters answering: {_pct(r['publiccore_root_system_available_ratio'].get((c,)))}.\n",
+        _markdown_table(root_table(report)),
+        "\n## Root integrity (M-root-integrity)\n",
+        ", ".join(f"{o}: {_pct(v)}" for o, v in integrity.items()) + "\n",
+        "\n## Routing and paths (M-bgp-country-visibility, M-bgp-upstreams, "
+        "M-path-border-crossings)\n",
+        _markdown_table(_bgp_rows(report)),
+        "\n## Regulatory events in the period (country and international)\n",
+    ]
+    if report.events:
+        parts += [f"- {e.date} **{e.title}** ({e.kind}, {e.country}, confidence "
+                  f"{e.confidence}; `{e.id}`) — {e.sources[0]}\n" for e in report.events]
+    else:
+        parts.append("_none in the dataset_\n")
+    parts.append("\n## Files\n\nroot.csv, bgp.csv, events.csv, availability.svg\n")
+    return "\n".join(parts)
+
+
+def availability_svg(report: Report, *, width: int = 720, height: int = 240) -> str:
+    """Daily RSSAC047 availability per letter as an SVG line chart (0.9–1 on the y axis)."""
+    pad = 40
+    days = sorted({d for series in report.daily_availability.values() for d, _ in series})
+    lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="10">',
+             f'<text x="{pad}" y="14">Daily availability per letter, {report.country} '
+             f'(threshold 96 %)</text>']
+    if not days:
+        return "\n".join([*lines, '<text x="40" y="40">no data</text>', "</svg>"])
+    low = 0.9
+
+    def x(day: dt.date) -> float:
+        span = max(1, (days[-1] - days[0]).days)
+        return pad + (width - 2 * pad) * (day - days[0]).days / span
+
+    def y(value: float) -> float:
+        clamped = min(1.0, max(low, value))
+        return height - pad - (height - 2 * pad) * (clamped - low) / (1 - low)
+
+    threshold = y(agg.AVAILABILITY_THRESHOLD)
+    lines.append(f'<line x1="{pad}" x2="{width - pad}" y1="{threshold:.1f}" '
+                 f'y2="{threshold:.1f}" stroke="red" stroke-dasharray="4"/>')
+    for value in (0.9, 0.95, 1.0):
+        lines.append(f'<text x="4" y="{y(value) + 3:.1f}">{100 * value:.0f} %</text>')
+    for i, (letter, series) in enumerate(sorted(report.daily_availability.items())):
+        hue = (i * 360) // 13
+        points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in series)
+        lines.append(f'<polyline fill="none" stroke="hsl({hue},70%,40%)" points="{points}"/>')
+        last_day, last = series[-1]
+        lines.append(f'<text x="{x(last_day) + 3:.1f}" y="{y(last):.1f}">{letter}</text>')
+    lines.append(f'<text x="{pad}" y="{height - 8}">{days[0]}</text>')
+    lines.append(f'<text x="{width - pad - 60}" y="{height - 8}">{days[-1]}</text>')
+    lines.append("</svg>")
+    return "\n".join(lines)
+
+
+def html_page(report: Report) -> str:
+    """A self-contained HTML page: the Markdown text (pre-formatted) and the chart."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>publiccore report "
+            f"{html.escape(report.country)}</title></head><body>"
+            f"{availability_svg(report)}<pre>{html.escape(markdown(report))}</pre>"
+            "</body></html>\n")
+
+
+def _csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
+    """Write report.md, report.html, availability.svg and the CSV files; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "report.md": markdown(report),
+        "report.html": html_page(report),
+        "availability.svg": availability_svg(report),
+        "root.csv": _csv([{"country": report.country, **row} for row in root_table(report)]),
+        "bgp.csv": _csv(_bgp_rows(report)),
+        "events.csv": _csv([{"id": e.id, "date": e.date.isoformat(), "country": e.country,
+                             "kind": e.kind, "title": e.title, "confidence": e.confidence,
+                             "source": e.sources[0]} for e in report.events]),
+    }
+    paths = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
