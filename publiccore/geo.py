@@ -93,6 +93,7 @@ class Geo:
         self._trees: dict[Family, pytricia.PyTricia] = {
             "ipv4": pytricia.PyTricia(32), "ipv6": pytricia.PyTricia(128)}
         self._asns: dict[int, str] = {}
+        self._longest: dict[Family, int] = {"ipv4": 0, "ipv6": 0}  # longest delegated prefix
         self.files: list[str] = []
 
     @classmethod
@@ -117,8 +118,11 @@ class Geo:
             elif row.type == "ipv4":
                 for cidr in _ipv4_cidrs(row.start, row.value):
                     self._trees["ipv4"][cidr] = row.country
+                    length = int(cidr.rpartition("/")[2])
+                    self._longest["ipv4"] = max(self._longest["ipv4"], length)
             else:
                 self._trees["ipv6"][f"{row.start}/{row.value}"] = row.country
+                self._longest["ipv6"] = max(self._longest["ipv6"], row.value)
         return added
 
     def __len__(self) -> int:
@@ -150,6 +154,9 @@ class Geo:
             return []
         if country is not None:
             return [(country, prefix)]
+        length = prefix.rpartition("/")[2]
+        if length.isdigit() and int(length) >= self._longest[family_of(prefix)]:
+            return []  # nothing covers it, and no delegation is small enough to be inside
         # pytricia only lists the children of a key in the tree: add the prefix for a moment.
         try:
             tree[prefix] = ""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from collectors.bgp.elements import FileReport, ProgressCallback, Reader
@@ -22,9 +23,7 @@ from collectors.bgp.visibility import (
     CountryVisibility,
     Summary,
     all_country_visibility,
-    country_index,
-    full_feed_counts,
-    summarize,
+    tally,
 )
 from publiccore.errors import InputError
 from publiccore.geo import Geo
@@ -65,13 +64,14 @@ class Analysis:
 
 def load_rib(paths: Sequence[str | os.PathLike[str]], reader: Reader, *,
              collector: str | None = None, progress: ProgressCallback | None = None,
-             rib: Rib | None = None) -> tuple[Rib, list[FileReport]]:
+             rib: Rib | None = None, on_new_prefix: Callable[[str], object] | None = None
+             ) -> tuple[Rib, list[FileReport]]:
     """Read RIB files into one table; raise InputError for a file that gives nothing."""
     table = rib if rib is not None else Rib()
     reports = []
     for path in paths:
         read = reader.read(path, kind="rib", collector=collector, progress=progress)
-        table.apply(read)
+        table.apply(read, on_new_prefix)
         reports.append(read.report)
     return table, reports
 
@@ -112,21 +112,27 @@ def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
     """Run the derivation (see module doc); raise InputError on unusable input."""
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
-    rib, reports = load_rib(ribs, reader, collector=collector, progress=progress)
+    index: CountryIndex | None = None
+    attribute: Callable[[str], object] | None = None
+    if geo is not None and (countries or transit_countries or updates):
+        index = CountryIndex()
+        attribute = functools.partial(index.add, geo=geo)
+    rib, reports = load_rib(ribs, reader, collector=collector, progress=progress,
+                            on_new_prefix=attribute)
     if broker is not None:
         reports.append(load_broker_rib(broker, reader, rib, progress))
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
     rows = rib.peer_table(options.rule)
     ff = full_feed_sets(rows)
-    ff_counts = full_feed_counts(rib, ff)
-    summary = summarize(rib, ff, ff_counts, threshold=options.threshold,
-                        keep_documentation=options.keep_documentation)
+    ff_counts, summary = tally(rib, ff, threshold=options.threshold,
+                               keep_documentation=options.keep_documentation)
     dump_times = [r.dump_time for r in reports if r.dump_time is not None]
-    index: CountryIndex | None = None
     country_rows: list[CountryVisibility] = []
-    if geo is not None and (countries or transit_countries or updates):
-        index = country_index(rib.routes, geo)
+    if index is not None and geo is not None:
+        if broker is not None:
+            for prefix in rib.routes:
+                index.add(prefix, geo)
         if countries:
             country_rows = all_country_visibility(index, rib, ff_counts, ff,
                                                   threshold=options.threshold)

@@ -8,7 +8,7 @@ route of that peer session. A peer is a session: (collector, peer ASN, peer addr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from collectors.bgp.elements import ESTABLISHED, Element
@@ -84,8 +84,13 @@ class Rib:
         """The index of a peer session already seen, or None."""
         return self._peer_index.get((collector, peer_asn, peer_address))
 
-    def apply(self, elements: Iterable[Element]) -> int:
-        """Apply elements in order; return how many were applied. The hot loop of a RIB load."""
+    def apply(self, elements: Iterable[Element],
+              on_new_prefix: Callable[[str], object] | None = None) -> int:
+        """Apply elements in order; return how many were applied. The hot loop of a RIB load.
+
+        ``on_new_prefix`` is called with each prefix the table did not hold: per-prefix work
+        (country attribution) done there overlaps with the reader's subprocess.
+        """
         routes = self.routes
         known = self._peer_index
         count = 0
@@ -102,6 +107,8 @@ class Rib:
                 per_peer = routes.get(element[5])
                 if per_peer is None:
                     routes[element[5]] = {index: element[6]}
+                    if on_new_prefix is not None:
+                        on_new_prefix(element[5])
                 else:
                     per_peer[index] = element[6]
             elif kind == "W":

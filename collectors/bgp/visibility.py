@@ -122,6 +122,44 @@ def full_feed_counts(rib: Rib, full_feed: Mapping[Family, frozenset[int]]) -> di
     return out
 
 
+def tally(rib: Rib, full_feed: Mapping[Family, frozenset[int]], *, threshold: float = 0.5,
+          keep_documentation: bool = False) -> tuple[dict[str, int], Summary]:
+    """One pass over the table: full-feed sessions per prefix, and the summary counts."""
+    ff4 = full_feed["ipv4"]
+    ff6 = full_feed["ipv6"]
+    totals = {family: len(full_feed[family]) for family in FAMILIES}
+    need4 = threshold * totals["ipv4"]
+    need6 = threshold * totals["ipv6"]
+    counts: dict[str, int] = {}
+    seen = {"ipv4": 0, "ipv6": 0}
+    visible = {"ipv4": 0, "ipv6": 0}
+    moas = {"ipv4": 0, "ipv6": 0}
+    for prefix, per_peer in rib.routes.items():
+        if ":" in prefix:
+            family: Family = "ipv6"
+            count = sum(1 for index in per_peer if index in ff6)
+            is_visible = count > need6 and totals["ipv6"] > 0
+        else:
+            family = "ipv4"
+            count = sum(1 for index in per_peer if index in ff4) if len(ff4) > 1 else (
+                1 if ff4 and next(iter(ff4)) in per_peer else 0)
+            is_visible = count > need4 and totals["ipv4"] > 0
+        counts[prefix] = count
+        seen[family] += 1
+        if is_visible:
+            visible[family] += 1
+        if len(per_peer) > 1:
+            paths = set(per_peer.values())
+            if len(paths) > 1:
+                origins = {fast_origin(p, keep_documentation=keep_documentation) for p in paths}
+                origins.discard(None)
+                if len(origins) > 1:
+                    moas[family] += 1
+    summary = Summary(prefixes_seen=seen, prefixes_visible=visible,  # type: ignore[arg-type]
+                      multiple_origins=moas, full_feed_peers=totals)  # type: ignore[arg-type]
+    return counts, summary
+
+
 def summarize(rib: Rib, full_feed: Mapping[Family, frozenset[int]], ff_counts: Mapping[str, int],
               *, threshold: float = 0.5, keep_documentation: bool = False) -> Summary:
     """Counts over the whole table (origins computed for every prefix)."""
@@ -161,6 +199,9 @@ class CountryIndex:
         if found is not None:
             return found
         out: list[tuple[str, Family, int, int]] = []
+        if not attributable(prefix):
+            self.pieces[prefix] = out
+            return out
         for country, piece in geo.country_pieces(prefix):
             try:
                 family, start, size = block(piece)
@@ -172,11 +213,24 @@ class CountryIndex:
         return out
 
 
+# Prefixes shorter than these (default routes, /0–/7 aggregates) say nothing about a country's
+# reachability and would make every delegation "routed": they are not attributed.
+MIN_COUNTRY_PREFIX: dict[Family, int] = {"ipv4": 8, "ipv6": 16}
+
+
+def attributable(prefix: str) -> bool:
+    """True when a prefix is long enough to be attributed to countries."""
+    length = prefix.rpartition("/")[2]
+    return length.isdigit() and int(length) >= MIN_COUNTRY_PREFIX[
+        "ipv6" if ":" in prefix else "ipv4"]
+
+
 def country_index(prefixes: Iterable[str], geo: Geo) -> CountryIndex:
-    """Attribute every prefix to its countries."""
+    """Attribute every (long enough) prefix to its countries."""
     index = CountryIndex()
+    add = index.add
     for prefix in prefixes:
-        index.add(prefix, geo)
+        add(prefix, geo)
     return index
 
 
