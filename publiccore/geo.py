@@ -136,7 +136,8 @@ class Geo:
         """The country of the delegation holding ``address`` (or a prefix), or None."""
         tree = self._trees[family_of(address)]
         try:
-            return tree.get(address)  # type: ignore[no-any-return]
+            found: str | None = tree.get(address)
+            return found
         except ValueError:
             return None
 

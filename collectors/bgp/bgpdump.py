@@ -197,7 +197,7 @@ class BgpdumpRead:
             feeder: threading.Thread | None = None
             if compression is not None and gunzip is None:
                 assert proc.stdin is not None
-                sink = proc.stdin.buffer  # bytes side of the text wrapper
+                sink: IO[bytes] = proc.stdin.buffer  # type: ignore[attr-defined]
                 feeder = threading.Thread(target=_feed, args=(self.path, compression, sink, feed),
                                           name=f"feed-{self.path.name}", daemon=True)
                 feeder.start()

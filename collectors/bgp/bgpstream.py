@@ -36,7 +36,7 @@ INSTALL_HINT = ("pybgpstream is not importable: install libbgpstream "
 
 def _module() -> Any:
     try:
-        import pybgpstream  # type: ignore[import-not-found]
+        import pybgpstream
     except ImportError:
         raise InputError(INSTALL_HINT) from None
     return pybgpstream

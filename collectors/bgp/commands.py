@@ -289,7 +289,8 @@ def _transit(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(width=160)
-    table = Table(title=f"{country} {args.family}: international upstreams (top 10)")
+    table = Table(title=f"{country} {args.family}: international upstreams (top 10)",
+                  min_width=60)
     table.add_column("AS")
     table.add_column("share", justify="right")
     for upstream in result.upstreams[:10]:

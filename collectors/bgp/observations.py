@@ -66,9 +66,10 @@ def _root(when: dt.datetime, row: RootPrefix) -> Iterator[Observation]:
 
 
 def _bin(item: Bin, families: Mapping[str, str]) -> Iterator[Observation]:
+    labels: dict[str, str]
     when = _when(item.start)
     for c in item.countries:
-        labels = {"family": c.family}
+        labels = {"family": str(c.family)}
         yield Observation(when, "country", c.country, "bgp_country_visibility_ratio",
                           c.visible_ratio, labels)
         if c.family == "ipv4":
