@@ -111,6 +111,10 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
     sys.stdout.write(f"listening on http://{shown}:{bound[1]} ({args.workers} workers)\n")
     sys.stdout.flush()
     children: list[int] = []
+    # SIGTERM/SIGINT stay blocked until each process has its handlers: a stop request that
+    # arrives while a worker is still starting waits for it instead of killing it half-way.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     for _ in range(args.workers):
         pid = os.fork()
         if pid == 0:  # a worker: serve until SIGTERM, never return into the parent's code
@@ -137,6 +141,7 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
     status = 0
     for child in children:
         _pid, wait_status = os.waitpid(child, 0)
@@ -234,6 +239,7 @@ async def serve_forever(app: web.Application, host: str = "", port: int = 0, *,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     # No access log: the collector never records or exposes a probe's address.
     # auto_decompress off: collectors.ingest decompresses gzip itself, capped (no gzip bombs).
     runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)

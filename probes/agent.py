@@ -284,6 +284,14 @@ class Uploader:
             reason = f"cannot reach collector: {type(exc).__name__}: {exc}"[:300]
             return await self._failed(len(batch), reason)
         if status == 200:
+            answer = _error_json(text)
+            accepted, duplicates = answer.get("accepted"), answer.get("duplicates")
+            if (not isinstance(accepted, int) or not isinstance(duplicates, int)
+                    or accepted + duplicates != len(batch)):
+                # Acknowledge only what the collector says it holds, all of it or nothing.
+                return await self._failed(
+                    len(batch), f"collector acknowledged {accepted!r} + {duplicates!r} duplicates "
+                    f"of {len(batch)} records")
             acked = await asyncio.to_thread(self.spool.ack, [b.seq for b in batch],
                                             now=self.clock())
             if self.metrics is not None:

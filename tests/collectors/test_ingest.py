@@ -341,3 +341,52 @@ def test_fuzz_never_5xx_never_partial(server: Any, case: tuple[str, bytes, bool]
             assert after == before, (status, out)
             assert {"error", "reason", "index"} <= set(out)
     assert S.get(server.port, "/healthz")[0] == 200
+
+
+def test_make_app_under_aiohttp_defaults(tmp_path: pathlib.Path) -> None:
+    """Mounted elsewhere (aiohttp decompressing for us): same answers, bombs still capped."""
+    import asyncio
+
+    from aiohttp import web
+
+    from collectors.ingest import STATS_KEY, make_app
+    from publiccore import config as cfg
+    from publiccore.store import ProbeRegistration, open_store
+
+    store = open_store(str(tmp_path / "store.sqlite"))
+    store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500,
+                                      token_hash=token_hash("tok")))
+    settings = cfg.from_mapping({"serve": {"max_body_bytes": MAX_BODY}})
+    records = [S.make_root_record("p1") for _ in range(3)]
+    bomb = gzip.compress(b"[" + b" " * (40 * MAX_BODY) + b"]", 9)
+    cases = [
+        (S.batch_body(records, gz=True), 200, None),
+        (S.batch_body(records, lines=True), 200, None),
+        # aiohttp's own decoder hands over what a truncated stream held: still a 400 here
+        (gzip.compress(b"[1, 2]")[:-9], 400, "wrong_type"),
+        (bomb, 413, "too_large"),
+    ]
+
+    async def main() -> tuple[list[tuple[int, Any]], Any]:
+        app = make_app(store, settings)
+        runner = web.AppRunner(app)  # aiohttp's defaults: auto_decompress on
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        try:
+            answers = [await asyncio.to_thread(
+                S.post, port, body, token="tok", gzip_body=body[:2] == b"\x1f\x8b")
+                for body, _status, _code in cases]
+        finally:
+            stats = app[STATS_KEY].snapshot()
+            await runner.cleanup()
+        return [(a[0], a[1].get("error")) for a in answers], stats
+
+    try:
+        answers, stats = asyncio.run(main())
+    finally:
+        store.close()
+    assert answers == [(status, code) for _body, status, code in cases]
+    assert stats["accepted_by_kind"] == {"root-dns": 3}
+    assert stats["duplicates_by_kind"] == {"root-dns": 3}
+    assert stats["rejected_by_reason"] == {"wrong_type": 2, "too_large": 1}

@@ -168,6 +168,17 @@ def test_uploader_drops_a_refused_record_and_halves_on_413(scripted: Any) -> Non
     assert spool.stats().dropped_total == 1
 
 
+def test_uploader_keeps_records_the_collector_did_not_count(scripted: Any) -> None:
+    spool, seen = scripted
+    ids = spool.ids()
+    answers = [web.json_response({"accepted": 1, "duplicates": 0, "rejected": 0}),
+               web.json_response({"accepted": 2, "duplicates": 1, "rejected": 0})]
+    outcomes = asyncio.run(_upload(spool, answers, seen, batch=3))
+    assert [o.ok for o in outcomes] == [False, True]
+    assert "acknowledged 1 + 0 duplicates of 3" in outcomes[0].failure
+    assert spool.ids() == ids[3:]
+
+
 # --- agent and collector processes -----------------------------------------------------------
 
 
