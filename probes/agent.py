@@ -381,9 +381,13 @@ class Agent:
         self.round_counts: collections.Counter[str] = collections.Counter()
         self.metrics_address: tuple[str, int] | None = None
 
-    async def refresh_stats(self) -> SpoolStats:
-        """Take a fresh spool snapshot for /metrics; return it."""
-        stats = await asyncio.to_thread(self.spool.stats)
+    async def refresh_stats(self) -> SpoolStats | None:
+        """Take a fresh spool snapshot for /metrics; return it (None if the spool is unreadable)."""
+        try:
+            stats = await asyncio.to_thread(self.spool.stats)
+        except SpoolError as exc:
+            log.error("spool: %s", exc)
+            return None
         self.metrics.spool.snapshot = stats
         return stats
 
@@ -485,7 +489,13 @@ class Agent:
             self.metrics.round_failures.labels(kind=measurement.kind).inc()
             log.error("%s round failed: %s", measurement.kind, exc)
             return
-        dropped = await asyncio.to_thread(self.spool.add, records, now=self.clock())
+        try:
+            dropped = await asyncio.to_thread(self.spool.add, records, now=self.clock())
+        except SpoolError as exc:  # e.g. disk full: this round is lost, say so and go on
+            self.metrics.round_failures.labels(kind=measurement.kind).inc()
+            log.error("%s round of %d records not spooled: %s", measurement.kind, len(records),
+                      exc)
+            return
         if dropped:
             log.warning("spool over quota: dropped the %d oldest records", dropped)
         self.metrics.observe_round(measurement.kind, records)
