@@ -238,10 +238,10 @@ async def events_handler(request: web.Request) -> web.Response:
 
 
 async def refresh_forever(exporter: Exporter, interval_seconds: float) -> None:
-    """Refresh the exporter every ``interval_seconds`` until cancelled; errors are logged."""
+    """Refresh now, then every ``interval_seconds`` until cancelled; errors are logged."""
     while True:
-        await asyncio.sleep(interval_seconds)
         await _refresh_once(exporter)
+        await asyncio.sleep(interval_seconds)
 
 
 async def _refresh_once(exporter: Exporter) -> None:
@@ -258,8 +258,10 @@ def mount(app: web.Application, store: Store, settings: Settings, *,
 
     ``registry`` (a new one by default, never the global one) receives the live collector; other
     collectors registered in it are served too. ``events`` defaults to the bundled dataset plus
-    ``[events] extra_files``. The first refresh runs during application start-up. Returns the
-    exporter (also at ``app[EXPORTER_KEY]``). Raises InputError for a bad events file.
+    ``[events] extra_files``. The first refresh starts with the application, in the background
+    (start-up, and so the ingest API, never waits for it; until it ends /metrics has only the
+    live part). Returns the exporter (also at ``app[EXPORTER_KEY]``). Raises InputError for a
+    bad events file.
     """
     chosen = list(events) if events is not None else ev.load(settings.events.extra_files)
     exporter = Exporter(store, settings, registry=registry or CollectorRegistry(),
@@ -270,7 +272,6 @@ def mount(app: web.Application, store: Store, settings: Settings, *,
     interval = settings.serve.aggregate_interval_seconds
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        await _refresh_once(exporter)
         task = asyncio.create_task(refresh_forever(exporter, interval))
         yield
         task.cancel()

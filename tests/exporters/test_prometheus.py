@@ -232,12 +232,15 @@ def test_mount_serves_metrics_and_events(store, loaded):
         app = web.Application()
         mount(app, store, Settings(), events=ev.load(), clock=lambda: NOW)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            for _ in range(200):  # the first refresh runs in the background: bounded wait
+                if app[EXPORTER_KEY].snapshot.series:
+                    break
+                await asyncio.sleep(0.05)
             response = await client.get("/metrics")
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
             text = await response.text()
             assert "publiccore_root_reachable_ratio{" in text
-            assert app[EXPORTER_KEY].snapshot.series  # first refresh ran at start-up
             response = await client.get("/api/v1/events", params={"country": "ru",
                                                                   "since": "2022-01-01"})
             body = await response.json()
@@ -261,6 +264,10 @@ def test_mount_on_the_ingest_app(store, loaded):
         stats.accepted_by_kind["root-dns"] += 26
         stats.rejected_by_reason["bad_token"] += 1
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            for _ in range(200):  # the first refresh runs in the background: bounded wait
+                if app[EXPORTER_KEY].snapshot.series:
+                    break
+                await asyncio.sleep(0.05)
             got = parse(await (await client.get("/metrics")).text())
             assert got[key("publiccore_ingest_records_total", kind="root-dns")] == 26
             assert got[key("publiccore_ingest_rejected_records_total", reason="bad_token")] == 1
