@@ -106,6 +106,8 @@ class Spool:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=10000")
+            # only takes effect on a new file: lets close() give freed pages back to the disk
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self._transaction():
@@ -290,8 +292,10 @@ class Spool:
             return [r[0] for r in self._db.execute("SELECT id FROM spool ORDER BY seq")]
 
     def close(self) -> None:
-        """Checkpoint the WAL and close the file."""
+        """Give freed pages back, checkpoint the WAL and close the file."""
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
+                # executescript steps the pragma to the end (execute frees a single page)
+                self._db.executescript("PRAGMA incremental_vacuum;")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()

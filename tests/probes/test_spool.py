@@ -90,3 +90,15 @@ def test_drop_refused_record_counts_and_says_why(tmp_path: pathlib.Path) -> None
     assert (stats.depth, stats.dropped_total) == (1, 1)
     _invariant(spool)
     spool.close()
+
+
+def test_close_gives_space_back(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.sqlite"
+    spool = Spool(path)
+    spool.add([_record(i) for i in range(300)])
+    spool.close()
+    full = path.stat().st_size
+    spool = Spool(path)
+    spool.ack([item.seq for item in spool.peek(300)])
+    spool.close()
+    assert path.stat().st_size < full / 4
