@@ -356,20 +356,32 @@ def asn_weights(counts: Mapping[int | None, int], max_share: float) -> dict[int 
     return {asn: shares[asn] * total / counts[asn] for asn in counts}
 
 
-def weighted_quantile(pairs: Sequence[tuple[float, float]], q: float) -> float:
-    """The smallest value whose cumulative weight reaches ``q`` of the total (pairs: value, w).
+def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]
+                       ) -> list[float]:
+    """For each q, the smallest value whose cumulative weight reaches q of the total.
 
-    With equal weights this is the "inverted CDF" quantile: the median of 4 values is the 2nd.
+    ``pairs`` are (value, weight). With equal weights this is the "inverted CDF" quantile: the
+    median of 4 values is the 2nd. One sort for all quantiles.
     """
     ordered = sorted(pairs)
     total = sum(w for _, w in ordered)
-    target = q * total
-    cumulative = 0.0
-    for value, weight in ordered:
-        cumulative += weight
-        if cumulative >= target - 1e-9 * total:
-            return value
-    return ordered[-1][0]
+    out = []
+    for q in qs:
+        target = q * total - 1e-9 * total
+        cumulative = 0.0
+        chosen = ordered[-1][0]
+        for value, weight in ordered:
+            cumulative += weight
+            if cumulative >= target:
+                chosen = value
+                break
+        out.append(chosen)
+    return out
+
+
+def weighted_quantile(pairs: Sequence[tuple[float, float]], q: float) -> float:
+    """``weighted_quantiles`` for one q."""
+    return weighted_quantiles(pairs, (q,))[0]
 
 
 # --- publication latency -------------------------------------------------------------------------
@@ -514,8 +526,9 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
     for key, n in sent.items():
         reach[(country, *key)] = answered[key] / n
         if rtts[key]:
-            for q in QUANTILES:
-                rtt_out[(country, *key, _qtext(q))] = weighted_quantile(rtts[key], q)
+            for q, value in zip(QUANTILES, weighted_quantiles(rtts[key], QUANTILES),
+                                strict=True):
+                rtt_out[(country, *key, _qtext(q))] = value
 
     letters = sorted({k[0] for k in sent})
     letters_ok = 0
