@@ -26,7 +26,8 @@ class Board:
     def add(self, panel_type: str, title: str, targets: list[dict[str, Any]], *, w: int = 12,
             h: int = 8, unit: str = "short", description: str = "",
             options: dict[str, Any] | None = None, transformations: list[Any] | None = None,
-            field: dict[str, Any] | None = None) -> None:
+            field: dict[str, Any] | None = None,
+            units: dict[str, str] | None = None) -> None:
         if self.x + w > 24:
             self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
         defaults: dict[str, Any] = {"unit": unit}
@@ -37,7 +38,10 @@ class Board:
             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
             "targets": [dict(t, refId=chr(ord("A") + i), datasource=DS)
                         for i, t in enumerate(targets)],
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": [
+                {"matcher": {"id": "byName", "options": name},
+                 "properties": [{"id": "unit", "value": unit_name}]}
+                for name, unit_name in (units or {}).items()]},
             "options": options or {},
         }
         if transformations:
@@ -130,6 +134,9 @@ def overview() -> dict[str, Any]:
                            {"id": "organize", "options": {"excludeByName": {"Time": True},
                                                           "renameByName": rename}}],
           field={"custom": {"align": "auto"}},
+          units={"root reachability": "percentunit", "RSS k-of-n": "percentunit",
+                 "integrity iana": "percentunit", "IPv4 visibility": "percentunit",
+                 "last event": "dateTimeAsIsoNoDateIfToday"},
           options={"showHeader": True, "sortBy": [{"displayName": "country", "desc": False}]})
     b.add("timeseries", "Root reachability by country",
           [ts("avg by (country) (publiccore_root_reachable_ratio)", "{{country}}")],
