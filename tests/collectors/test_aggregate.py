@@ -140,3 +140,23 @@ def test_servers_of_one_site_count_as_one_site():
     assert sites.site("f", ["ams1c.f.root-servers.org"]) == ("ams", "NL")
     assert sites.site("d", ["sgsg2.droot"]) == ("sgsg2.droot", None)  # unread: the identity
     assert sites.site("k", [None, None, None]) == (None, None)
+
+
+def test_site_table_on_real_l_root_nsids(shared_data):
+    """RIPE Atlas msm 1071935 (2013): real NSIDs of L-root instances, located by the table."""
+    import base64
+    import json
+
+    import dns.edns
+    import dns.message
+
+    path = shared_data / "atlas" / "ripe-atlas-monitor" / "1071935.json"
+    results = json.loads(path.read_text())["results"]
+    sites = agg.load_sites()
+    located = set()
+    for result in results:
+        message = dns.message.from_wire(base64.b64decode(result["result"]["abuf"]))
+        (nsid,) = [o for o in message.options if o.otype == dns.edns.OptionType.NSID]
+        located.add((nsid.nsid.decode(), sites.locate("l", [nsid.nsid.decode()])))
+    assert located == {("ods01.l.root-servers.org", "UA"), ("atl01.l.root-servers.org", "US"),
+                       ("her01.l.root-servers.org", "GR")}
