@@ -438,14 +438,13 @@ class Agent:
     async def _stop_tasks(self, tasks: list[asyncio.Task[None]]) -> None:
         # Schedulers finish a running round within its grace, then return on their own.
         grace = max((m.grace_seconds for m in self.measurements), default=0.0)
-        done, pending = await asyncio.wait(tasks, timeout=grace + 1.0)
+        _done, pending = await asyncio.wait(tasks, timeout=grace + 1.0)
         for task in pending:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 log.error("agent task failed: %r", result)
-        del done
 
     async def _schedule(self, measurement: Measurement, stop: asyncio.Event) -> None:
         sched = measurement.schedule
