@@ -14,6 +14,7 @@ import json
 import pathlib
 import random
 import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -208,12 +209,16 @@ def test_agent_uploads_with_registered_identity_and_exits_0(
         assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 6, timeout=60)
         assert agent.stderr is not None
         metrics_port = None
-        for _ in range(200):
-            line = agent.stderr.readline()
-            found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
-            if found:
-                metrics_port = int(found.group(1))
-                break
+        deadline = time.monotonic() + 30
+        with selectors.DefaultSelector() as sel:  # bounded in time: never a blocking readline
+            sel.register(agent.stderr, selectors.EVENT_READ)
+            while metrics_port is None and time.monotonic() < deadline:
+                if not sel.select(timeout=0.2):
+                    continue
+                line = agent.stderr.readline()
+                found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+                if found:
+                    metrics_port = int(found.group(1))
         assert metrics_port is not None
         status, body = S.get(metrics_port, "/metrics")
         text = body.decode()
