@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     om.add_argument("--until", required=True, metavar="TIME", help="last step (RFC 3339/date)")
     om.add_argument("--step", default="5m", metavar="DURATION", help="step (default 5m)")
     om.add_argument("--store", metavar="PATH", help="SQLite store (default from configuration)")
+    om.add_argument("--out-dir", metavar="DIR",
+                    help="write one file per chunk into DIR instead of one document to stdout")
+    om.add_argument("--chunk", default="1h", metavar="DURATION",
+                    help="time covered by each file with --out-dir (default 1h)")
     om.set_defaults(func=_export_openmetrics)
 
     report = sub.add_parser("report", help="citable report for one country and period "
@@ -108,6 +112,8 @@ def _events_push(args: argparse.Namespace) -> int:
 
 
 def _export_openmetrics(args: argparse.Namespace) -> int:
+    import pathlib
+
     from exporters import openmetrics
     from publiccore.store import open_store
 
@@ -118,18 +124,35 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
         raise ConfigError("--until is before --since")
     try:
         step = openmetrics.parse_duration(args.step)
+        chunk = openmetrics.parse_duration(args.chunk) if args.out_dir else None
     except ValueError as exc:
-        raise ConfigError(f"--step: {exc}") from None
+        raise ConfigError(f"--step/--chunk: {exc}") from None
     events = ev.load(settings.events.extra_files)
     store = open_store(args.store or settings.store.path, settings.store.url)
+    total = files = 0
     try:
-        families = openmetrics.history(store, settings.aggregate, since=since, until=until,
-                                       step_seconds=step, events=events)
+        if args.out_dir:
+            out_dir = pathlib.Path(args.out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for families in openmetrics.history_chunks(
+                    store, settings.aggregate, since=since, until=until, step_seconds=step,
+                    chunk_seconds=chunk, events=events):
+                start = dt.datetime.fromtimestamp(
+                    min(float(s.timestamp or 0.0) for f in families for s in f.samples), dt.UTC)
+                path = out_dir / f"publiccore-{start:%Y%m%dT%H%M%S}.om"
+                with open(path, "w", encoding="utf-8") as out:
+                    openmetrics.write(families, out)
+                total += sum(openmetrics.sample_count(families).values())
+                files += 1
+                sys.stdout.write(f"{path}\n")
+        else:
+            families = openmetrics.history(store, settings.aggregate, since=since, until=until,
+                                           step_seconds=step, events=events)
+            openmetrics.write(families, sys.stdout)
+            total, files = sum(openmetrics.sample_count(families).values()), 1
     finally:
         store.close()
-    openmetrics.write(families, sys.stdout)
-    total = sum(openmetrics.sample_count(families).values())
-    print(f"publiccore: {total} samples in {len(families)} metrics", file=sys.stderr)
+    print(f"publiccore: {total} samples in {files} file(s)", file=sys.stderr)
     return 0
 
 

@@ -6,8 +6,9 @@ over the root window ending at the step, probes active before it, the newest BGP
 path observations at or before it, data ages, and the regulatory events. Each sample carries the
 step's timestamp. Live-only series (ingest counters, refresh age and duration) are not included.
 
-The whole range is held in memory and each series is written in time order; export long ranges
-in chunks (a day per file) and hand promtool every file.
+Each series is written in time order. ``history`` holds the whole range in memory; for long
+ranges or many countries, ``history_chunks`` (``--out-dir DIR --chunk 1h``) writes one file per
+chunk, each to be handed to promtool.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
@@ -77,16 +79,19 @@ class _ObservationCursor:
         return self.seen
 
 
-def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
-            until: dt.datetime, step_seconds: float, events: Sequence[ev.Event] = (),
-            sites: agg.SiteTable | None = None) -> list[Metric]:
-    """Every exported gauge at every step, as metric families with timestamped samples."""
+def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datetime,
+                   until: dt.datetime, step_seconds: float,
+                   chunk_seconds: float | None = None, events: Sequence[ev.Event] = (),
+                   sites: agg.SiteTable | None = None) -> Iterator[list[Metric]]:
+    """Every exported gauge at every step, as metric families with timestamped samples, one
+    list of families per chunk of ``chunk_seconds`` (default: one chunk for the whole range).
+
+    Records are read chunk by chunk, so memory is bounded by a chunk; publication-latency state,
+    observations and data ages carry over from chunk to chunk. Each series' samples are in time
+    order within a chunk.
+    """
     sites = sites or agg.load_sites()
     lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
-    rows = sorted((row for record in store.iter_records(
-        kind="root-dns", since=since - dt.timedelta(seconds=lead), until=until)
-        if (row := agg.root_row(record)) is not None), key=lambda r: r.time)
-    times = [r.time for r in rows]
     obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
     observations = sorted(
         (o for metric in agg.OBSERVED_METRICS
@@ -95,44 +100,72 @@ def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
     cursor = _ObservationCursor(observations)
     registered = {p.id: p.country for p in store.list_probes() if p.revoked is None}
     tracker = agg.PublicationTracker()
-    families: dict[str, Metric] = {}
-
-    def add(new: Iterable[Metric]) -> None:
-        for family in new:
-            if family.name in families:
-                families[family.name].samples.extend(family.samples)
-            else:
-                families[family.name] = family
-
     window = settings.root_window_seconds
-    for t in steps(since, until, step_seconds):
-        in_window = agg.rows_between(rows, times, t - window, t)
-        tracker.update(in_window)
-        series = agg.compute_root(in_window, max_asn_share=settings.max_asn_share,
-                                  sites=sites, tracker=tracker, now=t)
-        series["publiccore_probes_active"] = agg.probes_active(
-            agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), in_window,
-            registered=registered)
-        latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
-        series.update(latest)
-        snapshot = agg.Snapshot(computed_at=dt.datetime.fromtimestamp(t, dt.UTC), series=series,
-                                newest_record={}, newest_bgp_dump=None)
-        add(snapshot_families(snapshot, timestamp=t))
-        add(_age_families(rows, times, newest_dump, t))
-        add(event_families(events, timestamp=t))
-    for family in families.values():
-        family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
+    newest_record: float | None = None
+    all_steps = list(steps(since, until, step_seconds))
+    first = 0
+    while first < len(all_steps):
+        end = all_steps[first] + (chunk_seconds or math.inf)
+        group = [t for t in all_steps[first:] if t < end]
+        first += len(group)
+        rows = sorted((row for record in store.iter_records(
+            kind="root-dns", since=_dt(group[0] - lead), until=_dt(group[-1]))
+            if (row := agg.root_row(record)) is not None), key=lambda r: r.time)
+        times = [r.time for r in rows]
+        families: dict[str, Metric] = {}
+        for t in group:
+            in_window = agg.rows_between(rows, times, t - window, t)
+            tracker.update(in_window)
+            series = agg.compute_root(in_window, max_asn_share=settings.max_asn_share,
+                                      sites=sites, tracker=tracker, now=t)
+            series["publiccore_probes_active"] = agg.probes_active(
+                agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), in_window,
+                registered=registered)
+            latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
+            series.update(latest)
+            before = agg.rows_between(rows, times, -math.inf, t)
+            if before and (newest_record is None or before[-1].time > newest_record):
+                newest_record = before[-1].time
+            snapshot = agg.Snapshot(computed_at=_dt(t), series=series, newest_record={},
+                                    newest_bgp_dump=None)
+            _merge(families, snapshot_families(snapshot, timestamp=t))
+            _merge(families, _age_families(newest_record, newest_dump, t))
+            _merge(families, event_families(events, timestamp=t))
+        for family in families.values():
+            family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
+        yield list(families.values())
+
+
+def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
+            until: dt.datetime, step_seconds: float, events: Sequence[ev.Event] = (),
+            sites: agg.SiteTable | None = None) -> list[Metric]:
+    """``history_chunks`` as one list of families (the whole range in memory)."""
+    families: dict[str, Metric] = {}
+    for chunk in history_chunks(store, settings, since=since, until=until,
+                                step_seconds=step_seconds, events=events, sites=sites):
+        _merge(families, chunk)
     return list(families.values())
 
 
-def _age_families(rows: Sequence[agg.RootRow], times: Sequence[float],
-                  newest_dump: float | None, t: float) -> list[Metric]:
+def _dt(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
+
+
+def _merge(families: dict[str, Metric], new: Iterable[Metric]) -> None:
+    for family in new:
+        if family.name in families:
+            families[family.name].samples.extend(family.samples)
+        else:
+            families[family.name] = family
+
+
+def _age_families(newest_record: float | None, newest_dump: float | None, t: float
+                  ) -> list[Metric]:
     records = GaugeMetricFamily("publiccore_newest_record_age_seconds",
                                 LIVE_HELP["publiccore_newest_record_age_seconds"],
                                 labels=["kind"])
-    before = agg.rows_between(rows, times, float("-inf"), t)
-    if before:
-        records.add_metric(["root-dns"], t - before[-1].time, timestamp=t)
+    if newest_record is not None:
+        records.add_metric(["root-dns"], t - newest_record, timestamp=t)
     dump = GaugeMetricFamily("publiccore_bgp_newest_dump_age_seconds",
                              LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"])
     if newest_dump is not None:

@@ -143,3 +143,26 @@ def test_backfill_into_prometheus_answers_range_queries(tmp_path, store, history
                        '{event="eg-2011-national-shutdown"}')
         assert {v for _, v in event} == {dt.datetime(2011, 1, 27, tzinfo=dt.UTC).timestamp()}
 
+
+
+def test_chunked_files_hold_the_same_samples(tmp_path, store, history_store):
+    start, _ = history_store
+    since, until = start + dt.timedelta(minutes=10), start + dt.timedelta(minutes=55)
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("PUBLICCORE_CONFIG", None)
+    base = [sys.executable, "-m", "publiccore", "export", "openmetrics", "--store",
+            str(store.path), "--since", since.isoformat(), "--until", until.isoformat(),
+            "--step", "5m"]
+    single = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300,
+                            check=True).stdout
+    run = subprocess.run([*base, "--out-dir", str(tmp_path / "chunks"), "--chunk", "20m"],
+                         capture_output=True, text=True, env=env, timeout=300, check=True)
+    files = sorted((tmp_path / "chunks").glob("*.om"))
+    assert len(files) == 3 and run.stdout.split() == [str(f) for f in files]
+
+    def samples(text: str) -> set[tuple]:
+        return {(s.name, tuple(sorted(s.labels.items())), s.value, float(s.timestamp))
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
+    chunked = set().union(*(samples(f.read_text()) for f in files))
+    assert chunked == samples(single)
