@@ -82,6 +82,8 @@ def test_dashboards_use_the_provisioned_datasource():
 def test_compose_mounts_existing_files():
     compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
     assert set(compose["services"]) == {"collector", "prometheus", "grafana"}
+    build = compose["services"]["collector"]["build"]
+    assert (REPO / "deploy" / build["context"] / build["dockerfile"]).exists()
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
