@@ -8,17 +8,14 @@ diagnostics (``[error]`` / ``[warn]`` lines on stderr) are what mark a file part
 
 from __future__ import annotations
 
-import bz2
-import dataclasses
 import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
-import threading
-import zlib
 from collections.abc import Iterator
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 from collectors.bgp.elements import (
     Element,
@@ -90,51 +87,24 @@ def compression_of(path: pathlib.Path) -> str | None:
     return None
 
 
-@dataclasses.dataclass(slots=True)
-class _Feed:
-    """What the decompressing feeder thread saw."""
-
-    compressed_bytes: int = 0
-    decompressed_bytes: int = 0
-    problem: str = ""
+def unpacker(path: pathlib.Path, compression: str) -> list[str]:
+    """The decompressor process for a file: ``gzip -dc`` when present, else our own."""
+    if compression == "gzip" and shutil.which("gzip"):
+        return ["gzip", "-dc", str(path)]
+    return [sys.executable, "-m", "collectors.bgp.unpack", compression, str(path)]
 
 
-def _feed(path: pathlib.Path, compression: str, sink: IO[bytes], feed: _Feed) -> None:
-    """Decompress ``path`` into ``sink`` (bgpdump's stdin). Runs in a thread: zlib and bz2
-    release the GIL, so this overlaps with bgpdump and with the Python derivation. Unlike
-    ``bzip2 -dc`` it hands over every byte decoded before a truncation."""
-    def new() -> Any:
-        return zlib.decompressobj(wbits=47) if compression == "gzip" else bz2.BZ2Decompressor()
-
-    decoder = new()
-    try:
-        with path.open("rb") as handle:
-            while True:
-                chunk = handle.read(1 << 18)
-                if not chunk:
-                    break
-                feed.compressed_bytes += len(chunk)
-                while chunk:
-                    data = decoder.decompress(chunk)
-                    feed.decompressed_bytes += len(data)
-                    sink.write(data)
-                    chunk = decoder.unused_data if decoder.eof else b""
-                    if chunk:
-                        decoder = new()  # another gzip member / bzip2 stream
-        if not decoder.eof and feed.compressed_bytes:
-            feed.problem = (f"{compression} stream ends early (truncated) after "
-                            f"{feed.compressed_bytes:,} compressed / "
-                            f"{feed.decompressed_bytes:,} decompressed bytes")
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        if not isinstance(exc, BrokenPipeError):
-            feed.problem = (f"{compression} data corrupt after {feed.compressed_bytes:,} "
-                            f"compressed / {feed.decompressed_bytes:,} decompressed bytes: "
-                            f"{exc}")
-    finally:
-        try:
-            sink.close()
-        except OSError:
-            pass
+def unpacker_problem(compression: str, code: int, text: str) -> str:
+    """What a decompressor's exit status and stderr say about the stream ("" = fine)."""
+    text = " ".join(text.split())
+    if code in (0, -9, -13):  # -13: SIGPIPE, bgpdump stopped first (its own error says why)
+        return ""
+    if code == 3:  # collectors.bgp.unpack: truncated or corrupt, how far it got
+        return text
+    if code == 2 and compression == "gzip" and "unexpected end" not in text:
+        return ""  # a gzip warning such as trailing garbage, no data lost
+    what = "stream ends early (truncated)" if "unexpected end" in text else "data corrupt"
+    return f"{compression} {what}: {text or f'exit status {code}'}"
 
 
 class BgpdumpRead:
@@ -171,36 +141,24 @@ class BgpdumpRead:
         last: float | None = None
         bad_lines = 0
         compression = compression_of(self.path)
-        feed = _Feed()
+        unpack_problem = ""
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err, \
                 tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as zerr:
-            # gzip: a `gzip -dc` process (no GIL, writes every byte it can decode);
-            # bzip2: a Python thread (libbz2 releases the GIL; `bzip2 -dc` would hold back
-            # the last decoded bytes of a truncated file). Either overlaps with bgpdump.
-            gunzip: subprocess.Popen[bytes] | None = None
-            if compression == "gzip" and shutil.which("gzip"):
-                gunzip = subprocess.Popen(["gzip", "-dc", str(self.path)],
+            # compressed files: a decompressor process feeds bgpdump's stdin, so decompression,
+            # decoding and the Python derivation run side by side
+            feeder: subprocess.Popen[bytes] | None = None
+            if compression is not None:
+                feeder = subprocess.Popen(unpacker(self.path, compression),
                                           stdout=subprocess.PIPE, stderr=zerr,
                                           stdin=subprocess.DEVNULL)
-            stdin: Any = subprocess.DEVNULL
-            if gunzip is not None:
-                stdin = gunzip.stdout
-            elif compression is not None:
-                stdin = subprocess.PIPE
             proc = subprocess.Popen(
                 [self.binary, "-v", "-m", "-t", "dump", "-" if compression else str(self.path)],
-                stdout=subprocess.PIPE, stderr=err, stdin=stdin,
+                stdout=subprocess.PIPE, stderr=err,
+                stdin=feeder.stdout if feeder is not None else subprocess.DEVNULL,
                 text=True, encoding="ascii", errors="replace", bufsize=1 << 20)
-            if gunzip is not None and gunzip.stdout is not None:
-                gunzip.stdout.close()  # bgpdump holds it now
+            if feeder is not None and feeder.stdout is not None:
+                feeder.stdout.close()  # bgpdump holds it now
             _grow_pipe(proc.stdout)
-            feeder: threading.Thread | None = None
-            if compression is not None and gunzip is None:
-                assert proc.stdin is not None
-                sink: IO[bytes] = proc.stdin.buffer  # type: ignore[attr-defined]
-                feeder = threading.Thread(target=_feed, args=(self.path, compression, sink, feed),
-                                          name=f"feed-{self.path.name}", daemon=True)
-                feeder.start()
             assert proc.stdout is not None
             progress = self.progress
             name = self.path.name
@@ -226,24 +184,16 @@ class BgpdumpRead:
                     proc.kill()
                 returncode = proc.wait()
                 if feeder is not None:
-                    feeder.join(timeout=30)
-                if gunzip is not None:
-                    if gunzip.poll() is None:
-                        gunzip.kill()
-                    gunzip_code = gunzip.wait()
+                    if feeder.poll() is None:
+                        feeder.kill()
+                    code = feeder.wait()
                     zerr.seek(0)
-                    text = " ".join(zerr.read().split())
-                    # -13: SIGPIPE, bgpdump stopped reading first (its own error says why);
-                    # 2: a gzip warning such as trailing garbage, not a data loss
-                    if gunzip_code not in (0, 2, -9, -13) or "unexpected end" in text:
-                        what = ("stream ends early (truncated)" if "unexpected end" in text
-                                else "data corrupt")
-                        feed.problem = f"gzip {what}: {text or f'exit {gunzip_code}'}"
+                    unpack_problem = unpacker_problem(compression or "", code, zerr.read())
             err.seek(0)
             diagnostics = [ln.split("] ", 1)[-1].strip() for ln in err
                            if "[error]" in ln or "[warn]" in ln]
-            if feed.problem:
-                diagnostics.insert(0, feed.problem)
+            if unpack_problem:
+                diagnostics.insert(0, unpack_problem)
         if progress is not None:
             progress(name, count)
         problems = list(dict.fromkeys(diagnostics))
@@ -254,8 +204,7 @@ class BgpdumpRead:
         if count == 0:
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path}: empty file, no MRT records")
-            if compression and feed.decompressed_bytes == 0 and not feed.problem \
-                    and not problems:
+            if compression and not problems:
                 raise InputError(f"{self.path}: empty file (nothing after {compression} "
                                  "decompression), no MRT records")
             reason = "; ".join(problems[:3]) or "no BGP elements in it"

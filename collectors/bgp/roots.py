@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import os
 import pathlib
+import socket
 import tomllib
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -71,11 +72,20 @@ def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[st
 
 
 def covering_prefix(rib: Rib, address: str) -> str | None:
-    """The longest routed prefix that covers ``address``, or None."""
+    """The longest routed prefix that covers ``address``, or None.
+
+    Candidates are written with ``inet_ntop``, as bgpdump and libbgpstream write prefixes.
+    """
     ip = ipaddress.ip_address(address)
-    for length in range(ip.max_prefixlen, -1, -1):
-        candidate = str(ipaddress.ip_network((ip, length), strict=False))
-        if candidate in rib.routes:
+    width = ip.max_prefixlen
+    value = int(ip)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    routes = rib.routes
+    for length in range(width, -1, -1):
+        network = value & ~((1 << (width - length)) - 1)
+        text = socket.inet_ntop(family, network.to_bytes(width // 8, "big"))
+        candidate = f"{text}/{length}"
+        if candidate in routes:
             return candidate
     return None
 

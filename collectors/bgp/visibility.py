@@ -266,11 +266,34 @@ def country_visibility(index: CountryIndex, key: tuple[str, Family],
 def all_country_visibility(index: CountryIndex, rib: Rib, ff_counts: Mapping[str, int],
                            full_feed: Mapping[Family, frozenset[int]], *,
                            threshold: float = 0.5) -> list[CountryVisibility]:
-    """Visibility of every (country, family) with routed prefixes, sorted by country."""
-    out = []
-    for key in sorted(index.by_country):
-        view = country_visibility(index, key, rib.routes, ff_counts, len(full_feed[key[1]]),
-                                  threshold=threshold)
-        if view.prefixes:
-            out.append(view)
-    return out
+    """Visibility of every (country, family) with routed prefixes, sorted by country.
+
+    One pass over the attributed prefixes (``country_visibility`` does one country)."""
+    totals = {family: len(full_feed[family]) for family in FAMILIES}
+    routed: dict[tuple[str, Family], list[tuple[int, int]]] = defaultdict(list)
+    visible: dict[tuple[str, Family], list[tuple[int, int]]] = defaultdict(list)
+    prefixes: dict[tuple[str, Family], int] = defaultdict(int)
+    unseen: dict[tuple[str, Family], int] = defaultdict(int)
+    routes = rib.routes
+    for prefix, pieces in index.pieces.items():
+        if not pieces or prefix not in routes:
+            continue
+        count = ff_counts.get(prefix, 0)
+        total = totals[pieces[0][1]]
+        is_visible = bool(total) and count / total > threshold
+        keys = set()
+        for country, family, start, size in pieces:
+            key = (country, family)
+            keys.add(key)
+            routed[key].append((start, size))
+            if is_visible:
+                visible[key].append((start, size))
+        for key in keys:
+            prefixes[key] += 1
+            if count == 0:
+                unseen[key] += 1
+    return [CountryVisibility(country=key[0], family=key[1], prefixes=prefixes[key],
+                              routed_units=units(union_size(routed[key]), key[1]),
+                              visible_units=units(union_size(visible.get(key, ())), key[1]),
+                              unseen_prefixes=unseen[key])
+            for key in sorted(routed)]

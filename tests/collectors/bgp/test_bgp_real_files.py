@@ -244,3 +244,29 @@ def test_full_feed_ratio_from_cli(shared_data: pathlib.Path) -> None:
     # 0.5% of AS1853's 112,986 = 565: AS1853 and AS1273 (1,114 prefixes) qualify
     assert sorted(p["peer_asn"] for p in peers if p["full_feed"]["ipv4"]) == [1273, 1853]
     assert FullFeedRule().ratio == 0.75
+
+
+def test_country_visibility_one_pass_equals_per_country(shared_data: pathlib.Path) -> None:
+    from collectors.bgp.rib import full_feed_sets
+    from collectors.bgp.visibility import (
+        all_country_visibility,
+        country_index,
+        country_visibility,
+        tally,
+    )
+    from publiccore.geo import Geo
+
+    rib = Rib()
+    rib.apply(BgpdumpReader().read(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2",
+                                   kind="rib"))
+    ff = full_feed_sets(rib.peer_table(FullFeedRule()))
+    counts, _summary = tally(rib, ff)
+    geo = Geo.from_files([shared_data / "rir/rir-mirror/delegated-lacnic-extended-latest",
+                          shared_data / "rir/ipzone/delegated-apnic-latest"])
+    index = country_index(rib.routes, geo)
+    together = all_country_visibility(index, rib, counts, ff)
+    assert together and together == [
+        country_visibility(index, (c.country, c.family), rib.routes, counts,
+                           len(ff[c.family])) for c in together]
+    # a default route is not attributed: 0.0.0.0/0 is in this RIB
+    assert "0.0.0.0/0" in rib.routes and index.pieces["0.0.0.0/0"] == []

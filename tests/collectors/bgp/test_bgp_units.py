@@ -238,3 +238,25 @@ def test_bgpstream_element_conversion() -> None:
     state = types.SimpleNamespace(type="S", time=1.0, peer_asn=1, peer_address="::1",
                                   fields={"old-state": "established", "new-state": "idle"})
     assert bgpstream.to_element(state, "rrc06").new_state == 1
+
+
+def test_unpack_hands_over_everything_and_says_how_far(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip as gz
+    import io
+
+    from collectors.bgp.unpack import unpack
+
+    payload = bytes(range(256)) * 4000
+    two_members = tmp_path / "two.gz"
+    two_members.write_bytes(gz.compress(payload[:1000]) + gz.compress(payload[1000:]))
+    sink = io.BytesIO()
+    assert unpack(str(two_members), "gzip", sink) == "" and sink.getvalue() == payload
+    import bz2 as bz
+
+    whole = bz.compress(payload)
+    cut = tmp_path / "cut.bz2"
+    cut.write_bytes(whole[: len(whole) // 2])
+    sink = io.BytesIO()
+    problem = unpack(str(cut), "bzip2", sink)
+    assert problem.startswith("bzip2 stream ends early (truncated) after ")
+    assert f"/ {len(sink.getvalue()):,} decompressed bytes" in problem
