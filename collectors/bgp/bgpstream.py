@@ -9,6 +9,7 @@ publiccore[bgpstream]``. Without it ``--reader auto`` falls back to bgpdump.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pathlib
 from collections.abc import Iterable, Iterator
@@ -49,6 +50,11 @@ def available() -> bool:
     except InputError:
         return False
     return True
+
+
+def _utc_text(seconds: float) -> str:
+    """pybgpstream parses times as text (dateutil, zone ignored): give UTC."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _communities(value: Any) -> tuple[str, ...]:
@@ -170,7 +176,7 @@ class BgpstreamReader:
         access to the BGPStream broker and the archives.
         """
         module = _module()
-        stream = module.BGPStream(from_time=int(start), until_time=int(end),
+        stream = module.BGPStream(from_time=_utc_text(start), until_time=_utc_text(end),
                                   collectors=list(collectors),
                                   record_type="ribs" if kind == "rib" else "updates")
         state: dict[str, Any] = {"count": 0, "first": None, "last": None, "problems": []}

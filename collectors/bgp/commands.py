@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vis.add_argument("--hints", metavar="FILE", help="root hints (default: bundled IANA)")
     vis.add_argument("--origins", metavar="FILE",
                      help="expected root origins TOML (default: bundled)")
+    vis.add_argument("--transit", action="store_true",
+                     help="also derive international upstreams of every country (stored)")
     vis.add_argument("--prefixes", action="store_true",
                      help="list every prefix with its visibility and origins (JSON only)")
     vis.add_argument("--broker-window", nargs=2, metavar=("FROM", "UNTIL"),
@@ -163,9 +165,16 @@ def _visibility(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--broker-window: {exc}") from None
         broker = BrokerWindow(start=start, end=end, collectors=tuple(args.broker_collector))
+    geo = _geo(delegated)
+    transit_countries: list[str] = []
+    if args.transit:
+        if geo is None:
+            raise InputError("--transit needs RIR delegated files (--delegated FILE)")
+        transit_countries = ["*"]  # every country with routed prefixes
     analysis, options, settings = _run(
-        args, updates=args.updates, geo=_geo(delegated), broker=broker,
-        servers=_servers(args.hints, settings), expected=load_expected_origins(args.origins))
+        args, updates=args.updates, geo=geo, broker=broker,
+        servers=_servers(args.hints, settings), expected=load_expected_origins(args.origins),
+        transit_countries=transit_countries)
     _store(args, settings, analysis, options, delegated, "bgp visibility")
     if args.json:
         out: dict[str, Any] = {
@@ -176,6 +185,7 @@ def _visibility(args: argparse.Namespace) -> int:
             "summary": analysis.summary.to_json(),
             "countries": [c.to_json() for c in analysis.countries],
             "roots": [r.to_json() for r in analysis.roots],
+            "transit": [t.to_json() for t in analysis.transit],
             "bins": [{"time": b.start, "updates": b.updates,
                       "countries": [c.to_json() for c in b.countries],
                       "roots": [{"letter": p.name, "address": p.address, "prefix": p.prefix,

@@ -105,7 +105,7 @@ def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
             broker: BrokerWindow | None = None,
             updates: Sequence[str | os.PathLike[str]] = (), geo: Geo | None = None,
             servers: Sequence[RootServer] = (), expected: Mapping[str, tuple[int, ...]] | None
-            = None, transit_countries: Sequence[str] = (),
+            = None, transit_countries: Sequence[str] = (),  # "*": every country
             transit_families: Sequence[Family] = FAMILIES, collector: str | None = None,
             options: Options = Options(), progress: ProgressCallback | None = None,
             countries: bool = True) -> Analysis:
@@ -139,10 +139,15 @@ def analyze(*, ribs: Sequence[str | os.PathLike[str]], reader: Reader,
     root_rows = root_prefixes(rib, servers, ff, expected or {}, threshold=options.threshold,
                               keep_documentation=options.keep_documentation) if servers else []
     transit_rows: list[Transit] = []
+    every = "*" in transit_countries
+    if every and index is not None:
+        transit_countries = sorted({country for country, _family in index.by_country})
     for country in transit_countries:
         if geo is None or index is None:
             raise InputError("transit needs RIR delegated files (--delegated FILE)")
         for family in transit_families:
+            if every and not index.by_country.get((country, family)):
+                continue
             transit_rows.append(country_transit(
                 rib, index, country.upper(), family, ff[family], geo.country_of_asn,
                 keep_documentation=options.keep_documentation, trim=options.trim))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import types
+from typing import ClassVar
 
 import pytest
 
@@ -260,3 +261,55 @@ def test_unpack_hands_over_everything_and_says_how_far(tmp_path) -> None:  # typ
     problem = unpack(str(cut), "bzip2", sink)
     assert problem.startswith("bzip2 stream ends early (truncated) after ")
     assert f"/ {len(sink.getvalue()):,} decompressed bytes" in problem
+
+
+class _FakeStream:
+    """Stands in for pybgpstream.BGPStream (its documented attributes only)."""
+
+    calls: ClassVar[list[tuple[object, ...]]] = []
+    records_to_give: ClassVar[list[object]] = []
+
+    def __init__(self, **kwargs: object) -> None:
+        _FakeStream.calls.append(("init", tuple(sorted(kwargs.items()))))
+
+    def set_data_interface_option(self, *args: object) -> None:
+        _FakeStream.calls.append(("option", *args))
+
+    def records(self) -> list[object]:
+        return list(_FakeStream.records_to_give)
+
+
+class _FakeRecord:
+    def __init__(self, status: str, elems: list[object], collector: str = "rrc06") -> None:
+        self.status = status
+        self.collector = collector
+        self._elems = elems
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._elems)
+
+
+def test_bgpstream_reader_flow(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    fake = types.ModuleType("pybgpstream")
+    fake.BGPStream = _FakeStream  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pybgpstream", fake)
+    elem = types.SimpleNamespace(type="R", time=10.0, peer_asn=1, peer_address="10.0.0.1",
+                                 fields={"prefix": "10.0.0.0/8", "as-path": "1 2"})
+    _FakeStream.records_to_give = [_FakeRecord("valid", [elem]),
+                                   _FakeRecord("corrupted-record", [])]
+    _FakeStream.calls = []
+    path = tmp_path / "rib.gz"
+    path.write_bytes(b"x")
+    read = readers.make_reader("auto").read(path, kind="rib", collector="rrc06")
+    assert [e.prefix for e in read] == ["10.0.0.0/8"]
+    assert read.report.partial and read.report.problem == "record status corrupted-record"
+    assert ("option", "singlefile", "rib-file", str(path)) in _FakeStream.calls
+    reader = readers.make_reader("bgpstream")
+    _FakeStream.records_to_give = [_FakeRecord("valid", [elem])]
+    got = list(reader.window(start=0, end=3600, collectors=["rrc00"],  # type: ignore[attr-defined]
+                             kind="rib"))
+    assert got[0].collector == "rrc06"
+    init = dict(_FakeStream.calls[-1][1])  # type: ignore[arg-type]
+    assert init["from_time"] == "1970-01-01 00:00:00" and init["record_type"] == "ribs"
