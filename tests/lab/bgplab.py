@@ -231,8 +231,10 @@ class BgpLab:
         conf_path.write_text(conf, encoding="ascii")
         _run(["bird", "-p", "-c", str(conf_path)])  # parse check: a clear error early
         log = (self.workdir / f"{role}.log").open("wb")
+        # setpriv: BIRD dies with the test process even if teardown never runs
+        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
         process = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns(role), "bird", "-f", "-c", str(conf_path),
+            [*guard, "ip", "netns", "exec", self.ns(role), "bird", "-f", "-c", str(conf_path),
              "-s", str(self.socket(role)), "-P", str(self.workdir / f"{role}.pid")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
