@@ -313,3 +313,35 @@ def test_bgpstream_reader_flow(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     assert got[0].collector == "rrc06"
     init = dict(_FakeStream.calls[-1][1])  # type: ignore[arg-type]
     assert init["from_time"] == "1970-01-01 00:00:00" and init["record_type"] == "ribs"
+
+
+def test_country_visibility_unseen_and_overlaps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from collectors.bgp.visibility import all_country_visibility, country_index, tally
+
+    file = tmp_path / "delegated"
+    file.write_text("x|NL|ipv4|10.0.0.0|1024|20200101|allocated\n"
+                    "x|DE|ipv4|10.0.4.0|1024|20200101|allocated\n")
+    geo = Geo.from_files([file])
+    rib = Rib()
+    for peer, asn in (("192.0.2.1", 1), ("192.0.2.2", 2), ("192.0.2.3", 3)):
+        rib.apply([_r(peer, asn, p) for p in ("10.0.0.0/22", "10.0.0.0/24", "10.0.4.0/24",
+                                              "10.0.5.0/24")])
+    rib.apply([_r("192.0.2.1", 1, "10.0.1.0/25")])  # one full-feed peer of three: not visible
+    rib.apply([_r("192.0.2.9", 9, "10.0.6.0/24")])  # a partial peer only: unseen
+    rib.apply([_r("192.0.2.1", 1, "10.0.0.0/21")])  # an aggregate over NL and DE
+    ff = full_feed_sets(rib.peer_table(FullFeedRule(ratio=0.5)))  # 4 of 6 prefixes suffice
+    assert len(ff["ipv4"]) == 3
+    counts, summary = tally(rib, ff)
+    rows = {c.country: c for c in all_country_visibility(country_index(rib.routes, geo), rib,
+                                                         counts, ff)}
+    nl, de = rows["NL"], rows["DE"]
+    # NL: /22 + /24 + /25 inside + its piece of the /21 (= the /22 itself): 4 /24s routed and
+    # visible (the /22 is visible, so the not-visible /25 inside it is covered)
+    assert (nl.prefixes, nl.routed_units, nl.visible_units, nl.unseen_prefixes) == (
+        4, 4.0, 4.0, 0)
+    # DE: 10.0.4.0/24, 10.0.5.0/24 visible; 10.0.6.0/24 unseen; the /21's DE piece (/22) is
+    # routed (by one full-feed peer of three: not visible)
+    assert (de.prefixes, de.routed_units, de.visible_units, de.unseen_prefixes) == (
+        4, 4.0, 2.0, 1)
+    assert de.visible_ratio == 0.5
+    assert summary.prefixes_seen["ipv4"] == 7 and summary.prefixes_visible["ipv4"] == 4
