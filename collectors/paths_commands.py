@@ -34,7 +34,7 @@ def _crossings(args: argparse.Namespace) -> int:
 
     from collectors import paths
     from publiccore.geo import Geo
-    from publiccore.store import open_store
+    from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
     try:
@@ -48,7 +48,7 @@ def _crossings(args: argparse.Namespace) -> int:
         raise InputError("no delegated files: give --delegated FILE… or [bgp] delegated")
     geo = Geo.from_files(delegated)
     asns = paths.AsnTable.from_file(args.asn_table)
-    store = open_store(args.store or settings.store.path, settings.store.url)
+    store = open_configured(settings, args.store)
     try:
         results = paths.crossings_by_country(
             store.iter_records(kind="traceroute", since=since, until=until), geo, asns)

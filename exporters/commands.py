@@ -115,7 +115,7 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
     import pathlib
 
     from exporters import openmetrics
-    from publiccore.store import open_store
+    from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
@@ -128,7 +128,7 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--step/--chunk: {exc}") from None
     events = ev.load(settings.events.extra_files)
-    store = open_store(args.store or settings.store.path, settings.store.url)
+    store = open_configured(settings, args.store)
     total = files = 0
     try:
         if args.out_dir:
@@ -160,7 +160,7 @@ def _report(args: argparse.Namespace) -> int:
     import pathlib
 
     from exporters import report
-    from publiccore.store import open_store
+    from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
@@ -171,7 +171,7 @@ def _report(args: argparse.Namespace) -> int:
     if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
         raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
     path = args.store or settings.store.path
-    store = open_store(path, settings.store.url)
+    store = open_configured(settings, args.store)
     try:
         built = report.build(store, country=country, since=since, until=until,
                              settings=settings.aggregate, store_label=settings.store.url or path,

@@ -110,11 +110,11 @@ def _probe_root(args: argparse.Namespace) -> int:
 
 def _store_records(settings: cfg.Settings, args: argparse.Namespace,
                    records: Sequence[Record]) -> None:
-    from publiccore.store import open_store
+    from publiccore.store import open_configured
 
     if args.no_store:
         return
-    store = open_store(args.store or settings.store.path, settings.store.url)
+    store = open_configured(settings, args.store)
     try:
         store.put_records(records)
     finally:

@@ -117,10 +117,9 @@ def _store(args: argparse.Namespace, settings: cfg.Settings, analysis: Any, opti
     if args.no_store:
         return
     from collectors.bgp.observations import store_analysis
-    from publiccore.store import open_store
+    from publiccore.store import open_configured
 
-    store = open_store(args.store or settings.store.path,
-                       "" if args.store else settings.store.url)
+    store = open_configured(settings, args.store)
     try:
         source_id, count = store_analysis(store, analysis, options=options,
                                           delegated=tuple(delegated), command=command)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from publiccore.errors import StoreError
 from publiccore.records import Record
+
+if TYPE_CHECKING:
+    from publiccore.config import Settings
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,3 +114,10 @@ def open_store(path: str = "", url: str = "") -> Store:
     from publiccore.store.sqlite import SqliteStore
 
     return SqliteStore(path)
+
+
+def open_configured(settings: Settings, path: str | None = None) -> Store:
+    """The store a command's ``--store PATH`` names, else the configured one ([store])."""
+    if path:
+        return open_store(path)
+    return open_store(settings.store.path, settings.store.url)
