@@ -50,8 +50,11 @@ IngestCounts = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
 
 
 class _IngestStats(Protocol):
-    accepted_by_kind: Mapping[str, int]
-    rejected_by_reason: Mapping[str, int]
+    @property
+    def accepted_by_kind(self) -> Mapping[str, int]: ...
+
+    @property
+    def rejected_by_reason(self) -> Mapping[str, int]: ...
 
 
 def ingest_counts_from(stats: _IngestStats) -> IngestCounts:

@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 from probes.spool import Spool, SpooledRecord, SpoolError, SpoolStats
 from publiccore import __version__
 from publiccore.clock import Clock, utc_now
+from publiccore.config import parse_listen
 from publiccore.records import Record, RootResult
 
 log = logging.getLogger("publiccore.agent")
@@ -201,19 +202,6 @@ def make_metrics_app(registry: prometheus_client.CollectorRegistry) -> web.Appli
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     return app
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ValueError."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    number = int(port)
-    if not 0 <= number < 65536:
-        raise ValueError(f"port out of range in {text!r}")
-    return host, number
 
 
 # --- uploader ---------------------------------------------------------------------------------

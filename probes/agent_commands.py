@@ -55,10 +55,8 @@ def _agent_run(args: argparse.Namespace) -> int:
     import prometheus_client
 
     from probes import agent as agent_mod
-    from probes import dnssec, root
     from probes.commands import probe_ref
     from probes.spool import Spool
-    from publiccore import roothints
 
     settings = cfg.load(args.config)
     _setup_logging(args.verbose)
@@ -66,32 +64,13 @@ def _agent_run(args: argparse.Namespace) -> int:
     if not settings.probe.country or not settings.probe.asn:
         log.warning("probe.country / probe.asn not set: the collector fills them from the "
                     "registration")
-    targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
-    anchors = dnssec.load_anchors(settings.root.anchors or None)
-    try:
-        round_cfg = root.RootConfig(anchors=tuple(anchors),
-                                    timeout_seconds=settings.root.timeout_seconds,
-                                    concurrency=settings.root.concurrency,
-                                    udp_payload_bytes=settings.root.udp_payload_bytes)
-        schedule = agent_mod.Schedule(settings.root.interval_seconds,
-                                      settings.root.start_delay_max_seconds)
-    except ValueError as exc:
-        raise ConfigError(f"[root]: {exc}") from None
     probe = probe_ref(settings)
-
-    async def root_round() -> list[Record]:
-        return await root.run_round(targets, round_cfg, probe=probe)
-
-    measurements = [agent_mod.Measurement(
-        kind="root", schedule=schedule, run_round=root_round,
-        grace_seconds=2 * settings.root.timeout_seconds + 1.0)]
-    if settings.traceroute.targets:
-        measurements.append(_traceroute_measurement(settings, probe))
+    measurements = build_measurements(settings, probe)
     metrics_listen = (settings.agent.metrics_listen if args.metrics_listen is None
                       else args.metrics_listen)
     if metrics_listen:
         try:
-            agent_mod.parse_listen(metrics_listen)
+            cfg.parse_listen(metrics_listen)
         except ValueError as exc:
             raise ConfigError(f"agent.metrics_listen: {exc}") from None
     if settings.probe.collector_url and not settings.probe.token:
@@ -123,6 +102,42 @@ def _agent_run(args: argparse.Namespace) -> int:
     finally:
         spool.close()
     return 0
+
+
+def build_measurements(settings: cfg.Settings, probe: ProbeRef, *,
+                       start_delay_max_seconds: float | None = None) -> list[Measurement]:
+    """The agent's measurements from ``settings``: root rounds, and traceroutes if targets are set.
+
+    ``start_delay_max_seconds`` overrides ``root.start_delay_max_seconds`` (``publiccore run``
+    starts its first round at once). Raises ConfigError for bad settings or unreadable hints or
+    anchors.
+    """
+    from probes import agent as agent_mod
+    from probes import dnssec, root
+    from publiccore import roothints
+
+    targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
+    anchors = dnssec.load_anchors(settings.root.anchors or None)
+    delay = (settings.root.start_delay_max_seconds if start_delay_max_seconds is None
+             else start_delay_max_seconds)
+    try:
+        round_cfg = root.RootConfig(anchors=tuple(anchors),
+                                    timeout_seconds=settings.root.timeout_seconds,
+                                    concurrency=settings.root.concurrency,
+                                    udp_payload_bytes=settings.root.udp_payload_bytes)
+        schedule = agent_mod.Schedule(settings.root.interval_seconds, delay)
+    except ValueError as exc:
+        raise ConfigError(f"[root]: {exc}") from None
+
+    async def root_round() -> list[Record]:
+        return await root.run_round(targets, round_cfg, probe=probe)
+
+    measurements = [agent_mod.Measurement(
+        kind="root", schedule=schedule, run_round=root_round,
+        grace_seconds=2 * settings.root.timeout_seconds + 1.0)]
+    if settings.traceroute.targets:
+        measurements.append(_traceroute_measurement(settings, probe))
+    return measurements
 
 
 TRACE_CONCURRENCY = 4

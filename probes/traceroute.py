@@ -160,7 +160,8 @@ def trace_blocking(target: TraceTarget, cfg: TraceConfig) -> TraceResult:
                                        verbose=0, multi=False)
             # scapy pairs by addresses and ports, which are the same for every probe of a
             # Paris trace; pair again by the marker the replying host quoted.
-            sent_times = {_sent_marker(s, target): float(s.sent_time) for s, _ in answered}
+            sent_times = {_sent_marker(s, target): float(s.sent_time or 0.0)
+                          for s, _ in answered}
             for _sent, received in answered:
                 marker = _received_marker(received, target)
                 if marker is None or marker // 256 != attempt or marker not in sent_times:

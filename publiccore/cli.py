@@ -17,6 +17,7 @@ from publiccore.errors import PubliccoreError
 
 # Stage modules that contribute sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "publiccore.services",
     "probes.commands",
     "probes.agent_commands",
     "collectors.commands",

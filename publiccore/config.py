@@ -24,6 +24,19 @@ def data_home() -> pathlib.Path:
     return pathlib.Path(base) / "publiccore"
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split a listen address ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    number = int(port)
+    if not 0 <= number < 65536:
+        raise ValueError(f"port out of range in {text!r}")
+    return host, number
+
+
 def _default_store() -> str:
     return str(data_home() / "publiccore.sqlite")
 

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from probes import agent as agent_mod
 from probes.spool import Spool
+from publiccore import config as cfg
 
 
 def load_support() -> Any:
@@ -85,7 +86,7 @@ def test_schedule_skips_missed_slots() -> None:
     ("127.0.0.1:9478", ("127.0.0.1", 9478)), ("[::1]:0", ("::1", 0)),
 ])
 def test_parse_listen(text: str, parsed: tuple[str, int]) -> None:
-    assert agent_mod.parse_listen(text) == parsed
+    assert cfg.parse_listen(text) == parsed
 
 
 # --- the uploader against scripted collector answers (real sockets) ---------------------------
