@@ -7,11 +7,14 @@ import asyncio
 import datetime as dt
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from publiccore import config as cfg
-from publiccore import events as ev
 from publiccore.clock import parse_when
 from publiccore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from publiccore import events as ev
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,11 +73,15 @@ def _date(text: str | None, option: str) -> dt.datetime | None:
 
 
 def _load_events(args: argparse.Namespace) -> list[ev.Event]:
+    from publiccore import events as ev
+
     settings = cfg.load(args.config)
     return ev.load(settings.events.extra_files)
 
 
 def _events_list(args: argparse.Namespace) -> int:
+    from publiccore import events as ev
+
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
     chosen = ev.select(_load_events(args), country=args.country,
                        since=since.date() if since else None,
@@ -92,6 +99,8 @@ def _events_list(args: argparse.Namespace) -> int:
 
 
 def _events_validate(args: argparse.Namespace) -> int:
+    from publiccore import events as ev
+
     loaded = ev.load_file(args.file)  # InputError → "publiccore: error: …", exit 1
     sys.stdout.write(f"{args.file}: {len(loaded)} events, valid\n")
     return 0
@@ -101,6 +110,7 @@ def _events_push(args: argparse.Namespace) -> int:
     import os
 
     from exporters import grafana
+    from publiccore import events as ev
 
     chosen = ev.select(_load_events(args), country=args.country)
     token = args.token or os.environ.get("GRAFANA_TOKEN", "")
@@ -115,6 +125,7 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
     import pathlib
 
     from exporters import openmetrics
+    from publiccore import events as ev
     from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
@@ -160,6 +171,7 @@ def _report(args: argparse.Namespace) -> int:
     import pathlib
 
     from exporters import report
+    from publiccore import events as ev
     from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
