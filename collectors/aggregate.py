@@ -122,7 +122,7 @@ METRICS: tuple[MetricSpec, ...] = (
           "Routed IPv4 address space of the country seen by > 50% of full-feed peers",
           "/24 equivalents", "country", "M-bgp-country-visibility"),
     _spec("publiccore_bgp_country_visibility_ratio",
-          "Share of the country's delegated address space that is visible",
+          "Visible share of the country's routed address space (visible / routed)",
           "ratio", "country family", "M-bgp-country-visibility"),
     _spec("publiccore_bgp_country_routed_units",
           "Routed address space of the country (/24 for IPv4, /48 for IPv6)",
