@@ -35,7 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from publiccore.clock import Clock, utc_now
 from publiccore.config import Settings
 from publiccore.errors import RecordError, StoreError
-from publiccore.records import ProbeRef, Record, parse_record
+from publiccore.records import ProbeRef, Record, dumps_wire, parse_record_wire
 from publiccore.store import ProbeRegistration, PutResult, Store
 
 RECORDS_PATH = "/api/v1/records"
@@ -231,21 +231,21 @@ def split_batch(body: bytes) -> list[Any]:
 
 
 def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.datetime,
-                   max_future_seconds: float) -> list[Record]:
+                   max_future_seconds: float) -> tuple[list[Record], list[str]]:
     """Parse every item as a record of ``probe``; rewrite its country/ASN from the registration.
 
-    Raises Rejection (400 invalid, 403 another probe's record) naming the first bad item.
+    Returns the records and their canonical JSON (``Record.dumps()`` of each, with the
+    registered country/ASN) for the store. Raises Rejection (400 invalid, 403 another probe's
+    record) naming the first bad item.
     """
     limit = now + dt.timedelta(seconds=max_future_seconds)
     registered = ProbeRef(id=probe.id, asn=probe.asn, country=probe.country)
+    registered_wire = {"id": probe.id, "asn": probe.asn, "country": probe.country}
     records: list[Record] = []
+    bodies: list[str] = []
     for index, item in enumerate(items):
-        if isinstance(item, dict) and not isinstance(item.get("kind", ""), str):
-            # parse_record looks "kind" up in a dict; an unhashable value must not reach it
-            raise Rejection(400, "wrong_type", "kind: expected string", index=index,
-                            path="kind", records=len(items))
         try:
-            record = parse_record(item)
+            record, wire = parse_record_wire(item)
         except RecordError as exc:
             raise Rejection(400, _record_error_code(exc), str(exc), index=index, path=exc.path,
                             records=len(items)) from None
@@ -257,15 +257,17 @@ def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.dateti
                             f"record for probe {record.probe.id[:64]!r} sent with the token of "
                             f"probe {probe.id!r}", index=index, path="probe.id",
                             records=len(items))
-        for name, when in (("started", record.started), ("finished", record.finished)):
-            if when > limit:
-                raise Rejection(400, "future_timestamp",
-                                f"{name} is more than {max_future_seconds:g} s in the future",
-                                index=index, path=name, records=len(items))
+        if record.started > limit or record.finished > limit:
+            name = "started" if record.started > limit else "finished"
+            raise Rejection(400, "future_timestamp",
+                            f"{name} is more than {max_future_seconds:g} s in the future",
+                            index=index, path=name, records=len(items))
         if record.probe != registered:
             record = dataclasses.replace(record, probe=registered)
+            wire = {**wire, "probe": registered_wire}
         records.append(record)
-    return records
+        bodies.append(dumps_wire(wire))
+    return records, bodies
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -345,11 +347,12 @@ def _ingest_sync(store: Store, raw: bytes, *, gzipped: bool, limit: int,
     # decompression here gives precise reasons. Either way JSON never starts with gzip's magic.
     body = gunzip_capped(raw, limit) if gzipped and raw[:2] == GZIP_MAGIC else raw
     items = split_batch(body)
-    records = validate_batch(items, probe, now=now, max_future_seconds=max_future_seconds)
+    records, bodies = validate_batch(items, probe, now=now,
+                                     max_future_seconds=max_future_seconds)
     if not records:
         return records, PutResult(accepted=0, duplicates=0)
     try:
-        result = store.put_records(records, received=now)
+        result = store.put_records(records, received=now, bodies=bodies)
     except (StoreError, sqlite3.Error) as exc:
         raise Rejection(503, "store_unavailable", f"store unavailable: {type(exc).__name__}",
                         records=len(records), headers={"Retry-After": "5"}) from None

@@ -204,19 +204,9 @@ class Spool:
 
     def ack(self, seqs: Iterable[int], *, now: dt.datetime | None = None) -> int:
         """Remove records the collector acknowledged; note the successful upload. Returns count."""
-        keys = [(s,) for s in seqs]
         try:
             with self._transaction():
-                freed = 0
-                removed = 0
-                for key in keys:
-                    row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
-                                           key).fetchone()
-                    if row is not None:
-                        removed += 1
-                        freed += row[0]
-                self._bump("acked_total", removed)
-                self._bump("bytes", -freed)
+                removed = self._delete(seqs, counter="acked_total")
                 self._bump("upload_successes_total", 1)
                 self._set("last_upload_success", _ts(now or utc_now()))
         except sqlite3.Error as exc:
@@ -225,23 +215,27 @@ class Spool:
 
     def drop(self, seqs: Iterable[int], *, reason: str, now: dt.datetime | None = None) -> int:
         """Remove records the collector refused for good (counted as dropped, reason kept)."""
-        keys = [(s,) for s in seqs]
         try:
             with self._transaction():
-                freed = 0
-                removed = 0
-                for key in keys:
-                    row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
-                                           key).fetchone()
-                    if row is not None:
-                        removed += 1
-                        freed += row[0]
-                self._bump("dropped_total", removed)
-                self._bump("bytes", -freed)
+                removed = self._delete(seqs, counter="dropped_total")
                 self._set("last_drop_reason", reason[:500])
                 self._set("last_drop", _ts(now or utc_now()))
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return removed
+
+    def _delete(self, seqs: Iterable[int], *, counter: str) -> int:
+        """Within a transaction: delete these records, add them to ``counter``; return count."""
+        freed = 0
+        removed = 0
+        for seq in seqs:
+            row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
+                                   (seq,)).fetchone()
+            if row is not None:
+                removed += 1
+                freed += row[0]
+        self._bump(counter, removed)
+        self._bump("bytes", -freed)
         return removed
 
     def note_failure(self, reason: str, *, now: dt.datetime | None = None) -> None:

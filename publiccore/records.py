@@ -18,7 +18,7 @@ import time
 import types
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from publiccore import SOFTWARE_NAME, __version__
@@ -199,8 +199,17 @@ class Record:
         }
 
     def dumps(self) -> str:
-        """Return the record as one line of compact JSON."""
-        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
+        """Return the record as one line of compact JSON (the canonical form that is stored)."""
+        return dumps_wire(self.to_json())
+
+
+def dumps_wire(wire: Mapping[str, Any]) -> str:
+    """Return a wire form as one line of compact, key-sorted JSON.
+
+    ``dumps_wire(record.to_json()) == record.dumps()``; ``parse_record_wire`` gives the wire
+    form of a parsed record without building it again.
+    """
+    return json.dumps(wire, separators=(",", ":"), sort_keys=True)
 
 
 def uuid7(now_ns: int | None = None) -> str:
@@ -254,6 +263,193 @@ def parse_record(obj: Any) -> Record:
 
     Raises RecordError whose ``path`` names the offending field and ``reason`` says what is wrong.
     """
+    return parse_record_wire(obj)[0]
+
+
+def parse_record_wire(obj: Any) -> tuple[Record, Mapping[str, Any]]:
+    """Parse ``obj`` like ``parse_record``; also return the record's wire form.
+
+    The wire form equals ``record.to_json()``: it is ``obj`` itself (not copied) when ``obj`` is
+    already exactly that form, as every record this software writes is, else a fresh
+    ``to_json()``. ``dumps_wire`` of it is then the record's canonical JSON without building the
+    record's dict again. Raises RecordError like ``parse_record``.
+    """
+    try:
+        return _parse_canonical(obj), obj
+    except _NotCanonical:
+        pass
+    record = _parse_checked(obj)
+    return record, record.to_json()
+
+
+# The fast path. ``_parse_canonical`` accepts only the canonical wire form (what ``to_json``
+# writes: every field present, numbers of float fields as JSON floats, timestamps written as
+# ``to_rfc3339`` writes them) with converters compiled once per class, and raises _NotCanonical
+# on anything else, without saying why. ``_parse_checked`` then walks the value with the
+# annotations: it accepts what is valid but not canonical (an omitted default, an integer for a
+# float, another UTC offset) and raises the precise RecordError for the rest, so every reason
+# and path comes from that one walk.
+
+
+class _NotCanonical(Exception):
+    """Not the canonical wire form: let the checked walk decide, and say why."""
+
+
+_Convert = Callable[[Any], Any]
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# to_rfc3339's output; strftime writes years before 1000 with fewer digits, so those go the
+# checked way.
+_CANONICAL_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                             r"\.[0-9]{6}Z")
+_INT_MIN, _INT_END = -(2**63), 2**63
+_INF = math.inf
+
+
+def _canonical_str(value: Any) -> Any:
+    if type(value) is str and len(value) <= MAX_STRING:
+        return value
+    raise _NotCanonical
+
+
+def _canonical_int(value: Any) -> Any:
+    if type(value) is int and _INT_MIN <= value < _INT_END:
+        return value
+    raise _NotCanonical
+
+
+def _canonical_float(value: Any) -> Any:
+    if type(value) is float and -_INF < value < _INF:
+        return value
+    raise _NotCanonical
+
+
+def _canonical_bool(value: Any) -> Any:
+    if type(value) is bool:
+        return value
+    raise _NotCanonical
+
+
+_LEAVES: dict[Any, _Convert] = {str: _canonical_str, int: _canonical_int,
+                                float: _canonical_float, bool: _canonical_bool}
+_COMPILED: dict[Any, _Convert] = {}
+
+
+def _compiled(tp: Any) -> _Convert:
+    """The fast converter for the annotated type ``tp`` (built once, then cached)."""
+    if tp not in _COMPILED:
+        _COMPILED[tp] = _compile(tp)
+    return _COMPILED[tp]
+
+
+def _compile(tp: Any) -> _Convert:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        (inner,) = [a for a in args if a is not type(None)]
+        if type(None) not in args:
+            raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
+        convert_inner = _compiled(inner)
+
+        def convert_optional(value: Any) -> Any:
+            return None if value is None else convert_inner(value)
+        return convert_optional
+    if origin is Literal:
+        allowed = frozenset(typing.get_args(tp))
+        if not all(type(a) is str for a in allowed):
+            raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
+
+        def convert_literal(value: Any) -> Any:
+            if type(value) is str and value in allowed:
+                return value
+            raise _NotCanonical
+        return convert_literal
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        convert_item = _compiled(item_tp)
+
+        def convert_tuple(value: Any) -> Any:
+            if type(value) is list and len(value) <= MAX_ITEMS:
+                return tuple(map(convert_item, value))
+            raise _NotCanonical
+        return convert_tuple
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _compile_dataclass(tp)
+    if tp in _LEAVES:
+        return _LEAVES[tp]
+    raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
+
+
+def _compile_dataclass(cls: type) -> _Convert:
+    """A converter for a JSON object holding exactly ``cls``'s fields, to ``cls``."""
+    fields = dataclasses.fields(cls)
+    if not all(f.init and not f.kw_only for f in fields):
+        raise TypeError(f"unsupported dataclass {cls!r}")  # a programming error
+    hints = _hints(cls)
+    plan = tuple((f.name, _compiled(hints[f.name])) for f in fields)
+    size = len(plan)
+
+    def convert_object(value: Any) -> Any:
+        # ``value[name]`` of a missing field raises KeyError; with the size equal, all present
+        # means no unknown field either.
+        if type(value) is not dict or len(value) != size:
+            raise _NotCanonical
+        try:
+            return cls(*[convert(value[name]) for name, convert in plan])
+        except KeyError:
+            raise _NotCanonical from None
+    return convert_object
+
+
+def _canonical_time(value: Any) -> dt.datetime:
+    if type(value) is not str or not _CANONICAL_TIME.fullmatch(value):
+        raise _NotCanonical
+    try:
+        return dt.datetime.fromisoformat(value)  # aware, UTC: the text ends in "Z"
+    except ValueError:
+        raise _NotCanonical from None
+
+
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(Record))
+
+
+def _parse_canonical(obj: Any) -> Record:
+    """The record from its canonical wire form; raise _NotCanonical for anything else."""
+    if type(obj) is not dict or obj.keys() != _RECORD_FIELDS:
+        raise _NotCanonical
+    schema = obj["schema"]
+    kind = obj["kind"]
+    record_id = obj["id"]
+    if (type(schema) is not int or schema != SCHEMA_VERSION or type(kind) is not str
+            or kind not in KIND_TYPES or type(record_id) is not str
+            or not _CANONICAL_UUID.fullmatch(record_id)):
+        raise _NotCanonical
+    probe = _compiled(ProbeRef)(obj["probe"])
+    if (not probe.id or (probe.country is not None and not _COUNTRY.match(probe.country))
+            or (probe.asn is not None and not 0 <= probe.asn < 2**32)):
+        raise _NotCanonical
+    started = _canonical_time(obj["started"])
+    finished = _canonical_time(obj["finished"])
+    if finished < started:
+        raise _NotCanonical
+    target_cls, result_cls = KIND_TYPES[kind]
+    return Record(
+        id=record_id,
+        kind=typing.cast(Kind, kind),  # checked against KIND_TYPES above
+        probe=probe,
+        started=started,
+        finished=finished,
+        target=_compiled(target_cls)(obj["target"]),
+        result=_compiled(result_cls)(obj["result"]),
+        software=_compiled(Software)(obj["software"]),
+        schema=schema,
+    )
+
+
+# The checked walk: precise reasons, any valid form.
+
+
+def _parse_checked(obj: Any) -> Record:
+    """Validate ``obj`` field by field; raise RecordError at the first offending one."""
     if not isinstance(obj, Mapping):
         raise RecordError(f"expected a JSON object, got {_json_type(obj)}")
     schema = obj.get("schema")
@@ -270,8 +466,10 @@ def parse_record(obj: Any) -> Record:
         path="",
     )
     kind = obj["kind"]
+    if not isinstance(kind, str):  # also keeps an unhashable value out of the lookup below
+        raise RecordError(f"expected string, got {_json_type(kind)}", "kind")
     if kind not in KIND_TYPES:
-        raise RecordError(f"unknown kind {str(kind)[:40]!r}", "kind")
+        raise RecordError(f"unknown kind {kind[:40]!r}", "kind")
     record_id = _parse_uuid(obj["id"])
     target_cls, result_cls = KIND_TYPES[kind]
     probe = _from_obj(ProbeRef, obj["probe"], "probe")
@@ -287,7 +485,7 @@ def parse_record(obj: Any) -> Record:
         raise RecordError("finished before started", "finished")
     return Record(
         id=record_id,
-        kind=kind,
+        kind=typing.cast(Kind, kind),  # checked against KIND_TYPES above
         probe=probe,
         started=started,
         finished=finished,

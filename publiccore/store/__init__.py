@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from publiccore.errors import StoreError
@@ -62,9 +62,14 @@ class Source:
 class Store(Protocol):
     """Where records and everything derived from them live."""
 
-    def put_records(self, records: Iterable[Record], *, received: dt.datetime | None = None
-                    ) -> PutResult:
-        """Insert records in one transaction; a record id already stored counts as duplicate."""
+    def put_records(self, records: Iterable[Record], *, received: dt.datetime | None = None,
+                    bodies: Sequence[str] | None = None) -> PutResult:
+        """Insert records in one transaction; a record id already stored counts as duplicate.
+
+        ``bodies``, when the caller already has them (the ingest service does, from parsing),
+        are the records' ``Record.dumps()`` in the same order, stored as they are instead of
+        serialising every record again; raises ValueError when their number differs.
+        """
         ...
 
     def get_record(self, record_id: str) -> Record | None: ...

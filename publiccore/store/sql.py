@@ -146,13 +146,18 @@ class SqlStore:
 
     # --- records -----------------------------------------------------------------------------
 
-    def put_records(self, records: Iterable[rec.Record], *, received: dt.datetime | None = None
-                    ) -> PutResult:
+    def put_records(self, records: Iterable[rec.Record], *, received: dt.datetime | None = None,
+                    bodies: Sequence[str] | None = None) -> PutResult:
         now = ts(received or utc_now())
+        records = list(records)
+        if bodies is None:
+            bodies = [r.dumps() for r in records]
+        elif len(bodies) != len(records):
+            raise ValueError(f"{len(bodies)} bodies for {len(records)} records")
         rows = [
             (r.id, r.kind, r.probe.id, r.probe.country, r.probe.asn, ts(r.started),
-             ts(r.finished), now, r.dumps())
-            for r in records
+             ts(r.finished), now, body)
+            for r, body in zip(records, bodies, strict=True)
         ]
         if not rows:
             return PutResult(accepted=0, duplicates=0)
