@@ -19,10 +19,9 @@ from typing import IO, Literal
 
 from collectors.bgp.elements import (
     Element,
+    FileRead,
     FileReport,
     ProgressCallback,
-    collector_from_path,
-    sha256_file,
 )
 from publiccore.errors import InputError
 
@@ -107,32 +106,16 @@ def unpacker_problem(compression: str, code: int, text: str) -> str:
     return f"{compression} {what}: {text or f'exit status {code}'}"
 
 
-class BgpdumpRead:
+class BgpdumpRead(FileRead):
     """Elements of one file read through ``bgpdump -m``; ``report`` is final once exhausted."""
 
     def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
                  collector: str | None = None, progress: ProgressCallback | None = None,
                  binary: str = "bgpdump") -> None:
-        self.path = pathlib.Path(path)
-        self.kind: Literal["rib", "updates"] = kind
-        self.collector = collector or collector_from_path(self.path)
-        self.progress = progress
+        super().__init__(path, kind=kind, collector=collector, progress=progress)
         self.binary = binary
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such MRT file")
-        if not os.access(self.path, os.R_OK):
-            raise InputError(f"{self.path}: not readable")
         if shutil.which(binary) is None:
             raise InputError("bgpdump not found: install Debian's bgpdump (apt install bgpdump)")
-        self.sha256 = sha256_file(self.path)
-        self._report: FileReport | None = None
-
-    @property
-    def report(self) -> FileReport:
-        """The file's report; raises RuntimeError before the elements were read."""
-        if self._report is None:
-            raise RuntimeError("read the elements first")
-        return self._report
 
     def __iter__(self) -> Iterator[Element]:
         collector = self.collector

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import pathlib
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -19,10 +18,9 @@ from collectors.bgp.elements import (
     ESTABLISHED,
     Element,
     ElementType,
+    FileRead,
     FileReport,
     ProgressCallback,
-    collector_from_path,
-    sha256_file,
 )
 from publiccore.errors import InputError
 
@@ -109,28 +107,14 @@ def _walk(records: Iterable[Any], collector: str | None, state: dict[str, Any],
             yield element
 
 
-class BgpstreamRead:
+class BgpstreamRead(FileRead):
     """Elements of one local file read through pybgpstream's ``singlefile`` interface."""
 
     def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
                  collector: str | None = None,
                  progress: ProgressCallback | None = None) -> None:
         self.module = _module()
-        self.path = pathlib.Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such MRT file")
-        self.kind: Literal["rib", "updates"] = kind
-        self.collector = collector or collector_from_path(self.path)
-        self.progress = progress
-        self.sha256 = sha256_file(self.path)
-        self._report: FileReport | None = None
-
-    @property
-    def report(self) -> FileReport:
-        """The file's report; raises RuntimeError before the elements were read."""
-        if self._report is None:
-            raise RuntimeError("read the elements first")
-        return self._report
+        super().__init__(path, kind=kind, collector=collector, progress=progress)
 
     def __iter__(self) -> Iterator[Element]:
         stream = self.module.BGPStream(data_interface="singlefile")

@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple, Protocol
 
+from publiccore.errors import InputError
+
 ElementType = Literal["R", "A", "W", "S"]
 
 # BGP FSM state 6 = Established (RFC 4271); any other new state ends the session's routes.
@@ -119,3 +121,32 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class FileRead:
+    """What every reader's result shares: the checked path, its hash and the final report.
+
+    Raises InputError when the file is missing or unreadable. Subclasses set ``_report`` when
+    their elements are exhausted.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
+                 collector: str | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        self.path = pathlib.Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such MRT file")
+        if not os.access(self.path, os.R_OK):
+            raise InputError(f"{self.path}: not readable")
+        self.kind: Literal["rib", "updates"] = kind
+        self.collector = collector or collector_from_path(self.path)
+        self.progress = progress
+        self.sha256 = sha256_file(self.path)
+        self._report: FileReport | None = None
+
+    @property
+    def report(self) -> FileReport:
+        """The file's report; raises RuntimeError before the elements were read."""
+        if self._report is None:
+            raise RuntimeError("read the elements first")
+        return self._report

@@ -148,16 +148,23 @@ def tally(rib: Rib, full_feed: Mapping[Family, frozenset[int]], *, threshold: fl
         seen[family] += 1
         if is_visible:
             visible[family] += 1
-        if len(per_peer) > 1:
-            paths = set(per_peer.values())
-            if len(paths) > 1:
-                origins = {fast_origin(p, keep_documentation=keep_documentation) for p in paths}
-                origins.discard(None)
-                if len(origins) > 1:
-                    moas[family] += 1
+        if _multiple_origins(per_peer, keep_documentation=keep_documentation):
+            moas[family] += 1
     summary = Summary(prefixes_seen=seen, prefixes_visible=visible,  # type: ignore[arg-type]
                       multiple_origins=moas, full_feed_peers=totals)  # type: ignore[arg-type]
     return counts, summary
+
+
+def _multiple_origins(per_peer: Mapping[int, str], *, keep_documentation: bool) -> bool:
+    """Whether the peers' AS paths for one prefix end in more than one origin AS (MOAS)."""
+    if len(per_peer) < 2:
+        return False
+    paths = set(per_peer.values())
+    if len(paths) < 2:
+        return False
+    origins = {fast_origin(p, keep_documentation=keep_documentation) for p in paths}
+    origins.discard(None)
+    return len(origins) > 1
 
 
 def summarize(rib: Rib, full_feed: Mapping[Family, frozenset[int]], ff_counts: Mapping[str, int],
@@ -173,13 +180,8 @@ def summarize(rib: Rib, full_feed: Mapping[Family, frozenset[int]], ff_counts: M
         total = totals[family]
         if total and ff_counts[prefix] / total > threshold:
             visible[family] += 1
-        if len(per_peer) > 1:
-            paths = set(per_peer.values())
-            if len(paths) > 1:
-                origins = {fast_origin(p, keep_documentation=keep_documentation) for p in paths}
-                origins.discard(None)
-                if len(origins) > 1:
-                    moas[family] += 1
+        if _multiple_origins(per_peer, keep_documentation=keep_documentation):
+            moas[family] += 1
     return Summary(prefixes_seen=seen, prefixes_visible=visible, multiple_origins=moas,
                    full_feed_peers=totals)
 
