@@ -11,6 +11,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
+from publiccore import cliargs
 from publiccore import config as cfg
 from publiccore.errors import ConfigError, StoreError
 
@@ -25,27 +26,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     probes = sub.add_parser("probes", help="register, list and revoke probes (collector admin)")
     actions = probes.add_subparsers(dest="probes_command", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="register a probe; prints its id and token once")
-    _common(add)
+    cliargs.add_config_and_store(add)
     add.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. NL")
     add.add_argument("--asn", required=True, type=_asn, help="the probe's network's AS number")
     add.add_argument("--name", default="", help="a note for operators (not published)")
     add.add_argument("--json", action="store_true", help='print {"id", "token"} as JSON')
     add.set_defaults(func=_probes_add)
     listing = actions.add_parser("list", help="list registered probes (never their tokens)")
-    _common(listing)
+    cliargs.add_config_and_store(listing)
     listing.add_argument("--json", action="store_true", help="print JSON Lines")
     listing.set_defaults(func=_probes_list)
     revoke = actions.add_parser("revoke", help="refuse a probe's token from now on")
-    _common(revoke)
+    cliargs.add_config_and_store(revoke)
     revoke.add_argument("probe_id", metavar="ID")
     revoke.set_defaults(func=_probes_revoke)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    # default=SUPPRESS keeps a global ``publiccore --config F …`` from being overwritten.
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="TOML configuration file")
-    parser.add_argument("--store", metavar="PATH", help="SQLite store (default: store.path)")
 
 
 def _asn(text: str) -> int:

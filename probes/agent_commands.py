@@ -12,6 +12,7 @@ import pathlib
 import sys
 from typing import TYPE_CHECKING
 
+from publiccore import cliargs
 from publiccore import config as cfg
 from publiccore.clock import utc_now
 from publiccore.errors import ConfigError
@@ -45,9 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    # default=SUPPRESS keeps a global ``publiccore --config F agent …`` from being overwritten.
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="TOML configuration file")
+    cliargs.add_config(parser)
     parser.add_argument("--spool", metavar="PATH", help="spool file (default: agent.spool_path)")
 
 

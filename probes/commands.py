@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from publiccore import cliargs
 from publiccore import config as cfg
 from publiccore.clock import parse_when
 from publiccore.errors import ConfigError
@@ -23,9 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root.add_argument("--hints", metavar="FILE", help="root hints file (default: bundled IANA)")
     root.add_argument("--anchors", metavar="FILE",
                       help="trust anchors, IANA XML or DS lines (default: bundled IANA)")
-    root.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+    root.add_argument("--timeout", type=cliargs.positive_float, metavar="SECONDS",
                       help="per-query timeout (default 4, no retries)")
-    root.add_argument("--concurrency", type=_positive_int, metavar="N",
+    root.add_argument("--concurrency", type=cliargs.positive_int, metavar="N",
                       help="targets measured at once (default 64)")
     root.add_argument("--validation-time", metavar="TIME",
                       help="validate DNSSEC as of this RFC 3339 time (default: now)")
@@ -38,11 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "trace", help="Paris traceroute to addresses (needs CAP_NET_RAW)")
     trace.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
     trace.add_argument("--protocol", choices=("udp", "icmp"), default="udp")
-    trace.add_argument("--max-ttl", type=_positive_int, metavar="N",
+    trace.add_argument("--max-ttl", type=cliargs.positive_int, metavar="N",
                        help="farthest hop probed (default 30)")
-    trace.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+    trace.add_argument("--timeout", type=cliargs.positive_float, metavar="SECONDS",
                        help="wait per attempt (default 2)")
-    trace.add_argument("--attempts", type=_positive_int, default=3, metavar="N",
+    trace.add_argument("--attempts", type=cliargs.positive_int, default=3, metavar="N",
                        help="probes per hop (default 3)")
     trace.add_argument("--paris-id", type=int, default=0, metavar="N",
                        help="flow identifier: another value follows another load-balanced path")
@@ -50,26 +51,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     trace.add_argument("--store", metavar="PATH", help="SQLite store to add the records to")
     trace.add_argument("--no-store", action="store_true", help="do not store the records")
     trace.set_defaults(func=_probe_trace)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def probe_ref(settings: cfg.Settings) -> ProbeRef:

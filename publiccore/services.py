@@ -28,6 +28,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from publiccore import cliargs
 from publiccore import config as cfg
 from publiccore.clock import utc_now
 from publiccore.errors import ConfigError
@@ -54,13 +55,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` and ``serve`` commands."""
     run = sub.add_parser(
         "run", help="the main job on one machine: agent + collector + /metrics, live summary")
-    _common(run)
+    cliargs.add_config_and_store(run)
     run.add_argument("--listen", metavar="HOST:PORT",
                      help="collector address (default: serve.listen, 127.0.0.1:8478)")
     run.add_argument("--hints", metavar="FILE", help="root hints (default: bundled named.root)")
     run.add_argument("--anchors", metavar="FILE",
                      help="trust anchors (default: bundled IANA root-anchors.xml)")
-    run.add_argument("--rounds", type=_positive_int, metavar="N",
+    run.add_argument("--rounds", type=cliargs.positive_int, metavar="N",
                      help="stop once N root rounds are stored (default: run until Ctrl-C)")
     run.add_argument("--plain", action="store_true",
                      help="one line per round instead of the live table (also when not a TTY)")
@@ -68,31 +69,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     serve = sub.add_parser(
         "serve", help="run the collector: ingest API, /metrics and /api/v1/events (HTTP)")
-    _common(serve)
+    cliargs.add_config_and_store(serve)
     serve.add_argument("--listen", metavar="HOST:PORT",
                        help="address to listen on (default: serve.listen; port 0 picks one)")
-    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+    serve.add_argument("--workers", type=cliargs.positive_int, default=1, metavar="N",
                        help="processes sharing the socket, each with its own store connection "
                             "(default 1; rate limits, counters and aggregates are then per "
                             "process)")
     serve.set_defaults(func=_serve)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    # default=SUPPRESS keeps a global ``publiccore --config F …`` from being overwritten.
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="TOML configuration file")
-    parser.add_argument("--store", metavar="PATH", help="SQLite store (default: store.path)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def listen_address(text: str) -> tuple[str, int]:
