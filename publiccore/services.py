@@ -396,8 +396,10 @@ def round_line(number: int, records: Sequence[Record]) -> str:
         for outcome in row.integrity.split(", "):
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     integrity = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    silent = "" if any(any(r.reachable.values()) for r in rows) else \
+        " — no root server answered (is this host offline?)"
     return (f"root round {number}: {len(records)} addresses of {len(rows)} letters; SOA "
-            f"answered {', '.join(parts) or 'by none'}; integrity {integrity or '-'}")
+            f"answered {', '.join(parts) or 'by none'}; integrity {integrity or '-'}{silent}")
 
 
 @dataclasses.dataclass(slots=True)

@@ -58,6 +58,9 @@ def test_letter_rows_per_family_and_transport() -> None:
     assert line.startswith("root round 3: 3 addresses of 2 letters;")
     assert "ipv4/udp 2/2" in line and "ipv6/udp 0/1" in line
     assert "integrity alternate 1, iana 1, no-answer 1" in line
+    assert "no root server answered" not in line
+    offline = services.round_line(1, [records[1]])
+    assert offline.endswith("no root server answered (is this host offline?)")
 
 
 def test_render_summary_before_and_after_a_round() -> None:
