@@ -6,7 +6,7 @@ metric name (see ``METRICS``) plus the newest data times behind the freshness ga
 computation itself is pure (``compute_root``, ``latest_observations``), so history
 (``exporters.openmetrics``) and tests run exactly the same code over chosen windows.
 
-Bias control (definition "Sampling and bias" in docs/methodology.md): within a country, each
+Bias control (definition M-sampling in docs/methodology.md): within a country, each
 probe ASN's records are **down-weighted** so that no ASN carries more than ``max_asn_share`` of
 the country's total weight (water-filling: capped ASNs get exactly the cap, the others share the
 rest in proportion to their record counts). With fewer than 1 / ``max_asn_share`` ASNs the cap
@@ -105,19 +105,19 @@ METRICS: tuple[MetricSpec, ...] = (
           "ratio", "country letter outcome", "M-root-site"),
     _spec("publiccore_aggregate_records",
           "Records in the window behind this country's aggregates", "records",
-          "country kind", "Sampling and bias"),
+          "country kind", "M-sampling"),
     _spec("publiccore_aggregate_probes",
           "Distinct probes in the window behind this country's aggregates", "probes",
-          "country kind", "Sampling and bias"),
+          "country kind", "M-sampling"),
     _spec("publiccore_aggregate_probe_asns",
           "Distinct probe ASNs in the window behind this country's aggregates", "ASNs",
-          "country kind", "Sampling and bias"),
+          "country kind", "M-sampling"),
     _spec("publiccore_aggregate_top_asn_share",
           "Unweighted share of the country's records from its largest probe ASN (before "
-          "down-weighting to max_asn_share)", "ratio", "country kind", "Sampling and bias"),
+          "down-weighting to max_asn_share)", "ratio", "country kind", "M-sampling"),
     _spec("publiccore_probes_active",
           "Probes of this country that sent a record in the last hour (registered probes "
-          "count as 0 when silent)", "probes", "country", "Sampling and bias"),
+          "count as 0 when silent)", "probes", "country", "M-sampling"),
     _spec("publiccore_bgp_country_visible_slash24",
           "Routed IPv4 address space of the country seen by > 50% of full-feed peers",
           "/24 equivalents", "country", "M-bgp-country-visibility"),
@@ -707,7 +707,7 @@ class Aggregator:
                  sites: SiteTable | None = None, clock: Clock = utc_now) -> None:
         self.store = store
         self.settings = settings or AggregateSettings()
-        self.sites = sites or load_sites()
+        self.sites = sites or load_sites(self.settings.sites or None)
         self.clock = clock
         self.tracker = PublicationTracker()
 

@@ -90,7 +90,7 @@ def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datet
     observations and data ages carry over from chunk to chunk. Each series' samples are in time
     order within a chunk.
     """
-    sites = sites or agg.load_sites()
+    sites = sites or agg.load_sites(settings.sites or None)
     lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
     obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
     observations = sorted(

@@ -117,6 +117,7 @@ class BgpSettings:
 
 @dataclasses.dataclass(slots=True)
 class AggregateSettings:
+    sites: str = ""  # root site table (TOML); empty: the bundled publiccore/data/root_sites.toml
     root_window_seconds: float = 900.0
     paths_window_seconds: float = 86400.0
     max_asn_share: float = 0.25

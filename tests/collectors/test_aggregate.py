@@ -84,6 +84,23 @@ def test_site_table_rejects_bad_country(tmp_path):
         agg.load_sites(path)
 
 
+def test_operators_point_aggregate_sites_at_their_own_table(tmp_path):
+    from publiccore.config import AggregateSettings
+    from publiccore.store.sqlite import SqliteStore
+
+    path = tmp_path / "sites.toml"
+    path.write_text('[letters.k]\ncodes = "x"\npatterns = ["(?P<site>[a-z]{3})-.*"]\n'
+                    '[codes.x]\nams = "NL"\n')
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        mine = agg.Aggregator(store, AggregateSettings(sites=str(path)))
+        bundled = agg.Aggregator(store, AggregateSettings())
+    finally:
+        store.close()
+    assert mine.sites.locate("k", ["ams-anything"]) == "NL"
+    assert bundled.sites.locate("k", ["ams-anything"]) is None
+
+
 def row(t: float, *, country: str = "NL", letter: str = "k", serial: int | None = 1,
         probe: str = "p1", answered: bool = True) -> agg.RootRow:
     soa = {"udp": agg.SoaProbe(answered, 0.01 if answered else None,
