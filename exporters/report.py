@@ -18,7 +18,7 @@ import html
 import io
 import pathlib
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from collectors import aggregate as agg
 from publiccore import __version__
@@ -50,7 +50,7 @@ def build(store: Store, *, country: str, since: dt.datetime, until: dt.datetime,
           now: dt.datetime | None = None) -> Report:
     """Compute the report's figures for ``country`` over [since, until)."""
     country = country.upper()
-    sites = agg.load_sites()
+    sites = agg.load_sites(settings.sites or None)
     rows = [row for record in store.iter_records(kind="root-dns", since=since, until=until,
                                                  country=country)
             if (row := agg.root_row(record)) is not None]
@@ -81,6 +81,21 @@ def build(store: Store, *, country: str, since: dt.datetime, until: dt.datetime,
                   settings=settings, store_label=store_label)
 
 
+def sampling_note(asns: int, top_share: float, cap: float) -> str:
+    """What the probe-ASN down-weighting (M-sampling) did to this sample, in words."""
+    if asns == 0:
+        return "no records, so no weighting"
+    if cap < 1.0 and asns * cap < 1.0:
+        return (f"with fewer than {1 / cap:g} ASNs the {_pct(cap)} cap cannot hold, so each "
+                f"ASN was weighted to an equal share (the largest contributed {_pct(top_share)} "
+                "of records)")
+    if top_share > cap + 1e-12:
+        return (f"the largest ASN contributed {_pct(top_share)} of records and was "
+                f"down-weighted to {_pct(cap)}")
+    return (f"the largest ASN contributed {_pct(top_share)} of records, within the "
+            f"{_pct(cap)} cap, so no down-weighting")
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
@@ -89,29 +104,48 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{1000 * value:.1f} ms"
 
 
-def root_table(report: Report) -> list[dict[str, str]]:
-    """One row per letter: availability, UDP/TCP medians, sites, in-country share."""
+def root_values(report: Report) -> list[dict[str, float | int | str | None]]:
+    """One row per letter as numbers (ratios 0–1, seconds; None where there is no data)."""
     c = report.country
     r = report.root
     letters = sorted({k[1] for k in r["publiccore_root_availability_ratio"]})
-    out = []
+    out: list[dict[str, float | int | str | None]] = []
     for letter in letters:
+        availability = r["publiccore_root_availability_ratio"].get((c, letter))
         out.append({
             "letter": letter,
-            "availability": _pct(r["publiccore_root_availability_ratio"].get((c, letter))),
-            "meets 96 %": "yes" if r["publiccore_root_availability_ratio"].get(
-                (c, letter), 0) >= agg.AVAILABILITY_THRESHOLD else "no",
-            "median UDP": _ms(r["publiccore_root_median_latency_seconds"].get(
-                (c, letter, "udp"))),
-            "median TCP": _ms(r["publiccore_root_median_latency_seconds"].get(
-                (c, letter, "tcp"))),
-            "sites": str(int(r["publiccore_root_sites"].get((c, letter), 0))),
-            "in-country site": _pct(r["publiccore_root_site_location_ratio"].get(
-                (c, letter, "in_country"))),
-            "unknown site": _pct(r["publiccore_root_site_location_ratio"].get(
-                (c, letter, "unknown"))),
+            "availability_ratio": availability,
+            "meets_threshold": "yes" if (availability or 0) >= agg.AVAILABILITY_THRESHOLD
+            else "no",
+            "median_udp_seconds": r["publiccore_root_median_latency_seconds"].get(
+                (c, letter, "udp")),
+            "median_tcp_seconds": r["publiccore_root_median_latency_seconds"].get(
+                (c, letter, "tcp")),
+            "sites": int(r["publiccore_root_sites"].get((c, letter), 0)),
+            "in_country_site_ratio": r["publiccore_root_site_location_ratio"].get(
+                (c, letter, "in_country")),
+            "unknown_site_ratio": r["publiccore_root_site_location_ratio"].get(
+                (c, letter, "unknown")),
         })
     return out
+
+
+def root_table(report: Report) -> list[dict[str, str]]:
+    """``root_values`` for reading: percentages, milliseconds, dashes for no data."""
+    def ratio(value: object) -> str:
+        return _pct(value if isinstance(value, float | int) else None)
+
+    def ms(value: object) -> str:
+        return _ms(value if isinstance(value, float | int) else None)
+
+    return [{"letter": str(v["letter"]),
+             "availability": ratio(v["availability_ratio"]),
+             "meets 96 %": str(v["meets_threshold"]),
+             "median UDP": ms(v["median_udp_seconds"]),
+             "median TCP": ms(v["median_tcp_seconds"]),
+             "sites": str(v["sites"]),
+             "in-country site": ratio(v["in_country_site_ratio"]),
+             "unknown site": ratio(v["unknown_site_ratio"])} for v in root_values(report)]
 
 
 def _sample(report: Report) -> tuple[int, int, int, float]:
@@ -131,8 +165,9 @@ def _markdown_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bgp_rows(report: Report) -> list[dict[str, str]]:
-    rows = []
+def bgp_values(report: Report) -> list[dict[str, float | int | str]]:
+    """One row per observed series in the period: first, last, min, median, points."""
+    rows: list[dict[str, float | int | str]] = []
     for name, points in sorted(report.observations.items()):
         by_labels: dict[tuple[str, ...], list[tuple[dt.datetime, float]]] = (
             collections.defaultdict(list))
@@ -145,10 +180,15 @@ def _bgp_rows(report: Report) -> list[dict[str, str]]:
                               if k != "country" and v)
             values = [v for _, v in series]
             rows.append({"metric": name + (f" ({extra})" if extra else ""),
-                         "first": f"{values[0]:.4g}", "last": f"{values[-1]:.4g}",
-                         "min": f"{min(values):.4g}", "median": f"{statistics.median(values):.4g}",
-                         "points": str(len(values)), "definition": spec.definition})
+                         "first": values[0], "last": values[-1], "min": min(values),
+                         "median": statistics.median(values), "points": len(values),
+                         "definition": spec.definition})
     return rows
+
+
+def _bgp_rows(report: Report) -> list[dict[str, str]]:
+    return [{k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in row.items()}
+            for row in bgp_values(report)]
 
 
 def markdown(report: Report) -> str:
@@ -163,9 +203,8 @@ def markdown(report: Report) -> str:
         f"Generated {report.generated:%Y-%m-%d %H:%M:%S} UTC by publiccore {__version__} from "
         f"{report.store_label or 'the store'}. Definitions: docs/methodology.md.\n",
         "## Sample\n",
-        f"{records} root-dns records from {probes} probes in {asns} probe ASNs; the largest "
-        f"ASN contributed {_pct(top)} of records and was capped at "
-        f"{_pct(report.settings.max_asn_share)} by down-weighting (Sampling and bias).\n",
+        f"{records} root-dns records from {probes} probes in {asns} probe ASNs; "
+        f"{sampling_note(asns, top, report.settings.max_asn_share)} (M-sampling).\n",
         "## Root servers (M-root-reachability, M-root-latency, M-root-site, M-root-rss)\n",
         f"Over the whole period: {int(r['publiccore_root_letters_available'].get((c,), 0))} "
         "letters met the RSSAC047 availability threshold (96 %); rounds with at least 8 of 13 "
@@ -232,12 +271,13 @@ def html_page(report: Report) -> str:
             "</body></html>\n")
 
 
-def _csv(rows: list[dict[str, str]]) -> str:
+def _csv(rows: Sequence[Mapping[str, object]]) -> str:
+    """CSV with plain numbers (full precision) and empty cells where there is no data."""
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
     return out.getvalue()
 
 
@@ -248,8 +288,8 @@ def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
         "report.md": markdown(report),
         "report.html": html_page(report),
         "availability.svg": availability_svg(report),
-        "root.csv": _csv([{"country": report.country, **row} for row in root_table(report)]),
-        "bgp.csv": _csv(_bgp_rows(report)),
+        "root.csv": _csv([{"country": report.country, **row} for row in root_values(report)]),
+        "bgp.csv": _csv(bgp_values(report)),
         "events.csv": _csv([{"id": e.id, "date": e.date.isoformat(), "country": e.country,
                              "kind": e.kind, "title": e.title, "confidence": e.confidence,
                              "source": e.sources[0]} for e in report.events]),

@@ -45,13 +45,18 @@ def test_report_figures_and_files(tmp_path, store, pcdata):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "publiccore 0.1.0" in text and "M-root-reachability" in text
     assert f"{len(nl)} root-dns records from 4 probes in 4 probe ASNs" in text
+    assert "(M-sampling)" in text
     rows = list(csv.DictReader(open(tmp_path / "out" / "root.csv")))
     assert {r["letter"] for r in rows} == set("abcdefghijklm")
     k = next(r for r in rows if r["letter"] == "k")
-    assert k["meets 96 %"] == "no" and k["availability"].endswith(" %")
+    assert k["meets_threshold"] == "no"
+    assert float(k["availability_ratio"]) == pytest.approx(
+        built.root["publiccore_root_availability_ratio"][("NL", "k")])
+    assert float(k["median_udp_seconds"]) < 1.0  # seconds, as a plain number
     bgp = {r["metric"]: r for r in csv.DictReader(open(tmp_path / "out" / "bgp.csv"))}
     visible = bgp["publiccore_bgp_country_visible_slash24"]
-    assert (visible["first"], visible["last"], visible["points"]) == ("5.2e+04", "2.6e+04", "2")
+    first, last = float(visible["first"]), float(visible["last"])
+    assert visible["points"] == "2" and 51_500 < first < 52_500 and last == first / 2
     assert "<svg" in (tmp_path / "out" / "availability.svg").read_text()
 
 
@@ -71,3 +76,13 @@ def test_report_command(tmp_path, store, pcdata):
                           "--since", "2026-11-20", "--store", str(store.path)],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert run.returncode == 1 and "--country" in run.stderr
+
+
+@pytest.mark.parametrize(("asns", "top", "says"), [
+    (0, 0.0, "no records"),
+    (2, 0.9, "fewer than 4 ASNs the 25.0 % cap cannot hold"),
+    (5, 0.6, "contributed 60.0 % of records and was down-weighted to 25.0 %"),
+    (5, 0.2, "within the 25.0 % cap, so no down-weighting"),
+])
+def test_sampling_note_says_what_the_weighting_did(asns, top, says):
+    assert says in report.sampling_note(asns, top, 0.25)
