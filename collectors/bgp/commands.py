@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="BGP4MP update files applied onto the RIB (5-minute bins)")
     vis.add_argument("--delegated", nargs="+", default=None, metavar="FILE",
                      help="RIR delegated(-extended) files (default: [bgp] delegated)")
-    vis.add_argument("--hints", metavar="FILE", help="root hints (default: bundled IANA)")
+    vis.add_argument("--hints", metavar="FILE",
+                     help="root hints (default: [root] hints, else the bundled IANA file)")
     vis.add_argument("--origins", metavar="FILE",
                      help="expected root origins TOML (default: bundled)")
     vis.add_argument("--transit", action="store_true",
@@ -50,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     roots = kinds.add_parser("roots", help="root-server prefixes: visibility and origins")
     _common(roots)
-    roots.add_argument("--hints", metavar="FILE", help="root hints (default: bundled IANA)")
+    roots.add_argument("--hints", metavar="FILE",
+                       help="root hints (default: [root] hints, else the bundled IANA file)")
     roots.add_argument("--origins", metavar="FILE",
                        help="expected root origins TOML (default: bundled)")
     roots.set_defaults(func=_roots)

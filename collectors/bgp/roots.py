@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 
 from collectors.bgp.rib import Family, Rib
-from collectors.bgp.visibility import prefix_view
+from collectors.bgp.visibility import MIN_COUNTRY_PREFIX, prefix_view
 from publiccore.errors import InputError
 from publiccore.roothints import RootServer
 
@@ -74,14 +74,18 @@ def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[st
 def covering_prefix(rib: Rib, address: str) -> str | None:
     """The longest routed prefix that covers ``address``, or None.
 
+    Only prefixes of at least /8 (IPv4) or /16 (IPv6) count, as for countries
+    (``MIN_COUNTRY_PREFIX``): a default route or a /0–/7 aggregate says nothing about the root
+    server's own route, and taking it would flag its origin as unexpected (a false hijack).
     Candidates are written with ``inet_ntop``, as bgpdump and libbgpstream write prefixes.
     """
     ip = ipaddress.ip_address(address)
     width = ip.max_prefixlen
     value = int(ip)
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    shortest = MIN_COUNTRY_PREFIX["ipv6" if ip.version == 6 else "ipv4"]
     routes = rib.routes
-    for length in range(width, -1, -1):
+    for length in range(width, shortest - 1, -1):
         network = value & ~((1 << (width - length)) - 1)
         text = socket.inet_ntop(family, network.to_bytes(width // 8, "big"))
         candidate = f"{text}/{length}"

@@ -160,6 +160,17 @@ def test_cli_roots_json(shared_data: pathlib.Path) -> None:
                                         "origins", "expected_origins", "unexpected"}
 
 
+def test_default_route_is_not_a_root_prefix(shared_data: pathlib.Path) -> None:
+    # The 2014 excerpt holds 0.0.0.0/0 but none of the root prefixes: no false hijack alarm.
+    run = _cli("bgp", "roots", "--mrt",
+               str(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2"), "--json",
+               "--no-store")
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)
+    ipv4 = [r for r in rows if ":" not in r["address"]]
+    assert ipv4 and all(r["prefix"] is None and not r["unexpected"] for r in ipv4)
+
+
 # --- corrupt, truncated, empty ----------------------------------------------------------------
 
 
