@@ -3,11 +3,12 @@
     python benchmarks/ingest.py [--uploaders 50] [--batches 8] [--batch-records 200]
 
 Starts ``publiccore serve --workers N`` (default: one per core) as a separate process on
-127.0.0.1 (port 0) over a fresh store,
-registers one probe per uploader, and has ``--uploaders`` concurrent aiohttp clients each POST
-``--batches`` gzip JSON batches of realistic ``root-dns`` records (bodies built before the clock
-starts). Then inserts the same rows into another fresh store with plain ``sqlite3`` executemany,
-one transaction per batch (the baseline). Prints records/s for both, their ratio, and p50/p99
+127.0.0.1 (port 0) over a fresh store and waits until every worker is up, registers one probe
+per uploader, and has ``--uploaders`` concurrent aiohttp clients each POST ``--batches`` gzip
+JSON batches of realistic ``root-dns`` records (bodies built before the clock starts). Then
+inserts the same rows into another fresh store of the same schema with plain ``sqlite3``
+executemany, one transaction per batch, in the order the uploads arrive (the baseline), and
+checks that both stores hold the same rows. Prints records/s for both, their ratio, and p50/p99
 request latency. Targets: ratio ≥ 0.3 and ≥ 5,000 records/s on 2 cores.
 """
 
@@ -41,7 +42,7 @@ WIRE = ("q80EAAABAAEAAAABAAAGAAEAAAYAAQABUYAAQAFhBHJvb3Qtc2VydmVycwNuZXQABW5zdGx
 
 def make_record(probe_id: str, when: dt.datetime, n: int) -> rec.Record:
     """A realistic root-dns record: SOA over UDP and TCP answered, CH TXT, DNSKEY."""
-    def query(qname: str, qclass: str, qtype: str, transport: str) -> rec.DnsQuery:
+    def query(qname: str, qclass: str, qtype: str, transport: rec.Transport) -> rec.DnsQuery:
         return rec.DnsQuery(qname=qname, qclass=qclass, qtype=qtype, transport=transport,
                             rcode="NOERROR", aa=True, tc=False, rtt_seconds=0.0123 + n % 7,
                             serial=2026112900 if qtype == "SOA" else None,
@@ -79,6 +80,34 @@ def start_server(store: pathlib.Path, config: pathlib.Path, workers: int
     return process, int(line.split()[2].rsplit(":", 1)[1])
 
 
+def wait_for_workers(server: subprocess.Popen[str], workers: int, timeout: float = 60.0
+                     ) -> None:
+    """Return once ``workers`` worker processes run and have gone idle (they serve).
+
+    ``serve --workers`` prints its address before it forks: uploaders connecting at once would
+    all land on the first worker up and keep those connections, leaving the others idle. Reads
+    Linux's /proc; elsewhere (or past ``timeout``) it just waits a few seconds.
+    """
+    children_file = pathlib.Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    if workers <= 1 or not children_file.exists():
+        time.sleep(0 if workers <= 1 else 5)
+        return
+    deadline = time.monotonic() + timeout
+    last: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        ticks: dict[int, int] = {}
+        for pid in map(int, children_file.read_text().split()):
+            try:
+                fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+        if len(ticks) >= workers and ticks == last:
+            return
+        last = ticks
+
+
 async def upload_all(port: int, work: list[tuple[str, list[bytes]]]) -> tuple[float, list[float],
                                                                                   int]:
     """Every uploader POSTs its batches one after another; all uploaders at once."""
@@ -109,7 +138,10 @@ async def upload_all(port: int, work: list[tuple[str, list[bytes]]]) -> tuple[fl
 
 
 def raw_insert(path: pathlib.Path, batches: list[list[rec.Record]]) -> float:
-    """The baseline: the same rows, plain sqlite3 executemany, one transaction per batch."""
+    """The baseline: the same rows, plain sqlite3 executemany, one transaction per batch.
+
+    ``batches`` in the order they are to be inserted.
+    """
     SqliteStore(path).close()  # same schema and pragmas
     received = time.time()
     rows = [[(r.id, r.kind, r.probe.id, r.probe.country, r.probe.asn, r.started.timestamp(),
@@ -130,6 +162,24 @@ def raw_insert(path: pathlib.Path, batches: list[list[rec.Record]]) -> float:
     return elapsed
 
 
+def same_rows(first: pathlib.Path, second: pathlib.Path) -> bool:
+    """Whether two stores hold the same records, column for column (``received`` aside)."""
+    query = ("SELECT id, kind, probe_id, country, asn, started, finished, body FROM records "
+             "ORDER BY id")
+    a, b = sqlite3.connect(first), sqlite3.connect(second)
+    try:
+        rows_a, rows_b = a.execute(query), b.execute(query)
+        while True:
+            chunk_a, chunk_b = rows_a.fetchmany(1000), rows_b.fetchmany(1000)
+            if chunk_a != chunk_b:
+                return False
+            if not chunk_a:
+                return True
+    finally:
+        a.close()
+        b.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploaders", type=int, default=50)
@@ -148,7 +198,7 @@ def main() -> int:
         store = SqliteStore(store_path)
         now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         work: list[tuple[str, list[bytes]]] = []
-        all_batches: list[list[rec.Record]] = []
+        by_uploader: list[list[list[rec.Record]]] = []
         n = 0
         for _ in range(args.uploaders):
             token = new_token()
@@ -156,28 +206,35 @@ def main() -> int:
             store.add_probe(ProbeRegistration(id=probe_id, country="NL", asn=64500,
                                               token_hash=token_hash(token)))
             bodies = []
+            by_uploader.append([])
             for _b in range(args.batches):
                 batch = []
                 for _r in range(args.batch_records):
                     batch.append(make_record(probe_id, now, n))
                     n += 1
-                all_batches.append(batch)
+                by_uploader[-1].append(batch)
                 text = "[" + ",".join(r.dumps() for r in batch) + "]"
                 bodies.append(gzip.compress(text.encode("utf-8"), 6))
             work.append((token, bodies))
         store.close()
         total = n
-        record_bytes = statistics.mean(len(r.dumps()) for r in all_batches[0])
+        record_bytes = statistics.mean(len(r.dumps()) for r in by_uploader[0][0])
+        # The uploads arrive round-robin (every uploader's first batch, then every second…),
+        # which scatters the ids over the primary key; the baseline inserts them so too.
+        arrival = [batches[b] for b in range(args.batches) for batches in by_uploader]
 
         server, port = start_server(store_path, config, args.workers)
         try:
+            wait_for_workers(server, args.workers)
             elapsed, latencies, accepted = asyncio.run(upload_all(port, work))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
         if accepted != total:
             raise SystemExit(f"accepted {accepted} of {total} records")
-        raw_elapsed = raw_insert(tmp / "raw.sqlite", all_batches)
+        raw_elapsed = raw_insert(tmp / "raw.sqlite", arrival)
+        if not same_rows(store_path, tmp / "raw.sqlite"):
+            raise SystemExit("the HTTP and the raw store hold different rows")
 
     http_rate = total / elapsed
     raw_rate = total / raw_elapsed
