@@ -58,6 +58,28 @@ def test_same_record_twice_is_a_noop(store: Store) -> None:
     assert store.get_record(rec.id) == rec
 
 
+def test_a_batch_in_several_statements_counts_every_row(tmp_path: pathlib.Path) -> None:
+    store = SqliteStore(tmp_path / "store.sqlite")
+    store._rows_per_insert = 3  # a batch of 8 takes three INSERT statements
+    stored = _record(0)
+    store.put_records([stored])
+    batch = [_record(m) for m in range(1, 7)]
+    result = store.put_records([*batch[:4], stored, batch[4], batch[0], batch[5]])
+    assert (result.accepted, result.duplicates) == (6, 2)
+    assert list(store.iter_records()) == [stored, *batch]
+    store.close()
+
+
+def test_put_with_bodies_already_serialised(store: Store) -> None:
+    records_ = [_record(0), _record(1)]
+    result = store.put_records(records_, bodies=[r.dumps() for r in records_])
+    assert (result.accepted, result.duplicates) == (2, 0)
+    assert [store.get_record(r.id) for r in records_] == records_
+    with pytest.raises(ValueError, match="1 bodies for 2 records"):
+        store.put_records([_record(2), _record(3)], bodies=[_record(2).dumps()])
+    assert store.count_records() == 2
+
+
 def test_queries_by_kind_window_probe_country(store: Store) -> None:
     store.put_records([_record(m, probe=f"p{m % 2}", country="NL" if m < 5 else "DE")
                        for m in range(10)])
