@@ -7,7 +7,6 @@ realistic RTTs; target addresses are documentation addresses, never real root se
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -17,7 +16,6 @@ import random
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import types
 import urllib.error
@@ -26,7 +24,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
-from aiohttp import web
 
 from publiccore.records import (
     Consistency,
@@ -226,49 +223,8 @@ def pcdata() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         make_rounds=make_rounds, root_record=root_record, bgp_observations=bgp_observations,
         FLEET=FLEET, SITES=SITES, SERIAL=SERIAL, LETTERS=LETTERS, free_port=free_port,
-        need=need, Fleet=Fleet, AppThread=AppThread, prometheus=prometheus,
+        need=need, Fleet=Fleet, prometheus=prometheus,
         prom_query=prom_query, prom_range=prom_range, wait_for=wait_for)
-
-
-class AppThread:
-    """Runs an aiohttp application on 127.0.0.1 in a thread with its own event loop."""
-
-    def __init__(self, app: web.Application, port: int) -> None:
-        self.app, self.port = app, port
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(self.app)
-        try:
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        except Exception as exc:  # reported to the test thread by start()
-            self._error = exc
-            self._ready.set()
-            await runner.cleanup()
-            return
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def __enter__(self) -> AppThread:
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise TimeoutError("application did not start within 60 s")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 def prom_query(base: str, expr: str, *, at: float | None = None) -> list[dict]:
