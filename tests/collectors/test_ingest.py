@@ -6,6 +6,7 @@ batch stored, and the service keeps answering.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gzip
 import importlib.util
@@ -19,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.ingest import Rejection, gunzip_capped, split_batch, token_hash
+from collectors.ingest import Rejection, gunzip_capped, split_batch, token_hash, validate_batch
 from publiccore import records as rec
+from publiccore.store import ProbeRegistration
 
 
 def load_support() -> Any:
@@ -81,6 +83,49 @@ def test_split_batch_reasons(body: bytes, code: str, index: int | None) -> None:
 def test_split_batch_json_lines_and_array() -> None:
     assert split_batch(b'{"a":1}\n\n{"b":2}\n') == [{"a": 1}, {"b": 2}]
     assert split_batch(b' [{"a":1}]') == [{"a": 1}]
+
+
+_REGISTERED = ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h")
+_NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("change", [
+    lambda o: None,  # canonical and already with the registered country/ASN
+    lambda o: o["probe"].update(country="FR", asn=3215),
+    lambda o: o["probe"].update(country=None, asn=None),
+    lambda o: o["probe"].pop("asn"),
+    lambda o: o.update(started="2026-11-29T12:55:00+01:00"),
+    lambda o: o["result"]["queries"][0].update(rtt_seconds=1),
+])
+def test_validate_batch_bodies_are_the_stored_records_canonical_json(change: Any) -> None:
+    obj = S.make_root_record("p1", started=_NOW - dt.timedelta(minutes=5)).to_json()
+    change(obj)
+    records, bodies = validate_batch([obj, copy.deepcopy(obj)], _REGISTERED, now=_NOW,
+                                     max_future_seconds=300)
+    assert len(records) == len(bodies) == 2
+    for record, body in zip(records, bodies, strict=True):
+        assert (record.probe.country, record.probe.asn) == ("NL", 64500)
+        assert body == record.dumps()
+        assert rec.parse_record(json.loads(body)) == record
+
+
+@pytest.mark.parametrize(("change", "status", "code", "path"), [
+    (lambda o: o.update(kind=["root-dns"]), 400, "wrong_type", "kind"),
+    (lambda o: o.update(kind={"a": 1}), 400, "wrong_type", "kind"),
+    (lambda o: o.update(kind="ping"), 400, "unknown_kind", "kind"),
+    (lambda o: o["probe"].update(id="p2"), 403, "wrong_probe", "probe.id"),
+    (lambda o: o.update(finished="2026-11-29T12:30:00.000000Z"), 400, "future_timestamp",
+     "finished"),
+])
+def test_validate_batch_rejects_naming_the_record(change: Any, status: int, code: str,
+                                                  path: str) -> None:
+    good = S.make_root_record("p1", started=_NOW - dt.timedelta(minutes=5)).to_json()
+    bad = copy.deepcopy(good)
+    change(bad)
+    with pytest.raises(Rejection) as info:
+        validate_batch([good, bad], _REGISTERED, now=_NOW, max_future_seconds=300)
+    assert (info.value.status, info.value.code, info.value.index, info.value.path,
+            info.value.records) == (status, code, 1, path, 2)
 
 
 # --- a real server ---------------------------------------------------------------------------
@@ -150,6 +195,7 @@ def test_one_bad_record_rejects_the_whole_batch(server: Any) -> None:
     (lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"), "wrong_type",
      "result.queries[0].rtt_seconds"),
     (lambda o: o.update(id="not-a-uuid"), "invalid_value", "id"),
+    (lambda o: o.update(kind=["root-dns"]), "wrong_type", "kind"),
 ])
 def test_precise_reasons(server: Any, mutate: Any, code: str, path: str) -> None:
     a_id, a_token = server.probes["a"]
