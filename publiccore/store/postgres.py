@@ -54,7 +54,7 @@ class PostgresStore(SqlStore):
             yield
 
     def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        with self._db.cursor() as cur:
+        with self._transaction(), self._db.cursor() as cur:
             cur.executemany(
                 "INSERT INTO records "
                 "(id, kind, probe_id, country, asn, started, finished, received, body) "

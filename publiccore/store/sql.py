@@ -103,7 +103,7 @@ class SqlStore:
         yield
 
     def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert record rows, skipping known ids; return how many were new."""
+        """Insert record rows in one transaction, skipping known ids; return how many were new."""
         raise NotImplementedError
 
     def _get_version(self) -> int:
@@ -161,8 +161,7 @@ class SqlStore:
         ]
         if not rows:
             return PutResult(accepted=0, duplicates=0)
-        with self._transaction():
-            accepted = self._insert_records(rows)
+        accepted = self._insert_records(rows)
         return PutResult(accepted=accepted, duplicates=len(rows) - accepted)
 
     def get_record(self, record_id: str) -> rec.Record | None:

@@ -74,14 +74,21 @@ class SqliteStore(SqlStore):
                     self._db.execute("ROLLBACK")
 
     def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        # One multi-row INSERT per chunk rather than executemany: executemany takes the GIL back
-        # for every row, and while other threads parse it waits for it each time, holding the
-        # write lock every other process needs; here the rows are bound at once and inserted in
-        # one step without the GIL.
+        # Multi-row INSERTs rather than executemany, which takes the GIL back for every row: in
+        # ``serve``, with other threads parsing, it waited for it each time while holding the
+        # write lock the other processes need. A batch that fits in one statement needs no
+        # BEGIN/COMMIT either: that statement is its own transaction (all rows or none), so the
+        # write lock is taken, used and released within one step that runs without the GIL.
+        if len(rows) <= self._rows_per_insert:
+            with self._lock:
+                return self._insert_chunk(rows)
+        with self._transaction():
+            return sum(self._insert_chunk(rows[start:start + self._rows_per_insert])
+                       for start in range(0, len(rows), self._rows_per_insert))
+
+    def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes
-        for start in range(0, len(rows), self._rows_per_insert):
-            chunk = rows[start:start + self._rows_per_insert]
-            self._db.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+        self._db.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
         return self._db.total_changes - before
 
     def _get_version(self) -> int:

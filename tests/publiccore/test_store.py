@@ -7,6 +7,7 @@ import pathlib
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,20 @@ def test_a_batch_in_several_statements_counts_every_row(tmp_path: pathlib.Path) 
     result = store.put_records([*batch[:4], stored, batch[4], batch[0], batch[5]])
     assert (result.accepted, result.duplicates) == (6, 2)
     assert list(store.iter_records()) == [stored, *batch]
+    store.close()
+
+
+@pytest.mark.parametrize("rows_per_insert", [500, 2])  # one statement; three in a transaction
+def test_a_batch_that_fails_stores_nothing(tmp_path: pathlib.Path, rows_per_insert: int) -> None:
+    store = SqliteStore(tmp_path / "store.sqlite")
+    store._rows_per_insert = rows_per_insert
+    batch = [_record(m) for m in range(5)]
+    bodies: list[Any] = [r.dumps() for r in batch]
+    bodies[4] = object()  # cannot be bound: the last statement fails
+    with pytest.raises(sqlite3.Error):
+        store.put_records(batch, bodies=bodies)
+    assert store.count_records() == 0
+    assert store.put_records(batch).accepted == 5
     store.close()
 
 
