@@ -301,36 +301,6 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 # checked way.
 _CANONICAL_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
                              r"\.[0-9]{6}Z")
-_INT_MIN, _INT_END = -(2**63), 2**63
-_INF = math.inf
-
-
-def _canonical_str(value: Any) -> Any:
-    if type(value) is str and len(value) <= MAX_STRING:
-        return value
-    raise _NotCanonical
-
-
-def _canonical_int(value: Any) -> Any:
-    if type(value) is int and _INT_MIN <= value < _INT_END:
-        return value
-    raise _NotCanonical
-
-
-def _canonical_float(value: Any) -> Any:
-    if type(value) is float and -_INF < value < _INF:
-        return value
-    raise _NotCanonical
-
-
-def _canonical_bool(value: Any) -> Any:
-    if type(value) is bool:
-        return value
-    raise _NotCanonical
-
-
-_LEAVES: dict[Any, _Convert] = {str: _canonical_str, int: _canonical_int,
-                                float: _canonical_float, bool: _canonical_bool}
 _COMPILED: dict[Any, _Convert] = {}
 
 
@@ -342,62 +312,79 @@ def _compiled(tp: Any) -> _Convert:
 
 
 def _compile(tp: Any) -> _Convert:
+    """Generate the converter for ``tp``: one function with every check inline.
+
+    As ``dataclasses`` generates ``__init__``: a call per field would cost more than the check.
+    A dataclass's converter takes a JSON object with exactly its fields (``value[name]`` of a
+    missing one raises KeyError; with the size equal, all present means no unknown one either).
+    """
+    env: dict[str, Any] = {"cls": tp, "NotCanonical": _NotCanonical, "MAX_STRING": MAX_STRING,
+                           "MAX_ITEMS": MAX_ITEMS, "INT_MIN": -(2**63), "INT_END": 2**63,
+                           "INF": math.inf}
+    lines = ["def convert(value):"]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        fields = dataclasses.fields(tp)
+        if not all(f.init and not f.kw_only for f in fields):
+            raise TypeError(f"unsupported dataclass {tp!r}")  # a programming error
+        hints = _hints(tp)
+        lines += [f"    if type(value) is not dict or len(value) != {len(fields)}:",
+                  "        raise NotCanonical",
+                  "    try:",
+                  *(f"        v{i} = value[{f.name!r}]" for i, f in enumerate(fields)),
+                  "    except KeyError:",
+                  "        raise NotCanonical from None"]
+        results = []
+        for i, f in enumerate(fields):
+            test, result = _inline(hints[f.name], f"v{i}", env)
+            if test != "True":
+                lines += [f"    if not ({test}):", "        raise NotCanonical"]
+            results.append(result)
+        lines.append(f"    return cls({', '.join(results)})")
+    else:
+        test, result = _inline(tp, "value", env)
+        lines += [f"    if not ({test}):", "        raise NotCanonical", f"    return {result}"]
+    exec("\n".join(lines), env)  # the source is built above from the annotations only
+    convert: _Convert = env["convert"]
+    return convert
+
+
+def _inline(tp: Any, var: str, env: dict[str, Any]) -> tuple[str, str]:
+    """A test that ``var`` holds ``tp`` canonically, and the expression converting it."""
+    if tp is str:
+        return f"type({var}) is str and len({var}) <= MAX_STRING", var
+    if tp is int:
+        return f"type({var}) is int and INT_MIN <= {var} < INT_END", var
+    if tp is float:
+        return f"type({var}) is float and -INF < {var} < INF", var
+    if tp is bool:
+        return f"type({var}) is bool", var
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         (inner,) = [a for a in args if a is not type(None)]
         if type(None) not in args:
             raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
-        convert_inner = _compiled(inner)
-
-        def convert_optional(value: Any) -> Any:
-            return None if value is None else convert_inner(value)
-        return convert_optional
+        test, result = _inline(inner, var, env)
+        return (f"{var} is None or ({test})",
+                var if result == var else f"(None if {var} is None else {result})")
     if origin is Literal:
         allowed = frozenset(typing.get_args(tp))
         if not all(type(a) is str for a in allowed):
             raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
-
-        def convert_literal(value: Any) -> Any:
-            if type(value) is str and value in allowed:
-                return value
-            raise _NotCanonical
-        return convert_literal
+        name = f"allowed{len(env)}"
+        env[name] = allowed
+        return f"type({var}) is str and {var} in {name}", var
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
-        convert_item = _compiled(item_tp)
-
-        def convert_tuple(value: Any) -> Any:
-            if type(value) is list and len(value) <= MAX_ITEMS:
-                return tuple(map(convert_item, value))
-            raise _NotCanonical
-        return convert_tuple
+        name = f"convert{len(env)}"
+        env[name] = _compiled(item_tp)
+        return (f"type({var}) is list and len({var}) <= MAX_ITEMS",
+                f"tuple([{name}(item) for item in {var}])")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _compile_dataclass(tp)
-    if tp in _LEAVES:
-        return _LEAVES[tp]
+        name = f"convert{len(env)}"
+        env[name] = _compiled(tp)
+        return "True", f"{name}({var})"
     raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
-
-
-def _compile_dataclass(cls: type) -> _Convert:
-    """A converter for a JSON object holding exactly ``cls``'s fields, to ``cls``."""
-    fields = dataclasses.fields(cls)
-    if not all(f.init and not f.kw_only for f in fields):
-        raise TypeError(f"unsupported dataclass {cls!r}")  # a programming error
-    hints = _hints(cls)
-    plan = tuple((f.name, _compiled(hints[f.name])) for f in fields)
-    size = len(plan)
-
-    def convert_object(value: Any) -> Any:
-        # ``value[name]`` of a missing field raises KeyError; with the size equal, all present
-        # means no unknown field either.
-        if type(value) is not dict or len(value) != size:
-            raise _NotCanonical
-        try:
-            return cls(*[convert(value[name]) for name, convert in plan])
-        except KeyError:
-            raise _NotCanonical from None
-    return convert_object
 
 
 def _canonical_time(value: Any) -> dt.datetime:
