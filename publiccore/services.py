@@ -195,9 +195,6 @@ async def start_site(app: web.Application, host: str = "", port: int = 0, *,
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    except BaseException:
-        await runner.cleanup()
-        raise
     return runner, [_url(a[0], a[1]) for a in runner.addresses]
 
 
