@@ -19,6 +19,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import hashlib
 import json
 import math
@@ -43,6 +44,7 @@ HEALTH_PATH = "/healthz"
 MAX_TOKEN_CHARS = 256
 READ_CHUNK = 64 * 1024
 STORE_THREADS = 4
+GC_THRESHOLD = 10_000  # allocations between young collections while the app runs (CPython: 700)
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -292,6 +294,23 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True, cancel_futures=False)
 
 
+async def _gc_ctx(_app: web.Application) -> AsyncIterator[None]:
+    """While the app runs, collect the youngest generation every GC_THRESHOLD allocations.
+
+    A batch of 200 records makes about 7,000 objects the collector tracks (decoded JSON, the
+    records), all alive until the batch is stored. At CPython's default (one young collection
+    every 700 allocations) they were traversed collection after collection, promoted and
+    traversed again: about a third of a serve worker's CPU. The previous thresholds are put
+    back on cleanup.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 async def _in_thread(request: web.Request, func: Callable[[], Any]) -> Any:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(request.app[EXECUTOR_KEY], func)
@@ -426,6 +445,7 @@ def make_app(store: Store, settings: Settings, *, clock: Clock = utc_now,
                                    settings.serve.rate_limit_burst, monotonic=monotonic)
     app[CLOCK_KEY] = clock
     app.cleanup_ctx.append(_executor_ctx)
+    app.cleanup_ctx.append(_gc_ctx)
     app.router.add_post(RECORDS_PATH, post_records)
     app.router.add_get(HEALTH_PATH, healthz)
     return app

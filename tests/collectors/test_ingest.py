@@ -436,3 +436,32 @@ def test_make_app_under_aiohttp_defaults(tmp_path: pathlib.Path) -> None:
     assert stats["accepted_by_kind"] == {"root-dns": 3}
     assert stats["duplicates_by_kind"] == {"root-dns": 3}
     assert stats["rejected_by_reason"] == {"wrong_type": 2, "too_large": 1}
+
+
+def test_app_raises_the_young_gc_threshold_while_it_runs(tmp_path: pathlib.Path) -> None:
+    import asyncio
+    import gc
+
+    from aiohttp import web
+
+    from collectors.ingest import GC_THRESHOLD, make_app
+    from publiccore import config as cfg
+    from publiccore.store import open_store
+
+    store = open_store(str(tmp_path / "store.sqlite"))
+    before = gc.get_threshold()
+
+    async def main() -> tuple[int, ...]:
+        runner = web.AppRunner(make_app(store, cfg.from_mapping({})))
+        await runner.setup()
+        try:
+            return gc.get_threshold()
+        finally:
+            await runner.cleanup()
+
+    try:
+        during = asyncio.run(main())
+    finally:
+        store.close()
+    assert during == (max(before[0], GC_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
