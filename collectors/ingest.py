@@ -259,11 +259,11 @@ def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.dateti
                             f"record for probe {record.probe.id[:64]!r} sent with the token of "
                             f"probe {probe.id!r}", index=index, path="probe.id",
                             records=len(items))
-        if record.started > limit or record.finished > limit:
-            name = "started" if record.started > limit else "finished"
-            raise Rejection(400, "future_timestamp",
-                            f"{name} is more than {max_future_seconds:g} s in the future",
-                            index=index, path=name, records=len(items))
+        for name, when in (("started", record.started), ("finished", record.finished)):
+            if when > limit:
+                raise Rejection(400, "future_timestamp",
+                                f"{name} is more than {max_future_seconds:g} s in the future",
+                                index=index, path=name, records=len(items))
         if record.probe != registered:
             record = dataclasses.replace(record, probe=registered)
             wire = {**wire, "probe": registered_wire}
