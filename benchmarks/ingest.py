@@ -63,7 +63,7 @@ def make_record(probe_id: str, when: dt.datetime, n: int) -> rec.Record:
     return rec.make_record(
         kind="root-dns", probe=rec.ProbeRef(id=probe_id, asn=64500, country="NL"),
         target=rec.RootTarget(letter=letter, name=f"{letter}.root-servers.net",
-                              address="198.41.0.4", family="ipv4"),
+                              address="192.0.2.4", family="ipv4"),
         result=result, started=when, finished=when + dt.timedelta(seconds=0.2))
 
 

@@ -226,7 +226,7 @@ def make_root_record(probe_id: str, *, started: dt.datetime | None = None,
     return rec.make_record(
         kind="root-dns", probe=rec.ProbeRef(id=probe_id, asn=asn, country=country),
         target=rec.RootTarget(letter=letter, name=f"{letter}.root-servers.net",
-                              address="198.41.0.4", family="ipv4"),
+                              address="192.0.2.4", family="ipv4"),
         result=result, started=started, finished=started + dt.timedelta(seconds=0.1))
 
 

@@ -312,10 +312,10 @@ def test_delays_are_independent(make_dns_lab: MakeLab) -> None:
 
 
 def test_probe_has_no_route_out(lab: DnsLab) -> None:
-    # only route look-ups: nothing is sent
-    p = lab.run_in_probe("ip", "route", "get", "8.8.8.8")
+    # only route look-ups (nothing is sent), to addresses outside every lab range
+    p = lab.run_in_probe("ip", "route", "get", "100.64.0.1")
     assert p.returncode != 0 and "unreachable" in p.stderr.lower(), p.stdout + p.stderr
-    p = lab.run_in_probe("ip", "-6", "route", "get", "2001:4860:4860::8888")
+    p = lab.run_in_probe("ip", "-6", "route", "get", "fd00::1")
     assert p.returncode != 0, p.stdout
     for ns_cmd in (lab.probe_cmd, lab.router_cmd, lambda *a: lab.server_cmd("a", *a)):
         for fam in ("-4", "-6"):
@@ -390,8 +390,8 @@ def test_spec_forms_and_validation() -> None:
     )
     assert servers[2].zone == "" and servers[2].serial is None
     with pytest.raises(ValueError, match=re.escape("192.0.2.0/24")):
-        dnslab.normalize_specs([ServerSpec("a", ipv4="8.8.8.8")], 1)
+        dnslab.normalize_specs([ServerSpec("a", ipv4="10.0.0.53")], 1)
     with pytest.raises(ValueError, match="2001:db8"):
-        dnslab.normalize_specs([ServerSpec("a", ipv6="2001:500:2f::f")], 1)
+        dnslab.normalize_specs([ServerSpec("a", ipv6="fd00::53")], 1)
     with pytest.raises(ValueError, match="scenario"):
         dnslab.normalize_specs([ServerSpec("a", "bogus")], 1)
