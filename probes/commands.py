@@ -21,9 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "root", help="measure every root server address (reachability, RTT, site, integrity)")
     root.add_argument("--once", action="store_true",
                       help="run one round and exit (the default; rounds on a schedule: agent)")
-    root.add_argument("--hints", metavar="FILE", help="root hints file (default: bundled IANA)")
-    root.add_argument("--anchors", metavar="FILE",
-                      help="trust anchors, IANA XML or DS lines (default: bundled IANA)")
+    cliargs.add_hints_and_anchors(root)
     root.add_argument("--timeout", type=cliargs.positive_float, metavar="SECONDS",
                       help="per-query timeout (default 4, no retries)")
     root.add_argument("--concurrency", type=cliargs.positive_int, metavar="N",

@@ -20,6 +20,15 @@ def add_config_and_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="PATH", help="SQLite store (default: store.path)")
 
 
+def add_hints_and_anchors(parser: argparse.ArgumentParser) -> None:
+    """``--hints FILE`` and ``--anchors FILE`` for the root measurer (defaults: [root], bundled)."""
+    parser.add_argument("--hints", metavar="FILE",
+                        help="root hints file (default: [root] hints, else the bundled IANA file)")
+    parser.add_argument("--anchors", metavar="FILE",
+                        help="trust anchors, IANA XML or DS lines (default: [root] anchors, else "
+                             "the bundled IANA file)")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number ≥ 1."""
     try:

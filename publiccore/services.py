@@ -58,9 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cliargs.add_config_and_store(run)
     run.add_argument("--listen", metavar="HOST:PORT",
                      help="collector address (default: serve.listen, 127.0.0.1:8478)")
-    run.add_argument("--hints", metavar="FILE", help="root hints (default: bundled named.root)")
-    run.add_argument("--anchors", metavar="FILE",
-                     help="trust anchors (default: bundled IANA root-anchors.xml)")
+    cliargs.add_hints_and_anchors(run)
     run.add_argument("--rounds", type=cliargs.positive_int, metavar="N",
                      help="stop once N root rounds are stored (default: run until Ctrl-C)")
     run.add_argument("--plain", action="store_true",
@@ -406,7 +404,6 @@ class RunState:
     probe: ProbeRef
     url: str
     store_label: str
-    started: dt.datetime
     interval_seconds: float
     rounds: int = 0
     last_round: list[Record] = dataclasses.field(default_factory=list)
@@ -492,12 +489,14 @@ def _run(args: argparse.Namespace) -> int:
     store = open_configured(settings, args.store)
     try:
         probe = local_probe(store, settings, credentials)
-        holder: list[RunState] = []
+        state = RunState(probe=probe.ref, url="",
+                         store_label=args.store or settings.store.url.split("@")[-1]
+                         or settings.store.path,
+                         interval_seconds=settings.root.interval_seconds)
 
         def on_round(records: list[Record]) -> None:
-            if holder:
-                holder[0].last_round = records
-                holder[0].last_round_at = utc_now()
+            state.last_round = records
+            state.last_round_at = utc_now()
 
         measurements = agent_commands.build_measurements(settings, probe.ref,
                                                          start_delay_max_seconds=0.0)
@@ -506,11 +505,6 @@ def _run(args: argparse.Namespace) -> int:
         spool_path.parent.mkdir(parents=True, exist_ok=True)
         spool = Spool(spool_path, quota_bytes=settings.agent.spool_quota_bytes)
         try:
-            state = RunState(probe=probe.ref, url="", started=utc_now(),
-                             store_label=args.store or settings.store.url.split("@")[-1]
-                             or settings.store.path,
-                             interval_seconds=settings.root.interval_seconds)
-            holder.append(state)
             live = not args.plain and sys.stdout.isatty()
             asyncio.run(_run_async(store, settings, spool, measurements, probe, state,
                                    host=host, port=port, rounds=args.rounds, live=live))

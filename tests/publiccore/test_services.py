@@ -67,7 +67,7 @@ def test_render_summary_before_and_after_a_round() -> None:
     from rich.console import Console
 
     state = services.RunState(probe=rec.ProbeRef(id="p1", asn=0, country="ZZ"),
-                              url="http://127.0.0.1:8478", store_label="s.sqlite", started=T0,
+                              url="http://127.0.0.1:8478", store_label="s.sqlite",
                               interval_seconds=300.0)
     console = Console(width=160, record=True)
     console.print(services.render_summary(state, T0))
