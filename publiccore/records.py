@@ -36,7 +36,7 @@ INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
 
 MAX_STRING = 262_144  # longest accepted string (a base64 TCP answer of 64 KiB fits)
 MAX_ITEMS = 4_096  # longest accepted list
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_COUNTRY = re.compile(r"[A-Z]{2}")  # used with fullmatch: "NL\n" is not a country
 
 
 # --- envelope parts ---------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def _parse_canonical(obj: Any) -> Record:
             or not _CANONICAL_UUID.fullmatch(record_id)):
         raise _NotCanonical
     probe = _compiled(ProbeRef)(obj["probe"])
-    if (not probe.id or (probe.country is not None and not _COUNTRY.match(probe.country))
+    if (not probe.id or (probe.country is not None and not _COUNTRY.fullmatch(probe.country))
             or (probe.asn is not None and not 0 <= probe.asn < 2**32)):
         raise _NotCanonical
     started = _canonical_time(obj["started"])
@@ -460,7 +460,7 @@ def _parse_checked(obj: Any) -> Record:
     record_id = _parse_uuid(obj["id"])
     target_cls, result_cls = KIND_TYPES[kind]
     probe = _from_obj(ProbeRef, obj["probe"], "probe")
-    if probe.country is not None and not _COUNTRY.match(probe.country):
+    if probe.country is not None and not _COUNTRY.fullmatch(probe.country):
         raise RecordError("expected an ISO 3166-1 alpha-2 code", "probe.country")
     if probe.asn is not None and not 0 <= probe.asn < 2**32:
         raise RecordError("ASN out of range", "probe.asn")
