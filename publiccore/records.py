@@ -53,8 +53,10 @@ class ProbeRef:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Software:
-    name: str = SOFTWARE_NAME
-    version: str = __version__
+    """Who wrote the record: required on input, so provenance is never filled in by a reader."""
+
+    name: str
+    version: str
 
 
 # --- kind "root-dns" --------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class Record:
     finished: dt.datetime
     target: TargetT
     result: ResultT
-    software: Software = Software()
+    software: Software = Software(name=SOFTWARE_NAME, version=__version__)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:

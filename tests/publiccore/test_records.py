@@ -79,6 +79,8 @@ def _mutated(change: Any) -> dict[str, Any]:
     (lambda o: o.update(finished="2020-01-01T00:00:00Z"), "finished", "finished before started"),
     (lambda o: o["probe"].update(country="Netherlands"), "probe.country", "ISO 3166"),
     (lambda o: o["probe"].update(country="NL\n"), "probe.country", "ISO 3166"),
+    (lambda o: o.update(software={}), "software.name", "missing"),
+    (lambda o: o["software"].pop("version"), "software.version", "missing"),
     (lambda o: o["probe"].update(asn=-1), "probe.asn", "out of range"),
     (lambda o: o["target"].update(family="ipx"), "target.family", "expected one of"),
     (lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"),
