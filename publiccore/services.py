@@ -120,17 +120,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, port: int
                    ) -> int:
-    """Fork ``--workers`` processes sharing one listening socket, each with its own store."""
+    """Fork ``--workers`` processes, each with its own store and its own listening socket.
+
+    The sockets share the port with SO_REUSEPORT, so the kernel spreads new connections over
+    the workers (one shared socket let a burst of keep-alive connections land on whichever
+    worker accepted first). ``listening on …`` is printed once every worker listens.
+    """
     import traceback
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # Reserve the port (bound, not listening: it never receives connections).
+    reserve = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock = socket.create_server((host, port), family=family, backlog=1024)
+        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserve.bind((host, port))
     except OSError as exc:
+        reserve.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound = sock.getsockname()
-    sys.stdout.write(f"listening on {_url(bound[0], bound[1])} ({args.workers} workers)\n")
-    sys.stdout.flush()
+    bound = reserve.getsockname()
+    ready_read, ready_write = os.pipe()
     children: list[int] = []
     # SIGTERM/SIGINT stay blocked until each process has its handlers: a stop request that
     # arrives while a worker is still starting waits for it instead of killing it half-way.
@@ -141,6 +149,12 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
         if pid == 0:  # a worker: serve until SIGTERM, never return into the parent's code
             code = 1
             try:
+                os.close(ready_read)
+                reserve.close()
+                sock = socket.create_server((host, bound[1]), family=family, backlog=1024,
+                                            reuse_port=True)
+                os.write(ready_write, b"1")
+                os.close(ready_write)
                 store = open_configured(settings, args.store)
                 try:
                     asyncio.run(serve_forever(collector_app(store, settings), sock=sock))
@@ -153,7 +167,26 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
                 sys.stderr.flush()
                 os._exit(code)
         children.append(pid)
-    sock.close()
+    os.close(ready_write)
+    ready = 0
+    while ready < args.workers:
+        chunk = os.read(ready_read, args.workers)
+        if not chunk:  # every worker has closed its end: some failed to listen
+            break
+        ready += len(chunk)
+    os.close(ready_read)
+    reserve.close()
+    if ready < args.workers:  # a worker could not listen (its traceback is on stderr)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+        for child in children:
+            os.waitpid(child, 0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        raise ConfigError(f"only {ready} of {args.workers} workers could listen on "
+                          f"{host}:{bound[1]}")
+    sys.stdout.write(f"listening on {_url(bound[0], bound[1])} ({args.workers} workers)\n")
+    sys.stdout.flush()
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

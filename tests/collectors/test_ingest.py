@@ -279,7 +279,7 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: pathlib.Path) -> None
         assert collector.stop() == 0
 
 
-def test_serve_workers_share_the_socket(tmp_path: pathlib.Path) -> None:
+def test_serve_workers_share_the_port(tmp_path: pathlib.Path) -> None:
     config = S.write_toml(tmp_path / "c.toml", {
         "serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}})
     collector = S.Collector(config=config, store=tmp_path / "store.sqlite",
