@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--listen", metavar="HOST:PORT",
                        help="address to listen on (default: serve.listen; port 0 picks one)")
     serve.add_argument("--workers", type=cliargs.positive_int, default=1, metavar="N",
-                       help="processes sharing the socket, each with its own store connection "
+                       help="processes sharing the port, each with its own store connection "
                             "(default 1; rate limits, counters and aggregates are then per "
                             "process)")
     serve.set_defaults(func=_serve)
