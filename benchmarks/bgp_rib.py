@@ -26,13 +26,17 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DATA = pathlib.Path(os.environ.get("PUBLICCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
-RIBS = [DATA / "mrt/bgpdump/bview.20020722.2337.gz",
-        DATA / "mrt/pyasn/rib.20140523.0600_firstMB.bz2",
-        DATA / "mrt/pyasn/rib6.20151101.0600_firstMB.bz2"]
-DELEGATED = [DATA / "rir/ipzone/delegated-ripencc-latest",
-             DATA / "rir/ipzone/delegated-apnic-latest",
-             DATA / "rir/ipzone/delegated-afrinic-latest",
-             DATA / "rir/rir-mirror/delegated-lacnic-extended-latest"]
+RIBS = [
+    DATA / "mrt/bgpdump/bview.20020722.2337.gz",
+    DATA / "mrt/pyasn/rib.20140523.0600_firstMB.bz2",
+    DATA / "mrt/pyasn/rib6.20151101.0600_firstMB.bz2",
+]
+DELEGATED = [
+    DATA / "rir/ipzone/delegated-ripencc-latest",
+    DATA / "rir/ipzone/delegated-apnic-latest",
+    DATA / "rir/ipzone/delegated-afrinic-latest",
+    DATA / "rir/rir-mirror/delegated-lacnic-extended-latest",
+]
 
 
 def _bgpdump_seconds(path: pathlib.Path) -> tuple[float, str]:
@@ -40,16 +44,23 @@ def _bgpdump_seconds(path: pathlib.Path) -> tuple[float, str]:
     runs: list[tuple[float, str]] = []
     with open(os.devnull, "wb") as null:
         start = time.perf_counter()
-        subprocess.run(["bgpdump", "-q", "-m", str(path)], stdout=null,
-                       stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            ["bgpdump", "-q", "-m", str(path)], stdout=null, stderr=subprocess.DEVNULL, check=False
+        )
         runs.append((time.perf_counter() - start, "bgpdump -m FILE"))
         tool = {b"\x1f\x8b": "gzip", b"BZ": "bzip2"}.get(path.read_bytes()[:2])
         if tool and shutil.which(tool):
             start = time.perf_counter()
-            feed = subprocess.Popen([tool, "-dc", str(path)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL)
-            subprocess.run(["bgpdump", "-q", "-m", "-"], stdin=feed.stdout, stdout=null,
-                           stderr=subprocess.DEVNULL, check=False)
+            feed = subprocess.Popen(
+                [tool, "-dc", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+            subprocess.run(
+                ["bgpdump", "-q", "-m", "-"],
+                stdin=feed.stdout,
+                stdout=null,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
             assert feed.stdout is not None
             feed.stdout.close()
             feed.wait()
@@ -60,9 +71,10 @@ def _bgpdump_seconds(path: pathlib.Path) -> tuple[float, str]:
 def _derive_once(path: str) -> dict[str, float]:
     """Run in a child: the whole derivation of one file; print timings and peak RSS."""
     sys.path.insert(0, str(REPO))
-    from collectors.bgp.bgpdump import BgpdumpReader
-    from collectors.bgp.pipeline import analyze
-    from collectors.bgp.roots import load_expected_origins
+    from publiccore.collectors.bgp.bgpdump import BgpdumpReader
+    from publiccore.collectors.bgp.pipeline import analyze
+    from publiccore.collectors.bgp.roots import load_expected_origins
+
     from publiccore.geo import Geo
     from publiccore.roothints import load_hints
 
@@ -70,14 +82,23 @@ def _derive_once(path: str) -> dict[str, float]:
     geo = Geo.from_files([p for p in DELEGATED if p.exists()])
     geo_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    analysis = analyze(ribs=[path], reader=BgpdumpReader(), geo=geo, servers=load_hints(),
-                       expected=load_expected_origins(), transit_countries=["NL", "BR"])
+    analysis = analyze(
+        ribs=[path],
+        reader=BgpdumpReader(),
+        geo=geo,
+        servers=load_hints(),
+        expected=load_expected_origins(),
+        transit_countries=["NL", "BR"],
+    )
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "geo_seconds": geo_seconds,
-            "elements": analysis.sources[0].elements,
-            "prefixes": sum(analysis.summary.prefixes_seen.values()),
-            "countries": len(analysis.countries),
-            "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {
+        "seconds": seconds,
+        "geo_seconds": geo_seconds,
+        "elements": analysis.sources[0].elements,
+        "prefixes": sum(analysis.summary.prefixes_seen.values()),
+        "countries": len(analysis.countries),
+        "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
 
 
 def main() -> int:
@@ -92,8 +113,10 @@ def main() -> int:
     if shutil.which("bgpdump") is None:
         print("bgpdump not installed (apt install bgpdump)", file=sys.stderr)
         return 1
-    print(f"{'file':42} {'elements':>9} {'bgpdump el/s':>13} {'derive el/s':>12} "
-          f"{'ratio':>6} {'peak MiB':>9}  baseline")
+    print(
+        f"{'file':42} {'elements':>9} {'bgpdump el/s':>13} {'derive el/s':>12} "
+        f"{'ratio':>6} {'peak MiB':>9}  baseline"
+    )
     worst = float("inf")
     for path in args.files:
         if not path.exists():
@@ -104,8 +127,12 @@ def main() -> int:
         child_runs = []
         for _ in range(args.repeat):
             base_runs.append(_bgpdump_seconds(path))
-            out = subprocess.run([sys.executable, __file__, "--child", str(path)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             child_runs.append(json.loads(out.stdout))
         base = min(base_runs)
         best = min(child_runs, key=lambda r: r["seconds"])
@@ -115,11 +142,15 @@ def main() -> int:
         ratio = rate / base_rate
         worst = min(worst, ratio)
         peak = max(r["max_rss_kib"] for r in child_runs) / 1024
-        print(f"{path.name:42} {elements:>9,} {base_rate:>13,.0f} {rate:>12,.0f} "
-              f"{ratio:>6.2f} {peak:>9.0f}  {base[1]}")
-        print(f"{'':42} derivation {best['seconds']:.2f} s, bgpdump alone {base[0]:.2f} s, "
-              f"RIR files loaded in {best['geo_seconds']:.2f} s (not timed), "
-              f"{best['prefixes']:,} prefixes, {best['countries']} country rows")
+        print(
+            f"{path.name:42} {elements:>9,} {base_rate:>13,.0f} {rate:>12,.0f} "
+            f"{ratio:>6.2f} {peak:>9.0f}  {base[1]}"
+        )
+        print(
+            f"{'':42} derivation {best['seconds']:.2f} s, bgpdump alone {base[0]:.2f} s, "
+            f"RIR files loaded in {best['geo_seconds']:.2f} s (not timed), "
+            f"{best['prefixes']:,} prefixes, {best['countries']} country rows"
+        )
     print(f"lowest ratio {worst:.2f} (target >= 0.5)")
     return 0
 

@@ -32,47 +32,83 @@ import time
 
 import aiohttp
 
-from collectors.ingest import new_probe_id, new_token, token_hash
 from publiccore import records as rec
 from publiccore.store import ProbeRegistration
+from publiccore.store.registry import new_probe_id, new_token, token_hash
 from publiccore.store.sqlite import SqliteStore
 
-WIRE = ("q80EAAABAAEAAAABAAAGAAEAAAYAAQABUYAAQAFhBHJvb3Qtc2VydmVycwNuZXQABW5zdGxkDHZl"
-        "cmlzaWdu") * 3
+WIRE = ("q80EAAABAAEAAAABAAAGAAEAAAYAAQABUYAAQAFhBHJvb3Qtc2VydmVycwNuZXQABW5zdGxkDHZlcmlzaWdu") * 3
 
 
 def make_record(probe_id: str, when: dt.datetime, n: int) -> rec.Record:
     """A realistic root-dns record: SOA over UDP and TCP answered, CH TXT, DNSKEY."""
-    def query(qname: str, qclass: str, qtype: str, transport: rec.Transport) -> rec.DnsQuery:
-        return rec.DnsQuery(qname=qname, qclass=qclass, qtype=qtype, transport=transport,
-                            rcode="NOERROR", aa=True, tc=False, rtt_seconds=0.0123 + n % 7,
-                            serial=2026112900 if qtype == "SOA" else None,
-                            nsid_hex="6e73312e6c6178", nsid_text="ns1.lax", size_bytes=120,
-                            wire_b64=WIRE)
 
-    queries = (query(".", "IN", "SOA", "udp"), query(".", "IN", "SOA", "tcp"),
-               query("hostname.bind.", "CH", "TXT", "udp"), query("id.server.", "CH", "TXT", "udp"),
-               query(".", "IN", "DNSKEY", "udp"))
+    def query(qname: str, qclass: str, qtype: str, transport: rec.Transport) -> rec.DnsQuery:
+        return rec.DnsQuery(
+            qname=qname,
+            qclass=qclass,
+            qtype=qtype,
+            transport=transport,
+            rcode="NOERROR",
+            aa=True,
+            tc=False,
+            rtt_seconds=0.0123 + n % 7,
+            serial=2026112900 if qtype == "SOA" else None,
+            nsid_hex="6e73312e6c6178",
+            nsid_text="ns1.lax",
+            size_bytes=120,
+            wire_b64=WIRE,
+        )
+
+    queries = (
+        query(".", "IN", "SOA", "udp"),
+        query(".", "IN", "SOA", "tcp"),
+        query("hostname.bind.", "CH", "TXT", "udp"),
+        query("id.server.", "CH", "TXT", "udp"),
+        query(".", "IN", "DNSKEY", "udp"),
+    )
     result = rec.RootResult(
         queries=queries,
         identity=rec.SiteIdentity(nsid="ns1.lax", hostname_bind="b1-lax", id_server="b1-lax"),
-        integrity=rec.Integrity(outcome="iana", key_tags=(20326, 38696),
-                                validated_at="2026-11-29T00:00:00.000000Z"),
-        consistency=rec.Consistency(status="consistent"))
+        integrity=rec.Integrity(
+            outcome="iana", key_tags=(20326, 38696), validated_at="2026-11-29T00:00:00.000000Z"
+        ),
+        consistency=rec.Consistency(status="consistent"),
+    )
     letter = "abcdefghijklm"[n % 13]
     return rec.make_record(
-        kind="root-dns", probe=rec.ProbeRef(id=probe_id, asn=64500, country="NL"),
-        target=rec.RootTarget(letter=letter, name=f"{letter}.root-servers.net",
-                              address="192.0.2.4", family="ipv4"),
-        result=result, started=when, finished=when + dt.timedelta(seconds=0.2))
+        kind="root-dns",
+        probe=rec.ProbeRef(id=probe_id, asn=64500, country="NL"),
+        target=rec.RootTarget(
+            letter=letter, name=f"{letter}.root-servers.net", address="192.0.2.4", family="ipv4"
+        ),
+        result=result,
+        started=when,
+        finished=when + dt.timedelta(seconds=0.2),
+    )
 
 
-def start_server(store: pathlib.Path, config: pathlib.Path, workers: int
-                 ) -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    store: pathlib.Path, config: pathlib.Path, workers: int
+) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "publiccore", "serve", "--config", str(config), "--store",
-         str(store), "--listen", "127.0.0.1:0", "--workers", str(workers)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "publiccore",
+            "serve",
+            "--config",
+            str(config),
+            "--store",
+            str(store),
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("listening on http://127.0.0.1:"):
@@ -96,8 +132,7 @@ def worker_cpu(server: subprocess.Popen[str]) -> dict[int, float] | None:
     return used
 
 
-def wait_for_workers(server: subprocess.Popen[str], workers: int, timeout: float = 60.0
-                     ) -> None:
+def wait_for_workers(server: subprocess.Popen[str], workers: int, timeout: float = 60.0) -> None:
     """Return once ``workers`` worker processes run and have gone idle (they serve).
 
     ``serve --workers`` prints its address before it forks: uploaders connecting at once would
@@ -119,8 +154,9 @@ def wait_for_workers(server: subprocess.Popen[str], workers: int, timeout: float
         last = used
 
 
-async def upload_all(port: int, work: list[tuple[str, list[bytes]]]) -> tuple[float, list[float],
-                                                                                  int]:
+async def upload_all(
+    port: int, work: list[tuple[str, list[bytes]]]
+) -> tuple[float, list[float], int]:
     """Every uploader POSTs its batches one after another; all uploaders at once."""
     url = f"http://127.0.0.1:{port}/api/v1/records"
     latencies: list[float] = []
@@ -129,8 +165,11 @@ async def upload_all(port: int, work: list[tuple[str, list[bytes]]]) -> tuple[fl
 
     async def uploader(session: aiohttp.ClientSession, token: str, bodies: list[bytes]) -> None:
         nonlocal accepted
-        headers = {"Authorization": f"Bearer {token}", "Content-Encoding": "gzip",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+        }
         for body in bodies:
             t0 = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as response:
@@ -155,8 +194,23 @@ def raw_insert(path: pathlib.Path, batches: list[list[rec.Record]]) -> float:
     """
     SqliteStore(path).close()  # same schema and pragmas
     received = time.time()
-    rows = [[(r.id, r.kind, r.probe.id, r.probe.country, r.probe.asn, r.started.timestamp(),
-              r.finished.timestamp(), received, r.dumps()) for r in batch] for batch in batches]
+    rows = [
+        [
+            (
+                r.id,
+                r.kind,
+                r.probe.id,
+                r.probe.country,
+                r.probe.asn,
+                r.started.timestamp(),
+                r.finished.timestamp(),
+                received,
+                r.dumps(),
+            )
+            for r in batch
+        ]
+        for batch in batches
+    ]
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -166,7 +220,9 @@ def raw_insert(path: pathlib.Path, batches: list[list[rec.Record]]) -> float:
         db.executemany(
             "INSERT OR IGNORE INTO records "
             "(id, kind, probe_id, country, asn, started, finished, received, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            batch,
+        )
         db.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     db.close()
@@ -175,8 +231,9 @@ def raw_insert(path: pathlib.Path, batches: list[list[rec.Record]]) -> float:
 
 def same_rows(first: pathlib.Path, second: pathlib.Path) -> bool:
     """Whether two stores hold the same records, column for column (``received`` aside)."""
-    query = ("SELECT id, kind, probe_id, country, asn, started, finished, body FROM records "
-             "ORDER BY id")
+    query = (
+        "SELECT id, kind, probe_id, country, asn, started, finished, body FROM records ORDER BY id"
+    )
     a, b = sqlite3.connect(first), sqlite3.connect(second)
     try:
         rows_a, rows_b = a.execute(query), b.execute(query)
@@ -196,16 +253,22 @@ def main() -> int:
     parser.add_argument("--uploaders", type=int, default=50)
     parser.add_argument("--batches", type=int, default=8, help="batches per uploader")
     parser.add_argument("--batch-records", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="publiccore serve --workers (default: one per core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="publiccore serve --workers (default: one per core)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="publiccore-bench-") as tmp_name:
         tmp = pathlib.Path(tmp_name)
         store_path = tmp / "http.sqlite"
         config = tmp / "collector.toml"
-        config.write_text("[serve]\nrate_limit_requests_per_minute = 1e9\n"
-                          "rate_limit_burst = 1000000\n", encoding="utf-8")
+        config.write_text(
+            "[serve]\nrate_limit_requests_per_minute = 1e9\nrate_limit_burst = 1000000\n",
+            encoding="utf-8",
+        )
         store = SqliteStore(store_path)
         now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         work: list[tuple[str, list[bytes]]] = []
@@ -214,8 +277,11 @@ def main() -> int:
         for _ in range(args.uploaders):
             token = new_token()
             probe_id = new_probe_id()
-            store.add_probe(ProbeRegistration(id=probe_id, country="NL", asn=64500,
-                                              token_hash=token_hash(token)))
+            store.add_probe(
+                ProbeRegistration(
+                    id=probe_id, country="NL", asn=64500, token_hash=token_hash(token)
+                )
+            )
             bodies = []
             by_uploader.append([])
             for _b in range(args.batches):
@@ -254,26 +320,40 @@ def main() -> int:
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    print(f"records          {total} ({record_bytes:.0f} B each as JSON), "
-          f"{args.uploaders} uploaders x {args.batches} batches x {args.batch_records}")
+    print(
+        f"records          {total} ({record_bytes:.0f} B each as JSON), "
+        f"{args.uploaders} uploaders x {args.batches} batches x {args.batch_records}"
+    )
     print(f"cores            {os.cpu_count()}, serve --workers {args.workers}")
     print(f"HTTP ingest      {http_rate:10.0f} records/s  ({elapsed:.2f} s)")
     print(f"raw SQLite       {raw_rate:10.0f} records/s  ({raw_elapsed:.2f} s)")
     print(f"ratio            {http_rate / raw_rate:10.3f}  (target >= 0.3; and >= 5000 records/s)")
-    print(f"request latency  p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
-          f"({len(latencies)} requests)")
+    print(
+        f"request latency  p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
+        f"({len(latencies)} requests)"
+    )
     busy: list[float] = []
     if cpu_before is not None and cpu_after is not None:
-        busy = [round((cpu_after[pid] - cpu_before.get(pid, 0.0)) / elapsed, 2)
-                for pid in sorted(cpu_after)]
+        busy = [
+            round((cpu_after[pid] - cpu_before.get(pid, 0.0)) / elapsed, 2)
+            for pid in sorted(cpu_after)
+        ]
         # Keep-alive connections stay with the worker that accepted them: an uneven share
         # of the uploaders' connections shows here as one worker busier than the others.
         print(f"worker CPU       {', '.join(f'{b:.2f}' for b in busy)} cores")
-    print(json.dumps({"workers": args.workers, "http_records_per_second": round(http_rate),
-                      "raw_records_per_second": round(raw_rate),
-                      "ratio": round(http_rate / raw_rate, 3),
-                      "p50_ms": round(p50 * 1000, 1), "p99_ms": round(p99 * 1000, 1),
-                      "worker_cpu_cores": busy}))
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "http_records_per_second": round(http_rate),
+                "raw_records_per_second": round(raw_rate),
+                "ratio": round(http_rate / raw_rate, 3),
+                "p50_ms": round(p50 * 1000, 1),
+                "p99_ms": round(p99 * 1000, 1),
+                "worker_cpu_cores": busy,
+            }
+        )
+    )
     return 0
 
 

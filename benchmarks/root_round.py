@@ -26,7 +26,8 @@ LETTERS = "abcdefghijklm"
 
 def inner(hints: str, timeout: float, rounds: int) -> None:
     """Run inside the lab's probe namespace: measure rounds, print one JSON line per round."""
-    from probes import dnssec, root
+    from publiccore.probes import dnssec, root
+
     from publiccore import roothints
     from publiccore.records import ProbeRef, RootResult
 
@@ -38,14 +39,32 @@ def inner(hints: str, timeout: float, rounds: int) -> None:
         records = asyncio.run(root.run_round(targets, cfg, probe=ProbeRef(id="bench")))
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-        rtts = [q.rtt_seconds for r in records if isinstance(r.result, RootResult)
-                for q in r.result.queries if q.rtt_seconds is not None]
-        timed_out = any(q.failure == "dns_timeout" for r in records
-                        if isinstance(r.result, RootResult) for q in r.result.queries)
+        rtts = [
+            q.rtt_seconds
+            for r in records
+            if isinstance(r.result, RootResult)
+            for q in r.result.queries
+            if q.rtt_seconds is not None
+        ]
+        timed_out = any(
+            q.failure == "dns_timeout"
+            for r in records
+            if isinstance(r.result, RootResult)
+            for q in r.result.queries
+        )
         slowest = max([*rtts, timeout if timed_out else 0.0])
-        print(json.dumps({"targets": len(targets), "wall": wall, "cpu": cpu, "slowest": slowest,
-                          "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "targets": len(targets),
+                    "wall": wall,
+                    "cpu": cpu,
+                    "slowest": slowest,
+                    "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                }
+            ),
+            flush=True,
+        )
 
 
 def outer(rounds: int) -> int:
@@ -55,7 +74,8 @@ def outer(rounds: int) -> int:
     scenarios = {
         "delays 10-300 ms RTT": [
             ServerSpec(letter, "iana", delay_ms=5 + round(i * 145 / (len(LETTERS) - 1)))
-            for i, letter in enumerate(LETTERS)],
+            for i, letter in enumerate(LETTERS)
+        ],
         "silent servers": [ServerSpec(letter, "silent") for letter in LETTERS],
     }
     timeout = 2.0
@@ -64,9 +84,16 @@ def outer(rounds: int) -> int:
         try:
             with build_lab(specs, pathlib.Path(tempfile.mkdtemp(prefix="rootbench"))) as lab:
                 done = lab.run_in_probe(
-                    sys.executable, str(pathlib.Path(__file__).resolve()), "--inner",
-                    str(lab.hints_path), "--timeout", str(timeout), "--rounds", str(rounds),
-                    timeout=rounds * (timeout + 5) + 30)
+                    sys.executable,
+                    str(pathlib.Path(__file__).resolve()),
+                    "--inner",
+                    str(lab.hints_path),
+                    "--timeout",
+                    str(timeout),
+                    "--rounds",
+                    str(rounds),
+                    timeout=rounds * (timeout + 5) + 30,
+                )
         except LabUnavailable as exc:
             print(f"cannot build the lab: {exc}")
             return 1
@@ -77,13 +104,17 @@ def outer(rounds: int) -> int:
             print(done.stderr)
             return 1
         print(f"\n{title}")
-        print(f"{'round':>5} {'targets':>7} {'wall s':>8} {'slowest s':>9} {'ratio':>6} "
-              f"{'CPU s':>6} {'peak RSS MiB':>12}")
+        print(
+            f"{'round':>5} {'targets':>7} {'wall s':>8} {'slowest s':>9} {'ratio':>6} "
+            f"{'CPU s':>6} {'peak RSS MiB':>12}"
+        )
         for n, line in enumerate(done.stdout.splitlines(), 1):
             r = json.loads(line)
-            print(f"{n:>5} {r['targets']:>7} {r['wall']:>8.3f} {r['slowest']:>9.3f} "
-                  f"{r['wall'] / r['slowest']:>6.2f} {r['cpu']:>6.3f} "
-                  f"{r['peak_rss_kib'] / 1024:>12.1f}")
+            print(
+                f"{n:>5} {r['targets']:>7} {r['wall']:>8.3f} {r['slowest']:>9.3f} "
+                f"{r['wall'] / r['slowest']:>6.2f} {r['cpu']:>6.3f} "
+                f"{r['peak_rss_kib'] / 1024:>12.1f}"
+            )
     print("\nratio = round wall time / slowest single query (or the timeout); target <= 1.2")
     return 0
 

@@ -28,9 +28,14 @@ import pycountry
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
+from publiccore.collectors.aggregate import METRICS, QUANTILES, SITE_OUTCOMES, Snapshot
+from publiccore.exporters.prometheus import (
+    EXPORTER_KEY,
+    Exporter,
+    SnapshotCollector,
+    metrics_handler,
+)
 
-from collectors.aggregate import METRICS, QUANTILES, SITE_OUTCOMES, Snapshot
-from exporters.prometheus import EXPORTER_KEY, Exporter, SnapshotCollector, metrics_handler
 from publiccore import events as ev
 from publiccore.config import Settings
 from publiccore.records import INTEGRITY_OUTCOMES
@@ -38,8 +43,11 @@ from publiccore.store.sqlite import SqliteStore
 
 BUDGET_SECONDS = 0.100
 VALUES: dict[str, tuple[str, ...]] = {
-    "letter": tuple("abcdefghijklm"), "family": ("ipv4", "ipv6"), "transport": ("udp", "tcp"),
-    "quantile": tuple(repr(q) for q in QUANTILES), "kind": ("root-dns",),
+    "letter": tuple("abcdefghijklm"),
+    "family": ("ipv4", "ipv6"),
+    "transport": ("udp", "tcp"),
+    "quantile": tuple(repr(q) for q in QUANTILES),
+    "kind": ("root-dns",),
     "prefix_set": ("root",),
 }
 
@@ -54,17 +62,21 @@ def synthetic_snapshot(countries: int) -> Snapshot:
             if label == "country":
                 choices.append(tuple(codes))
             elif label == "outcome":
-                choices.append(INTEGRITY_OUTCOMES if "integrity" in spec.name
-                               else SITE_OUTCOMES)
+                choices.append(INTEGRITY_OUTCOMES if "integrity" in spec.name else SITE_OUTCOMES)
             elif label == "prefix":
                 choices.append(("192.0.2.0/24",))
             else:
                 choices.append(VALUES[label])
-        series[spec.name] = {labels: 0.123456789 * (i % 97)
-                             for i, labels in enumerate(itertools.product(*choices))}
+        series[spec.name] = {
+            labels: 0.123456789 * (i % 97) for i, labels in enumerate(itertools.product(*choices))
+        }
     now = dt.datetime.now(dt.UTC)
-    return Snapshot(computed_at=now, series=series,
-                    newest_record={"root-dns": now, "traceroute": now}, newest_bgp_dump=now)
+    return Snapshot(
+        computed_at=now,
+        series=series,
+        newest_record={"root-dns": now, "traceroute": now},
+        newest_bgp_dump=now,
+    )
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -105,8 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(pathlib.Path(tmp) / "store.sqlite")
         counts = ({"root-dns": 1e6, "traceroute": 1e4}, {"schema": 3.0, "bad_token": 1.0})
-        exporter = Exporter(store, Settings(), registry=CollectorRegistry(), events=ev.load(),
-                            ingest_counts=lambda: counts)
+        exporter = Exporter(
+            store,
+            Settings(),
+            registry=CollectorRegistry(),
+            events=ev.load(),
+            ingest_counts=lambda: counts,
+        )
         publish = timed(lambda: exporter.publish(snapshot), max(3, args.repeat // 10))
         body = exporter.render()
 
@@ -119,15 +136,23 @@ def main(argv: list[str] | None = None) -> int:
         http = asyncio.run(_http_scrape(exporter, args.repeat))
         store.close()
 
-    print(f"countries: {args.countries}, aggregate samples: {samples}, "
-          f"/metrics body: {len(body) / 1e6:.1f} MB")
+    print(
+        f"countries: {args.countries}, aggregate samples: {samples}, "
+        f"/metrics body: {len(body) / 1e6:.1f} MB"
+    )
     print(f"baseline  generate_latest(empty registry): {baseline * 1e6:9.1f} µs   ratio     1")
-    print(f"scrape    Exporter.render():               {scrape * 1e3:9.2f} ms   ratio "
-          f"{scrape / baseline:5.0f}")
-    print(f"http      GET /metrics on 127.0.0.1:        {http * 1e3:9.2f} ms   ratio "
-          f"{http / baseline:5.0f}")
-    print(f"refresh   render the snapshot (background): {publish * 1e3:9.1f} ms   ratio "
-          f"{publish / baseline:5.0f}")
+    print(
+        f"scrape    Exporter.render():               {scrape * 1e3:9.2f} ms   ratio "
+        f"{scrape / baseline:5.0f}"
+    )
+    print(
+        f"http      GET /metrics on 127.0.0.1:        {http * 1e3:9.2f} ms   ratio "
+        f"{http / baseline:5.0f}"
+    )
+    print(
+        f"refresh   render the snapshot (background): {publish * 1e3:9.1f} ms   ratio "
+        f"{publish / baseline:5.0f}"
+    )
     print(f"(if rendered per scrape instead:            {per_scrape * 1e3:9.1f} ms)")
     ok = max(scrape, http) <= BUDGET_SECONDS
     print(f"scrape budget {BUDGET_SECONDS * 1e3:.0f} ms: {'met' if ok else 'EXCEEDED'}")

@@ -69,91 +69,202 @@ def _spec(name: str, help_: str, unit: str, labels: str, definition: str) -> Met
 # Every gauge computed from stored data, in exposition order. The live-only ones (freshness,
 # ingest counters, events) are defined in exporters.prometheus.
 METRICS: tuple[MetricSpec, ...] = (
-    _spec("publiccore_root_reachable_ratio",
-          "Share of . SOA queries answered (NOERROR within the timeout) over the root window",
-          "ratio", "country letter family transport", "M-root-reachability"),
-    _spec("publiccore_root_rtt_seconds",
-          "Quantiles of the RTT of answered . SOA queries over the root window",
-          "seconds", "country letter family transport quantile", "M-root-latency"),
-    _spec("publiccore_root_availability_ratio",
-          "RSSAC047 availability per letter (all families and transports; threshold 0.96)",
-          "ratio", "country letter", "M-root-reachability"),
-    _spec("publiccore_root_median_latency_seconds",
-          "RSSAC047 median latency per letter and transport (thresholds UDP 0.25 s, TCP 0.5 s)",
-          "seconds", "country letter transport", "M-root-latency"),
-    _spec("publiccore_root_publication_latency_seconds",
-          "RSSAC047 publication latency of the newest SOA serial: time from its first sighting "
-          "on any letter to its first sighting on this letter from this country (still "
-          "growing while the letter serves an older serial; threshold 3900 s)",
-          "seconds", "country letter", "M-root-publication"),
-    _spec("publiccore_root_letters_available",
-          "Letters whose availability meets the RSSAC047 threshold (0.96)",
-          "letters", "country", "M-root-rss"),
-    _spec("publiccore_root_system_available_ratio",
-          "Share of probe rounds in which at least k = 8 of n = 13 letters answered",
-          "ratio", "country", "M-root-rss"),
-    _spec("publiccore_root_integrity_ratio",
-          "Share of root-dns records by root integrity outcome",
-          "ratio", "country outcome", "M-root-integrity"),
-    _spec("publiccore_root_sites",
-          "Distinct anycast sites that answered from this country (by the location code the "
-          "site table reads, else by the identity string)",
-          "sites", "country letter", "M-root-site"),
-    _spec("publiccore_root_site_location_ratio",
-          "Share of answered records by the answering site's location: in_country, abroad, "
-          "unknown (identity missing or not in the site table)",
-          "ratio", "country letter outcome", "M-root-site"),
-    _spec("publiccore_aggregate_records",
-          "Records in the window behind this country's aggregates", "records",
-          "country kind", "M-sampling"),
-    _spec("publiccore_aggregate_probes",
-          "Distinct probes in the window behind this country's aggregates", "probes",
-          "country kind", "M-sampling"),
-    _spec("publiccore_aggregate_probe_asns",
-          "Distinct probe ASNs in the window behind this country's aggregates", "ASNs",
-          "country kind", "M-sampling"),
-    _spec("publiccore_aggregate_top_asn_share",
-          "Unweighted share of the country's records from its largest probe ASN (before "
-          "down-weighting to max_asn_share)", "ratio", "country kind", "M-sampling"),
-    _spec("publiccore_probes_active",
-          "Probes of this country that sent a record in the last hour (registered probes "
-          "count as 0 when silent)", "probes", "country", "M-sampling"),
-    _spec("publiccore_bgp_country_visible_slash24",
-          "Routed IPv4 address space of the country seen by > 50% of full-feed peers",
-          "/24 equivalents", "country", "M-bgp-country-visibility"),
-    _spec("publiccore_bgp_country_visibility_ratio",
-          "Visible share of the country's routed address space (visible / routed)",
-          "ratio", "country family", "M-bgp-country-visibility"),
-    _spec("publiccore_bgp_country_routed_units",
-          "Routed address space of the country (/24 for IPv4, /48 for IPv6)",
-          "/24 or /48 equivalents", "country family", "M-bgp-country-visibility"),
-    _spec("publiccore_bgp_country_unseen_prefixes",
-          "Prefixes of the country seen by no full-feed peer",
-          "prefixes", "country family", "M-bgp-country-visibility"),
-    _spec("publiccore_bgp_country_upstreams",
-          "Foreign ASes adjacent to the country's ASes on observed AS paths",
-          "ASes", "country family", "M-bgp-upstreams"),
-    _spec("publiccore_bgp_country_upstream_effective_number",
-          "Effective number of international upstreams (1 / sum of squared shares)",
-          "ASes", "country family", "M-bgp-upstreams"),
-    _spec("publiccore_bgp_country_top_upstream_share",
-          "Share of the country's address space carried by its largest upstream",
-          "ratio", "country family", "M-bgp-upstreams"),
-    _spec("publiccore_bgp_prefix_visibility_ratio",
-          "Share of full-feed peers carrying a route to the prefix",
-          "ratio", "prefix_set prefix letter family", "M-bgp-prefix-visibility"),
-    _spec("publiccore_bgp_root_prefix_unexpected_origin",
-          "1 when a root-server prefix is originated by an AS not in the expected table",
-          "boolean", "prefix_set prefix letter family", "M-bgp-root-prefixes"),
-    _spec("publiccore_path_border_crossings_distinct",
-          "Distinct border crossings (exit AS, entry AS, entry country) on the country's "
-          "traceroutes over the paths window", "crossings", "country", "M-path-border-crossings"),
-    _spec("publiccore_path_border_crossings_effective_number",
-          "Effective number of border crossings (1 / sum of squared shares)",
-          "crossings", "country", "M-path-border-crossings"),
-    _spec("publiccore_path_traces",
-          "Traceroutes behind the country's border-crossing figures (sample size)",
-          "traceroutes", "country", "M-path-border-crossings"),
+    _spec(
+        "publiccore_root_reachable_ratio",
+        "Share of . SOA queries answered (NOERROR within the timeout) over the root window",
+        "ratio",
+        "country letter family transport",
+        "M-root-reachability",
+    ),
+    _spec(
+        "publiccore_root_rtt_seconds",
+        "Quantiles of the RTT of answered . SOA queries over the root window",
+        "seconds",
+        "country letter family transport quantile",
+        "M-root-latency",
+    ),
+    _spec(
+        "publiccore_root_availability_ratio",
+        "RSSAC047 availability per letter (all families and transports; threshold 0.96)",
+        "ratio",
+        "country letter",
+        "M-root-reachability",
+    ),
+    _spec(
+        "publiccore_root_median_latency_seconds",
+        "RSSAC047 median latency per letter and transport (thresholds UDP 0.25 s, TCP 0.5 s)",
+        "seconds",
+        "country letter transport",
+        "M-root-latency",
+    ),
+    _spec(
+        "publiccore_root_publication_latency_seconds",
+        "RSSAC047 publication latency of the newest SOA serial: time from its first sighting "
+        "on any letter to its first sighting on this letter from this country (still "
+        "growing while the letter serves an older serial; threshold 3900 s)",
+        "seconds",
+        "country letter",
+        "M-root-publication",
+    ),
+    _spec(
+        "publiccore_root_letters_available",
+        "Letters whose availability meets the RSSAC047 threshold (0.96)",
+        "letters",
+        "country",
+        "M-root-rss",
+    ),
+    _spec(
+        "publiccore_root_system_available_ratio",
+        "Share of probe rounds in which at least k = 8 of n = 13 letters answered",
+        "ratio",
+        "country",
+        "M-root-rss",
+    ),
+    _spec(
+        "publiccore_root_integrity_ratio",
+        "Share of root-dns records by root integrity outcome",
+        "ratio",
+        "country outcome",
+        "M-root-integrity",
+    ),
+    _spec(
+        "publiccore_root_sites",
+        "Distinct anycast sites that answered from this country (by the location code the "
+        "site table reads, else by the identity string)",
+        "sites",
+        "country letter",
+        "M-root-site",
+    ),
+    _spec(
+        "publiccore_root_site_location_ratio",
+        "Share of answered records by the answering site's location: in_country, abroad, "
+        "unknown (identity missing or not in the site table)",
+        "ratio",
+        "country letter outcome",
+        "M-root-site",
+    ),
+    _spec(
+        "publiccore_aggregate_records",
+        "Records in the window behind this country's aggregates",
+        "records",
+        "country kind",
+        "M-sampling",
+    ),
+    _spec(
+        "publiccore_aggregate_probes",
+        "Distinct probes in the window behind this country's aggregates",
+        "probes",
+        "country kind",
+        "M-sampling",
+    ),
+    _spec(
+        "publiccore_aggregate_probe_asns",
+        "Distinct probe ASNs in the window behind this country's aggregates",
+        "ASNs",
+        "country kind",
+        "M-sampling",
+    ),
+    _spec(
+        "publiccore_aggregate_top_asn_share",
+        "Unweighted share of the country's records from its largest probe ASN (before "
+        "down-weighting to max_asn_share)",
+        "ratio",
+        "country kind",
+        "M-sampling",
+    ),
+    _spec(
+        "publiccore_probes_active",
+        "Probes of this country that sent a record in the last hour (registered probes "
+        "count as 0 when silent)",
+        "probes",
+        "country",
+        "M-sampling",
+    ),
+    _spec(
+        "publiccore_bgp_country_visible_slash24",
+        "Routed IPv4 address space of the country seen by > 50% of full-feed peers",
+        "/24 equivalents",
+        "country",
+        "M-bgp-country-visibility",
+    ),
+    _spec(
+        "publiccore_bgp_country_visibility_ratio",
+        "Visible share of the country's routed address space (visible / routed)",
+        "ratio",
+        "country family",
+        "M-bgp-country-visibility",
+    ),
+    _spec(
+        "publiccore_bgp_country_routed_units",
+        "Routed address space of the country (/24 for IPv4, /48 for IPv6)",
+        "/24 or /48 equivalents",
+        "country family",
+        "M-bgp-country-visibility",
+    ),
+    _spec(
+        "publiccore_bgp_country_unseen_prefixes",
+        "Prefixes of the country seen by no full-feed peer",
+        "prefixes",
+        "country family",
+        "M-bgp-country-visibility",
+    ),
+    _spec(
+        "publiccore_bgp_country_upstreams",
+        "Foreign ASes adjacent to the country's ASes on observed AS paths",
+        "ASes",
+        "country family",
+        "M-bgp-upstreams",
+    ),
+    _spec(
+        "publiccore_bgp_country_upstream_effective_number",
+        "Effective number of international upstreams (1 / sum of squared shares)",
+        "ASes",
+        "country family",
+        "M-bgp-upstreams",
+    ),
+    _spec(
+        "publiccore_bgp_country_top_upstream_share",
+        "Share of the country's address space carried by its largest upstream",
+        "ratio",
+        "country family",
+        "M-bgp-upstreams",
+    ),
+    _spec(
+        "publiccore_bgp_prefix_visibility_ratio",
+        "Share of full-feed peers carrying a route to the prefix",
+        "ratio",
+        "prefix_set prefix letter family",
+        "M-bgp-prefix-visibility",
+    ),
+    _spec(
+        "publiccore_bgp_root_prefix_unexpected_origin",
+        "1 when a root-server prefix is originated by an AS not in the expected table",
+        "boolean",
+        "prefix_set prefix letter family",
+        "M-bgp-root-prefixes",
+    ),
+    _spec(
+        "publiccore_path_border_crossings_distinct",
+        "Distinct border crossings (exit AS, entry AS, entry country) on the country's "
+        "traceroutes over the paths window",
+        "crossings",
+        "country",
+        "M-path-border-crossings",
+    ),
+    _spec(
+        "publiccore_path_border_crossings_effective_number",
+        "Effective number of border crossings (1 / sum of squared shares)",
+        "crossings",
+        "country",
+        "M-path-border-crossings",
+    ),
+    _spec(
+        "publiccore_path_traces",
+        "Traceroutes behind the country's border-crossing figures (sample size)",
+        "traceroutes",
+        "country",
+        "M-path-border-crossings",
+    ),
 )
 SPECS: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 
@@ -188,14 +299,14 @@ class SiteTable:
     codes: Mapping[str, Mapping[str, str]]  # letter → site code → ISO country
 
     cache: dict[tuple[str, tuple[str | None, ...]], tuple[str | None, str | None]] = (
-        dataclasses.field(default_factory=dict, compare=False, repr=False))
+        dataclasses.field(default_factory=dict, compare=False, repr=False)
+    )
 
     def locate(self, letter: str, identities: Iterable[str | None]) -> str | None:
         """Return the ISO country of the site named by the first identity that maps, or None."""
         return self.site(letter, identities)[1]
 
-    def site(self, letter: str, identities: Iterable[str | None]
-             ) -> tuple[str | None, str | None]:
+    def site(self, letter: str, identities: Iterable[str | None]) -> tuple[str | None, str | None]:
         """(site key, ISO country or None) for a record's identities (NSID, hostname.bind, …).
 
         The site key is the location code the table reads (``nl-ams``, ``ams``), so several
@@ -209,8 +320,9 @@ class SiteTable:
             self.cache[key] = self._site(letter, key[1])
         return self.cache[key]
 
-    def _site(self, letter: str, identities: tuple[str | None, ...]
-              ) -> tuple[str | None, str | None]:
+    def _site(
+        self, letter: str, identities: tuple[str | None, ...]
+    ) -> tuple[str | None, str | None]:
         patterns = self.patterns.get(letter, ())
         codes = self.codes.get(letter, {})
         first: str | None = None
@@ -258,16 +370,17 @@ def load_sites(path: str | pathlib.Path | None = None) -> SiteTable:
         try:
             patterns[letter] = tuple(re.compile(p) for p in spec.get("patterns", ()))
         except re.error as exc:
-            raise ConfigError(f"site table {chosen}: letter {letter}: bad pattern: {exc}"
-                              ) from None
+            raise ConfigError(f"site table {chosen}: letter {letter}: bad pattern: {exc}") from None
         table_name = spec.get("codes", "iata")
         table = tables.get(table_name)
         if table is None:
             raise ConfigError(f"site table {chosen}: letter {letter}: no [codes.{table_name}]")
         for code, country in table.items():
             if not _is_country(country):
-                raise ConfigError(f"site table {chosen}: [codes.{table_name}] {code}: "
-                                  f"{country!r} is not an ISO 3166-1 alpha-2 code")
+                raise ConfigError(
+                    f"site table {chosen}: [codes.{table_name}] {code}: "
+                    f"{country!r} is not an ISO 3166-1 alpha-2 code"
+                )
         codes[letter] = {k.lower(): v.upper() for k, v in table.items()}
     return SiteTable(patterns=patterns, codes=codes)
 
@@ -319,11 +432,16 @@ def root_row(record: Record) -> RootRow | None:
             soa[query.transport] = SoaProbe(query.answered, query.rtt_seconds, query.serial)
     identity = record.result.identity
     return RootRow(
-        time=record.started.timestamp(), probe=record.probe.id, asn=record.probe.asn,
-        country=record.probe.country, letter=record.target.letter.lower(),
-        family=record.target.family, soa=soa,
+        time=record.started.timestamp(),
+        probe=record.probe.id,
+        asn=record.probe.asn,
+        country=record.probe.country,
+        letter=record.target.letter.lower(),
+        family=record.target.family,
+        soa=soa,
         identities=(identity.nsid, identity.hostname_bind, identity.id_server),
-        outcome=record.result.integrity.outcome)
+        outcome=record.result.integrity.outcome,
+    )
 
 
 # --- weighting and quantiles --------------------------------------------------------------------
@@ -347,8 +465,9 @@ def asn_weights(counts: Mapping[int | None, int], max_share: float) -> dict[int 
     while True:
         free = 1.0 - len(capped) * max_share
         rest = sum(c for asn, c in counts.items() if asn not in capped)
-        shares = {asn: (max_share if asn in capped else free * c / rest)
-                  for asn, c in counts.items()}
+        shares = {
+            asn: (max_share if asn in capped else free * c / rest) for asn, c in counts.items()
+        }
         over = {asn for asn, s in shares.items() if asn not in capped and s > max_share + 1e-12}
         if not over:
             break
@@ -356,8 +475,7 @@ def asn_weights(counts: Mapping[int | None, int], max_share: float) -> dict[int 
     return {asn: shares[asn] * total / counts[asn] for asn in counts}
 
 
-def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]
-                       ) -> list[float]:
+def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]) -> list[float]:
     """For each q, the smallest value whose cumulative weight reaches q of the total.
 
     ``pairs`` are (value, weight). With equal weights this is the "inverted CDF" quantile: the
@@ -418,7 +536,7 @@ class PublicationTracker:
             if row.time > self.last_answer.get(pair, -math.inf):
                 self.last_answer[pair] = row.time
         if len(self.first_any) > self.keep_serials:
-            keep = set(sorted(self.first_any)[-self.keep_serials:])
+            keep = set(sorted(self.first_any)[-self.keep_serials :])
             self.first_any = {s: t for s, t in self.first_any.items() if s in keep}
             self.first_seen = {k: t for k, t in self.first_seen.items() if k[2] in keep}
 
@@ -460,8 +578,14 @@ def _rounds_available(rows: Sequence[RootRow]) -> list[bool]:
     return out
 
 
-def compute_root(rows: Iterable[RootRow], *, max_asn_share: float, sites: SiteTable,
-                 tracker: PublicationTracker | None = None, now: float | None = None) -> Series:
+def compute_root(
+    rows: Iterable[RootRow],
+    *,
+    max_asn_share: float,
+    sites: SiteTable,
+    tracker: PublicationTracker | None = None,
+    now: float | None = None,
+) -> Series:
     """Every root aggregate over ``rows`` (one window), weighted per country (module doc).
 
     ``tracker`` (already fed with these rows) supplies publication latency as of ``now``.
@@ -469,8 +593,11 @@ def compute_root(rows: Iterable[RootRow], *, max_asn_share: float, sites: SiteTa
     by_country: dict[str, list[RootRow]] = collections.defaultdict(list)
     for row in rows:
         by_country[row.country].append(row)
-    out: Series = {spec.name: {} for spec in METRICS if spec.name.startswith(
-        ("publiccore_root_", "publiccore_aggregate_"))}
+    out: Series = {
+        spec.name: {}
+        for spec in METRICS
+        if spec.name.startswith(("publiccore_root_", "publiccore_aggregate_"))
+    }
     for country, crows in sorted(by_country.items()):
         _country_root(country, crows, max_asn_share, sites, out)
     if tracker is not None and now is not None:
@@ -478,8 +605,9 @@ def compute_root(rows: Iterable[RootRow], *, max_asn_share: float, sites: SiteTa
     return out
 
 
-def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites: SiteTable,
-                  out: Series) -> None:
+def _country_root(
+    country: str, rows: list[RootRow], max_asn_share: float, sites: SiteTable, out: Series
+) -> None:
     asn_counts = collections.Counter(r.asn for r in rows)
     weights = asn_weights(asn_counts, max_asn_share)
     total = len(rows)
@@ -487,9 +615,9 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
     out["publiccore_aggregate_records"][(country, *sample)] = float(total)
     out["publiccore_aggregate_probes"][(country, *sample)] = float(len({r.probe for r in rows}))
     out["publiccore_aggregate_probe_asns"][(country, *sample)] = float(
-        len({r.asn for r in rows if r.asn is not None}))
-    out["publiccore_aggregate_top_asn_share"][(country, *sample)] = (
-        max(asn_counts.values()) / total)
+        len({r.asn for r in rows if r.asn is not None})
+    )
+    out["publiccore_aggregate_top_asn_share"][(country, *sample)] = max(asn_counts.values()) / total
 
     sent: dict[Labels, float] = collections.defaultdict(float)
     answered: dict[Labels, float] = collections.defaultdict(float)
@@ -516,8 +644,7 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
             site, where = sites.site(row.letter, row.identities)
             if site:
                 site_names[row.letter].add(site)
-            outcome = ("unknown" if where is None else
-                       "in_country" if where == country else "abroad")
+            outcome = "unknown" if where is None else "in_country" if where == country else "abroad"
             located[(row.letter, outcome)] += w
             located_total[row.letter] += w
 
@@ -526,8 +653,7 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
     for key, n in sent.items():
         reach[(country, *key)] = answered[key] / n
         if rtts[key]:
-            for q, value in zip(QUANTILES, weighted_quantiles(rtts[key], QUANTILES),
-                                strict=True):
+            for q, value in zip(QUANTILES, weighted_quantiles(rtts[key], QUANTILES), strict=True):
                 rtt_out[(country, *key, _qtext(q))] = value
 
     letters = sorted({k[0] for k in sent})
@@ -541,12 +667,14 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
             pairs = [p for k in keys if k[2] == transport for p in rtts[k]]
             if pairs:
                 out["publiccore_root_median_latency_seconds"][(country, letter, transport)] = (
-                    weighted_quantile(pairs, 0.5))
+                    weighted_quantile(pairs, 0.5)
+                )
         out["publiccore_root_sites"][(country, letter)] = float(len(site_names[letter]))
         if located_total[letter] > 0:
             for outcome in SITE_OUTCOMES:
                 out["publiccore_root_site_location_ratio"][(country, letter, outcome)] = (
-                    located[(letter, outcome)] / located_total[letter])
+                    located[(letter, outcome)] / located_total[letter]
+                )
     out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
 
     rounds_ok = rounds_all = 0.0
@@ -560,15 +688,17 @@ def _country_root(country: str, rows: list[RootRow], max_asn_share: float, sites
     weight_total = sum(outcomes.values())
     for outcome in INTEGRITY_OUTCOMES:
         out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-            outcomes.get(outcome, 0.0) / weight_total)
+            outcomes.get(outcome, 0.0) / weight_total
+        )
 
 
 def _qtext(q: float) -> str:
     return repr(q)
 
 
-def probes_active(hour: Iterable[RootRow], window: Iterable[RootRow], *,
-                  registered: Mapping[str, str]) -> dict[Labels, float]:
+def probes_active(
+    hour: Iterable[RootRow], window: Iterable[RootRow], *, registered: Mapping[str, str]
+) -> dict[Labels, float]:
     """Active probes per country: registered probes (id → country) with a row in ``hour``,
     plus any probe with a row in ``window`` (unregistered ones, e.g. `publiccore probe root`
     writing straight into the store). Registered countries start at 0. Same rule as
@@ -600,8 +730,9 @@ def observation_labels(metric: str, obs: Observation) -> Labels | None:
     return tuple(values)
 
 
-def latest_observations(observations: Iterable[Observation], *, until: float | None = None
-                        ) -> tuple[Series, float | None]:
+def latest_observations(
+    observations: Iterable[Observation], *, until: float | None = None
+) -> tuple[Series, float | None]:
     """Newest value per series among observations at or before ``until``.
 
     Per metric, series older than the metric's newest time by more than
@@ -629,8 +760,10 @@ def latest_observations(observations: Iterable[Observation], *, until: float | N
     for metric, series in latest.items():
         newest = max(t for t, _ in series.values())
         out[OBSERVED_METRICS[metric]] = {
-            labels: value for labels, (t, value) in series.items()
-            if t >= newest - BGP_DUMP_TOLERANCE_SECONDS}
+            labels: value
+            for labels, (t, value) in series.items()
+            if t >= newest - BGP_DUMP_TOLERANCE_SECONDS
+        }
     return out, newest_time
 
 
@@ -703,8 +836,14 @@ class Aggregator:
     ``refresh`` does blocking store work: run it in a thread (``asyncio.to_thread``).
     """
 
-    def __init__(self, store: Store, settings: AggregateSettings | None = None, *,
-                 sites: SiteTable | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: AggregateSettings | None = None,
+        *,
+        sites: SiteTable | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.store = store
         self.settings = settings or AggregateSettings()
         self.sites = sites or load_sites(self.settings.sites or None)
@@ -716,15 +855,23 @@ class Aggregator:
         started = self.clock()
         now = now or started
         window = dt.timedelta(seconds=self.settings.root_window_seconds)
-        rows = [row for record in self.store.iter_records(kind="root-dns", since=now - window,
-                                                          until=now)
-                if (row := root_row(record)) is not None]
+        rows = [
+            row
+            for record in self.store.iter_records(kind="root-dns", since=now - window, until=now)
+            if (row := root_row(record)) is not None
+        ]
         self.tracker.update(rows)
-        series = compute_root(rows, max_asn_share=self.settings.max_asn_share, sites=self.sites,
-                              tracker=self.tracker, now=now.timestamp())
+        series = compute_root(
+            rows,
+            max_asn_share=self.settings.max_asn_share,
+            sites=self.sites,
+            tracker=self.tracker,
+            now=now.timestamp(),
+        )
         series["publiccore_probes_active"] = self._probes_active(rows, now)
-        observations, newest_obs = latest_observations(read_observations(self.store, now),
-                                                       until=now.timestamp())
+        observations, newest_obs = latest_observations(
+            read_observations(self.store, now), until=now.timestamp()
+        )
         series.update(observations)
         newest: dict[str, dt.datetime] = {}
         for kind in KINDS:
@@ -732,9 +879,13 @@ class Aggregator:
                 newest[kind] = _from_ts(max(r.time for r in rows))
             elif (when := newest_record_time(self.store, kind, now)) is not None:
                 newest[kind] = when
-        return Snapshot(computed_at=now, series=series, newest_record=newest,
-                        newest_bgp_dump=None if newest_obs is None else _from_ts(newest_obs),
-                        duration_seconds=(self.clock() - started).total_seconds())
+        return Snapshot(
+            computed_at=now,
+            series=series,
+            newest_record=newest,
+            newest_bgp_dump=None if newest_obs is None else _from_ts(newest_obs),
+            duration_seconds=(self.clock() - started).total_seconds(),
+        )
 
     def _probes_active(self, rows: Sequence[RootRow], now: dt.datetime) -> dict[Labels, float]:
         """Registered probes with a record (any kind) in the last hour, found by counting
@@ -752,7 +903,8 @@ class Aggregator:
         return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
-def rows_between(rows: Sequence[RootRow], times: Sequence[float], since: float, until: float
-                 ) -> Sequence[RootRow]:
+def rows_between(
+    rows: Sequence[RootRow], times: Sequence[float], since: float, until: float
+) -> Sequence[RootRow]:
     """Rows with ``since`` ≤ time < ``until`` from rows sorted by time (``times`` their times)."""
-    return rows[bisect.bisect_left(times, since):bisect.bisect_left(times, until)]
+    return rows[bisect.bisect_left(times, since) : bisect.bisect_left(times, until)]

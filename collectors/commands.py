@@ -1,6 +1,6 @@
 """``publiccore probes add | list | revoke``: the collector's probe registry.
 
-``publiccore serve`` (ingest + exporter) is wired in ``publiccore.services``.
+``publiccore serve`` (ingest + exporter) is wired in ``publiccore.app.services``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from publiccore import config as cfg
 from publiccore.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
-
     from publiccore.store import Store
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -59,16 +58,21 @@ def _open_store(args: argparse.Namespace, settings: cfg.Settings) -> Store:
 
 
 def _probes_add(args: argparse.Namespace) -> int:
-    from collectors.ingest import new_probe_id, new_token, token_hash
     from publiccore.store import ProbeRegistration
+    from publiccore.store.registry import new_probe_id, new_token, token_hash
 
     settings = cfg.load(args.config)
     country = args.country.upper()
     if not _COUNTRY.match(country):
         raise ConfigError(f"--country must be an ISO 3166-1 alpha-2 code, got {args.country!r}")
     token = new_token()
-    probe = ProbeRegistration(id=new_probe_id(), country=country, asn=args.asn,
-                              token_hash=token_hash(token), name=args.name)
+    probe = ProbeRegistration(
+        id=new_probe_id(),
+        country=country,
+        asn=args.asn,
+        token_hash=token_hash(token),
+        name=args.name,
+    )
     store = _open_store(args, settings)
     try:
         store.add_probe(probe)
@@ -82,7 +86,8 @@ def _probes_add(args: argparse.Namespace) -> int:
         f"token {token}\n"
         "The token is shown only this once. Put both in the probe's configuration:\n\n"
         f'[probe]\nid = "{probe.id}"\ncountry = "{country}"\nasn = {args.asn}\n'
-        f'token = "{token}"\ncollector_url = "https://collector.example"\n')
+        f'token = "{token}"\ncollector_url = "https://collector.example"\n'
+    )
     return 0
 
 
@@ -95,10 +100,19 @@ def _probes_list(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         for p in probes:
-            sys.stdout.write(json.dumps({
-                "id": p.id, "name": p.name, "country": p.country, "asn": p.asn,
-                "created": p.created.isoformat() if p.created else None,
-                "revoked": p.revoked.isoformat() if p.revoked else None}) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "country": p.country,
+                        "asn": p.asn,
+                        "created": p.created.isoformat() if p.created else None,
+                        "revoked": p.revoked.isoformat() if p.revoked else None,
+                    }
+                )
+                + "\n"
+            )
         return 0
     if not probes:
         sys.stdout.write("no probes registered\n")
@@ -107,8 +121,9 @@ def _probes_list(args: argparse.Namespace) -> int:
     for p in probes:
         created = p.created.strftime("%Y-%m-%d %H:%M:%S") if p.created else "-"
         state = "revoked" if p.revoked else "active"
-        sys.stdout.write(f"{p.id:<14} {p.country:<7} {p.asn:>10}  {created:<20} {state:<8} "
-                         f"{p.name}\n")
+        sys.stdout.write(
+            f"{p.id:<14} {p.country:<7} {p.asn:>10}  {created:<20} {state:<8} {p.name}\n"
+        )
     return 0
 
 

@@ -20,10 +20,8 @@ import dataclasses
 import datetime as dt
 import functools
 import gc
-import hashlib
 import json
 import math
-import secrets
 import sqlite3
 import time
 import zlib
@@ -38,6 +36,7 @@ from publiccore.config import Settings
 from publiccore.errors import RecordError, StoreError
 from publiccore.records import ProbeRef, Record, dumps_wire, parse_record_wire
 from publiccore.store import ProbeRegistration, PutResult, Store
+from publiccore.store.registry import token_hash
 
 RECORDS_PATH = "/api/v1/records"
 HEALTH_PATH = "/healthz"
@@ -46,24 +45,6 @@ READ_CHUNK = 64 * 1024
 STORE_THREADS = 4
 GC_THRESHOLD = 10_000  # allocations between young collections while the app runs (CPython: 700)
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-# --- tokens -----------------------------------------------------------------------------------
-
-
-def new_token() -> str:
-    """Return a fresh probe token (32 random bytes, URL-safe text); shown once, never stored."""
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    """The only form in which a token is kept: its SHA-256, hex."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_probe_id() -> str:
-    """Return a fresh probe id (``p`` and 12 hex digits)."""
-    return "p" + secrets.token_hex(6)
 
 
 # --- counters ---------------------------------------------------------------------------------
@@ -78,11 +59,14 @@ class IngestStats:
     """
 
     accepted_by_kind: collections.Counter[str] = dataclasses.field(
-        default_factory=collections.Counter)
+        default_factory=collections.Counter
+    )
     duplicates_by_kind: collections.Counter[str] = dataclasses.field(
-        default_factory=collections.Counter)
+        default_factory=collections.Counter
+    )
     rejected_by_reason: collections.Counter[str] = dataclasses.field(
-        default_factory=collections.Counter)
+        default_factory=collections.Counter
+    )
     batches_accepted: int = 0
     batches_rejected: int = 0
 
@@ -103,8 +87,9 @@ class IngestStats:
 class RateLimiter:
     """A token bucket per probe: ``rate_per_minute`` sustained, ``burst`` at once (0: off)."""
 
-    def __init__(self, rate_per_minute: float, burst: int, *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate_per_minute: float, burst: int, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate_per_minute / 60.0
         self.burst = max(1, burst)
         self.monotonic = monotonic
@@ -130,9 +115,17 @@ class RateLimiter:
 class Rejection(Exception):
     """A request answered with a 4xx: ``status``, a short ``code`` and a precise ``reason``."""
 
-    def __init__(self, status: int, code: str, reason: str, *, index: int | None = None,
-                 path: str = "", records: int = 1, headers: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        reason: str,
+        *,
+        index: int | None = None,
+        path: str = "",
+        records: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.code = code
@@ -143,8 +136,14 @@ class Rejection(Exception):
         self.headers = headers or {}
 
     def response(self) -> web.Response:
-        body = {"error": self.code, "reason": self.reason, "index": self.index,
-                "accepted": 0, "duplicates": 0, "rejected": self.records}
+        body = {
+            "error": self.code,
+            "reason": self.reason,
+            "index": self.index,
+            "accepted": 0,
+            "duplicates": 0,
+            "rejected": self.records,
+        }
         if self.path:
             body["path"] = self.path
         return web.json_response(body, status=self.status, headers=self.headers)
@@ -185,8 +184,7 @@ def gunzip_capped(data: bytes, limit: int) -> bytes:
                 raise Rejection(400, "bad_gzip", f"not a valid gzip stream: {exc}") from None
             out += piece
             if len(out) > limit:
-                raise Rejection(413, "too_large",
-                                f"body exceeds {limit} bytes after decompression")
+                raise Rejection(413, "too_large", f"body exceeds {limit} bytes after decompression")
             chunk = decomp.unconsumed_tail
             if decomp.eof or (not chunk and not piece):
                 break
@@ -224,16 +222,17 @@ def split_batch(body: bytes) -> list[Any]:
         try:
             items.append(json.loads(line))
         except RecursionError:
-            raise Rejection(400, "bad_json", "JSON nested too deeply",
-                            index=len(items)) from None
+            raise Rejection(400, "bad_json", "JSON nested too deeply", index=len(items)) from None
         except ValueError as exc:
-            raise Rejection(400, "bad_json", f"bad JSON Lines: {exc}"[:300],
-                            index=len(items)) from None
+            raise Rejection(
+                400, "bad_json", f"bad JSON Lines: {exc}"[:300], index=len(items)
+            ) from None
     return items
 
 
-def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.datetime,
-                   max_future_seconds: float) -> tuple[list[Record], list[str]]:
+def validate_batch(
+    items: list[Any], probe: ProbeRegistration, *, now: dt.datetime, max_future_seconds: float
+) -> tuple[list[Record], list[str]]:
     """Parse every item as a record of ``probe``; rewrite its country/ASN from the registration.
 
     Returns the records and their canonical JSON (``Record.dumps()`` of each, with the
@@ -249,21 +248,38 @@ def validate_batch(items: list[Any], probe: ProbeRegistration, *, now: dt.dateti
         try:
             record, wire = parse_record_wire(item)
         except RecordError as exc:
-            raise Rejection(400, _record_error_code(exc), str(exc), index=index, path=exc.path,
-                            records=len(items)) from None
+            raise Rejection(
+                400,
+                _record_error_code(exc),
+                str(exc),
+                index=index,
+                path=exc.path,
+                records=len(items),
+            ) from None
         except RecursionError:
-            raise Rejection(400, "invalid_value", "record nested too deeply", index=index,
-                            records=len(items)) from None
+            raise Rejection(
+                400, "invalid_value", "record nested too deeply", index=index, records=len(items)
+            ) from None
         if record.probe.id != probe.id:
-            raise Rejection(403, "wrong_probe",
-                            f"record for probe {record.probe.id[:64]!r} sent with the token of "
-                            f"probe {probe.id!r}", index=index, path="probe.id",
-                            records=len(items))
+            raise Rejection(
+                403,
+                "wrong_probe",
+                f"record for probe {record.probe.id[:64]!r} sent with the token of "
+                f"probe {probe.id!r}",
+                index=index,
+                path="probe.id",
+                records=len(items),
+            )
         for name, when in (("started", record.started), ("finished", record.finished)):
             if when > limit:
-                raise Rejection(400, "future_timestamp",
-                                f"{name} is more than {max_future_seconds:g} s in the future",
-                                index=index, path=name, records=len(items))
+                raise Rejection(
+                    400,
+                    "future_timestamp",
+                    f"{name} is more than {max_future_seconds:g} s in the future",
+                    index=index,
+                    path=name,
+                    records=len(items),
+                )
         if record.probe != registered:
             record = dataclasses.replace(record, probe=registered)
             wire = {**wire, "probe": registered_wire}
@@ -285,8 +301,9 @@ EXECUTOR_KEY = web.AppKey("store_executor", concurrent.futures.ThreadPoolExecuto
 
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     """One small thread pool for blocking store and parsing work; shut down with the app."""
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=STORE_THREADS,
-                                                     thread_name_prefix="ingest")
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=STORE_THREADS, thread_name_prefix="ingest"
+    )
     app[EXECUTOR_KEY] = executor
     try:
         yield
@@ -328,10 +345,15 @@ async def _authenticate(request: web.Request) -> ProbeRegistration:
     store = request.app[STORE_KEY]
     try:
         probe = await _in_thread(
-            request, functools.partial(store.probe_by_token_hash, token_hash(token)))
+            request, functools.partial(store.probe_by_token_hash, token_hash(token))
+        )
     except (StoreError, sqlite3.Error) as exc:
-        raise Rejection(503, "store_unavailable", f"store unavailable: {type(exc).__name__}",
-                        headers={"Retry-After": "5"}) from None
+        raise Rejection(
+            503,
+            "store_unavailable",
+            f"store unavailable: {type(exc).__name__}",
+            headers={"Retry-After": "5"},
+        ) from None
     if probe is None:
         raise Rejection(401, "unauthorized", "unknown token", headers=challenge)
     if probe.revoked is not None:
@@ -347,8 +369,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         try:
             chunk = await request.content.read(READ_CHUNK)
         except HttpProcessingError as exc:  # aiohttp's own decompression refused the body
-            raise Rejection(400, "bad_gzip", f"cannot decode body: {exc.message}"[:300]
-                            ) from None
+            raise Rejection(400, "bad_gzip", f"cannot decode body: {exc.message}"[:300]) from None
         if not chunk:
             break
         body += chunk
@@ -357,24 +378,35 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _ingest_sync(store: Store, raw: bytes, *, gzipped: bool, limit: int,
-                 probe: ProbeRegistration, now: dt.datetime, max_future_seconds: float
-                 ) -> tuple[list[Record], PutResult]:
+def _ingest_sync(
+    store: Store,
+    raw: bytes,
+    *,
+    gzipped: bool,
+    limit: int,
+    probe: ProbeRegistration,
+    now: dt.datetime,
+    max_future_seconds: float,
+) -> tuple[list[Record], PutResult]:
     """Decode, validate and store one batch (runs in a worker thread)."""
     # A server built with auto_decompress=True (aiohttp's default) hands over the body already
     # decompressed (capped by _read_body); ``publiccore serve`` turns that off so the capped
     # decompression here gives precise reasons. Either way JSON never starts with gzip's magic.
     body = gunzip_capped(raw, limit) if gzipped and raw[:2] == GZIP_MAGIC else raw
     items = split_batch(body)
-    records, bodies = validate_batch(items, probe, now=now,
-                                     max_future_seconds=max_future_seconds)
+    records, bodies = validate_batch(items, probe, now=now, max_future_seconds=max_future_seconds)
     if not records:
         return records, PutResult(accepted=0, duplicates=0)
     try:
         result = store.put_records(records, received=now, bodies=bodies)
     except (StoreError, sqlite3.Error) as exc:
-        raise Rejection(503, "store_unavailable", f"store unavailable: {type(exc).__name__}",
-                        records=len(records), headers={"Retry-After": "5"}) from None
+        raise Rejection(
+            503,
+            "store_unavailable",
+            f"store unavailable: {type(exc).__name__}",
+            records=len(records),
+            headers={"Retry-After": "5"},
+        ) from None
     return records, result
 
 
@@ -387,25 +419,42 @@ async def post_records(request: web.Request) -> web.Response:
         probe = await _authenticate(request)
         wait = app[LIMITER_KEY].take(probe.id)
         if wait > 0:
-            raise Rejection(429, "rate_limited", "too many requests from this probe",
-                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            raise Rejection(
+                429,
+                "rate_limited",
+                "too many requests from this probe",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("gzip", "identity", ""):
-            raise Rejection(415, "unsupported_encoding",
-                            f"Content-Encoding {encoding[:40]!r} not supported (gzip or none)")
+            raise Rejection(
+                415,
+                "unsupported_encoding",
+                f"Content-Encoding {encoding[:40]!r} not supported (gzip or none)",
+            )
         raw = await _read_body(request, serve.max_body_bytes)
         now = app[CLOCK_KEY]()
-        records, result = await _in_thread(request, functools.partial(
-            _ingest_sync, app[STORE_KEY], raw, gzipped=encoding == "gzip",
-            limit=serve.max_body_bytes, probe=probe, now=now,
-            max_future_seconds=serve.max_future_seconds))
+        records, result = await _in_thread(
+            request,
+            functools.partial(
+                _ingest_sync,
+                app[STORE_KEY],
+                raw,
+                gzipped=encoding == "gzip",
+                limit=serve.max_body_bytes,
+                probe=probe,
+                now=now,
+                max_future_seconds=serve.max_future_seconds,
+            ),
+        )
     except Rejection as rejection:
         stats.rejected_by_reason[rejection.code] += rejection.records
         stats.batches_rejected += 1
         return rejection.response()
     _count(stats, records, result)
-    return web.json_response({"accepted": result.accepted, "duplicates": result.duplicates,
-                              "rejected": 0})
+    return web.json_response(
+        {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": 0}
+    )
 
 
 def _count(stats: IngestStats, records: list[Record], result: PutResult) -> None:
@@ -429,8 +478,13 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def make_app(store: Store, settings: Settings, *, clock: Clock = utc_now,
-             monotonic: Callable[[], float] = time.monotonic) -> web.Application:
+def make_app(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> web.Application:
     """Build the ingest app over ``store``; mount it or add routes (e.g. /metrics) as needed.
 
     Shared state is under typed keys: ``STORE_KEY``, ``SETTINGS_KEY``, ``STATS_KEY`` (the
@@ -441,8 +495,11 @@ def make_app(store: Store, settings: Settings, *, clock: Clock = utc_now,
     app[STORE_KEY] = store
     app[SETTINGS_KEY] = settings
     app[STATS_KEY] = IngestStats()
-    app[LIMITER_KEY] = RateLimiter(settings.serve.rate_limit_requests_per_minute,
-                                   settings.serve.rate_limit_burst, monotonic=monotonic)
+    app[LIMITER_KEY] = RateLimiter(
+        settings.serve.rate_limit_requests_per_minute,
+        settings.serve.rate_limit_burst,
+        monotonic=monotonic,
+    )
     app[CLOCK_KEY] = clock
     app.cleanup_ctx.append(_executor_ctx)
     app.cleanup_ctx.append(_gc_ctx)

@@ -93,12 +93,21 @@ class CountryCrossings:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "country": self.country, "traces": self.traces,
-            "traces_crossing": self.traces_crossing, "probes": self.probes,
-            "distinct": self.distinct, "effective_number": round(self.effective_number, 6),
-            "crossings": [{"exit_asn": c.exit_asn, "entry_asn": c.entry_asn,
-                           "entry_country": c.entry_country, "share": round(share, 6)}
-                          for c, share in self.crossings],
+            "country": self.country,
+            "traces": self.traces,
+            "traces_crossing": self.traces_crossing,
+            "probes": self.probes,
+            "distinct": self.distinct,
+            "effective_number": round(self.effective_number, 6),
+            "crossings": [
+                {
+                    "exit_asn": c.exit_asn,
+                    "entry_asn": c.entry_asn,
+                    "entry_country": c.entry_country,
+                    "share": round(share, 6),
+                }
+                for c, share in self.crossings
+            ],
         }
 
 
@@ -127,8 +136,10 @@ def border_crossing(record: Record, geo: Geo, asns: AsnTable) -> Crossing | None
     return None
 
 
-_DOCUMENTATION = [ipaddress.ip_network(n) for n in
-                  ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+_DOCUMENTATION = [
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
 
 
 def _locatable(address: str) -> bool:
@@ -137,11 +148,13 @@ def _locatable(address: str) -> bool:
     return ip.is_global or any(ip in net for net in _DOCUMENTATION if net.version == ip.version)
 
 
-def crossings_by_country(records: Iterable[Record], geo: Geo, asns: AsnTable
-                         ) -> list[CountryCrossings]:
+def crossings_by_country(
+    records: Iterable[Record], geo: Geo, asns: AsnTable
+) -> list[CountryCrossings]:
     """Aggregate the traces of each probe country into crossings with shares."""
     per_country: dict[str, collections.Counter[Crossing]] = collections.defaultdict(
-        collections.Counter)
+        collections.Counter
+    )
     traces: collections.Counter[str] = collections.Counter()
     probes: dict[str, set[str]] = collections.defaultdict(set)
     for record in records:
@@ -157,29 +170,54 @@ def crossings_by_country(records: Iterable[Record], geo: Geo, asns: AsnTable
     for country in sorted(traces):
         counter = per_country[country]
         crossing_total = sum(counter.values())
-        ranked = tuple((c, n / crossing_total) for c, n in
-                       sorted(counter.items(), key=lambda item: (-item[1], str(item[0]))))
-        out.append(CountryCrossings(country=country, traces=traces[country],
-                                    traces_crossing=crossing_total,
-                                    probes=len(probes[country]), crossings=ranked))
+        ranked = tuple(
+            (c, n / crossing_total)
+            for c, n in sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+        )
+        out.append(
+            CountryCrossings(
+                country=country,
+                traces=traces[country],
+                traces_crossing=crossing_total,
+                probes=len(probes[country]),
+                crossings=ranked,
+            )
+        )
     return out
 
 
-def store_crossings(store: Store, results: Sequence[CountryCrossings], *, at: dt.datetime,
-                    window: tuple[dt.datetime | None, dt.datetime | None],
-                    sources: Sequence[str]) -> int:
+def store_crossings(
+    store: Store,
+    results: Sequence[CountryCrossings],
+    *,
+    at: dt.datetime,
+    window: tuple[dt.datetime | None, dt.datetime | None],
+    sources: Sequence[str],
+) -> int:
     """Keep the per-country figures as observations, with the window and inputs as source."""
-    source = store.add_source("paths", {
-        "since": window[0].isoformat() if window[0] else None,
-        "until": window[1].isoformat() if window[1] else None,
-        "inputs": list(sources),
-        "traces": sum(r.traces for r in results),
-    })
+    source = store.add_source(
+        "paths",
+        {
+            "since": window[0].isoformat() if window[0] else None,
+            "until": window[1].isoformat() if window[1] else None,
+            "inputs": list(sources),
+            "traces": sum(r.traces for r in results),
+        },
+    )
     observations = []
     for result in results:
-        for metric, value in (("path_border_crossings_effective_number", result.effective_number),
-                              ("path_border_crossings_distinct", float(result.distinct)),
-                              ("path_traces", float(result.traces))):
-            observations.append(Observation(time=at, subject_kind="country",
-                                            subject=result.country, metric=metric, value=value))
+        for metric, value in (
+            ("path_border_crossings_effective_number", result.effective_number),
+            ("path_border_crossings_distinct", float(result.distinct)),
+            ("path_traces", float(result.traces)),
+        ):
+            observations.append(
+                Observation(
+                    time=at,
+                    subject_kind="country",
+                    subject=result.country,
+                    metric=metric,
+                    value=value,
+                )
+            )
     return store.put_observations(source, observations)

@@ -22,20 +22,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = sub.add_parser("export", help="export stored history")
     formats = export.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
     om = formats.add_parser(
-        "openmetrics", help="timestamped OpenMetrics of every exported metric, per step "
-        "(for promtool tsdb create-blocks-from openmetrics)")
+        "openmetrics",
+        help="timestamped OpenMetrics of every exported metric, per step "
+        "(for promtool tsdb create-blocks-from openmetrics)",
+    )
     om.add_argument("--since", required=True, metavar="TIME", help="first step (RFC 3339/date)")
     om.add_argument("--until", required=True, metavar="TIME", help="last step (RFC 3339/date)")
     om.add_argument("--step", default="5m", metavar="DURATION", help="step (default 5m)")
     om.add_argument("--store", metavar="PATH", help="SQLite store (default from configuration)")
-    om.add_argument("--out-dir", metavar="DIR",
-                    help="write one file per chunk into DIR instead of one document to stdout")
-    om.add_argument("--chunk", default="1h", metavar="DURATION",
-                    help="time covered by each file with --out-dir (default 1h)")
+    om.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write one file per chunk into DIR instead of one document to stdout",
+    )
+    om.add_argument(
+        "--chunk",
+        default="1h",
+        metavar="DURATION",
+        help="time covered by each file with --out-dir (default 1h)",
+    )
     om.set_defaults(func=_export_openmetrics)
 
-    report = sub.add_parser("report", help="citable report for one country and period "
-                            "(Markdown, HTML with SVG chart, CSV)")
+    report = sub.add_parser(
+        "report",
+        help="citable report for one country and period (Markdown, HTML with SVG chart, CSV)",
+    )
     report.add_argument("--country", required=True, metavar="XX", help="ISO 3166-1 alpha-2")
     report.add_argument("--since", required=True, metavar="TIME", help="start (RFC 3339/date)")
     report.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
@@ -54,8 +65,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = actions.add_parser("validate", help="validate an events file (exit 1 if bad)")
     validate.add_argument("file", metavar="FILE")
     validate.set_defaults(func=_events_validate)
-    push = actions.add_parser("push-grafana",
-                              help="write events as Grafana annotations (idempotent)")
+    push = actions.add_parser(
+        "push-grafana", help="write events as Grafana annotations (idempotent)"
+    )
     push.add_argument("--url", required=True, help="Grafana base URL, e.g. http://grafana:3000")
     push.add_argument("--token", default="", help="service account token (or GRAFANA_TOKEN)")
     push.add_argument("--country", metavar="XX", help="only this country's events")
@@ -83,17 +95,21 @@ def _events_list(args: argparse.Namespace) -> int:
     from publiccore import events as ev
 
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
-    chosen = ev.select(_load_events(args), country=args.country,
-                       since=since.date() if since else None,
-                       until=until.date() if until else None)
+    chosen = ev.select(
+        _load_events(args),
+        country=args.country,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+    )
     if args.json:
         json.dump([e.to_json() for e in chosen], sys.stdout, indent=1, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     for e in chosen:
         end = f"–{e.end_date}" if e.end_date else ""
-        sys.stdout.write(f"{e.date}{end}  {e.country:3}  {e.kind:13}  {e.id}\n"
-                         f"    {e.title} ({e.confidence})\n")
+        sys.stdout.write(
+            f"{e.date}{end}  {e.country:3}  {e.kind:13}  {e.id}\n    {e.title} ({e.confidence})\n"
+        )
     sys.stdout.write(f"{len(chosen)} events\n")
     return 0
 
@@ -109,22 +125,26 @@ def _events_validate(args: argparse.Namespace) -> int:
 def _events_push(args: argparse.Namespace) -> int:
     import os
 
-    from exporters import grafana
+    from publiccore.exporters import grafana
+
     from publiccore import events as ev
 
     chosen = ev.select(_load_events(args), country=args.country)
     token = args.token or os.environ.get("GRAFANA_TOKEN", "")
     counts = asyncio.run(grafana.push(chosen, url=args.url, token=token, dry_run=args.dry_run))
     verb = "would be " if args.dry_run else ""
-    sys.stdout.write(f"{len(chosen)} events: {counts['create']} {verb}created, "
-                     f"{counts['update']} {verb}updated, {counts['unchanged']} unchanged\n")
+    sys.stdout.write(
+        f"{len(chosen)} events: {counts['create']} {verb}created, "
+        f"{counts['update']} {verb}updated, {counts['unchanged']} unchanged\n"
+    )
     return 0
 
 
 def _export_openmetrics(args: argparse.Namespace) -> int:
     import pathlib
 
-    from exporters import openmetrics
+    from publiccore.exporters import openmetrics
+
     from publiccore import events as ev
     from publiccore.store import open_configured
 
@@ -146,10 +166,17 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
             out_dir = pathlib.Path(args.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             for families in openmetrics.history_chunks(
-                    store, settings.aggregate, since=since, until=until, step_seconds=step,
-                    chunk_seconds=chunk, events=events):
+                store,
+                settings.aggregate,
+                since=since,
+                until=until,
+                step_seconds=step,
+                chunk_seconds=chunk,
+                events=events,
+            ):
                 start = dt.datetime.fromtimestamp(
-                    min(float(s.timestamp or 0.0) for f in families for s in f.samples), dt.UTC)
+                    min(float(s.timestamp or 0.0) for f in families for s in f.samples), dt.UTC
+                )
                 path = out_dir / f"publiccore-{start:%Y%m%dT%H%M%S}.om"
                 with open(path, "w", encoding="utf-8") as out:
                     openmetrics.write(families, out)
@@ -157,8 +184,14 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
                 files += 1
                 sys.stdout.write(f"{path}\n")
         else:
-            families = openmetrics.history(store, settings.aggregate, since=since, until=until,
-                                           step_seconds=step, events=events)
+            families = openmetrics.history(
+                store,
+                settings.aggregate,
+                since=since,
+                until=until,
+                step_seconds=step,
+                events=events,
+            )
             openmetrics.write(families, sys.stdout)
             total, files = sum(openmetrics.sample_count(families).values()), 1
     finally:
@@ -170,7 +203,8 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import pathlib
 
-    from exporters import report
+    from publiccore.exporters import report
+
     from publiccore import events as ev
     from publiccore.store import open_configured
 
@@ -185,9 +219,15 @@ def _report(args: argparse.Namespace) -> int:
     path = args.store or settings.store.path
     store = open_configured(settings, args.store)
     try:
-        built = report.build(store, country=country, since=since, until=until,
-                             settings=settings.aggregate, store_label=settings.store.url or path,
-                             events=ev.load(settings.events.extra_files))
+        built = report.build(
+            store,
+            country=country,
+            since=since,
+            until=until,
+            settings=settings.aggregate,
+            store_label=settings.store.url or path,
+            events=ev.load(settings.events.extra_files),
+        )
     finally:
         store.close()
     out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")

@@ -35,8 +35,10 @@ def annotation(event: ev.Event) -> dict[str, Any]:
     """The annotation body for ``event`` (times in milliseconds, as Grafana wants)."""
     start_ms = int(event.timestamp * 1000)
     end = event.end_timestamp
-    text = f"{event.title} [{event.kind}, {event.country}, confidence {event.confidence}]\n" \
-           f"{event.summary}\nid: {event.id}; source: {event.sources[0]}"
+    text = (
+        f"{event.title} [{event.kind}, {event.country}, confidence {event.confidence}]\n"
+        f"{event.summary}\nid: {event.id}; source: {event.sources[0]}"
+    )
     return {
         "time": start_ms,
         "timeEnd": int(end * 1000) if end is not None else start_ms,
@@ -64,10 +66,12 @@ def plan(event: ev.Event, existing: Sequence[Mapping[str, Any]]) -> Action:
     if not existing:
         return Action("create", event.id, body)
     current = existing[0]
-    same = (int(current.get("time", -1)) == body["time"]
-            and int(current.get("timeEnd", current.get("time", -1))) == body["timeEnd"]
-            and current.get("text") == body["text"]
-            and sorted(current.get("tags") or []) == sorted(body["tags"]))
+    same = (
+        int(current.get("time", -1)) == body["time"]
+        and int(current.get("timeEnd", current.get("time", -1))) == body["timeEnd"]
+        and current.get("text") == body["text"]
+        and sorted(current.get("tags") or []) == sorted(body["tags"])
+    )
     return Action("unchanged" if same else "update", event.id, body, int(current["id"]))
 
 
@@ -81,8 +85,9 @@ def request_for(action: Action, base_url: str) -> tuple[str, str, Mapping[str, A
     return None
 
 
-async def push(events: Sequence[ev.Event], *, url: str, token: str = "",
-               dry_run: bool = False) -> collections.Counter[str]:
+async def push(
+    events: Sequence[ev.Event], *, url: str, token: str = "", dry_run: bool = False
+) -> collections.Counter[str]:
     """Write ``events`` as annotations at Grafana ``url``; return counts per verb.
 
     Raises GrafanaError on an HTTP error or an unreachable Grafana.

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.registry import Collector
+from publiccore.collectors import aggregate as agg
+from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
-from collectors import aggregate as agg
-from exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 from publiccore import events as ev
 from publiccore.config import AggregateSettings
 from publiccore.store import Observation, Store
@@ -66,23 +66,32 @@ class _ObservationCursor:
     seen: list[Observation] = dataclasses.field(default_factory=list)
 
     def until(self, t: float) -> list[Observation]:
-        while (self.position < len(self.ordered)
-               and self.ordered[self.position].time.timestamp() <= t):
+        while (
+            self.position < len(self.ordered) and self.ordered[self.position].time.timestamp() <= t
+        ):
             self.seen.append(self.ordered[self.position])
             self.position += 1
         # keep only the newest observation per (metric, subject, labels)
         latest: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Observation] = {}
         for obs in self.seen:
-            latest[(obs.metric, obs.subject_kind, obs.subject,
-                    tuple(sorted(obs.labels.items())))] = obs
+            latest[
+                (obs.metric, obs.subject_kind, obs.subject, tuple(sorted(obs.labels.items())))
+            ] = obs
         self.seen = list(latest.values())
         return self.seen
 
 
-def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datetime,
-                   until: dt.datetime, step_seconds: float,
-                   chunk_seconds: float | None = None, events: Sequence[ev.Event] = (),
-                   sites: agg.SiteTable | None = None) -> Iterator[list[Metric]]:
+def history_chunks(
+    store: Store,
+    settings: AggregateSettings,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    step_seconds: float,
+    chunk_seconds: float | None = None,
+    events: Sequence[ev.Event] = (),
+    sites: agg.SiteTable | None = None,
+) -> Iterator[list[Metric]]:
     """Every exported gauge at every step, as metric families with timestamped samples, one
     list of families per chunk of ``chunk_seconds`` (default: one chunk for the whole range).
 
@@ -94,9 +103,13 @@ def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datet
     lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
     obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
     observations = sorted(
-        (o for metric in agg.OBSERVED_METRICS
-         for o in store.iter_observations(metric=metric, since=obs_since, until=until)),
-        key=lambda o: o.time)
+        (
+            o
+            for metric in agg.OBSERVED_METRICS
+            for o in store.iter_observations(metric=metric, since=obs_since, until=until)
+        ),
+        key=lambda o: o.time,
+    )
     cursor = _ObservationCursor(observations)
     registered = {p.id: p.country for p in store.list_probes() if p.revoked is None}
     tracker = agg.PublicationTracker()
@@ -108,26 +121,37 @@ def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datet
         end = all_steps[first] + (chunk_seconds or math.inf)
         group = [t for t in all_steps[first:] if t < end]
         first += len(group)
-        rows = sorted((row for record in store.iter_records(
-            kind="root-dns", since=_dt(group[0] - lead), until=_dt(group[-1]))
-            if (row := agg.root_row(record)) is not None), key=lambda r: r.time)
+        rows = sorted(
+            (
+                row
+                for record in store.iter_records(
+                    kind="root-dns", since=_dt(group[0] - lead), until=_dt(group[-1])
+                )
+                if (row := agg.root_row(record)) is not None
+            ),
+            key=lambda r: r.time,
+        )
         times = [r.time for r in rows]
         families: dict[str, Metric] = {}
         for t in group:
             in_window = agg.rows_between(rows, times, t - window, t)
             tracker.update(in_window)
-            series = agg.compute_root(in_window, max_asn_share=settings.max_asn_share,
-                                      sites=sites, tracker=tracker, now=t)
+            series = agg.compute_root(
+                in_window, max_asn_share=settings.max_asn_share, sites=sites, tracker=tracker, now=t
+            )
             series["publiccore_probes_active"] = agg.probes_active(
-                agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t), in_window,
-                registered=registered)
+                agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t),
+                in_window,
+                registered=registered,
+            )
             latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
             series.update(latest)
             before = agg.rows_between(rows, times, -math.inf, t)
             if before and (newest_record is None or before[-1].time > newest_record):
                 newest_record = before[-1].time
-            snapshot = agg.Snapshot(computed_at=_dt(t), series=series, newest_record={},
-                                    newest_bgp_dump=None)
+            snapshot = agg.Snapshot(
+                computed_at=_dt(t), series=series, newest_record={}, newest_bgp_dump=None
+            )
             _merge(families, snapshot_families(snapshot, timestamp=t))
             _merge(families, _age_families(newest_record, newest_dump, t))
             _merge(families, event_families(events, timestamp=t))
@@ -136,13 +160,27 @@ def history_chunks(store: Store, settings: AggregateSettings, *, since: dt.datet
         yield list(families.values())
 
 
-def history(store: Store, settings: AggregateSettings, *, since: dt.datetime,
-            until: dt.datetime, step_seconds: float, events: Sequence[ev.Event] = (),
-            sites: agg.SiteTable | None = None) -> list[Metric]:
+def history(
+    store: Store,
+    settings: AggregateSettings,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    step_seconds: float,
+    events: Sequence[ev.Event] = (),
+    sites: agg.SiteTable | None = None,
+) -> list[Metric]:
     """``history_chunks`` as one list of families (the whole range in memory)."""
     families: dict[str, Metric] = {}
-    for chunk in history_chunks(store, settings, since=since, until=until,
-                                step_seconds=step_seconds, events=events, sites=sites):
+    for chunk in history_chunks(
+        store,
+        settings,
+        since=since,
+        until=until,
+        step_seconds=step_seconds,
+        events=events,
+        sites=sites,
+    ):
         _merge(families, chunk)
     return list(families.values())
 
@@ -159,15 +197,18 @@ def _merge(families: dict[str, Metric], new: Iterable[Metric]) -> None:
             families[family.name] = family
 
 
-def _age_families(newest_record: float | None, newest_dump: float | None, t: float
-                  ) -> list[Metric]:
-    records = GaugeMetricFamily("publiccore_newest_record_age_seconds",
-                                LIVE_HELP["publiccore_newest_record_age_seconds"],
-                                labels=["kind"])
+def _age_families(newest_record: float | None, newest_dump: float | None, t: float) -> list[Metric]:
+    records = GaugeMetricFamily(
+        "publiccore_newest_record_age_seconds",
+        LIVE_HELP["publiccore_newest_record_age_seconds"],
+        labels=["kind"],
+    )
     if newest_record is not None:
         records.add_metric(["root-dns"], t - newest_record, timestamp=t)
-    dump = GaugeMetricFamily("publiccore_bgp_newest_dump_age_seconds",
-                             LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"])
+    dump = GaugeMetricFamily(
+        "publiccore_bgp_newest_dump_age_seconds",
+        LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"],
+    )
     if newest_dump is not None:
         dump.add_metric([], t - newest_dump, timestamp=t)
     return [records, dump]

@@ -30,8 +30,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from publiccore.collectors.aggregate import METRICS, Aggregator, Snapshot
 
-from collectors.aggregate import METRICS, Aggregator, Snapshot
 from publiccore import events as ev
 from publiccore.clock import Clock, parse_when, utc_now
 from publiccore.config import Settings
@@ -48,7 +48,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 IngestCounts = Callable[[], tuple[Mapping[str, float], Mapping[str, float]]]
 
 
-
 class _IngestStats(Protocol):
     @property
     def accepted_by_kind(self) -> Mapping[str, int]: ...
@@ -59,20 +58,25 @@ class _IngestStats(Protocol):
 
 def ingest_counts_from(stats: _IngestStats) -> IngestCounts:
     """Adapt the ingest service's counters (``collectors.ingest.IngestStats``) for ``mount``."""
-    return lambda: ({k: float(v) for k, v in stats.accepted_by_kind.items()},
-                    {k: float(v) for k, v in stats.rejected_by_reason.items()})
+    return lambda: (
+        {k: float(v) for k, v in stats.accepted_by_kind.items()},
+        {k: float(v) for k, v in stats.rejected_by_reason.items()},
+    )
 
 
 LIVE_HELP: dict[str, str] = {
-    "publiccore_newest_record_age_seconds":
-        "Seconds since the start of the newest stored record of this kind",
+    "publiccore_newest_record_age_seconds": (
+        "Seconds since the start of the newest stored record of this kind"
+    ),
     "publiccore_bgp_newest_dump_age_seconds": "Seconds since the newest stored BGP observation",
     "publiccore_aggregate_age_seconds": "Seconds since the aggregates were computed",
     "publiccore_aggregate_duration_seconds": "Seconds the last aggregate refresh took",
-    "publiccore_regulatory_event_timestamp_seconds":
-        "Date of a regulatory event (00:00 UTC) as a Unix time",
-    "publiccore_regulatory_event_end_timestamp_seconds":
-        "End date of a regulatory event (00:00 UTC) as a Unix time, where sourced",
+    "publiccore_regulatory_event_timestamp_seconds": (
+        "Date of a regulatory event (00:00 UTC) as a Unix time"
+    ),
+    "publiccore_regulatory_event_end_timestamp_seconds": (
+        "End date of a regulatory event (00:00 UTC) as a Unix time, where sourced"
+    ),
     "publiccore_ingest_records": "Records accepted by the ingest service, by kind",
     "publiccore_ingest_rejected_records": "Records rejected by the ingest service, by reason",
 }
@@ -82,24 +86,28 @@ def snapshot_families(snapshot: Snapshot, *, timestamp: float | None = None) -> 
     """One fresh gauge family per aggregate metric, from ``snapshot`` (samples sorted)."""
     out: list[Metric] = []
     for spec in METRICS:
-        family = GaugeMetricFamily(spec.name, f"{spec.help} ({spec.unit}; {spec.definition})",
-                                   labels=list(spec.labels))
+        family = GaugeMetricFamily(
+            spec.name, f"{spec.help} ({spec.unit}; {spec.definition})", labels=list(spec.labels)
+        )
         for labels, value in sorted(snapshot.series.get(spec.name, {}).items()):
             family.add_metric(list(labels), value, timestamp)
         out.append(family)
     return out
 
 
-def event_families(events: Sequence[ev.Event], *, timestamp: float | None = None
-                   ) -> list[Metric]:
+def event_families(events: Sequence[ev.Event], *, timestamp: float | None = None) -> list[Metric]:
     """The regulatory events as two gauges (start and, where sourced, end date)."""
     labels = ["country", "event", "kind"]
-    start = GaugeMetricFamily("publiccore_regulatory_event_timestamp_seconds",
-                              LIVE_HELP["publiccore_regulatory_event_timestamp_seconds"],
-                              labels=labels)
-    end = GaugeMetricFamily("publiccore_regulatory_event_end_timestamp_seconds",
-                            LIVE_HELP["publiccore_regulatory_event_end_timestamp_seconds"],
-                            labels=labels)
+    start = GaugeMetricFamily(
+        "publiccore_regulatory_event_timestamp_seconds",
+        LIVE_HELP["publiccore_regulatory_event_timestamp_seconds"],
+        labels=labels,
+    )
+    end = GaugeMetricFamily(
+        "publiccore_regulatory_event_end_timestamp_seconds",
+        LIVE_HELP["publiccore_regulatory_event_end_timestamp_seconds"],
+        labels=labels,
+    )
     for event in events:
         values = [event.country, event.id, event.kind]
         start.add_metric(values, event.timestamp, timestamp)
@@ -121,8 +129,14 @@ class SnapshotCollector(Collector):
 class LiveCollector(Collector):
     """The per-scrape part: freshness ages, refresh age and duration, events, ingest counters."""
 
-    def __init__(self, current: Callable[[], Snapshot], *, events: Sequence[ev.Event] = (),
-                 ingest_counts: IngestCounts | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        current: Callable[[], Snapshot],
+        *,
+        events: Sequence[ev.Event] = (),
+        ingest_counts: IngestCounts | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self._current = current
         self._events = tuple(events)
         self._ingest_counts = ingest_counts
@@ -135,35 +149,46 @@ class LiveCollector(Collector):
         def age(when: dt.datetime) -> float:
             return max(0.0, (now - when).total_seconds())
 
-        records = GaugeMetricFamily("publiccore_newest_record_age_seconds",
-                                    LIVE_HELP["publiccore_newest_record_age_seconds"],
-                                    labels=["kind"])
+        records = GaugeMetricFamily(
+            "publiccore_newest_record_age_seconds",
+            LIVE_HELP["publiccore_newest_record_age_seconds"],
+            labels=["kind"],
+        )
         for kind in KINDS:
             if kind in snapshot.newest_record:
                 records.add_metric([kind], age(snapshot.newest_record[kind]))
         yield records
-        dump = GaugeMetricFamily("publiccore_bgp_newest_dump_age_seconds",
-                                 LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"])
+        dump = GaugeMetricFamily(
+            "publiccore_bgp_newest_dump_age_seconds",
+            LIVE_HELP["publiccore_bgp_newest_dump_age_seconds"],
+        )
         if snapshot.newest_bgp_dump is not None:
             dump.add_metric([], age(snapshot.newest_bgp_dump))
         yield dump
-        yield GaugeMetricFamily("publiccore_aggregate_age_seconds",
-                                LIVE_HELP["publiccore_aggregate_age_seconds"],
-                                value=age(snapshot.computed_at))
-        yield GaugeMetricFamily("publiccore_aggregate_duration_seconds",
-                                LIVE_HELP["publiccore_aggregate_duration_seconds"],
-                                value=snapshot.duration_seconds)
+        yield GaugeMetricFamily(
+            "publiccore_aggregate_age_seconds",
+            LIVE_HELP["publiccore_aggregate_age_seconds"],
+            value=age(snapshot.computed_at),
+        )
+        yield GaugeMetricFamily(
+            "publiccore_aggregate_duration_seconds",
+            LIVE_HELP["publiccore_aggregate_duration_seconds"],
+            value=snapshot.duration_seconds,
+        )
         yield from event_families(self._events)
         if self._ingest_counts is not None:
             accepted, rejected = self._ingest_counts()
-            family = CounterMetricFamily("publiccore_ingest_records",
-                                         LIVE_HELP["publiccore_ingest_records"], labels=["kind"])
+            family = CounterMetricFamily(
+                "publiccore_ingest_records", LIVE_HELP["publiccore_ingest_records"], labels=["kind"]
+            )
             for kind, value in sorted(accepted.items()):
                 family.add_metric([kind], value)
             yield family
-            family = CounterMetricFamily("publiccore_ingest_rejected_records",
-                                         LIVE_HELP["publiccore_ingest_rejected_records"],
-                                         labels=["reason"])
+            family = CounterMetricFamily(
+                "publiccore_ingest_rejected_records",
+                LIVE_HELP["publiccore_ingest_rejected_records"],
+                labels=["reason"],
+            )
             for reason, value in sorted(rejected.items()):
                 family.add_metric([reason], value)
             yield family
@@ -178,9 +203,17 @@ class _Rendered:
 class Exporter:
     """Holds the latest snapshot and its rendering; ``registry`` gets the live collector."""
 
-    def __init__(self, store: Store, settings: Settings, *, registry: CollectorRegistry,
-                 events: Sequence[ev.Event] = (), ingest_counts: IngestCounts | None = None,
-                 clock: Clock = utc_now, aggregator: Aggregator | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry,
+        events: Sequence[ev.Event] = (),
+        ingest_counts: IngestCounts | None = None,
+        clock: Clock = utc_now,
+        aggregator: Aggregator | None = None,
+    ) -> None:
         self.registry = registry
         self.events = tuple(events)
         self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
@@ -189,8 +222,14 @@ class Exporter:
         self._pending = Snapshot.empty(clock())
         self._current = _Rendered(self._pending, generate_latest(self._render_registry))
         self._refresh_lock = threading.RLock()
-        registry.register(LiveCollector(lambda: self._current.snapshot, events=self.events,
-                                        ingest_counts=ingest_counts, clock=clock))
+        registry.register(
+            LiveCollector(
+                lambda: self._current.snapshot,
+                events=self.events,
+                ingest_counts=ingest_counts,
+                clock=clock,
+            )
+        )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -232,9 +271,12 @@ async def events_handler(request: web.Request) -> web.Response:
     since = request.query.get("since")
     until = request.query.get("until")
     try:
-        chosen = ev.select(exporter.events, country=country,
-                           since=parse_when(since).date() if since else None,
-                           until=parse_when(until).date() if until else None)
+        chosen = ev.select(
+            exporter.events,
+            country=country,
+            since=parse_when(since).date() if since else None,
+            until=parse_when(until).date() if until else None,
+        )
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     return web.json_response({"events": [e.to_json() for e in chosen]})
@@ -254,9 +296,16 @@ async def _refresh_once(exporter: Exporter) -> None:
         log.warning("aggregate refresh failed, keeping the previous snapshot: %s", exc)
 
 
-def mount(app: web.Application, store: Store, settings: Settings, *,
-          registry: CollectorRegistry | None = None, ingest_counts: IngestCounts | None = None,
-          events: Iterable[ev.Event] | None = None, clock: Clock = utc_now) -> Exporter:
+def mount(
+    app: web.Application,
+    store: Store,
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    ingest_counts: IngestCounts | None = None,
+    events: Iterable[ev.Event] | None = None,
+    clock: Clock = utc_now,
+) -> Exporter:
     """Add GET /metrics, GET /api/v1/events and the aggregate refresh task to ``app``.
 
     ``registry`` (a new one by default, never the global one) receives the live collector; other
@@ -267,8 +316,14 @@ def mount(app: web.Application, store: Store, settings: Settings, *,
     bad events file.
     """
     chosen = list(events) if events is not None else ev.load(settings.events.extra_files)
-    exporter = Exporter(store, settings, registry=registry or CollectorRegistry(),
-                        events=chosen, ingest_counts=ingest_counts, clock=clock)
+    exporter = Exporter(
+        store,
+        settings,
+        registry=registry or CollectorRegistry(),
+        events=chosen,
+        ingest_counts=ingest_counts,
+        clock=clock,
+    )
     app[EXPORTER_KEY] = exporter
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/v1/events", events_handler)

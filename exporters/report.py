@@ -20,7 +20,8 @@ import pathlib
 import statistics
 from collections.abc import Mapping, Sequence
 
-from collectors import aggregate as agg
+from publiccore.collectors import aggregate as agg
+
 from publiccore import __version__
 from publiccore import events as ev
 from publiccore.config import AggregateSettings
@@ -45,15 +46,25 @@ class Report:
     store_label: str
 
 
-def build(store: Store, *, country: str, since: dt.datetime, until: dt.datetime,
-          settings: AggregateSettings, events: Sequence[ev.Event] = (), store_label: str = "",
-          now: dt.datetime | None = None) -> Report:
+def build(
+    store: Store,
+    *,
+    country: str,
+    since: dt.datetime,
+    until: dt.datetime,
+    settings: AggregateSettings,
+    events: Sequence[ev.Event] = (),
+    store_label: str = "",
+    now: dt.datetime | None = None,
+) -> Report:
     """Compute the report's figures for ``country`` over [since, until)."""
     country = country.upper()
     sites = agg.load_sites(settings.sites or None)
-    rows = [row for record in store.iter_records(kind="root-dns", since=since, until=until,
-                                                 country=country)
-            if (row := agg.root_row(record)) is not None]
+    rows = [
+        row
+        for record in store.iter_records(kind="root-dns", since=since, until=until, country=country)
+        if (row := agg.root_row(record)) is not None
+    ]
     root = agg.compute_root(rows, max_asn_share=settings.max_asn_share, sites=sites)
     by_day: dict[dt.date, list[agg.RootRow]] = collections.defaultdict(list)
     for row in rows:
@@ -66,19 +77,29 @@ def build(store: Store, *, country: str, since: dt.datetime, until: dt.datetime,
     observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]] = {}
     for metric, name in agg.OBSERVED_METRICS.items():
         kept = []
-        for o in store.iter_observations(metric=metric, subject_kind="country",
-                                         subject=country, since=since, until=until):
+        for o in store.iter_observations(
+            metric=metric, subject_kind="country", subject=country, since=since, until=until
+        ):
             labels = agg.observation_labels(metric, o)
             if labels is not None:
                 kept.append((o.time, labels, o.value))
         if kept:
             observations[name] = kept
-    chosen = [e for e in events if e.country in (country, "INT")
-              and since.date() <= e.date < until.date()]
-    return Report(country=country, since=since, until=until,
-                  generated=now or dt.datetime.now(dt.UTC), root=root,
-                  daily_availability=dict(daily), observations=observations, events=chosen,
-                  settings=settings, store_label=store_label)
+    chosen = [
+        e for e in events if e.country in (country, "INT") and since.date() <= e.date < until.date()
+    ]
+    return Report(
+        country=country,
+        since=since,
+        until=until,
+        generated=now or dt.datetime.now(dt.UTC),
+        root=root,
+        daily_availability=dict(daily),
+        observations=observations,
+        events=chosen,
+        settings=settings,
+        store_label=store_label,
+    )
 
 
 def sampling_note(asns: int, top_share: float, cap: float) -> str:
@@ -86,14 +107,20 @@ def sampling_note(asns: int, top_share: float, cap: float) -> str:
     if asns == 0:
         return "no records, so no weighting"
     if cap < 1.0 and asns * cap < 1.0:
-        return (f"with fewer than {1 / cap:g} ASNs the {_pct(cap)} cap cannot hold, so each "
-                f"ASN was weighted to an equal share (the largest contributed {_pct(top_share)} "
-                "of records)")
+        return (
+            f"with fewer than {1 / cap:g} ASNs the {_pct(cap)} cap cannot hold, so each "
+            f"ASN was weighted to an equal share (the largest contributed {_pct(top_share)} "
+            "of records)"
+        )
     if top_share > cap + 1e-12:
-        return (f"the largest ASN contributed {_pct(top_share)} of records and was "
-                f"down-weighted to {_pct(cap)}")
-    return (f"the largest ASN contributed {_pct(top_share)} of records, within the "
-            f"{_pct(cap)} cap, so no down-weighting")
+        return (
+            f"the largest ASN contributed {_pct(top_share)} of records and was "
+            f"down-weighted to {_pct(cap)}"
+        )
+    return (
+        f"the largest ASN contributed {_pct(top_share)} of records, within the "
+        f"{_pct(cap)} cap, so no down-weighting"
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -112,48 +139,64 @@ def root_values(report: Report) -> list[dict[str, float | int | str | None]]:
     out: list[dict[str, float | int | str | None]] = []
     for letter in letters:
         availability = r["publiccore_root_availability_ratio"].get((c, letter))
-        out.append({
-            "letter": letter,
-            "availability_ratio": availability,
-            "meets_threshold": "yes" if (availability or 0) >= agg.AVAILABILITY_THRESHOLD
-            else "no",
-            "median_udp_seconds": r["publiccore_root_median_latency_seconds"].get(
-                (c, letter, "udp")),
-            "median_tcp_seconds": r["publiccore_root_median_latency_seconds"].get(
-                (c, letter, "tcp")),
-            "sites": int(r["publiccore_root_sites"].get((c, letter), 0)),
-            "in_country_site_ratio": r["publiccore_root_site_location_ratio"].get(
-                (c, letter, "in_country")),
-            "unknown_site_ratio": r["publiccore_root_site_location_ratio"].get(
-                (c, letter, "unknown")),
-        })
+        out.append(
+            {
+                "letter": letter,
+                "availability_ratio": availability,
+                "meets_threshold": "yes"
+                if (availability or 0) >= agg.AVAILABILITY_THRESHOLD
+                else "no",
+                "median_udp_seconds": r["publiccore_root_median_latency_seconds"].get(
+                    (c, letter, "udp")
+                ),
+                "median_tcp_seconds": r["publiccore_root_median_latency_seconds"].get(
+                    (c, letter, "tcp")
+                ),
+                "sites": int(r["publiccore_root_sites"].get((c, letter), 0)),
+                "in_country_site_ratio": r["publiccore_root_site_location_ratio"].get(
+                    (c, letter, "in_country")
+                ),
+                "unknown_site_ratio": r["publiccore_root_site_location_ratio"].get(
+                    (c, letter, "unknown")
+                ),
+            }
+        )
     return out
 
 
 def root_table(report: Report) -> list[dict[str, str]]:
     """``root_values`` for reading: percentages, milliseconds, dashes for no data."""
+
     def ratio(value: object) -> str:
         return _pct(value if isinstance(value, float | int) else None)
 
     def ms(value: object) -> str:
         return _ms(value if isinstance(value, float | int) else None)
 
-    return [{"letter": str(v["letter"]),
-             "availability": ratio(v["availability_ratio"]),
-             "meets 96 %": str(v["meets_threshold"]),
-             "median UDP": ms(v["median_udp_seconds"]),
-             "median TCP": ms(v["median_tcp_seconds"]),
-             "sites": str(v["sites"]),
-             "in-country site": ratio(v["in_country_site_ratio"]),
-             "unknown site": ratio(v["unknown_site_ratio"])} for v in root_values(report)]
+    return [
+        {
+            "letter": str(v["letter"]),
+            "availability": ratio(v["availability_ratio"]),
+            "meets 96 %": str(v["meets_threshold"]),
+            "median UDP": ms(v["median_udp_seconds"]),
+            "median TCP": ms(v["median_tcp_seconds"]),
+            "sites": str(v["sites"]),
+            "in-country site": ratio(v["in_country_site_ratio"]),
+            "unknown site": ratio(v["unknown_site_ratio"]),
+        }
+        for v in root_values(report)
+    ]
 
 
 def _sample(report: Report) -> tuple[int, int, int, float]:
     c, r = report.country, report.root
     get = lambda name: r[name].get((c, "root-dns"), 0.0)  # noqa: E731
-    return (int(get("publiccore_aggregate_records")), int(get("publiccore_aggregate_probes")),
-            int(get("publiccore_aggregate_probe_asns")),
-            get("publiccore_aggregate_top_asn_share"))
+    return (
+        int(get("publiccore_aggregate_records")),
+        int(get("publiccore_aggregate_probes")),
+        int(get("publiccore_aggregate_probe_asns")),
+        get("publiccore_aggregate_top_asn_share"),
+    )
 
 
 def _markdown_table(rows: list[dict[str, str]]) -> str:
@@ -169,34 +212,47 @@ def bgp_values(report: Report) -> list[dict[str, float | int | str]]:
     """One row per observed series in the period: first, last, min, median, points."""
     rows: list[dict[str, float | int | str]] = []
     for name, points in sorted(report.observations.items()):
-        by_labels: dict[tuple[str, ...], list[tuple[dt.datetime, float]]] = (
-            collections.defaultdict(list))
+        by_labels: dict[tuple[str, ...], list[tuple[dt.datetime, float]]] = collections.defaultdict(
+            list
+        )
         for t, labels, v in points:
             by_labels[labels].append((t, v))
         spec = agg.SPECS[name]
         for labels, series in sorted(by_labels.items()):
             series.sort()
-            extra = ", ".join(f"{k}={v}" for k, v in zip(spec.labels, labels, strict=True)
-                              if k != "country" and v)
+            extra = ", ".join(
+                f"{k}={v}" for k, v in zip(spec.labels, labels, strict=True) if k != "country" and v
+            )
             values = [v for _, v in series]
-            rows.append({"metric": name + (f" ({extra})" if extra else ""),
-                         "first": values[0], "last": values[-1], "min": min(values),
-                         "median": statistics.median(values), "points": len(values),
-                         "definition": spec.definition})
+            rows.append(
+                {
+                    "metric": name + (f" ({extra})" if extra else ""),
+                    "first": values[0],
+                    "last": values[-1],
+                    "min": min(values),
+                    "median": statistics.median(values),
+                    "points": len(values),
+                    "definition": spec.definition,
+                }
+            )
     return rows
 
 
 def _bgp_rows(report: Report) -> list[dict[str, str]]:
-    return [{k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in row.items()}
-            for row in bgp_values(report)]
+    return [
+        {k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in row.items()}
+        for row in bgp_values(report)
+    ]
 
 
 def markdown(report: Report) -> str:
     """The report as Markdown."""
     records, probes, asns, top = _sample(report)
     r, c = report.root, report.country
-    integrity = {o: r["publiccore_root_integrity_ratio"].get((c, o))
-                 for o in ("iana", "bogus", "alternate", "unsigned", "no-answer")}
+    integrity = {
+        o: r["publiccore_root_integrity_ratio"].get((c, o))
+        for o in ("iana", "bogus", "alternate", "unsigned", "no-answer")
+    }
     parts = [
         f"# publiccore report: {c}, {report.since:%Y-%m-%d %H:%M} – "
         f"{report.until:%Y-%m-%d %H:%M} UTC\n",
@@ -218,8 +274,11 @@ def markdown(report: Report) -> str:
         "\n## Regulatory events in the period (country and international)\n",
     ]
     if report.events:
-        parts += [f"- {e.date} **{e.title}** ({e.kind}, {e.country}, confidence "
-                  f"{e.confidence}; `{e.id}`) — {e.sources[0]}\n" for e in report.events]
+        parts += [
+            f"- {e.date} **{e.title}** ({e.kind}, {e.country}, confidence "
+            f"{e.confidence}; `{e.id}`) — {e.sources[0]}\n"
+            for e in report.events
+        ]
     else:
         parts.append("_none in the dataset_\n")
     parts.append("\n## Files\n\nroot.csv, bgp.csv, events.csv, availability.svg\n")
@@ -230,10 +289,12 @@ def availability_svg(report: Report, *, width: int = 720, height: int = 240) -> 
     """Daily RSSAC047 availability per letter as an SVG line chart (0.9–1 on the y axis)."""
     pad = 40
     days = sorted({d for series in report.daily_availability.values() for d, _ in series})
-    lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="10">',
-             f'<text x="{pad}" y="14">Daily availability per letter, {report.country} '
-             f'(threshold 96 %)</text>']
+    lines = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="10">',
+        f'<text x="{pad}" y="14">Daily availability per letter, {report.country} '
+        f"(threshold 96 %)</text>",
+    ]
     if not days:
         return "\n".join([*lines, '<text x="40" y="40">no data</text>', "</svg>"])
     low = 0.9
@@ -247,8 +308,10 @@ def availability_svg(report: Report, *, width: int = 720, height: int = 240) -> 
         return height - pad - (height - 2 * pad) * (clamped - low) / (1 - low)
 
     threshold = y(agg.AVAILABILITY_THRESHOLD)
-    lines.append(f'<line x1="{pad}" x2="{width - pad}" y1="{threshold:.1f}" '
-                 f'y2="{threshold:.1f}" stroke="red" stroke-dasharray="4"/>')
+    lines.append(
+        f'<line x1="{pad}" x2="{width - pad}" y1="{threshold:.1f}" '
+        f'y2="{threshold:.1f}" stroke="red" stroke-dasharray="4"/>'
+    )
     for value in (0.9, 0.95, 1.0):
         lines.append(f'<text x="4" y="{y(value) + 3:.1f}">{100 * value:.0f} %</text>')
     for i, (letter, series) in enumerate(sorted(report.daily_availability.items())):
@@ -265,10 +328,12 @@ def availability_svg(report: Report, *, width: int = 720, height: int = 240) -> 
 
 def html_page(report: Report) -> str:
     """A self-contained HTML page: the Markdown text (pre-formatted) and the chart."""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>publiccore report "
-            f"{html.escape(report.country)}</title></head><body>"
-            f"{availability_svg(report)}<pre>{html.escape(markdown(report))}</pre>"
-            "</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>publiccore report "
+        f"{html.escape(report.country)}</title></head><body>"
+        f"{availability_svg(report)}<pre>{html.escape(markdown(report))}</pre>"
+        "</body></html>\n"
+    )
 
 
 def _csv(rows: Sequence[Mapping[str, object]]) -> str:
@@ -290,9 +355,20 @@ def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
         "availability.svg": availability_svg(report),
         "root.csv": _csv([{"country": report.country, **row} for row in root_values(report)]),
         "bgp.csv": _csv(bgp_values(report)),
-        "events.csv": _csv([{"id": e.id, "date": e.date.isoformat(), "country": e.country,
-                             "kind": e.kind, "title": e.title, "confidence": e.confidence,
-                             "source": e.sources[0]} for e in report.events]),
+        "events.csv": _csv(
+            [
+                {
+                    "id": e.id,
+                    "date": e.date.isoformat(),
+                    "country": e.country,
+                    "kind": e.kind,
+                    "title": e.title,
+                    "confidence": e.confidence,
+                    "source": e.sources[0],
+                }
+                for e in report.events
+            ]
+        ),
     }
     paths = []
     for name, text in files.items():

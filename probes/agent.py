@@ -36,8 +36,8 @@ import prometheus_client
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from publiccore.probes.spool import Spool, SpooledRecord, SpoolError, SpoolStats
 
-from probes.spool import Spool, SpooledRecord, SpoolError, SpoolStats
 from publiccore import __version__
 from publiccore.clock import Clock, utc_now
 from publiccore.config import parse_listen
@@ -88,8 +88,9 @@ class Measurement:
 # --- backoff ----------------------------------------------------------------------------------
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random,
-                  retry_after: float | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, rng: random.Random, retry_after: float | None = None
+) -> float:
     """Exponential backoff with jitter: U(c/2, c) with c = min(cap, base·2^attempt).
 
     A ``Retry-After`` from the collector is a floor: never retry sooner than it asks.
@@ -128,24 +129,34 @@ class AgentMetrics:
     def __init__(self, registry: prometheus_client.CollectorRegistry) -> None:
         self.registry = registry
         self.rounds = prometheus_client.Counter(
-            "publiccore_agent_rounds", "Rounds completed and spooled.", ["kind"],
-            registry=registry)
+            "publiccore_agent_rounds", "Rounds completed and spooled.", ["kind"], registry=registry
+        )
         self.round_failures = prometheus_client.Counter(
-            "publiccore_agent_round_failures", "Rounds that could not run.", ["kind"],
-            registry=registry)
+            "publiccore_agent_round_failures",
+            "Rounds that could not run.",
+            ["kind"],
+            registry=registry,
+        )
         self.queries = prometheus_client.Counter(
-            "publiccore_agent_queries", "Queries sent.", ["kind", "transport"],
-            registry=registry)
+            "publiccore_agent_queries", "Queries sent.", ["kind", "transport"], registry=registry
+        )
         self.query_failures = prometheus_client.Counter(
-            "publiccore_agent_query_failures", "Queries without a usable answer, by failure code.",
-            ["kind", "code"], registry=registry)
+            "publiccore_agent_query_failures",
+            "Queries without a usable answer, by failure code.",
+            ["kind", "code"],
+            registry=registry,
+        )
         self.uploads = prometheus_client.Counter(
-            "publiccore_agent_uploads", "Batches the collector acknowledged.", registry=registry)
+            "publiccore_agent_uploads", "Batches the collector acknowledged.", registry=registry
+        )
         self.upload_failures = prometheus_client.Counter(
-            "publiccore_agent_upload_failures", "Upload attempts that failed.", registry=registry)
+            "publiccore_agent_upload_failures", "Upload attempts that failed.", registry=registry
+        )
         self.uploaded_records = prometheus_client.Counter(
-            "publiccore_agent_uploaded_records", "Records the collector acknowledged.",
-            registry=registry)
+            "publiccore_agent_uploaded_records",
+            "Records the collector acknowledged.",
+            registry=registry,
+        )
         self.spool = _SpoolCollector()
         registry.register(self.spool)
 
@@ -160,8 +171,7 @@ class AgentMetrics:
                 if query.failure and query.failure != "truncated":
                     self.query_failures.labels(kind=kind, code=query.failure).inc()
                 elif query.rcode and query.rcode != "NOERROR":
-                    self.query_failures.labels(kind=kind, code=f"rcode_{query.rcode.lower()}"
-                                               ).inc()
+                    self.query_failures.labels(kind=kind, code=f"rcode_{query.rcode.lower()}").inc()
 
 
 class _SpoolCollector(Collector):
@@ -174,21 +184,31 @@ class _SpoolCollector(Collector):
         stats = self.snapshot
         if stats is None:
             return
-        yield GaugeMetricFamily("publiccore_agent_spool_records", "Records waiting for upload.",
-                                value=stats.depth)
-        yield GaugeMetricFamily("publiccore_agent_spool_bytes",
-                                "Bytes of records waiting for upload.", value=stats.bytes)
-        yield GaugeMetricFamily("publiccore_agent_spool_quota_bytes", "Spool size quota.",
-                                value=stats.quota_bytes)
-        yield CounterMetricFamily("publiccore_agent_spool_dropped_records",
-                                  "Records dropped (quota overflow or refused for good).",
-                                  value=stats.dropped_total)
-        yield CounterMetricFamily("publiccore_agent_spooled_records", "Records ever spooled.",
-                                  value=stats.spooled_total)
+        yield GaugeMetricFamily(
+            "publiccore_agent_spool_records", "Records waiting for upload.", value=stats.depth
+        )
+        yield GaugeMetricFamily(
+            "publiccore_agent_spool_bytes",
+            "Bytes of records waiting for upload.",
+            value=stats.bytes,
+        )
+        yield GaugeMetricFamily(
+            "publiccore_agent_spool_quota_bytes", "Spool size quota.", value=stats.quota_bytes
+        )
+        yield CounterMetricFamily(
+            "publiccore_agent_spool_dropped_records",
+            "Records dropped (quota overflow or refused for good).",
+            value=stats.dropped_total,
+        )
+        yield CounterMetricFamily(
+            "publiccore_agent_spooled_records", "Records ever spooled.", value=stats.spooled_total
+        )
         if stats.last_upload_success is not None:
-            yield GaugeMetricFamily("publiccore_agent_last_upload_success_timestamp_seconds",
-                                    "When the collector last acknowledged a batch.",
-                                    value=stats.last_upload_success.timestamp())
+            yield GaugeMetricFamily(
+                "publiccore_agent_last_upload_success_timestamp_seconds",
+                "When the collector last acknowledged a batch.",
+                value=stats.last_upload_success.timestamp(),
+            )
 
 
 def make_metrics_app(registry: prometheus_client.CollectorRegistry) -> web.Application:
@@ -196,8 +216,9 @@ def make_metrics_app(registry: prometheus_client.CollectorRegistry) -> web.Appli
 
     async def metrics(_request: web.Request) -> web.Response:
         body = prometheus_client.generate_latest(registry)
-        return web.Response(body=body,
-                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -225,9 +246,17 @@ class UploadOutcome:
 class Uploader:
     """Sends the spool's oldest records to the collector, one batch per request."""
 
-    def __init__(self, spool: Spool, session: aiohttp.ClientSession, *, url: str, token: str,
-                 batch_records: int, metrics: AgentMetrics | None = None,
-                 clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        session: aiohttp.ClientSession,
+        *,
+        url: str,
+        token: str,
+        batch_records: int,
+        metrics: AgentMetrics | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.spool = spool
         self.session = session
         self.url = url.rstrip("/") + UPLOAD_PATH
@@ -264,8 +293,9 @@ class Uploader:
             async with self.session.post(self.url, data=body, headers=headers) as response:
                 text = await response.text(errors="replace")
                 status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"),
-                                                now=self.clock())
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=self.clock()
+                )
         except asyncio.CancelledError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -274,14 +304,20 @@ class Uploader:
         if status == 200:
             answer = _error_json(text)
             accepted, duplicates = answer.get("accepted"), answer.get("duplicates")
-            if (not isinstance(accepted, int) or not isinstance(duplicates, int)
-                    or accepted + duplicates != len(batch)):
+            if (
+                not isinstance(accepted, int)
+                or not isinstance(duplicates, int)
+                or accepted + duplicates != len(batch)
+            ):
                 # Acknowledge only what the collector says it holds, all of it or nothing.
                 return await self._failed(
-                    len(batch), f"collector acknowledged {accepted!r} + {duplicates!r} duplicates "
-                    f"of {len(batch)} records")
-            acked = await asyncio.to_thread(self.spool.ack, [b.seq for b in batch],
-                                            now=self.clock())
+                    len(batch),
+                    f"collector acknowledged {accepted!r} + {duplicates!r} duplicates "
+                    f"of {len(batch)} records",
+                )
+            acked = await asyncio.to_thread(
+                self.spool.ack, [b.seq for b in batch], now=self.clock()
+            )
             if self.metrics is not None:
                 self.metrics.uploads.inc()
                 self.metrics.uploaded_records.inc(acked)
@@ -289,24 +325,26 @@ class Uploader:
         detail = _error_detail(text)
         if status == 413 and len(batch) > 1:
             self.batch_records = max(1, len(batch) // 2)
-            return await self._failed(len(batch), f"HTTP 413 batch too large: {detail}",
-                                      retry_after=0.0)
+            return await self._failed(
+                len(batch), f"HTTP 413 batch too large: {detail}", retry_after=0.0
+            )
         index = _error_index(text)
         permanent = status in (400, 413, 422) and (status == 413 or index is not None)
         if permanent:
             # The collector will never take this record: keep the rest moving, count the loss.
             doomed = batch[index] if index is not None and 0 <= index < len(batch) else batch[0]
             reason = f"HTTP {status} refused record {doomed.id}: {detail}"
-            dropped = await asyncio.to_thread(self.spool.drop, [doomed.seq], reason=reason,
-                                              now=self.clock())
-            log.warning("collector refused record %s for good (%s); dropped it", doomed.id,
-                        detail)
+            dropped = await asyncio.to_thread(
+                self.spool.drop, [doomed.seq], reason=reason, now=self.clock()
+            )
+            log.warning("collector refused record %s for good (%s); dropped it", doomed.id, detail)
             outcome = await self._failed(len(batch), reason, retry_after=0.0)
             return dataclasses.replace(outcome, dropped=dropped)
         return await self._failed(len(batch), f"HTTP {status}: {detail}", retry_after=retry_after)
 
-    async def _failed(self, sent: int, reason: str, *, retry_after: float | None = None
-                      ) -> UploadOutcome:
+    async def _failed(
+        self, sent: int, reason: str, *, retry_after: float | None = None
+    ) -> UploadOutcome:
         if self.metrics is not None:
             self.metrics.upload_failures.inc()
         await asyncio.to_thread(self.spool.note_failure, reason, now=self.clock())
@@ -354,10 +392,17 @@ class AgentOptions:
 class Agent:
     """Runs measurements on their schedules, spools every record and uploads in the background."""
 
-    def __init__(self, spool: Spool, measurements: Sequence[Measurement], options: AgentOptions,
-                 *, registry: prometheus_client.CollectorRegistry,
-                 rng: random.Random | None = None, clock: Clock = utc_now,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        measurements: Sequence[Measurement],
+        options: AgentOptions,
+        *,
+        registry: prometheus_client.CollectorRegistry,
+        rng: random.Random | None = None,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spool = spool
         self.measurements = tuple(measurements)
         self.options = options
@@ -401,17 +446,25 @@ class Agent:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 uploader = None
                 if self.options.collector_url:
-                    uploader = Uploader(self.spool, session, url=self.options.collector_url,
-                                        token=self.options.token,
-                                        batch_records=self.options.batch_records,
-                                        metrics=self.metrics, clock=self.clock)
+                    uploader = Uploader(
+                        self.spool,
+                        session,
+                        url=self.options.collector_url,
+                        token=self.options.token,
+                        batch_records=self.options.batch_records,
+                        metrics=self.metrics,
+                        clock=self.clock,
+                    )
                 else:
                     log.warning("no probe.collector_url configured: records stay in the spool")
-                tasks = [asyncio.create_task(self._schedule(m, stop), name=f"rounds-{m.kind}")
-                         for m in self.measurements]
+                tasks = [
+                    asyncio.create_task(self._schedule(m, stop), name=f"rounds-{m.kind}")
+                    for m in self.measurements
+                ]
                 if uploader is not None:
-                    tasks.append(asyncio.create_task(self._upload_loop(uploader, stop),
-                                                     name="upload"))
+                    tasks.append(
+                        asyncio.create_task(self._upload_loop(uploader, stop), name="upload")
+                    )
                 try:
                     await stop.wait()
                 finally:
@@ -439,8 +492,11 @@ class Agent:
         first = self.monotonic()
         k = 0
         while not stop.is_set():
-            start = (first + k * sched.interval_seconds
-                     + self.rng.uniform(0.0, sched.start_delay_max_seconds))
+            start = (
+                first
+                + k * sched.interval_seconds
+                + self.rng.uniform(0.0, sched.start_delay_max_seconds)
+            )
             delay = start - self.monotonic()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
@@ -480,8 +536,7 @@ class Agent:
             dropped = await asyncio.to_thread(self.spool.add, records, now=self.clock())
         except SpoolError as exc:  # e.g. disk full: this round is lost, say so and go on
             self.metrics.round_failures.labels(kind=measurement.kind).inc()
-            log.error("%s round of %d records not spooled: %s", measurement.kind, len(records),
-                      exc)
+            log.error("%s round of %d records not spooled: %s", measurement.kind, len(records), exc)
             return
         if dropped:
             log.warning("spool over quota: dropped the %d oldest records", dropped)
@@ -509,9 +564,13 @@ class Agent:
             elif outcome.retry_after == 0.0:
                 continue
             else:
-                delay = backoff_delay(attempt, base=BACKOFF_BASE_SECONDS,
-                                      cap=self.options.backoff_max_seconds, rng=self.rng,
-                                      retry_after=outcome.retry_after)
+                delay = backoff_delay(
+                    attempt,
+                    base=BACKOFF_BASE_SECONDS,
+                    cap=self.options.backoff_max_seconds,
+                    rng=self.rng,
+                    retry_after=outcome.retry_after,
+                )
                 attempt += 1
                 log.warning("upload failed (%s); next try in %.1f s", outcome.failure, delay)
             self.spooled.clear()
@@ -529,17 +588,23 @@ class Agent:
         deadline = self.monotonic() + self.options.shutdown_flush_seconds
         while self.monotonic() < deadline:
             try:
-                outcome = await asyncio.wait_for(uploader.upload_once(),
-                                                 timeout=max(0.1, deadline - self.monotonic()))
+                outcome = await asyncio.wait_for(
+                    uploader.upload_once(), timeout=max(0.1, deadline - self.monotonic())
+                )
             except TimeoutError:
                 return
             if not outcome.ok or not outcome.sent:
                 return
 
 
-async def flush_spool(spool: Spool, options: AgentOptions, *, max_seconds: float,
-                      clock: Clock = utc_now,
-                      monotonic: Callable[[], float] = time.monotonic) -> SpoolStats:
+async def flush_spool(
+    spool: Spool,
+    options: AgentOptions,
+    *,
+    max_seconds: float,
+    clock: Clock = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SpoolStats:
     """Upload until the spool is empty, the collector fails, or ``max_seconds`` pass.
 
     Returns the spool's stats afterwards (``depth`` 0 when everything was acknowledged).
@@ -547,8 +612,14 @@ async def flush_spool(spool: Spool, options: AgentOptions, *, max_seconds: float
     deadline = monotonic() + max_seconds
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        uploader = Uploader(spool, session, url=options.collector_url, token=options.token,
-                            batch_records=options.batch_records, clock=clock)
+        uploader = Uploader(
+            spool,
+            session,
+            url=options.collector_url,
+            token=options.token,
+            batch_records=options.batch_records,
+            clock=clock,
+        )
         while monotonic() < deadline:
             outcome = await uploader.upload_once()
             if outcome.ok and not outcome.sent:

@@ -18,7 +18,8 @@ from publiccore.clock import utc_now
 from publiccore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from probes.agent import Measurement
+    from publiccore.probes.agent import Measurement
+
     from publiccore.records import ProbeRef, Record, TraceTarget
 
 
@@ -26,20 +27,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent = sub.add_parser("agent", help="the probe agent: rounds on a schedule, spool, upload")
     actions = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
     run = actions.add_parser(
-        "run", help="measure on schedule, spool every record, upload to the collector")
+        "run", help="measure on schedule, spool every record, upload to the collector"
+    )
     _common(run)
-    run.add_argument("--metrics-listen", metavar="HOST:PORT",
-                     help="serve /metrics here ('' for none; default: agent.metrics_listen)")
+    run.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve /metrics here ('' for none; default: agent.metrics_listen)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log every round and upload")
     run.set_defaults(func=_agent_run)
     flush = actions.add_parser(
-        "flush", help="upload what the spool holds without measuring; exit 0 once it is empty")
+        "flush", help="upload what the spool holds without measuring; exit 0 once it is empty"
+    )
     _common(flush)
-    flush.add_argument("--max-seconds", type=float, default=300.0, metavar="SECONDS",
-                       help="give up after this long (default 300)")
+    flush.add_argument(
+        "--max-seconds",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up after this long (default 300)",
+    )
     flush.set_defaults(func=_agent_flush)
     status = actions.add_parser(
-        "status", help="what the spool holds, the last upload and why the last one failed")
+        "status", help="what the spool holds, the last upload and why the last one failed"
+    )
     _common(status)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=_agent_status)
@@ -52,29 +64,32 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _agent_run(args: argparse.Namespace) -> int:
     import prometheus_client
-
-    from probes import agent as agent_mod
-    from probes.commands import probe_ref
-    from probes.spool import Spool
+    from publiccore.probes import agent as agent_mod
+    from publiccore.probes.commands import probe_ref
+    from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
     _setup_logging(args.verbose)
     log = logging.getLogger("publiccore.agent")
     if not settings.probe.country or not settings.probe.asn:
-        log.warning("probe.country / probe.asn not set: the collector fills them from the "
-                    "registration")
+        log.warning(
+            "probe.country / probe.asn not set: the collector fills them from the registration"
+        )
     probe = probe_ref(settings)
     measurements = build_measurements(settings, probe)
-    metrics_listen = (settings.agent.metrics_listen if args.metrics_listen is None
-                      else args.metrics_listen)
+    metrics_listen = (
+        settings.agent.metrics_listen if args.metrics_listen is None else args.metrics_listen
+    )
     if metrics_listen:
         try:
             cfg.parse_listen(metrics_listen)
         except ValueError as exc:
             raise ConfigError(f"agent.metrics_listen: {exc}") from None
     if settings.probe.collector_url and not settings.probe.token:
-        raise ConfigError("probe.collector_url is set but probe.token is empty "
-                          "(register the probe: publiccore probes add)")
+        raise ConfigError(
+            "probe.collector_url is set but probe.token is empty "
+            "(register the probe: publiccore probes add)"
+        )
     options = agent_mod.AgentOptions(
         collector_url=settings.probe.collector_url,
         token=settings.probe.token,
@@ -83,16 +98,22 @@ def _agent_run(args: argparse.Namespace) -> int:
         backoff_max_seconds=settings.agent.backoff_max_seconds,
         metrics_listen=metrics_listen,
     )
-    spool = Spool(args.spool or settings.agent.spool_path,
-                  quota_bytes=settings.agent.spool_quota_bytes)
+    spool = Spool(
+        args.spool or settings.agent.spool_path, quota_bytes=settings.agent.spool_quota_bytes
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
         agent_mod.install_signal_handlers(stop)
-        agent = agent_mod.Agent(spool, measurements, options,
-                                registry=prometheus_client.CollectorRegistry())
-        log.info("agent started: probe %s, spool %s, collector %s", probe.id, spool.path,
-                 options.collector_url or "(none)")
+        agent = agent_mod.Agent(
+            spool, measurements, options, registry=prometheus_client.CollectorRegistry()
+        )
+        log.info(
+            "agent started: probe %s, spool %s, collector %s",
+            probe.id,
+            spool.path,
+            options.collector_url or "(none)",
+        )
         await agent.run(stop)
         log.info("agent stopped cleanly")
 
@@ -103,27 +124,34 @@ def _agent_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_measurements(settings: cfg.Settings, probe: ProbeRef, *,
-                       start_delay_max_seconds: float | None = None) -> list[Measurement]:
+def build_measurements(
+    settings: cfg.Settings, probe: ProbeRef, *, start_delay_max_seconds: float | None = None
+) -> list[Measurement]:
     """The agent's measurements from ``settings``: root rounds, and traceroutes if targets are set.
 
     ``start_delay_max_seconds`` overrides ``root.start_delay_max_seconds`` (``publiccore run``
     starts its first round at once). Raises ConfigError for bad settings or unreadable hints or
     anchors.
     """
-    from probes import agent as agent_mod
-    from probes import dnssec, root
+    from publiccore.probes import agent as agent_mod
+    from publiccore.probes import dnssec, root
+
     from publiccore import roothints
 
     targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
     anchors = dnssec.load_anchors(settings.root.anchors or None)
-    delay = (settings.root.start_delay_max_seconds if start_delay_max_seconds is None
-             else start_delay_max_seconds)
+    delay = (
+        settings.root.start_delay_max_seconds
+        if start_delay_max_seconds is None
+        else start_delay_max_seconds
+    )
     try:
-        round_cfg = root.RootConfig(anchors=tuple(anchors),
-                                    timeout_seconds=settings.root.timeout_seconds,
-                                    concurrency=settings.root.concurrency,
-                                    udp_payload_bytes=settings.root.udp_payload_bytes)
+        round_cfg = root.RootConfig(
+            anchors=tuple(anchors),
+            timeout_seconds=settings.root.timeout_seconds,
+            concurrency=settings.root.concurrency,
+            udp_payload_bytes=settings.root.udp_payload_bytes,
+        )
         schedule = agent_mod.Schedule(settings.root.interval_seconds, delay)
     except ValueError as exc:
         raise ConfigError(f"[root]: {exc}") from None
@@ -131,9 +159,14 @@ def build_measurements(settings: cfg.Settings, probe: ProbeRef, *,
     async def root_round() -> list[Record]:
         return await root.run_round(targets, round_cfg, probe=probe)
 
-    measurements = [agent_mod.Measurement(
-        kind="root", schedule=schedule, run_round=root_round,
-        grace_seconds=2 * settings.root.timeout_seconds + 1.0)]
+    measurements = [
+        agent_mod.Measurement(
+            kind="root",
+            schedule=schedule,
+            run_round=root_round,
+            grace_seconds=2 * settings.root.timeout_seconds + 1.0,
+        )
+    ]
     if settings.traceroute.targets:
         measurements.append(_traceroute_measurement(settings, probe))
     return measurements
@@ -145,16 +178,18 @@ TRACE_START_DELAY_MAX_SECONDS = 60.0
 
 def _traceroute_measurement(settings: cfg.Settings, probe: ProbeRef) -> Measurement:
     """Paris traceroutes to ``traceroute.targets`` every ``traceroute.interval_seconds``."""
-    from probes import agent as agent_mod
-    from probes import traceroute
+    from publiccore.probes import agent as agent_mod
+    from publiccore.probes import traceroute
 
     try:
         targets = traceroute.make_targets(settings.traceroute.targets)
-        trace_cfg = traceroute.TraceConfig(max_ttl=settings.traceroute.max_ttl,
-                                           timeout_seconds=settings.traceroute.timeout_seconds)
+        trace_cfg = traceroute.TraceConfig(
+            max_ttl=settings.traceroute.max_ttl, timeout_seconds=settings.traceroute.timeout_seconds
+        )
         schedule = agent_mod.Schedule(
             settings.traceroute.interval_seconds,
-            min(TRACE_START_DELAY_MAX_SECONDS, settings.traceroute.interval_seconds / 5))
+            min(TRACE_START_DELAY_MAX_SECONDS, settings.traceroute.interval_seconds / 5),
+        )
     except ValueError as exc:
         raise ConfigError(f"[traceroute]: {exc}") from None
     gate = asyncio.Semaphore(TRACE_CONCURRENCY)
@@ -167,8 +202,9 @@ def _traceroute_measurement(settings: cfg.Settings, probe: ProbeRef) -> Measurem
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
     grace = trace_cfg.timeout_seconds * trace_cfg.attempts + 1.0
-    return agent_mod.Measurement(kind="traceroute", schedule=schedule, run_round=trace_round,
-                                 grace_seconds=grace)
+    return agent_mod.Measurement(
+        kind="traceroute", schedule=schedule, run_round=trace_round, grace_seconds=grace
+    )
 
 
 def _check_owner(path: pathlib.Path) -> None:
@@ -181,13 +217,15 @@ def _check_owner(path: pathlib.Path) -> None:
             name = pwd.getpwuid(owner).pw_name
         except (ImportError, KeyError):
             name = str(owner)
-        raise ConfigError(f"the spool {path} belongs to {name}; run this as that user "
-                          f"(sudo -u {name} publiccore agent …)")
+        raise ConfigError(
+            f"the spool {path} belongs to {name}; run this as that user "
+            f"(sudo -u {name} publiccore agent …)"
+        )
 
 
 def _agent_flush(args: argparse.Namespace) -> int:
-    from probes import agent as agent_mod
-    from probes.spool import Spool
+    from publiccore.probes import agent as agent_mod
+    from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
     if not settings.probe.collector_url or not settings.probe.token:
@@ -196,17 +234,21 @@ def _agent_flush(args: argparse.Namespace) -> int:
     if not path.exists():
         raise ConfigError(f"no spool at {path} (has the agent run yet?)")
     _check_owner(path)
-    options = agent_mod.AgentOptions(collector_url=settings.probe.collector_url,
-                                     token=settings.probe.token,
-                                     batch_records=settings.agent.upload_batch_records)
+    options = agent_mod.AgentOptions(
+        collector_url=settings.probe.collector_url,
+        token=settings.probe.token,
+        batch_records=settings.agent.upload_batch_records,
+    )
     spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
     try:
         stats = asyncio.run(agent_mod.flush_spool(spool, options, max_seconds=args.max_seconds))
     finally:
         spool.close()
     if stats.depth:
-        sys.stderr.write(f"publiccore: {stats.depth} records still spooled: "
-                         f"{stats.last_failure_reason or 'time is up'}\n")
+        sys.stderr.write(
+            f"publiccore: {stats.depth} records still spooled: "
+            f"{stats.last_failure_reason or 'time is up'}\n"
+        )
         return 1
     sys.stdout.write(f"spool empty; {stats.acked_total} records uploaded in all\n")
     return 0
@@ -231,7 +273,7 @@ def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
 
 
 def _agent_status(args: argparse.Namespace) -> int:
-    from probes.spool import Spool
+    from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
     path = pathlib.Path(args.spool or settings.agent.spool_path)

@@ -89,17 +89,20 @@ def _anchors_from_xml(data: bytes, where: pathlib.Path) -> list[TrustAnchor]:
     anchors: list[TrustAnchor] = []
     for kd in root.iter("KeyDigest"):
         try:
-            anchors.append(TrustAnchor(
-                key_tag=int(kd.findtext("KeyTag") or ""),
-                algorithm=int(kd.findtext("Algorithm") or ""),
-                digest_type=int(kd.findtext("DigestType") or ""),
-                digest=bytes.fromhex((kd.findtext("Digest") or "").strip()),
-                valid_from=_xml_time(kd.get("validFrom")),
-                valid_until=_xml_time(kd.get("validUntil")),
-            ))
+            anchors.append(
+                TrustAnchor(
+                    key_tag=int(kd.findtext("KeyTag") or ""),
+                    algorithm=int(kd.findtext("Algorithm") or ""),
+                    digest_type=int(kd.findtext("DigestType") or ""),
+                    digest=bytes.fromhex((kd.findtext("Digest") or "").strip()),
+                    valid_from=_xml_time(kd.get("validFrom")),
+                    valid_until=_xml_time(kd.get("validUntil")),
+                )
+            )
         except ValueError as exc:
-            raise InputError(f"trust anchors {where}: bad KeyDigest {kd.get('id')}: {exc}"
-                             ) from None
+            raise InputError(
+                f"trust anchors {where}: bad KeyDigest {kd.get('id')}: {exc}"
+            ) from None
     return anchors
 
 
@@ -118,16 +121,18 @@ def _anchors_from_ds(data: bytes, where: pathlib.Path) -> list[TrustAnchor]:
             tag, alg, dtype = (int(x) for x in fields[i + 1 : i + 4])
             digest = bytes.fromhex("".join(fields[i + 4 :]))
         except ValueError:
-            raise InputError(f"trust anchors {where}:{number}: expected '. DS tag alg type hex'"
-                             ) from None
+            raise InputError(
+                f"trust anchors {where}:{number}: expected '. DS tag alg type hex'"
+            ) from None
         if fields[0] != ".":
             raise InputError(f"trust anchors {where}:{number}: DS owner is not the root")
         anchors.append(TrustAnchor(key_tag=tag, algorithm=alg, digest_type=dtype, digest=digest))
     return anchors
 
 
-def _rrsets(message: dns.message.Message | None, rdtype: dns.rdatatype.RdataType
-            ) -> tuple[dns.rrset.RRset | None, dns.rrset.RRset | None]:
+def _rrsets(
+    message: dns.message.Message | None, rdtype: dns.rdatatype.RdataType
+) -> tuple[dns.rrset.RRset | None, dns.rrset.RRset | None]:
     """Return the root's RRset of ``rdtype`` in the answer and the RRSIGs covering it."""
     if message is None:
         return None, None
@@ -145,8 +150,9 @@ def _rrsets(message: dns.message.Message | None, rdtype: dns.rdatatype.RdataType
 Key = dns.rdtypes.ANY.DNSKEY.DNSKEY
 
 
-def anchored_keys(dnskeys: Iterable[Key], anchors: Sequence[TrustAnchor],
-                  when: dt.datetime) -> list[Key]:
+def anchored_keys(
+    dnskeys: Iterable[Key], anchors: Sequence[TrustAnchor], when: dt.datetime
+) -> list[Key]:
     """The DNSKEYs that match a trust anchor valid at ``when`` (by tag, algorithm and digest)."""
     matched = []
     for key in dnskeys:
@@ -163,14 +169,16 @@ def anchored_keys(dnskeys: Iterable[Key], anchors: Sequence[TrustAnchor],
     return matched
 
 
-def _check_signatures(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None,
-                      keys: Sequence[Key], when: dt.datetime) -> str | None:
+def _check_signatures(
+    rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None, keys: Sequence[Key], when: dt.datetime
+) -> str | None:
     """Return None when some RRSIG by one of ``keys`` validates at ``when``, else why not."""
     if sigs is None or len(sigs) == 0:
         return f"no RRSIG over the {dns.rdatatype.to_text(rrset.rdtype)} set"
     key_tags = {dns.dnssec.key_id(k) for k in keys}
-    keyset = dns.rdataset.from_rdata_list(rrset.ttl if rrset.rdtype == dns.rdatatype.DNSKEY
-                                          else 0, list(keys))
+    keyset = dns.rdataset.from_rdata_list(
+        rrset.ttl if rrset.rdtype == dns.rdatatype.DNSKEY else 0, list(keys)
+    )
     now = when.timestamp()
     reasons: list[str] = []
     for sig in sigs:
@@ -198,25 +206,38 @@ def _check_signatures(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None,
     return "; ".join(reasons)
 
 
-def validate_root(dnskey_answer: dns.message.Message | None, soa_answer: dns.message.Message | None,
-                  anchors: Sequence[TrustAnchor], when: dt.datetime) -> Integrity:
+def validate_root(
+    dnskey_answer: dns.message.Message | None,
+    soa_answer: dns.message.Message | None,
+    anchors: Sequence[TrustAnchor],
+    when: dt.datetime,
+) -> Integrity:
     """Classify the integrity of one root server's answers at time ``when``."""
     validated_at = to_rfc3339(when)
     dnskeys, dnskey_sigs = _rrsets(dnskey_answer, dns.rdatatype.DNSKEY)
     soa, soa_sigs = _rrsets(soa_answer, dns.rdatatype.SOA)
     if dnskeys is None and soa is None:
-        return Integrity(outcome="no-answer", reason="no DNSKEY or SOA answer",
-                         validated_at=validated_at)
+        return Integrity(
+            outcome="no-answer", reason="no DNSKEY or SOA answer", validated_at=validated_at
+        )
     if dnskeys is None:
         if soa_sigs:
-            return Integrity(outcome="bogus", reason="SOA signed, but no DNSKEY set answered",
-                             validated_at=validated_at)
-        return Integrity(outcome="unsigned", reason="SOA answered without DNSKEY set",
-                         validated_at=validated_at)
+            return Integrity(
+                outcome="bogus",
+                reason="SOA signed, but no DNSKEY set answered",
+                validated_at=validated_at,
+            )
+        return Integrity(
+            outcome="unsigned", reason="SOA answered without DNSKEY set", validated_at=validated_at
+        )
     tags = tuple(sorted(dns.dnssec.key_id(k) for k in dnskeys))
     if not dnskey_sigs:
-        return Integrity(outcome="unsigned", reason="DNSKEY set without RRSIG", key_tags=tags,
-                         validated_at=validated_at)
+        return Integrity(
+            outcome="unsigned",
+            reason="DNSKEY set without RRSIG",
+            key_tags=tags,
+            validated_at=validated_at,
+        )
     keys: list[Key] = list(dnskeys)
     trusted = anchored_keys(keys, anchors, when)
     if trusted:
@@ -224,8 +245,9 @@ def validate_root(dnskey_answer: dns.message.Message | None, soa_answer: dns.mes
         if failure is None and soa is not None:
             failure = _check_signatures(soa, soa_sigs, keys, when)
         if failure is not None:
-            return Integrity(outcome="bogus", reason=failure, key_tags=tags,
-                             validated_at=validated_at)
+            return Integrity(
+                outcome="bogus", reason=failure, key_tags=tags, validated_at=validated_at
+            )
         note = None if soa is not None else "SOA not answered; DNSKEY set validated only"
         return Integrity(outcome="iana", reason=note, key_tags=tags, validated_at=validated_at)
     self_signed = _check_signatures(dnskeys, dnskey_sigs, keys, when)
@@ -234,8 +256,15 @@ def validate_root(dnskey_answer: dns.message.Message | None, soa_answer: dns.mes
     signers = sorted({sig.key_tag for sig in dnskey_sigs})
     if self_signed is None:
         return Integrity(
-            outcome="alternate", key_tags=tags, validated_at=validated_at,
+            outcome="alternate",
+            key_tags=tags,
+            validated_at=validated_at,
             reason="DNSKEY set validly signed by key tag(s) "
-                   f"{', '.join(map(str, signers))}, none of them an IANA trust anchor")
-    return Integrity(outcome="bogus", key_tags=tags, validated_at=validated_at,
-                     reason=f"no key matches a trust anchor, and {self_signed}")
+            f"{', '.join(map(str, signers))}, none of them an IANA trust anchor",
+        )
+    return Integrity(
+        outcome="bogus",
+        key_tags=tags,
+        validated_at=validated_at,
+        reason=f"no key matches a trust anchor, and {self_signed}",
+    )

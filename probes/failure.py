@@ -34,8 +34,13 @@ def classify(exc: BaseException, *, transport: str = "udp") -> str:
         return "unexpected_source"
     if isinstance(exc, dns.query.BadResponse):
         return "dns_bad_response"
-    if isinstance(exc, dns.message.ShortHeader | dns.message.TrailingJunk
-                  | dns.exception.FormError | dns.message.BadEDNS):
+    if isinstance(
+        exc,
+        dns.message.ShortHeader
+        | dns.message.TrailingJunk
+        | dns.exception.FormError
+        | dns.message.BadEDNS,
+    ):
         return "dns_malformed"
     if isinstance(exc, OSError) and exc.errno in _ERRNO_CODES:
         return _ERRNO_CODES[exc.errno]

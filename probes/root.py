@@ -29,9 +29,9 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+from publiccore.probes import dnssec
+from publiccore.probes.failure import classify
 
-from probes import dnssec
-from probes.failure import classify
 from publiccore.clock import Clock, utc_now
 from publiccore.records import (
     Consistency,
@@ -70,12 +70,23 @@ class _Exchange:
     message: dns.message.Message | None
 
 
-def _make_query(qname: str, rdtype: dns.rdatatype.RdataType, rdclass: dns.rdataclass.RdataClass,
-                cfg: RootConfig, *, dnssec_ok: bool) -> dns.message.QueryMessage:
+def _make_query(
+    qname: str,
+    rdtype: dns.rdatatype.RdataType,
+    rdclass: dns.rdataclass.RdataClass,
+    cfg: RootConfig,
+    *,
+    dnssec_ok: bool,
+) -> dns.message.QueryMessage:
     return dns.message.make_query(
-        qname, rdtype, rdclass, use_edns=0, want_dnssec=dnssec_ok,
-        payload=cfg.udp_payload_bytes, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID,
-                                                                       b"")])
+        qname,
+        rdtype,
+        rdclass,
+        use_edns=0,
+        want_dnssec=dnssec_ok,
+        payload=cfg.udp_payload_bytes,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")],
+    )
 
 
 def _nsid(message: dns.message.Message) -> bytes | None:
@@ -97,8 +108,9 @@ def _serial(message: dns.message.Message) -> int | None:
     return None
 
 
-async def _send(query: dns.message.Message, address: str, transport: str, seconds: float
-                ) -> tuple[dns.message.Message, float]:
+async def _send(
+    query: dns.message.Message, address: str, transport: str, seconds: float
+) -> tuple[dns.message.Message, float]:
     """Send one query, no retry; return the response and its RTT in seconds.
 
     UDP RTT runs from the moment the datagram is sent to the full response; TCP RTT from the
@@ -113,12 +125,18 @@ async def _send(query: dns.message.Message, address: str, transport: str, second
         async with await backend.make_socket(family, socket.SOCK_DGRAM) as sock:
             _, sent = await dns.asyncquery.send_udp(sock, query, destination, expiration)
             response, received, _ = await dns.asyncquery.receive_udp(
-                sock, destination, expiration, ignore_unexpected=True, ignore_errors=True,
-                query=query)
+                sock,
+                destination,
+                expiration,
+                ignore_unexpected=True,
+                ignore_errors=True,
+                query=query,
+            )
         return response, received - sent
     begin = time.time()
-    async with await backend.make_socket(family, socket.SOCK_STREAM, 0, None, destination,
-                                         seconds) as stream:
+    async with await backend.make_socket(
+        family, socket.SOCK_STREAM, 0, None, destination, seconds
+    ) as stream:
         await dns.asyncquery.send_tcp(stream, query, expiration)
         response, received = await dns.asyncquery.receive_tcp(stream, expiration)
     if not query.is_response(response):
@@ -126,12 +144,23 @@ async def _send(query: dns.message.Message, address: str, transport: str, second
     return response, received - begin
 
 
-async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataType,
-                    rdclass: dns.rdataclass.RdataClass, transport: Transport, cfg: RootConfig, *,
-                    dnssec_ok: bool = True) -> _Exchange:
+async def _exchange(
+    target: RootTarget,
+    qname: str,
+    rdtype: dns.rdatatype.RdataType,
+    rdclass: dns.rdataclass.RdataClass,
+    transport: Transport,
+    cfg: RootConfig,
+    *,
+    dnssec_ok: bool = True,
+) -> _Exchange:
     query = _make_query(qname, rdtype, rdclass, cfg, dnssec_ok=dnssec_ok)
-    base = DnsQuery(qname=qname, qclass=dns.rdataclass.to_text(rdclass),
-                    qtype=dns.rdatatype.to_text(rdtype), transport=transport)
+    base = DnsQuery(
+        qname=qname,
+        qclass=dns.rdataclass.to_text(rdclass),
+        qtype=dns.rdatatype.to_text(rdtype),
+        transport=transport,
+    )
     try:
         response, rtt = await _send(query, target.address, transport, cfg.timeout_seconds)
     except asyncio.CancelledError:
@@ -142,19 +171,22 @@ async def _exchange(target: RootTarget, qname: str, rdtype: dns.rdatatype.RdataT
     wire = getattr(response, "wire", None) or response.to_wire()
     nsid = _nsid(response)
     truncated = bool(response.flags & dns.flags.TC)
-    return _Exchange(dataclasses.replace(
-        base,
-        rcode=dns.rcode.to_text(response.rcode()),
-        aa=bool(response.flags & dns.flags.AA),
-        tc=truncated,
-        rtt_seconds=round(rtt, 6),
-        serial=_serial(response) if rdtype == dns.rdatatype.SOA else None,
-        nsid_hex=nsid.hex() if nsid is not None else None,
-        nsid_text=_printable(nsid) if nsid is not None else None,
-        size_bytes=len(wire),
-        wire_b64=base64.b64encode(wire).decode("ascii"),
-        failure="truncated" if truncated else None,
-    ), response)
+    return _Exchange(
+        dataclasses.replace(
+            base,
+            rcode=dns.rcode.to_text(response.rcode()),
+            aa=bool(response.flags & dns.flags.AA),
+            tc=truncated,
+            rtt_seconds=round(rtt, 6),
+            serial=_serial(response) if rdtype == dns.rdatatype.SOA else None,
+            nsid_hex=nsid.hex() if nsid is not None else None,
+            nsid_text=_printable(nsid) if nsid is not None else None,
+            size_bytes=len(wire),
+            wire_b64=base64.b64encode(wire).decode("ascii"),
+            failure="truncated" if truncated else None,
+        ),
+        response,
+    )
 
 
 def _txt(exchange: _Exchange) -> str | None:
@@ -202,30 +234,53 @@ async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observ
     if dnskey_udp.query.tc:
         dnskey = await _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "tcp", cfg)
         exchanges.append(dnskey)
-    return _Observed(target=target, started=started, finished=clock(), soa_udp=soa_udp,
-                     soa_tcp=soa_tcp, hostname=hostname, id_server=id_server, dnskey=dnskey,
-                     exchanges=tuple(exchanges))
+    return _Observed(
+        target=target,
+        started=started,
+        finished=clock(),
+        soa_udp=soa_udp,
+        soa_tcp=soa_tcp,
+        hostname=hostname,
+        id_server=id_server,
+        dnskey=dnskey,
+        exchanges=tuple(exchanges),
+    )
 
 
 def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Clock) -> Record:
     soa_message = _answered(seen.soa_udp) or _answered(seen.soa_tcp)
-    nsid = next((q.query.nsid_text or q.query.nsid_hex for q in (seen.soa_udp, seen.soa_tcp)
-                 if q.query.nsid_hex), None)
-    integrity = dnssec.validate_root(_answered(seen.dnskey), soa_message, cfg.anchors,
-                                     cfg.validation_time or clock())
+    nsid = next(
+        (
+            q.query.nsid_text or q.query.nsid_hex
+            for q in (seen.soa_udp, seen.soa_tcp)
+            if q.query.nsid_hex
+        ),
+        None,
+    )
+    integrity = dnssec.validate_root(
+        _answered(seen.dnskey), soa_message, cfg.anchors, cfg.validation_time or clock()
+    )
     result = RootResult(
         queries=tuple(e.query for e in seen.exchanges),
-        identity=SiteIdentity(nsid=nsid, hostname_bind=_txt(seen.hostname),
-                              id_server=_txt(seen.id_server)),
+        identity=SiteIdentity(
+            nsid=nsid, hostname_bind=_txt(seen.hostname), id_server=_txt(seen.id_server)
+        ),
         integrity=integrity,
         consistency=Consistency(),
     )
-    return make_record(kind="root-dns", probe=probe, target=seen.target, result=result,
-                       started=seen.started, finished=seen.finished)
+    return make_record(
+        kind="root-dns",
+        probe=probe,
+        target=seen.target,
+        result=result,
+        started=seen.started,
+        finished=seen.finished,
+    )
 
 
-async def measure_root(target: RootTarget, cfg: RootConfig, *, probe: ProbeRef,
-                       clock: Clock = utc_now) -> Record:
+async def measure_root(
+    target: RootTarget, cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
+) -> Record:
     """Measure one root server address and return its ``root-dns`` record."""
     return _to_record(await _observe(target, cfg, clock), cfg, probe=probe, clock=clock)
 
@@ -239,8 +294,9 @@ def _dnskey_tags(record: Record) -> str | None:
 
 def _record_serial(record: Record) -> int | None:
     assert isinstance(record.result, RootResult)
-    return next((q.serial for q in record.result.queries
-                 if q.qtype == "SOA" and q.serial is not None), None)
+    return next(
+        (q.serial for q in record.result.queries if q.qtype == "SOA" and q.serial is not None), None
+    )
 
 
 def _majority(per_letter: dict[str, collections.Counter[object]]) -> object | None:
@@ -260,7 +316,8 @@ def mark_consistency(records: Sequence[Record]) -> list[Record]:
     majorities: dict[str, object | None] = {}
     for name, read in checks.items():
         per_letter: dict[str, collections.Counter[object]] = collections.defaultdict(
-            collections.Counter)
+            collections.Counter
+        )
         for record in records:
             assert isinstance(record.target, RootTarget)
             value = read(record)
@@ -280,15 +337,17 @@ def mark_consistency(records: Sequence[Record]) -> list[Record]:
             if value != majorities[name]:
                 differs.append(f"{name} {value} (majority {majorities[name]})")
         status: ConsistencyStatus = (
-            "inconsistent" if differs else ("consistent" if seen else "unknown"))
+            "inconsistent" if differs else ("consistent" if seen else "unknown")
+        )
         consistency = Consistency(status=status, differs=tuple(differs))
         result = dataclasses.replace(record.result, consistency=consistency)
         out.append(dataclasses.replace(record, result=result))
     return out
 
 
-async def run_round(targets: Sequence[RootTarget], cfg: RootConfig, *, probe: ProbeRef,
-                    clock: Clock = utc_now) -> list[Record]:
+async def run_round(
+    targets: Sequence[RootTarget], cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
+) -> list[Record]:
     """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each."""
     gate = asyncio.Semaphore(cfg.concurrency)
 
@@ -299,5 +358,4 @@ async def run_round(targets: Sequence[RootTarget], cfg: RootConfig, *, probe: Pr
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
     # wake-up of queries still in flight and inflate their RTT.
     observed = await asyncio.gather(*(one(t) for t in targets))
-    return mark_consistency([_to_record(seen, cfg, probe=probe, clock=clock)
-                             for seen in observed])
+    return mark_consistency([_to_record(seen, cfg, probe=probe, clock=clock) for seen in observed])

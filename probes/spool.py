@@ -39,8 +39,14 @@ CREATE TABLE IF NOT EXISTS state (
     value
 );
 """
-_COUNTERS = ("spooled_total", "acked_total", "dropped_total", "upload_successes_total",
-             "upload_failures_total", "bytes")
+_COUNTERS = (
+    "spooled_total",
+    "acked_total",
+    "dropped_total",
+    "upload_successes_total",
+    "upload_failures_total",
+    "bytes",
+)
 
 
 class SpoolError(PubliccoreError):
@@ -96,8 +102,9 @@ def _dt(value: object) -> dt.datetime | None:
 class Spool:
     """A bounded, durable FIFO of records; safe to share between threads."""
 
-    def __init__(self, path: str | os.PathLike[str], *, quota_bytes: int = 100 * 1024 * 1024
-                 ) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, quota_bytes: int = 100 * 1024 * 1024
+    ) -> None:
         """Open (creating when absent) the spool at ``path``; raise SpoolError."""
         self.path = pathlib.Path(path)
         self.quota_bytes = quota_bytes
@@ -115,8 +122,9 @@ class Spool:
                     if statement.strip():
                         self._db.execute(statement)
                 for key in _COUNTERS:
-                    self._db.execute("INSERT OR IGNORE INTO state (key, value) VALUES (?, 0)",
-                                     (key,))
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO state (key, value) VALUES (?, 0)", (key,)
+                    )
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
 
@@ -162,7 +170,9 @@ class Spool:
                 for row in rows:
                     cur = self._db.execute(
                         "INSERT OR IGNORE INTO spool (id, kind, spooled, size, body) "
-                        "VALUES (?, ?, ?, ?, ?)", row)
+                        "VALUES (?, ?, ?, ?, ?)",
+                        row,
+                    )
                     if cur.rowcount > 0:
                         added += 1
                         added_bytes += row[3]
@@ -199,7 +209,8 @@ class Spool:
         """Return up to ``limit`` of the oldest records, oldest first (they stay spooled)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, id, body, kind FROM spool ORDER BY seq LIMIT ?", (limit,)).fetchall()
+                "SELECT seq, id, body, kind FROM spool ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
         return [SpooledRecord(seq=r[0], id=r[1], body=r[2], kind=r[3]) for r in rows]
 
     def ack(self, seqs: Iterable[int], *, now: dt.datetime | None = None) -> int:
@@ -229,8 +240,9 @@ class Spool:
         freed = 0
         removed = 0
         for seq in seqs:
-            row = self._db.execute("DELETE FROM spool WHERE seq = ? RETURNING size",
-                                   (seq,)).fetchone()
+            row = self._db.execute(
+                "DELETE FROM spool WHERE seq = ? RETURNING size", (seq,)
+            ).fetchone()
             if row is not None:
                 removed += 1
                 freed += row[0]
@@ -255,7 +267,8 @@ class Spool:
                 self._db.execute("BEGIN")
                 try:
                     depth, oldest = self._db.execute(
-                        "SELECT count(*), min(spooled) FROM spool").fetchone()
+                        "SELECT count(*), min(spooled) FROM spool"
+                    ).fetchone()
                     state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
                 finally:
                     self._db.execute("COMMIT")

@@ -18,7 +18,8 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from probes.failure import classify
+from publiccore.probes.failure import classify
+
 from publiccore.clock import Clock, utc_now
 from publiccore.records import (
     ProbeRef,
@@ -82,8 +83,9 @@ def _probes(target: TraceTarget, cfg: TraceConfig, attempt: int) -> list[Any]:
             if target.family == "ipv4":
                 packets.append(ip / ICMP(id=ident, seq=marker) / Raw(b"publiccore-paris"))
             else:
-                packets.append(ip / ICMPv6EchoRequest(id=ident, seq=marker,
-                                                      data=b"publiccore-paris"))
+                packets.append(
+                    ip / ICMPv6EchoRequest(id=ident, seq=marker, data=b"publiccore-paris")
+                )
         else:
             payload = marker.to_bytes(2, "big") + b"publiccore-paris"
             if target.family == "ipv4":
@@ -98,8 +100,7 @@ def _sent_marker(sent: Any, target: TraceTarget) -> int | None:
     from scapy.packet import Raw
 
     if target.protocol == "icmp":
-        layer = sent.getlayer(ICMP) if target.family == "ipv4" else \
-            sent.getlayer(ICMPv6EchoRequest)
+        layer = sent.getlayer(ICMP) if target.family == "ipv4" else sent.getlayer(ICMPv6EchoRequest)
         return None if layer is None else int(layer.seq)
     if target.family == "ipv4":
         return int(sent[IP].id)
@@ -141,10 +142,13 @@ def _reply(received: Any, sent_time: float, family: str) -> TraceReply:
     layer = received[IP] if family == "ipv4" else received[IPv6]
     icmp = received[ICMP] if family == "ipv4" and received.haslayer(ICMP) else layer.payload
     rtt = max(0.0, float(received.time) - sent_time)
-    return TraceReply(address=str(ipaddress.ip_address(layer.src)), rtt_seconds=round(rtt, 6),
-                      reply_ttl=int(layer.ttl if family == "ipv4" else layer.hlim),
-                      icmp_type=int(getattr(icmp, "type", 0) or 0),
-                      icmp_code=int(getattr(icmp, "code", 0) or 0))
+    return TraceReply(
+        address=str(ipaddress.ip_address(layer.src)),
+        rtt_seconds=round(rtt, 6),
+        reply_ttl=int(layer.ttl if family == "ipv4" else layer.hlim),
+        icmp_type=int(getattr(icmp, "type", 0) or 0),
+        icmp_code=int(getattr(icmp, "code", 0) or 0),
+    )
 
 
 def trace_blocking(target: TraceTarget, cfg: TraceConfig) -> TraceResult:
@@ -156,12 +160,12 @@ def trace_blocking(target: TraceTarget, cfg: TraceConfig) -> TraceResult:
     destination = str(ipaddress.ip_address(target.address))
     try:
         for attempt in range(cfg.attempts):
-            answered, _unanswered = sr(_probes(target, cfg, attempt), timeout=cfg.timeout_seconds,
-                                       verbose=0, multi=False)
+            answered, _unanswered = sr(
+                _probes(target, cfg, attempt), timeout=cfg.timeout_seconds, verbose=0, multi=False
+            )
             # scapy pairs by addresses and ports, which are the same for every probe of a
             # Paris trace; pair again by the marker the replying host quoted.
-            sent_times = {_sent_marker(s, target): float(s.sent_time or 0.0)
-                          for s, _ in answered}
+            sent_times = {_sent_marker(s, target): float(s.sent_time or 0.0) for s, _ in answered}
             for _sent, received in answered:
                 marker = _received_marker(received, target)
                 if marker is None or marker // 256 != attempt or marker not in sent_times:
@@ -172,25 +176,35 @@ def trace_blocking(target: TraceTarget, cfg: TraceConfig) -> TraceResult:
                 if reply.address == destination and (reached_at is None or ttl < reached_at):
                     reached_at = ttl
     except OSError as exc:
-        return TraceResult(hops=(), paris_id=cfg.paris_id,
-                           failure=classify(exc, transport="raw"))
+        return TraceResult(hops=(), paris_id=cfg.paris_id, failure=classify(exc, transport="raw"))
     last = reached_at or max(replies, default=0)
     hops = []
     for ttl in range(1, last + 1):
         got = replies.get(ttl, [])
         missing = max(0, cfg.attempts - len(got))
         hops.append(TraceHop(ttl=ttl, replies=(*got, *(TraceReply() for _ in range(missing)))))
-    return TraceResult(hops=tuple(hops), destination_reached=reached_at is not None,
-                       paris_id=cfg.paris_id, failure=None if replies else "no_reply")
+    return TraceResult(
+        hops=tuple(hops),
+        destination_reached=reached_at is not None,
+        paris_id=cfg.paris_id,
+        failure=None if replies else "no_reply",
+    )
 
 
-async def measure_trace(target: TraceTarget, cfg: TraceConfig, *, probe: ProbeRef,
-                        clock: Clock = utc_now) -> Record:
+async def measure_trace(
+    target: TraceTarget, cfg: TraceConfig, *, probe: ProbeRef, clock: Clock = utc_now
+) -> Record:
     """Trace the path to one target and return its ``traceroute`` record."""
     started = clock()
     result = await asyncio.to_thread(trace_blocking, target, cfg)
-    return make_record(kind="traceroute", probe=probe, target=target, result=result,
-                       started=started, finished=clock())
+    return make_record(
+        kind="traceroute",
+        probe=probe,
+        target=target,
+        result=result,
+        started=started,
+        finished=clock(),
+    )
 
 
 def make_targets(addresses: Sequence[str], *, protocol: str = "udp") -> list[TraceTarget]:
@@ -198,7 +212,11 @@ def make_targets(addresses: Sequence[str], *, protocol: str = "udp") -> list[Tra
     out = []
     for text in addresses:
         address = ipaddress.ip_address(text)
-        out.append(TraceTarget(address=str(address),
-                               family="ipv4" if address.version == 4 else "ipv6",
-                               protocol="icmp" if protocol == "icmp" else "udp"))
+        out.append(
+            TraceTarget(
+                address=str(address),
+                family="ipv4" if address.version == 4 else "ipv6",
+                protocol="icmp" if protocol == "icmp" else "udp",
+            )
+        )
     return out

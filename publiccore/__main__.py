@@ -1,3 +1,3 @@
-from publiccore.cli import main
+from publiccore.app.cli import main
 
 raise SystemExit(main())

@@ -10,8 +10,9 @@ def add_config(parser: argparse.ArgumentParser) -> None:
 
     default=SUPPRESS keeps the global option's value from being overwritten by the sub-command's.
     """
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="TOML configuration file")
+    parser.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML configuration file"
+    )
 
 
 def add_config_and_store(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +23,17 @@ def add_config_and_store(parser: argparse.ArgumentParser) -> None:
 
 def add_hints_and_anchors(parser: argparse.ArgumentParser) -> None:
     """``--hints FILE`` and ``--anchors FILE`` for the root measurer (defaults: [root], bundled)."""
-    parser.add_argument("--hints", metavar="FILE",
-                        help="root hints file (default: [root] hints, else the bundled IANA file)")
-    parser.add_argument("--anchors", metavar="FILE",
-                        help="trust anchors, IANA XML or DS lines (default: [root] anchors, else "
-                             "the bundled IANA file)")
+    parser.add_argument(
+        "--hints",
+        metavar="FILE",
+        help="root hints file (default: [root] hints, else the bundled IANA file)",
+    )
+    parser.add_argument(
+        "--anchors",
+        metavar="FILE",
+        help="trust anchors, IANA XML or DS lines (default: [root] anchors, else "
+        "the bundled IANA file)",
+    )
 
 
 def positive_int(text: str) -> int:

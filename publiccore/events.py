@@ -21,16 +21,42 @@ import yaml
 
 from publiccore.errors import InputError
 
-KINDS: tuple[str, ...] = ("law", "regulation", "order", "shutdown", "exercise", "international",
-                          "sanction", "institutional")
-SCOPES: tuple[str, ...] = ("dns", "routing", "gateways", "data-localisation", "content",
-                           "shutdown", "governance", "security")
+KINDS: tuple[str, ...] = (
+    "law",
+    "regulation",
+    "order",
+    "shutdown",
+    "exercise",
+    "international",
+    "sanction",
+    "institutional",
+)
+SCOPES: tuple[str, ...] = (
+    "dns",
+    "routing",
+    "gateways",
+    "data-localisation",
+    "content",
+    "shutdown",
+    "governance",
+    "security",
+)
 CONFIDENCE: tuple[str, ...] = ("high", "medium")
 PRECISIONS: tuple[str, ...] = ("day", "month")
 SPECIAL_COUNTRIES: tuple[str, ...] = ("INT", "EU")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_REQUIRED = ("id", "date", "date_precision", "country", "kind", "scope", "title", "summary",
-             "sources", "confidence")
+_REQUIRED = (
+    "id",
+    "date",
+    "date_precision",
+    "country",
+    "kind",
+    "scope",
+    "title",
+    "summary",
+    "sources",
+    "confidence",
+)
 _OPTIONAL = ("end_date",)
 
 
@@ -53,8 +79,9 @@ class Event:
     @property
     def timestamp(self) -> float:
         """The event date at 00:00 UTC as POSIX seconds."""
-        return dt.datetime(self.date.year, self.date.month, self.date.day,
-                           tzinfo=dt.UTC).timestamp()
+        return dt.datetime(
+            self.date.year, self.date.month, self.date.day, tzinfo=dt.UTC
+        ).timestamp()
 
     @property
     def end_timestamp(self) -> float | None:
@@ -83,8 +110,7 @@ def is_country(code: str) -> bool:
     """ISO 3166-1 alpha-2 (upper case), or INT / EU."""
     if code in SPECIAL_COUNTRIES:
         return True
-    return (len(code) == 2 and code.isupper()
-            and pycountry.countries.get(alpha_2=code) is not None)
+    return len(code) == 2 and code.isupper() and pycountry.countries.get(alpha_2=code) is not None
 
 
 def _date(value: Any, where: str) -> dt.date:
@@ -142,18 +168,23 @@ def parse_event(obj: Any, where: str) -> Event:
         raise InputError(f"{at} date: with date_precision month the date must be the 1st")
     country = obj["country"]
     if not isinstance(country, str) or not is_country(country):
-        raise InputError(f"{at} country: {country!r} is not an ISO 3166-1 alpha-2 code, "
-                         "INT or EU")
+        raise InputError(f"{at} country: {country!r} is not an ISO 3166-1 alpha-2 code, INT or EU")
     scope = _text_list(obj["scope"], f"{at} scope")
     for item in scope:
         _choice(item, SCOPES, f"{at} scope")
     return Event(
-        id=raw_id, date=date, date_precision=precision, country=country,
-        kind=_choice(obj["kind"], KINDS, f"{at} kind"), scope=scope,
-        title=_text(obj["title"], f"{at} title"), summary=_text(obj["summary"], f"{at} summary"),
+        id=raw_id,
+        date=date,
+        date_precision=precision,
+        country=country,
+        kind=_choice(obj["kind"], KINDS, f"{at} kind"),
+        scope=scope,
+        title=_text(obj["title"], f"{at} title"),
+        summary=_text(obj["summary"], f"{at} summary"),
         sources=_text_list(obj["sources"], f"{at} sources"),
         confidence=_choice(obj["confidence"], CONFIDENCE, f"{at} confidence"),
-        end_date=end_date)
+        end_date=end_date,
+    )
 
 
 def load_file(path: str | os.PathLike[str]) -> list[Event]:
@@ -181,8 +212,9 @@ def _check_unique(events: Iterable[Event], where: str) -> None:
         seen.add(event.id)
 
 
-def load(extra_files: Iterable[str | os.PathLike[str]] = (), *, bundled: bool = True
-         ) -> list[Event]:
+def load(
+    extra_files: Iterable[str | os.PathLike[str]] = (), *, bundled: bool = True
+) -> list[Event]:
     """The bundled events plus ``extra_files``, sorted by date; ids unique across all files."""
     events: list[Event] = []
     paths = ([bundled_path()] if bundled else []) + [pathlib.Path(p) for p in extra_files]
@@ -192,11 +224,19 @@ def load(extra_files: Iterable[str | os.PathLike[str]] = (), *, bundled: bool = 
     return sorted(events, key=lambda e: (e.date, e.id))
 
 
-def select(events: Iterable[Event], *, country: str | None = None,
-           since: dt.date | None = None, until: dt.date | None = None) -> list[Event]:
+def select(
+    events: Iterable[Event],
+    *,
+    country: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> list[Event]:
     """Events of ``country`` (case-insensitive) whose date is in [since, until)."""
     wanted = country.upper() if country else None
-    return [e for e in events
-            if (wanted is None or e.country == wanted)
-            and (since is None or e.date >= since)
-            and (until is None or e.date < until)]
+    return [
+        e
+        for e in events
+        if (wanted is None or e.country == wanted)
+        and (since is None or e.date >= since)
+        and (until is None or e.date < until)
+    ]

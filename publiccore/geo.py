@@ -64,9 +64,16 @@ def parse_delegated(path: str | os.PathLike[str]) -> Iterator[Delegation]:
                 count = int(value)
             except ValueError:
                 raise InputError(f"{file}:{number}: bad value {value!r}") from None
-            yield Delegation(registry=registry, country=cc.upper(), type=kind,  # type: ignore[arg-type]
-                             start=start, value=count, date=date, status=status,
-                             opaque_id=parts[7] if len(parts) > 7 else "")
+            yield Delegation(
+                registry=registry,
+                country=cc.upper(),
+                type=kind,  # type: ignore[arg-type]
+                start=start,
+                value=count,
+                date=date,
+                status=status,
+                opaque_id=parts[7] if len(parts) > 7 else "",
+            )
 
 
 def _ipv4_cidrs(start: str, count: int) -> list[str]:
@@ -91,7 +98,9 @@ class Geo:
 
     def __init__(self) -> None:
         self._trees: dict[Family, pytricia.PyTricia] = {
-            "ipv4": pytricia.PyTricia(32), "ipv6": pytricia.PyTricia(128)}
+            "ipv4": pytricia.PyTricia(32),
+            "ipv6": pytricia.PyTricia(128),
+        }
         self._asns: dict[int, str] = {}
         self._longest: dict[Family, int] = {"ipv4": 0, "ipv6": 0}  # longest delegated prefix
         self.files: list[str] = []

@@ -301,8 +301,10 @@ _Convert = Callable[[Any], Any]
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # to_rfc3339's output; strftime writes years before 1000 with fewer digits, so those go the
 # checked way.
-_CANONICAL_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                             r"\.[0-9]{6}Z")
+_CANONICAL_TIME = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"\.[0-9]{6}Z"
+)
 _COMPILED: dict[Any, _Convert] = {}
 
 
@@ -320,21 +322,29 @@ def _compile(tp: Any) -> _Convert:
     A dataclass's converter takes a JSON object with exactly its fields (``value[name]`` of a
     missing one raises KeyError; with the size equal, all present means no unknown one either).
     """
-    env: dict[str, Any] = {"cls": tp, "NotCanonical": _NotCanonical, "MAX_STRING": MAX_STRING,
-                           "MAX_ITEMS": MAX_ITEMS, "INT_MIN": -(2**63), "INT_END": 2**63,
-                           "INF": math.inf}
+    env: dict[str, Any] = {
+        "cls": tp,
+        "NotCanonical": _NotCanonical,
+        "MAX_STRING": MAX_STRING,
+        "MAX_ITEMS": MAX_ITEMS,
+        "INT_MIN": -(2**63),
+        "INT_END": 2**63,
+        "INF": math.inf,
+    }
     lines = ["def convert(value):"]
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         fields = dataclasses.fields(tp)
         if not all(f.init and not f.kw_only for f in fields):
             raise TypeError(f"unsupported dataclass {tp!r}")  # a programming error
         hints = _hints(tp)
-        lines += [f"    if type(value) is not dict or len(value) != {len(fields)}:",
-                  "        raise NotCanonical",
-                  "    try:",
-                  *(f"        v{i} = value[{f.name!r}]" for i, f in enumerate(fields)),
-                  "    except KeyError:",
-                  "        raise NotCanonical from None"]
+        lines += [
+            f"    if type(value) is not dict or len(value) != {len(fields)}:",
+            "        raise NotCanonical",
+            "    try:",
+            *(f"        v{i} = value[{f.name!r}]" for i, f in enumerate(fields)),
+            "    except KeyError:",
+            "        raise NotCanonical from None",
+        ]
         results = []
         for i, f in enumerate(fields):
             test, result = _inline(hints[f.name], f"v{i}", env)
@@ -367,8 +377,10 @@ def _inline(tp: Any, var: str, env: dict[str, Any]) -> tuple[str, str]:
         if type(None) not in args:
             raise TypeError(f"unsupported annotation {tp!r}")  # a programming error
         test, result = _inline(inner, var, env)
-        return (f"{var} is None or ({test})",
-                var if result == var else f"(None if {var} is None else {result})")
+        return (
+            f"{var} is None or ({test})",
+            var if result == var else f"(None if {var} is None else {result})",
+        )
     if origin is Literal:
         allowed = frozenset(typing.get_args(tp))
         if not all(type(a) is str for a in allowed):
@@ -380,8 +392,10 @@ def _inline(tp: Any, var: str, env: dict[str, Any]) -> tuple[str, str]:
         (item_tp, _ellipsis) = typing.get_args(tp)
         name = f"convert{len(env)}"
         env[name] = _compiled(item_tp)
-        return (f"type({var}) is list and len({var}) <= MAX_ITEMS",
-                f"tuple([{name}(item) for item in {var}])")
+        return (
+            f"type({var}) is list and len({var}) <= MAX_ITEMS",
+            f"tuple([{name}(item) for item in {var}])",
+        )
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = f"convert{len(env)}"
         env[name] = _compiled(tp)
@@ -408,13 +422,21 @@ def _parse_canonical(obj: Any) -> Record:
     schema = obj["schema"]
     kind = obj["kind"]
     record_id = obj["id"]
-    if (type(schema) is not int or schema != SCHEMA_VERSION or type(kind) is not str
-            or kind not in KIND_TYPES or type(record_id) is not str
-            or not _CANONICAL_UUID.fullmatch(record_id)):
+    if (
+        type(schema) is not int
+        or schema != SCHEMA_VERSION
+        or type(kind) is not str
+        or kind not in KIND_TYPES
+        or type(record_id) is not str
+        or not _CANONICAL_UUID.fullmatch(record_id)
+    ):
         raise _NotCanonical
     probe = _compiled(ProbeRef)(obj["probe"])
-    if (not probe.id or (probe.country is not None and not _COUNTRY.fullmatch(probe.country))
-            or (probe.asn is not None and not 0 <= probe.asn < 2**32)):
+    if (
+        not probe.id
+        or (probe.country is not None and not _COUNTRY.fullmatch(probe.country))
+        or (probe.asn is not None and not 0 <= probe.asn < 2**32)
+    ):
         raise _NotCanonical
     started = _canonical_time(obj["started"])
     finished = _canonical_time(obj["finished"])
@@ -522,8 +544,9 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _check_keys(obj: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...],
-                path: str) -> None:
+def _check_keys(
+    obj: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...], path: str
+) -> None:
     prefix = f"{path}." if path else ""
     for key in required:
         if key not in obj:
@@ -573,7 +596,8 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
             raise RecordError(f"expected object, got {_json_type(value)}", path)
         fields = dataclasses.fields(tp)
         required = tuple(
-            f.name for f in fields
+            f.name
+            for f in fields
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         optional = tuple(f.name for f in fields if f.name not in required)
@@ -581,7 +605,8 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
         hints = _hints(tp)
         kwargs = {
             f.name: _from_obj(hints[f.name], value[f.name], f"{path}.{f.name}")
-            for f in fields if f.name in value
+            for f in fields
+            if f.name in value
         }
         return tp(**kwargs)
     if tp is bool:

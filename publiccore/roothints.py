@@ -42,8 +42,7 @@ def load_hints(path: str | os.PathLike[str] | None = None) -> list[RootServer]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read root hints {hints_path}: {exc}") from None
     try:
-        zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False,
-                                  check_origin=False)
+        zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)
     except dns.exception.DNSException as exc:
         raise InputError(f"root hints {hints_path} are not valid zone syntax: {exc}") from None
     ns = zone.get_rdataset(dns.name.root, dns.rdatatype.NS)
@@ -58,8 +57,14 @@ def load_hints(path: str | os.PathLike[str] | None = None) -> list[RootServer]:
             for address in rdataset or ():
                 addresses[rdtype].append(str(ipaddress.ip_address(address.address)))
         letter = name.labels[0].decode("ascii").lower() if name.labels else "?"
-        servers.append(RootServer(letter=letter, name=name.to_text().lower(),
-                                  ipv4=tuple(addresses["A"]), ipv6=tuple(addresses["AAAA"])))
+        servers.append(
+            RootServer(
+                letter=letter,
+                name=name.to_text().lower(),
+                ipv4=tuple(addresses["A"]),
+                ipv6=tuple(addresses["AAAA"]),
+            )
+        )
     if not any(s.ipv4 or s.ipv6 for s in servers):
         raise InputError(f"root hints {hints_path} give no addresses")
     return servers
@@ -70,8 +75,12 @@ def targets(servers: list[RootServer]) -> list[RootTarget]:
     out: list[RootTarget] = []
     for server in servers:
         families: tuple[tuple[Family, tuple[str, ...]], ...] = (
-            ("ipv4", server.ipv4), ("ipv6", server.ipv6))
+            ("ipv4", server.ipv4),
+            ("ipv6", server.ipv6),
+        )
         for family, addresses in families:
-            out.extend(RootTarget(letter=server.letter, name=server.name, address=a, family=family)
-                       for a in addresses)
+            out.extend(
+                RootTarget(letter=server.letter, name=server.name, address=a, family=family)
+                for a in addresses
+            )
     return out

@@ -27,8 +27,13 @@ from typing import Any
 
 import yaml
 
-BUILTINS = {"__rate_interval": "1m", "__interval": "30s", "__range": "1h",
-            "__range_s": "3600", "__interval_ms": "30000"}
+BUILTINS = {
+    "__rate_interval": "1m",
+    "__interval": "30s",
+    "__range": "1h",
+    "__range_s": "3600",
+    "__interval_ms": "30000",
+}
 _LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$")
 
 
@@ -65,12 +70,14 @@ def dashboard_expressions(path: pathlib.Path) -> Iterator[Expression]:
     for panel in _panels(board.get("panels", [])):
         for target in panel.get("targets", []):
             if target.get("expr"):
-                yield Expression(f"{path.name}: {panel.get('title')} [{target.get('refId')}]",
-                                 target["expr"])
+                yield Expression(
+                    f"{path.name}: {panel.get('title')} [{target.get('refId')}]", target["expr"]
+                )
     for annotation in board.get("annotations", {}).get("list", []):
         if annotation.get("expr"):
-            yield Expression(f"{path.name}: annotation {annotation.get('name')}",
-                             annotation["expr"])
+            yield Expression(
+                f"{path.name}: annotation {annotation.get('name')}", annotation["expr"]
+            )
     for variable in board.get("templating", {}).get("list", []):
         query = variable.get("query")
         text = query.get("query") if isinstance(query, dict) else query
@@ -122,8 +129,7 @@ def query(base_url: str, expr: str, *, timeout: float = 10.0) -> tuple[bool, int
     return True, count, ""
 
 
-def check(base_url: str, expressions: list[Expression], variables: Mapping[str, str]
-          ) -> list[str]:
+def check(base_url: str, expressions: list[Expression], variables: Mapping[str, str]) -> list[str]:
     """Run every expression; return the failures as printable lines."""
     failures: list[str] = []
     for item in expressions:
@@ -147,8 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
     parser.add_argument("--dashboards", type=pathlib.Path, help="folder of dashboard JSON")
     parser.add_argument("--rules", type=pathlib.Path, help="folder of rule files")
-    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                        help="dashboard variable value (repeatable)")
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="dashboard variable value (repeatable)",
+    )
     args = parser.parse_args(argv)
     variables = dict(v.split("=", 1) for v in args.var)
     expressions = collect(args.dashboards, args.rules)

@@ -69,14 +69,31 @@ def postgres_url() -> Iterator[str]:
     os.chown(workdir, user.pw_uid, user.pw_gid)
     data = workdir / "data"
     port = _free_port()
-    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "--no-sync"], check=True, capture_output=True, preexec_fn=as_postgres,
-                   timeout=120)
+    subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+        preexec_fn=as_postgres,
+        timeout=120,
+    )
     server = subprocess.Popen(
-        [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-c",
-         "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={workdir}", "-c",
-         "fsync=off"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=as_postgres)
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={workdir}",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=as_postgres,
+    )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         import psycopg

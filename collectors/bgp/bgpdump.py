@@ -17,12 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Literal
 
-from collectors.bgp.elements import (
+from publiccore.collectors.bgp.elements import (
     Element,
     FileRead,
     FileReport,
     ProgressCallback,
 )
+
 from publiccore.errors import InputError
 
 NAME = "bgpdump"
@@ -50,11 +51,25 @@ def parse_line(line: str, collector: str) -> Element | None:
     kind = p[2]
     if kind == "B" or kind == "A":
         communities = () if p[0] == "BGP" or not p[11] else tuple(p[11].split())
-        return _new(Element, ("R" if kind == "B" else "A", float(p[1]), collector, int(p[4]),
-                              p[3], p[5], p[6], communities, p[8], 0))
+        return _new(
+            Element,
+            (
+                "R" if kind == "B" else "A",
+                float(p[1]),
+                collector,
+                int(p[4]),
+                p[3],
+                p[5],
+                p[6],
+                communities,
+                p[8],
+                0,
+            ),
+        )
     if kind == "W":
-        return _new(Element, ("W", float(p[1]), collector, int(p[4]), p[3], p[5].rstrip(),
-                              "", (), "", 0))
+        return _new(
+            Element, ("W", float(p[1]), collector, int(p[4]), p[3], p[5].rstrip(), "", (), "", 0)
+        )
     if kind == "STATE":
         return Element("S", float(p[1]), collector, int(p[4]), p[3], "", new_state=_states(p[6]))
     return None
@@ -90,7 +105,7 @@ def unpacker(path: pathlib.Path, compression: str) -> list[str]:
     """The decompressor process for a file: ``gzip -dc`` when present, else our own."""
     if compression == "gzip" and shutil.which("gzip"):
         return ["gzip", "-dc", str(path)]
-    return [sys.executable, "-m", "collectors.bgp.unpack", compression, str(path)]
+    return [sys.executable, "-m", "publiccore.collectors.bgp.unpack", compression, str(path)]
 
 
 def unpacker_problem(compression: str, code: int, text: str) -> str:
@@ -109,9 +124,15 @@ def unpacker_problem(compression: str, code: int, text: str) -> str:
 class BgpdumpRead(FileRead):
     """Elements of one file read through ``bgpdump -m``; ``report`` is final once exhausted."""
 
-    def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-                 collector: str | None = None, progress: ProgressCallback | None = None,
-                 binary: str = "bgpdump") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+        binary: str = "bgpdump",
+    ) -> None:
         super().__init__(path, kind=kind, collector=collector, progress=progress)
         self.binary = binary
         if shutil.which(binary) is None:
@@ -125,20 +146,30 @@ class BgpdumpRead(FileRead):
         bad_lines = 0
         compression = compression_of(self.path)
         unpack_problem = ""
-        with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err, \
-                tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as zerr:
+        with (
+            tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err,
+            tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as zerr,
+        ):
             # compressed files: a decompressor process feeds bgpdump's stdin, so decompression,
             # decoding and the Python derivation run side by side
             feeder: subprocess.Popen[bytes] | None = None
             if compression is not None:
-                feeder = subprocess.Popen(unpacker(self.path, compression),
-                                          stdout=subprocess.PIPE, stderr=zerr,
-                                          stdin=subprocess.DEVNULL)
+                feeder = subprocess.Popen(
+                    unpacker(self.path, compression),
+                    stdout=subprocess.PIPE,
+                    stderr=zerr,
+                    stdin=subprocess.DEVNULL,
+                )
             proc = subprocess.Popen(
                 [self.binary, "-v", "-m", "-t", "dump", "-" if compression else str(self.path)],
-                stdout=subprocess.PIPE, stderr=err,
+                stdout=subprocess.PIPE,
+                stderr=err,
                 stdin=feeder.stdout if feeder is not None else subprocess.DEVNULL,
-                text=True, encoding="ascii", errors="replace", bufsize=1 << 20)
+                text=True,
+                encoding="ascii",
+                errors="replace",
+                bufsize=1 << 20,
+            )
             if feeder is not None and feeder.stdout is not None:
                 feeder.stdout.close()  # bgpdump holds it now
             _grow_pipe(proc.stdout)
@@ -173,8 +204,9 @@ class BgpdumpRead(FileRead):
                     zerr.seek(0)
                     unpack_problem = unpacker_problem(compression or "", code, zerr.read())
             err.seek(0)
-            diagnostics = [ln.split("] ", 1)[-1].strip() for ln in err
-                           if "[error]" in ln or "[warn]" in ln]
+            diagnostics = [
+                ln.split("] ", 1)[-1].strip() for ln in err if "[error]" in ln or "[warn]" in ln
+            ]
             if unpack_problem:
                 diagnostics.insert(0, unpack_problem)
         if progress is not None:
@@ -188,14 +220,24 @@ class BgpdumpRead(FileRead):
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path}: empty file, no MRT records")
             if compression and not problems:
-                raise InputError(f"{self.path}: empty file (nothing after {compression} "
-                                 "decompression), no MRT records")
+                raise InputError(
+                    f"{self.path}: empty file (nothing after {compression} "
+                    "decompression), no MRT records"
+                )
             reason = "; ".join(problems[:3]) or "no BGP elements in it"
             raise InputError(f"{self.path}: not a readable MRT file ({reason})")
         self._report = FileReport(
-            file=str(self.path), sha256=self.sha256, collector=collector, dump_time=first,
-            elements=count, partial=bool(problems), problem="; ".join(problems[:5]),
-            last_time=last, reader=NAME, kind=self.kind)
+            file=str(self.path),
+            sha256=self.sha256,
+            collector=collector,
+            dump_time=first,
+            elements=count,
+            partial=bool(problems),
+            problem="; ".join(problems[:5]),
+            last_time=last,
+            reader=NAME,
+            kind=self.kind,
+        )
 
 
 class BgpdumpReader:
@@ -206,9 +248,15 @@ class BgpdumpReader:
     def __init__(self, binary: str = "bgpdump") -> None:
         self.binary = binary
 
-    def read(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-             collector: str | None = None,
-             progress: ProgressCallback | None = None) -> BgpdumpRead:
+    def read(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BgpdumpRead:
         """Open ``path`` for reading; raise InputError when it cannot be read at all."""
-        return BgpdumpRead(path, kind=kind, collector=collector, progress=progress,
-                           binary=self.binary)
+        return BgpdumpRead(
+            path, kind=kind, collector=collector, progress=progress, binary=self.binary
+        )

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from collectors.bgp.elements import (
+from publiccore.collectors.bgp.elements import (
     ESTABLISHED,
     Element,
     ElementType,
@@ -22,15 +22,26 @@ from collectors.bgp.elements import (
     FileReport,
     ProgressCallback,
 )
+
 from publiccore.errors import InputError
 
 NAME = "bgpstream"
 PROGRESS_EVERY = 20_000
-_STATES = {"idle": 1, "connect": 2, "active": 3, "opensent": 4, "openconfirm": 5,
-           "established": ESTABLISHED, "clearing": 7, "deleted": 8}
-INSTALL_HINT = ("pybgpstream is not importable: install libbgpstream "
-                "(https://bgpstream.caida.org/docs/install/bgpstream) and then "
-                "`pip install publiccore[bgpstream]`")
+_STATES = {
+    "idle": 1,
+    "connect": 2,
+    "active": 3,
+    "opensent": 4,
+    "openconfirm": 5,
+    "established": ESTABLISHED,
+    "clearing": 7,
+    "deleted": 8,
+}
+INSTALL_HINT = (
+    "pybgpstream is not importable: install libbgpstream "
+    "(https://bgpstream.caida.org/docs/install/bgpstream) and then "
+    "`pip install publiccore[bgpstream]`"
+)
 
 
 def _module() -> Any:
@@ -80,14 +91,27 @@ def to_element(elem: Any, collector: str) -> Element | None:
     if kind == "S":
         state = str(fields.get("new-state", "")).lower()
         new_state = _STATES.get(state, int(state) if state.isdigit() else 0)
-    return Element(etype, float(elem.time), collector, int(elem.peer_asn),
-                   str(elem.peer_address), str(fields.get("prefix", "")),
-                   str(fields.get("as-path", "")), _communities(fields.get("communities")),
-                   str(fields.get("next-hop", "")), new_state)
+    return Element(
+        etype,
+        float(elem.time),
+        collector,
+        int(elem.peer_asn),
+        str(elem.peer_address),
+        str(fields.get("prefix", "")),
+        str(fields.get("as-path", "")),
+        _communities(fields.get("communities")),
+        str(fields.get("next-hop", "")),
+        new_state,
+    )
 
 
-def _walk(records: Iterable[Any], collector: str | None, state: dict[str, Any],
-          progress: ProgressCallback | None, name: str) -> Iterator[Element]:
+def _walk(
+    records: Iterable[Any],
+    collector: str | None,
+    state: dict[str, Any],
+    progress: ProgressCallback | None,
+    name: str,
+) -> Iterator[Element]:
     for record in records:
         status = getattr(record, "status", "valid")
         if status != "valid":
@@ -110,9 +134,14 @@ def _walk(records: Iterable[Any], collector: str | None, state: dict[str, Any],
 class BgpstreamRead(FileRead):
     """Elements of one local file read through pybgpstream's ``singlefile`` interface."""
 
-    def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-                 collector: str | None = None,
-                 progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         self.module = _module()
         super().__init__(path, kind=kind, collector=collector, progress=progress)
 
@@ -128,13 +157,22 @@ class BgpstreamRead(FileRead):
         if state["count"] == 0:
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path}: empty file, no MRT records")
-            raise InputError(f"{self.path}: not a readable MRT file "
-                             f"({'; '.join(problems[:3]) or 'no BGP elements in it'})")
+            raise InputError(
+                f"{self.path}: not a readable MRT file "
+                f"({'; '.join(problems[:3]) or 'no BGP elements in it'})"
+            )
         self._report = FileReport(
-            file=str(self.path), sha256=self.sha256, collector=self.collector,
-            dump_time=state["first"], elements=state["count"], partial=bool(problems),
-            problem="; ".join(problems[:5]), last_time=state["last"], reader=NAME,
-            kind=self.kind)
+            file=str(self.path),
+            sha256=self.sha256,
+            collector=self.collector,
+            dump_time=state["first"],
+            elements=state["count"],
+            partial=bool(problems),
+            problem="; ".join(problems[:5]),
+            last_time=state["last"],
+            reader=NAME,
+            kind=self.kind,
+        )
 
 
 class BgpstreamReader:
@@ -145,23 +183,37 @@ class BgpstreamReader:
     def __init__(self) -> None:
         _module()
 
-    def read(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-             collector: str | None = None,
-             progress: ProgressCallback | None = None) -> BgpstreamRead:
+    def read(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BgpstreamRead:
         """Open a local file; raise InputError when it cannot be read at all."""
         return BgpstreamRead(path, kind=kind, collector=collector, progress=progress)
 
-    def window(self, *, start: float, end: float, collectors: Iterable[str],
-               kind: Literal["rib", "updates"],
-               progress: ProgressCallback | None = None) -> Iterator[Element]:
+    def window(
+        self,
+        *,
+        start: float,
+        end: float,
+        collectors: Iterable[str],
+        kind: Literal["rib", "updates"],
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Element]:
         """Elements of RIS/RouteViews archive files for a time window, found via the broker.
 
         The collectors (``rrc00``, ``route-views2``…) are the projects' names; needs network
         access to the BGPStream broker and the archives.
         """
         module = _module()
-        stream = module.BGPStream(from_time=_utc_text(start), until_time=_utc_text(end),
-                                  collectors=list(collectors),
-                                  record_type="ribs" if kind == "rib" else "updates")
+        stream = module.BGPStream(
+            from_time=_utc_text(start),
+            until_time=_utc_text(end),
+            collectors=list(collectors),
+            record_type="ribs" if kind == "rib" else "updates",
+        )
         state: dict[str, Any] = {"count": 0, "first": None, "last": None, "problems": []}
         yield from _walk(stream.records(), None, state, progress, "broker")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Sequence
 
-from collectors.bgp.rib import Family
+from publiccore.collectors.bgp.rib import Family
 
 UNIT_BITS: dict[Family, int] = {"ipv4": 8, "ipv6": 80}  # /24 = 2^8 addresses, /48 = 2^80
 WIDTH: dict[Family, int] = {"ipv4": 32, "ipv6": 128}

@@ -22,72 +22,138 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     vis = kinds.add_parser("visibility", help="peers, prefix and country visibility of RIBs")
     _common(vis)
-    vis.add_argument("--updates", nargs="+", default=[], metavar="FILE",
-                     help="BGP4MP update files applied onto the RIB (5-minute bins)")
-    vis.add_argument("--delegated", nargs="+", default=None, metavar="FILE",
-                     help="RIR delegated(-extended) files (default: [bgp] delegated)")
-    vis.add_argument("--hints", metavar="FILE",
-                     help="root hints (default: [root] hints, else the bundled IANA file)")
-    vis.add_argument("--origins", metavar="FILE",
-                     help="expected root origins TOML (default: bundled)")
-    vis.add_argument("--transit", action="store_true",
-                     help="also derive international upstreams of every country (stored)")
-    vis.add_argument("--prefixes", action="store_true",
-                     help="list every prefix with its visibility and origins (JSON only)")
-    vis.add_argument("--broker-window", nargs=2, metavar=("FROM", "UNTIL"),
-                     help="also read RIBs of this time window via the BGPStream broker "
-                          "(needs pybgpstream and --broker-collector)")
-    vis.add_argument("--broker-collector", nargs="+", default=[], metavar="NAME",
-                     help="collectors for --broker-window (rrc00, route-views2…)")
+    vis.add_argument(
+        "--updates",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="BGP4MP update files applied onto the RIB (5-minute bins)",
+    )
+    vis.add_argument(
+        "--delegated",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="RIR delegated(-extended) files (default: [bgp] delegated)",
+    )
+    vis.add_argument(
+        "--hints",
+        metavar="FILE",
+        help="root hints (default: [root] hints, else the bundled IANA file)",
+    )
+    vis.add_argument(
+        "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
+    )
+    vis.add_argument(
+        "--transit",
+        action="store_true",
+        help="also derive international upstreams of every country (stored)",
+    )
+    vis.add_argument(
+        "--prefixes",
+        action="store_true",
+        help="list every prefix with its visibility and origins (JSON only)",
+    )
+    vis.add_argument(
+        "--broker-window",
+        nargs=2,
+        metavar=("FROM", "UNTIL"),
+        help="also read RIBs of this time window via the BGPStream broker "
+        "(needs pybgpstream and --broker-collector)",
+    )
+    vis.add_argument(
+        "--broker-collector",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="collectors for --broker-window (rrc00, route-views2…)",
+    )
     vis.set_defaults(func=_visibility)
 
     transit = kinds.add_parser("transit", help="a country's international upstreams")
     _common(transit)
     transit.add_argument("--country", required=True, metavar="XX", help="ISO 3166 code")
     transit.add_argument("--family", choices=FAMILY_CHOICES, default="ipv4")
-    transit.add_argument("--delegated", nargs="+", default=None, metavar="FILE",
-                         help="RIR delegated(-extended) files (default: [bgp] delegated)")
+    transit.add_argument(
+        "--delegated",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="RIR delegated(-extended) files (default: [bgp] delegated)",
+    )
     transit.set_defaults(func=_transit)
 
     roots = kinds.add_parser("roots", help="root-server prefixes: visibility and origins")
     _common(roots)
-    roots.add_argument("--hints", metavar="FILE",
-                       help="root hints (default: [root] hints, else the bundled IANA file)")
-    roots.add_argument("--origins", metavar="FILE",
-                       help="expected root origins TOML (default: bundled)")
+    roots.add_argument(
+        "--hints",
+        metavar="FILE",
+        help="root hints (default: [root] hints, else the bundled IANA file)",
+    )
+    roots.add_argument(
+        "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
+    )
     roots.set_defaults(func=_roots)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mrt", nargs="+", default=[], metavar="FILE",
-                        help="MRT RIB dumps (TABLE_DUMP / TABLE_DUMP_V2; raw, gz or bz2)")
-    parser.add_argument("--reader", choices=("auto", "bgpstream", "bgpdump"), default="auto",
-                        help="MRT reader (auto: pybgpstream if importable, else bgpdump)")
-    parser.add_argument("--collector", metavar="NAME",
-                        help="collector name when the file path does not say (rrc00…)")
-    parser.add_argument("--full-feed-ratio", type=float, metavar="R",
-                        help="full-feed: share of the largest peer's count (default 0.75)")
-    parser.add_argument("--keep-documentation-asns", action="store_true",
-                        help="keep RFC 5398 documentation ASNs on paths (labs)")
+    parser.add_argument(
+        "--mrt",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="MRT RIB dumps (TABLE_DUMP / TABLE_DUMP_V2; raw, gz or bz2)",
+    )
+    parser.add_argument(
+        "--reader",
+        choices=("auto", "bgpstream", "bgpdump"),
+        default="auto",
+        help="MRT reader (auto: pybgpstream if importable, else bgpdump)",
+    )
+    parser.add_argument(
+        "--collector",
+        metavar="NAME",
+        help="collector name when the file path does not say (rrc00…)",
+    )
+    parser.add_argument(
+        "--full-feed-ratio",
+        type=float,
+        metavar="R",
+        help="full-feed: share of the largest peer's count (default 0.75)",
+    )
+    parser.add_argument(
+        "--keep-documentation-asns",
+        action="store_true",
+        help="keep RFC 5398 documentation ASNs on paths (labs)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--store", metavar="PATH", help="SQLite store (default: settings)")
     parser.add_argument("--no-store", action="store_true", help="do not store the results")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
 def _options(args: argparse.Namespace, settings: cfg.Settings) -> Any:
-    from collectors.bgp.pipeline import Options
-    from collectors.bgp.rib import FullFeedRule
+    from publiccore.collectors.bgp.pipeline import Options
+    from publiccore.collectors.bgp.rib import FullFeedRule
 
     ratio = settings.bgp.full_feed_ratio if args.full_feed_ratio is None else args.full_feed_ratio
     if not 0 <= ratio <= 1:
         raise InputError("--full-feed-ratio must be between 0 and 1")
-    return Options(rule=FullFeedRule(ratio=ratio, min_ipv4=settings.bgp.full_feed_min_ipv4,
-                                     min_ipv6=settings.bgp.full_feed_min_ipv6),
-                   threshold=settings.bgp.visibility_threshold,
-                   bin_seconds=settings.bgp.bin_seconds,
-                   keep_documentation=args.keep_documentation_asns)
+    return Options(
+        rule=FullFeedRule(
+            ratio=ratio,
+            min_ipv4=settings.bgp.full_feed_min_ipv4,
+            min_ipv6=settings.bgp.full_feed_min_ipv6,
+        ),
+        threshold=settings.bgp.visibility_threshold,
+        bin_seconds=settings.bgp.bin_seconds,
+        keep_documentation=args.keep_documentation_asns,
+    )
 
 
 def _geo(files: Sequence[str]) -> Any:
@@ -97,34 +163,51 @@ def _geo(files: Sequence[str]) -> Any:
 
 
 def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Settings]:
-    from collectors.bgp.pipeline import analyze
-    from collectors.bgp.progress import progress_bar
-    from collectors.bgp.readers import make_reader
+    from publiccore.collectors.bgp.pipeline import analyze
+    from publiccore.collectors.bgp.progress import progress_bar
+    from publiccore.collectors.bgp.readers import make_reader
 
     settings = cfg.load(args.config)
     options = _options(args, settings)
     reader = make_reader(args.reader)
     with progress_bar(args.progress) as progress:
-        analysis = analyze(ribs=args.mrt, reader=reader, collector=args.collector,
-                           options=options, progress=progress, **kwargs)
+        analysis = analyze(
+            ribs=args.mrt,
+            reader=reader,
+            collector=args.collector,
+            options=options,
+            progress=progress,
+            **kwargs,
+        )
     for source in analysis.sources:
         if source.partial:
-            print(f"publiccore: warning: {source.file}: partial after {source.elements:,} "
-                  f"elements: {source.problem}", file=sys.stderr)
+            print(
+                f"publiccore: warning: {source.file}: partial after {source.elements:,} "
+                f"elements: {source.problem}",
+                file=sys.stderr,
+            )
     return analysis, options, settings
 
 
-def _store(args: argparse.Namespace, settings: cfg.Settings, analysis: Any, options: Any,
-           delegated: Sequence[str], command: str) -> None:
+def _store(
+    args: argparse.Namespace,
+    settings: cfg.Settings,
+    analysis: Any,
+    options: Any,
+    delegated: Sequence[str],
+    command: str,
+) -> None:
     if args.no_store:
         return
-    from collectors.bgp.observations import store_analysis
+    from publiccore.collectors.bgp.observations import store_analysis
+
     from publiccore.store import open_configured
 
     store = open_configured(settings, args.store)
     try:
-        source_id, count = store_analysis(store, analysis, options=options,
-                                          delegated=tuple(delegated), command=command)
+        source_id, count = store_analysis(
+            store, analysis, options=options, delegated=tuple(delegated), command=command
+        )
     finally:
         store.close()
     print(f"stored {count} observations as source {source_id}", file=sys.stderr)
@@ -143,16 +226,27 @@ def _when(seconds: float | None) -> str:
 
 
 def _sources_json(analysis: Any) -> list[dict[str, Any]]:
-    return [{"file": s.file, "sha256": s.sha256, "collector": s.collector,
-             "dump_time": s.dump_time, "elements": s.elements, "partial": s.partial,
-             "problem": s.problem, "kind": s.kind, "reader": s.reader}
-            for s in analysis.sources]
+    return [
+        {
+            "file": s.file,
+            "sha256": s.sha256,
+            "collector": s.collector,
+            "dump_time": s.dump_time,
+            "elements": s.elements,
+            "partial": s.partial,
+            "problem": s.problem,
+            "kind": s.kind,
+            "reader": s.reader,
+        }
+        for s in analysis.sources
+    ]
 
 
 def _visibility(args: argparse.Namespace) -> int:
-    from collectors.bgp.pipeline import BrokerWindow
-    from collectors.bgp.roots import load_expected_origins
-    from collectors.bgp.visibility import prefix_view
+    from publiccore.collectors.bgp.pipeline import BrokerWindow
+    from publiccore.collectors.bgp.roots import load_expected_origins
+    from publiccore.collectors.bgp.visibility import prefix_view
+
     from publiccore.clock import parse_when
 
     settings = cfg.load(args.config)
@@ -173,9 +267,14 @@ def _visibility(args: argparse.Namespace) -> int:
             raise InputError("--transit needs RIR delegated files (--delegated FILE)")
         transit_countries = ["*"]  # every country with routed prefixes
     analysis, options, settings = _run(
-        args, updates=args.updates, geo=geo, broker=broker,
-        servers=_servers(args.hints, settings), expected=load_expected_origins(args.origins),
-        transit_countries=transit_countries)
+        args,
+        updates=args.updates,
+        geo=geo,
+        broker=broker,
+        servers=_servers(args.hints, settings),
+        expected=load_expected_origins(args.origins),
+        transit_countries=transit_countries,
+    )
     _store(args, settings, analysis, options, delegated, "bgp visibility")
     if args.json:
         out: dict[str, Any] = {
@@ -187,17 +286,35 @@ def _visibility(args: argparse.Namespace) -> int:
             "countries": [c.to_json() for c in analysis.countries],
             "roots": [r.to_json() for r in analysis.roots],
             "transit": [t.to_json() for t in analysis.transit],
-            "bins": [{"time": b.start, "updates": b.updates,
-                      "countries": [c.to_json() for c in b.countries],
-                      "roots": [{"letter": p.name, "address": p.address, "prefix": p.prefix,
-                                 "visibility_ratio": p.ratio} for p in b.prefixes]}
-                     for b in analysis.bins],
+            "bins": [
+                {
+                    "time": b.start,
+                    "updates": b.updates,
+                    "countries": [c.to_json() for c in b.countries],
+                    "roots": [
+                        {
+                            "letter": p.name,
+                            "address": p.address,
+                            "prefix": p.prefix,
+                            "visibility_ratio": p.ratio,
+                        }
+                        for p in b.prefixes
+                    ],
+                }
+                for b in analysis.bins
+            ],
         }
         if args.prefixes:
-            out["prefixes"] = [prefix_view(analysis.rib, p, analysis.full_feed,
-                                           threshold=options.threshold,
-                                           keep_documentation=options.keep_documentation
-                                           ).to_json() for p in sorted(analysis.rib.routes)]
+            out["prefixes"] = [
+                prefix_view(
+                    analysis.rib,
+                    p,
+                    analysis.full_feed,
+                    threshold=options.threshold,
+                    keep_documentation=options.keep_documentation,
+                ).to_json()
+                for p in sorted(analysis.rib.routes)
+            ]
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -214,50 +331,84 @@ def _print_visibility(analysis: Any, delegated: Sequence[str]) -> None:
     for column in ("file", "collector", "dump time", "elements", "complete"):
         files.add_column(column)
     for s in analysis.sources:
-        files.add_row(s.file, s.collector, _when(s.dump_time), f"{s.elements:,}",
-                      "yes" if not s.partial else f"PARTIAL: {s.problem[:70]}")
+        files.add_row(
+            s.file,
+            s.collector,
+            _when(s.dump_time),
+            f"{s.elements:,}",
+            "yes" if not s.partial else f"PARTIAL: {s.problem[:70]}",
+        )
     console.print(files)
     peers = Table(title="peers (full-feed: ≥ ratio × largest peer per family and collector)")
     for column in ("collector", "peer AS", "peer address", "IPv4", "IPv6", "full-feed"):
         peers.add_column(column)
-    for p in sorted(analysis.peers, key=lambda r: (r.peer.collector, -r.prefixes["ipv4"],
-                                                     -r.prefixes["ipv6"])):
+    for p in sorted(
+        analysis.peers, key=lambda r: (r.peer.collector, -r.prefixes["ipv4"], -r.prefixes["ipv6"])
+    ):
         full = ",".join(f for f in ("ipv4", "ipv6") if p.full_feed[f]) or "-"
-        peers.add_row(p.peer.collector, str(p.peer.peer_asn), p.peer.peer_address,
-                      f"{p.prefixes['ipv4']:,}", f"{p.prefixes['ipv6']:,}", full)
+        peers.add_row(
+            p.peer.collector,
+            str(p.peer.peer_asn),
+            p.peer.peer_address,
+            f"{p.prefixes['ipv4']:,}",
+            f"{p.prefixes['ipv6']:,}",
+            full,
+        )
     console.print(peers)
     summary = analysis.summary
     for family in ("ipv4", "ipv6"):
-        console.print(f"{family}: {summary.prefixes_seen[family]:,} prefixes seen, "
-                      f"{summary.prefixes_visible[family]:,} visible (> 50% of "
-                      f"{summary.full_feed_peers[family]} full-feed peers), "
-                      f"{summary.multiple_origins[family]:,} with several origins")
+        console.print(
+            f"{family}: {summary.prefixes_seen[family]:,} prefixes seen, "
+            f"{summary.prefixes_visible[family]:,} visible (> 50% of "
+            f"{summary.full_feed_peers[family]} full-feed peers), "
+            f"{summary.multiple_origins[family]:,} with several origins"
+        )
     if analysis.roots:
         _print_roots(console, analysis.roots)
     if not delegated:
-        console.print("no RIR delegated files (--delegated or [bgp] delegated): "
-                      "country visibility skipped")
+        console.print(
+            "no RIR delegated files (--delegated or [bgp] delegated): country visibility skipped"
+        )
     elif analysis.countries:
         table = Table(title="country visibility (/24 or /48 equivalents)")
-        for column in ("country", "family", "prefixes", "routed", "visible", "ratio",
-                       "unseen prefixes"):
+        for column in (
+            "country",
+            "family",
+            "prefixes",
+            "routed",
+            "visible",
+            "ratio",
+            "unseen prefixes",
+        ):
             table.add_column(column, justify="right" if column != "country" else "left")
         for c in analysis.countries:
-            table.add_row(c.country, c.family, f"{c.prefixes:,}", f"{c.routed_units:,.1f}",
-                          f"{c.visible_units:,.1f}", f"{c.visible_ratio:.3f}",
-                          f"{c.unseen_prefixes:,}")
+            table.add_row(
+                c.country,
+                c.family,
+                f"{c.prefixes:,}",
+                f"{c.routed_units:,.1f}",
+                f"{c.visible_units:,.1f}",
+                f"{c.visible_ratio:.3f}",
+                f"{c.unseen_prefixes:,}",
+            )
         console.print(table)
     if analysis.bins:
         table = Table(title="updates: 5-minute bins (state at bin end)")
-        for column in ("bin start", "updates", "countries < 100% visible",
-                       "root prefixes < 50%"):
+        for column in ("bin start", "updates", "countries < 100% visible", "root prefixes < 50%"):
             table.add_column(column)
         for b in analysis.bins:
-            low = [f"{c.country}/{c.family[-1]} {c.visible_ratio:.2f}" for c in b.countries
-                   if c.visible_ratio < 1.0]
+            low = [
+                f"{c.country}/{c.family[-1]} {c.visible_ratio:.2f}"
+                for c in b.countries
+                if c.visible_ratio < 1.0
+            ]
             roots = [f"{p.name} {p.ratio:.2f}" for p in b.prefixes if p.ratio <= 0.5]
-            table.add_row(_when(b.start), f"{b.updates:,}", " ".join(low[:8]) or "-",
-                          " ".join(roots[:8]) or "-")
+            table.add_row(
+                _when(b.start),
+                f"{b.updates:,}",
+                " ".join(low[:8]) or "-",
+                " ".join(roots[:8]) or "-",
+            )
         console.print(table)
 
 
@@ -265,14 +416,26 @@ def _print_roots(console: Any, roots: Sequence[Any]) -> None:
     from rich.table import Table
 
     table = Table(title="root-server prefixes")
-    for column in ("letter", "address", "prefix", "visibility", "origins", "expected",
-                   "unexpected"):
+    for column in (
+        "letter",
+        "address",
+        "prefix",
+        "visibility",
+        "origins",
+        "expected",
+        "unexpected",
+    ):
         table.add_column(column)
     for r in roots:
-        table.add_row(r.letter, r.address, r.prefix or "not routed",
-                      f"{r.visibility_ratio:.2f}", " ".join(map(str, r.origins)) or "-",
-                      " ".join(map(str, r.expected_origins)) or "-",
-                      "[bold red]YES[/]" if r.unexpected else "no")
+        table.add_row(
+            r.letter,
+            r.address,
+            r.prefix or "not routed",
+            f"{r.visibility_ratio:.2f}",
+            " ".join(map(str, r.origins)) or "-",
+            " ".join(map(str, r.expected_origins)) or "-",
+            "[bold red]YES[/]" if r.unexpected else "no",
+        )
     console.print(table)
 
 
@@ -284,9 +447,13 @@ def _transit(args: argparse.Namespace) -> int:
     country = args.country.upper()
     if len(country) != 2 or not country.isalpha():
         raise InputError(f"--country must be an ISO 3166 alpha-2 code, not {args.country!r}")
-    analysis, options, settings = _run(args, geo=_geo(delegated), countries=False,
-                                       transit_countries=[country],
-                                       transit_families=[args.family])
+    analysis, options, settings = _run(
+        args,
+        geo=_geo(delegated),
+        countries=False,
+        transit_countries=[country],
+        transit_families=[args.family],
+    )
     _store(args, settings, analysis, options, delegated, "bgp transit")
     result = analysis.transit[0]
     if args.json:
@@ -300,27 +467,31 @@ def _transit(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(width=160)
-    table = Table(title=f"{country} {args.family}: international upstreams (top 10)",
-                  min_width=60)
+    table = Table(title=f"{country} {args.family}: international upstreams (top 10)", min_width=60)
     table.add_column("AS")
     table.add_column("share", justify="right")
     for upstream in result.upstreams[:10]:
         table.add_row(str(upstream.asn), f"{upstream.share:.3f}")
     console.print(table)
-    console.print(f"{result.count} upstreams, effective number {result.effective_number:.2f}, "
-                  f"top share {result.top_share:.3f}, from {result.peer_asns_used} peer ASes "
-                  f"({result.paths_used:,} paths used, {result.paths_skipped:,} without a "
-                  f"domestic origin or a foreign AS)")
+    console.print(
+        f"{result.count} upstreams, effective number {result.effective_number:.2f}, "
+        f"top share {result.top_share:.3f}, from {result.peer_asns_used} peer ASes "
+        f"({result.paths_used:,} paths used, {result.paths_skipped:,} without a "
+        f"domestic origin or a foreign AS)"
+    )
     return 0
 
 
 def _roots(args: argparse.Namespace) -> int:
-    from collectors.bgp.roots import load_expected_origins
+    from publiccore.collectors.bgp.roots import load_expected_origins
 
     settings = cfg.load(args.config)
-    analysis, options, settings = _run(args, servers=_servers(args.hints, settings),
-                                       expected=load_expected_origins(args.origins),
-                                       countries=False)
+    analysis, options, settings = _run(
+        args,
+        servers=_servers(args.hints, settings),
+        expected=load_expected_origins(args.origins),
+        countries=False,
+    )
     _store(args, settings, analysis, options, (), "bgp roots")
     if args.json:
         json.dump([r.to_json() for r in analysis.roots], sys.stdout, indent=1)

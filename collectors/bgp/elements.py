@@ -78,9 +78,14 @@ class Reader(Protocol):
 
     name: str
 
-    def read(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-             collector: str | None = None,
-             progress: ProgressCallback | None = None) -> ReadResult:
+    def read(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ReadResult:
         """Open ``path``; the result yields elements, then holds the file's report."""
         ...
 
@@ -130,9 +135,14 @@ class FileRead:
     their elements are exhausted.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, kind: Literal["rib", "updates"],
-                 collector: str | None = None,
-                 progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: Literal["rib", "updates"],
+        collector: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
         self.path = pathlib.Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such MRT file")

@@ -18,9 +18,10 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from collectors.bgp.pipeline import Analysis, Options
-from collectors.bgp.roots import RootPrefix
-from collectors.bgp.timeline import Bin
+from publiccore.collectors.bgp.pipeline import Analysis, Options
+from publiccore.collectors.bgp.roots import RootPrefix
+from publiccore.collectors.bgp.timeline import Bin
+
 from publiccore import __version__
 from publiccore.store import Observation, Store
 
@@ -31,8 +32,9 @@ def _when(seconds: float | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds or 0.0, dt.UTC)
 
 
-def source_meta(analysis: Analysis, *, options: Options, delegated: tuple[str, ...] = (),
-                command: str = "") -> dict[str, Any]:
+def source_meta(
+    analysis: Analysis, *, options: Options, delegated: tuple[str, ...] = (), command: str = ""
+) -> dict[str, Any]:
     """Provenance kept with the observations: files with hashes, collectors, peer counts."""
     collectors = sorted({s.collector for s in analysis.sources})
     return {
@@ -43,26 +45,41 @@ def source_meta(analysis: Analysis, *, options: Options, delegated: tuple[str, .
         "files": [s.to_json() for s in analysis.sources],
         "partial": analysis.partial,
         "delegated": list(delegated),
-        "peers": {"sessions": len(analysis.peers),
-                  "full_feed": {f: len(v) for f, v in analysis.full_feed.items()},
-                  "peer_asns": len({p.peer.peer_asn for p in analysis.peers})},
-        "definitions": {"full_feed_ratio": options.rule.ratio,
-                        "full_feed_min_ipv4": options.rule.min_ipv4,
-                        "full_feed_min_ipv6": options.rule.min_ipv6,
-                        "visibility_threshold": options.threshold,
-                        "bin_seconds": options.bin_seconds, "trim": options.trim},
+        "peers": {
+            "sessions": len(analysis.peers),
+            "full_feed": {f: len(v) for f, v in analysis.full_feed.items()},
+            "peer_asns": len({p.peer.peer_asn for p in analysis.peers}),
+        },
+        "definitions": {
+            "full_feed_ratio": options.rule.ratio,
+            "full_feed_min_ipv4": options.rule.min_ipv4,
+            "full_feed_min_ipv6": options.rule.min_ipv6,
+            "visibility_threshold": options.threshold,
+            "bin_seconds": options.bin_seconds,
+            "trim": options.trim,
+        },
     }
 
 
 def _root(when: dt.datetime, row: RootPrefix) -> Iterator[Observation]:
     labels = {"prefix_set": "root", "letter": row.letter, "family": row.family}
     subject = row.prefix or row.address
-    yield Observation(time=when, subject_kind="prefix", subject=subject,
-                      metric="bgp_prefix_visibility_ratio", value=row.visibility_ratio,
-                      labels=labels)
-    yield Observation(time=when, subject_kind="prefix", subject=subject,
-                      metric="bgp_root_prefix_unexpected_origin", value=float(row.unexpected),
-                      labels=labels)
+    yield Observation(
+        time=when,
+        subject_kind="prefix",
+        subject=subject,
+        metric="bgp_prefix_visibility_ratio",
+        value=row.visibility_ratio,
+        labels=labels,
+    )
+    yield Observation(
+        time=when,
+        subject_kind="prefix",
+        subject=subject,
+        metric="bgp_root_prefix_unexpected_origin",
+        value=float(row.unexpected),
+        labels=labels,
+    )
 
 
 def _bin(item: Bin, families: Mapping[str, str]) -> Iterator[Observation]:
@@ -70,16 +87,27 @@ def _bin(item: Bin, families: Mapping[str, str]) -> Iterator[Observation]:
     when = _when(item.start)
     for c in item.countries:
         labels = {"family": str(c.family)}
-        yield Observation(when, "country", c.country, "bgp_country_visibility_ratio",
-                          c.visible_ratio, labels)
+        yield Observation(
+            when, "country", c.country, "bgp_country_visibility_ratio", c.visible_ratio, labels
+        )
         if c.family == "ipv4":
-            yield Observation(when, "country", c.country, "bgp_country_visible_slash24",
-                              c.visible_units, {})
+            yield Observation(
+                when, "country", c.country, "bgp_country_visible_slash24", c.visible_units, {}
+            )
     for point in item.prefixes:
-        labels = {"prefix_set": "root", "letter": point.name,
-                  "family": families.get(point.address, "ipv4")}
-        yield Observation(when, "prefix", point.prefix or point.address,
-                          "bgp_prefix_visibility_ratio", point.ratio, labels)
+        labels = {
+            "prefix_set": "root",
+            "letter": point.name,
+            "family": families.get(point.address, "ipv4"),
+        }
+        yield Observation(
+            when,
+            "prefix",
+            point.prefix or point.address,
+            "bgp_prefix_visibility_ratio",
+            point.ratio,
+            labels,
+        )
 
 
 def observations(analysis: Analysis) -> list[Observation]:
@@ -89,23 +117,51 @@ def observations(analysis: Analysis) -> list[Observation]:
     for c in analysis.countries:
         labels = {"family": c.family}
         if c.family == "ipv4":
-            out.append(Observation(when, "country", c.country, "bgp_country_visible_slash24",
-                                   c.visible_units, {}))
-        out.append(Observation(when, "country", c.country, "bgp_country_visibility_ratio",
-                               c.visible_ratio, labels))
-        out.append(Observation(when, "country", c.country, "bgp_country_routed_units",
-                               c.routed_units, labels))
-        out.append(Observation(when, "country", c.country, "bgp_country_unseen_prefixes",
-                               float(c.unseen_prefixes), labels))
+            out.append(
+                Observation(
+                    when, "country", c.country, "bgp_country_visible_slash24", c.visible_units, {}
+                )
+            )
+        out.append(
+            Observation(
+                when, "country", c.country, "bgp_country_visibility_ratio", c.visible_ratio, labels
+            )
+        )
+        out.append(
+            Observation(
+                when, "country", c.country, "bgp_country_routed_units", c.routed_units, labels
+            )
+        )
+        out.append(
+            Observation(
+                when,
+                "country",
+                c.country,
+                "bgp_country_unseen_prefixes",
+                float(c.unseen_prefixes),
+                labels,
+            )
+        )
     for t in analysis.transit:
         labels = {"family": t.family}
-        out.append(Observation(when, "country", t.country, "bgp_country_upstreams",
-                               float(t.count), labels))
-        out.append(Observation(when, "country", t.country,
-                               "bgp_country_upstream_effective_number", t.effective_number,
-                               labels))
-        out.append(Observation(when, "country", t.country, "bgp_country_top_upstream_share",
-                               t.top_share, labels))
+        out.append(
+            Observation(when, "country", t.country, "bgp_country_upstreams", float(t.count), labels)
+        )
+        out.append(
+            Observation(
+                when,
+                "country",
+                t.country,
+                "bgp_country_upstream_effective_number",
+                t.effective_number,
+                labels,
+            )
+        )
+        out.append(
+            Observation(
+                when, "country", t.country, "bgp_country_top_upstream_share", t.top_share, labels
+            )
+        )
     for row in analysis.roots:
         out.extend(_root(when, row))
     families = {r.address: r.family for r in analysis.roots}
@@ -114,11 +170,17 @@ def observations(analysis: Analysis) -> list[Observation]:
     return out
 
 
-def store_analysis(store: Store, analysis: Analysis, *, options: Options,
-                   delegated: tuple[str, ...] = (), command: str = "") -> tuple[int, int]:
+def store_analysis(
+    store: Store,
+    analysis: Analysis,
+    *,
+    options: Options,
+    delegated: tuple[str, ...] = (),
+    command: str = "",
+) -> tuple[int, int]:
     """Add the source and its observations; return (source id, observations stored)."""
-    source_id = store.add_source(SOURCE_KIND, source_meta(analysis, options=options,
-                                                          delegated=delegated,
-                                                          command=command))
+    source_id = store.add_source(
+        SOURCE_KIND, source_meta(analysis, options=options, delegated=delegated, command=command)
+    )
     stored = store.put_observations(source_id, observations(analysis))
     return source_id, stored

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from collectors.bgp.elements import ProgressCallback
+from publiccore.collectors.bgp.elements import ProgressCallback
 
 
 @contextlib.contextmanager
@@ -23,10 +23,15 @@ def progress_bar(enabled: bool | None = None) -> Iterator[ProgressCallback | Non
 
     started = time.monotonic()
     totals: dict[str, int] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                  TextColumn("{task.fields[elements]:>12,} elements"),
-                  TextColumn("{task.fields[rate]:>10,.0f} elements/s"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[elements]:>12,} elements"),
+        TextColumn("{task.fields[rate]:>10,.0f} elements/s"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("reading", elements=0, rate=0.0)
 
         def update(name: str, count: int) -> None:

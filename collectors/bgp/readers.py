@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from collectors.bgp import bgpdump, bgpstream
-from collectors.bgp.elements import Reader
+from publiccore.collectors.bgp import bgpdump, bgpstream
+from publiccore.collectors.bgp.elements import Reader
+
 from publiccore.errors import InputError
 
 ReaderName = Literal["auto", "bgpstream", "bgpdump"]
@@ -26,6 +27,8 @@ def make_reader(name: str = "auto") -> Reader:
         return bgpstream.BgpstreamReader()
     if bgpdump.available():
         return bgpdump.BgpdumpReader()
-    raise InputError("no MRT reader available: install libbgpstream and "
-                     "`pip install publiccore[bgpstream]`, or Debian's bgpdump "
-                     "(apt install bgpdump)")
+    raise InputError(
+        "no MRT reader available: install libbgpstream and "
+        "`pip install publiccore[bgpstream]`, or Debian's bgpdump "
+        "(apt install bgpdump)"
+    )

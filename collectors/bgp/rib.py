@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
-from collectors.bgp.elements import ESTABLISHED, Element
+from publiccore.collectors.bgp.elements import ESTABLISHED, Element
 
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, Family] = ("ipv4", "ipv6")
@@ -37,9 +37,13 @@ class PeerRow:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready mapping."""
-        return {"collector": self.peer.collector, "peer_asn": self.peer.peer_asn,
-                "peer_address": self.peer.peer_address, "prefixes": dict(self.prefixes),
-                "full_feed": dict(self.full_feed)}
+        return {
+            "collector": self.peer.collector,
+            "peer_asn": self.peer.peer_asn,
+            "peer_address": self.peer.peer_address,
+            "prefixes": dict(self.prefixes),
+            "full_feed": dict(self.full_feed),
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,8 +88,9 @@ class Rib:
         """The index of a peer session already seen, or None."""
         return self._peer_index.get((collector, peer_asn, peer_address))
 
-    def apply(self, elements: Iterable[Element],
-              on_new_prefix: Callable[[str], object] | None = None) -> int:
+    def apply(
+        self, elements: Iterable[Element], on_new_prefix: Callable[[str], object] | None = None
+    ) -> int:
         """Apply elements in order; return how many were applied. The hot loop of a RIB load.
 
         ``on_new_prefix`` is called with each prefix the table did not hold: per-prefix work
@@ -151,8 +156,10 @@ class Rib:
                 largest[key] = max(largest.get(key, 0), count[family])
         rows = []
         for index, (peer, count) in enumerate(zip(self.peers, counts, strict=True)):
-            full = {family: is_full_feed(count[family], largest[(peer.collector, family)],
-                                         rule, family) for family in FAMILIES}
+            full = {
+                family: is_full_feed(count[family], largest[(peer.collector, family)], rule, family)
+                for family in FAMILIES
+            }
             rows.append(PeerRow(index=index, peer=peer, prefixes=count, full_feed=full))
         return rows
 

@@ -12,8 +12,9 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
-from collectors.bgp.rib import Family, Rib
-from collectors.bgp.visibility import MIN_COUNTRY_PREFIX, prefix_view
+from publiccore.collectors.bgp.rib import Family, Rib
+from publiccore.collectors.bgp.visibility import MIN_COUNTRY_PREFIX, prefix_view
+
 from publiccore.errors import InputError
 from publiccore.roothints import RootServer
 
@@ -38,10 +39,17 @@ class RootPrefix:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready mapping."""
-        return {"letter": self.letter, "address": self.address, "family": self.family,
-                "prefix": self.prefix, "visibility_ratio": self.visibility_ratio,
-                "visible": self.visible, "origins": list(self.origins),
-                "expected_origins": list(self.expected_origins), "unexpected": self.unexpected}
+        return {
+            "letter": self.letter,
+            "address": self.address,
+            "family": self.family,
+            "prefix": self.prefix,
+            "visibility_ratio": self.visibility_ratio,
+            "visible": self.visible,
+            "origins": list(self.origins),
+            "expected_origins": list(self.expected_origins),
+            "unexpected": self.unexpected,
+        }
 
 
 def bundled_origins_path() -> pathlib.Path:
@@ -65,7 +73,8 @@ def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[st
     for letter, entry in letters.items():
         origins = entry.get("origins") if isinstance(entry, dict) else None
         if not isinstance(origins, list) or not all(
-                isinstance(o, int) and not isinstance(o, bool) for o in origins):
+            isinstance(o, int) and not isinstance(o, bool) for o in origins
+        ):
             raise InputError(f"root origins {file}: letters.{letter}.origins must list ASNs")
         out[letter.lower()] = tuple(origins)
     return out
@@ -94,10 +103,15 @@ def covering_prefix(rib: Rib, address: str) -> str | None:
     return None
 
 
-def root_prefixes(rib: Rib, servers: Sequence[RootServer],
-                  full_feed: Mapping[Family, frozenset[int]],
-                  expected: Mapping[str, tuple[int, ...]], *, threshold: float = 0.5,
-                  keep_documentation: bool = False) -> list[RootPrefix]:
+def root_prefixes(
+    rib: Rib,
+    servers: Sequence[RootServer],
+    full_feed: Mapping[Family, frozenset[int]],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    threshold: float = 0.5,
+    keep_documentation: bool = False,
+) -> list[RootPrefix]:
     """Every root address (IPv4 first per letter) with its covering prefix's view."""
     out: list[RootPrefix] = []
     for server in servers:
@@ -106,15 +120,32 @@ def root_prefixes(rib: Rib, servers: Sequence[RootServer],
         for family, address in addresses:
             prefix = covering_prefix(rib, address)
             if prefix is None:
-                out.append(RootPrefix(letter=server.letter, address=address, family=family,
-                                      prefix=None, visibility_ratio=0.0, visible=False,
-                                      origins=(), expected_origins=expected.get(server.letter,
-                                                                                ())))
+                out.append(
+                    RootPrefix(
+                        letter=server.letter,
+                        address=address,
+                        family=family,
+                        prefix=None,
+                        visibility_ratio=0.0,
+                        visible=False,
+                        origins=(),
+                        expected_origins=expected.get(server.letter, ()),
+                    )
+                )
                 continue
-            view = prefix_view(rib, prefix, full_feed, threshold=threshold,
-                               keep_documentation=keep_documentation)
-            out.append(RootPrefix(letter=server.letter, address=address, family=family,
-                                  prefix=prefix, visibility_ratio=view.ratio,
-                                  visible=view.visible, origins=view.origins,
-                                  expected_origins=expected.get(server.letter, ())))
+            view = prefix_view(
+                rib, prefix, full_feed, threshold=threshold, keep_documentation=keep_documentation
+            )
+            out.append(
+                RootPrefix(
+                    letter=server.letter,
+                    address=address,
+                    family=family,
+                    prefix=prefix,
+                    visibility_ratio=view.ratio,
+                    visible=view.visible,
+                    origins=view.origins,
+                    expected_origins=expected.get(server.letter, ()),
+                )
+            )
     return out

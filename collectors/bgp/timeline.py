@@ -11,10 +11,11 @@ import dataclasses
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from collectors.bgp.elements import ESTABLISHED, Element
-from collectors.bgp.rib import Family, Rib
-from collectors.bgp.roots import covering_prefix
-from collectors.bgp.visibility import CountryIndex, CountryVisibility, country_visibility
+from publiccore.collectors.bgp.elements import ESTABLISHED, Element
+from publiccore.collectors.bgp.rib import Family, Rib
+from publiccore.collectors.bgp.roots import covering_prefix
+from publiccore.collectors.bgp.visibility import CountryIndex, CountryVisibility, country_visibility
+
 from publiccore.geo import Geo
 
 
@@ -48,10 +49,18 @@ def merged(streams: Sequence[Iterable[Element]]) -> Iterable[Element]:
 class Timeline:
     """Applies updates to a RIB while keeping per-prefix full-feed counts and dirty countries."""
 
-    def __init__(self, rib: Rib, full_feed: Mapping[Family, frozenset[int]],
-                 ff_counts: dict[str, int], index: CountryIndex | None, geo: Geo | None, *,
-                 watched: Sequence[tuple[str, str]] = (), bin_seconds: int = 300,
-                 threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        rib: Rib,
+        full_feed: Mapping[Family, frozenset[int]],
+        ff_counts: dict[str, int],
+        index: CountryIndex | None,
+        geo: Geo | None,
+        *,
+        watched: Sequence[tuple[str, str]] = (),
+        bin_seconds: int = 300,
+        threshold: float = 0.5,
+    ) -> None:
         self.rib = rib
         self.full_feed = full_feed
         self.ff_counts = ff_counts
@@ -68,8 +77,14 @@ class Timeline:
 
     def _country(self, key: tuple[str, Family]) -> CountryVisibility:
         assert self.index is not None
-        return country_visibility(self.index, key, self.rib.routes, self.ff_counts,
-                                  len(self.full_feed[key[1]]), threshold=self.threshold)
+        return country_visibility(
+            self.index,
+            key,
+            self.rib.routes,
+            self.ff_counts,
+            len(self.full_feed[key[1]]),
+            threshold=self.threshold,
+        )
 
     def _touch(self, prefix: str) -> None:
         if self.index is None or self.geo is None:
@@ -83,8 +98,7 @@ class Timeline:
             per_peer = self.rib.routes[prefix] = {}
             self.ff_counts[prefix] = 0
             self._touch(prefix)
-        if index not in per_peer and index in self.full_feed["ipv6" if ":" in prefix
-                                                             else "ipv4"]:
+        if index not in per_peer and index in self.full_feed["ipv6" if ":" in prefix else "ipv4"]:
             self.ff_counts[prefix] += 1
             self._touch(prefix)
         per_peer[index] = path
@@ -106,13 +120,11 @@ class Timeline:
         """Apply one update element."""
         self.rib.elements += 1
         if element.type in ("S", "W"):
-            index = self.rib.known_peer(element.collector, element.peer_asn,
-                                        element.peer_address)
+            index = self.rib.known_peer(element.collector, element.peer_asn, element.peer_address)
             if index is None:
                 return  # a session with no route: nothing to change
         else:
-            index = self.rib.peer_index(element.collector, element.peer_asn,
-                                        element.peer_address)
+            index = self.rib.peer_index(element.collector, element.peer_asn, element.peer_address)
         if element.type in ("A", "R"):
             self._set(index, element.prefix, element.as_path)
         elif element.type == "W":
@@ -138,8 +150,9 @@ class Timeline:
         countries = tuple(v for _k, v in sorted(self._countries.items()) if v.prefixes)
         return Bin(start=start, updates=updates, countries=countries, prefixes=tuple(points))
 
-    def run(self, elements: Iterable[Element],
-            on_bin: Callable[[Bin], None] | None = None) -> list[Bin]:
+    def run(
+        self, elements: Iterable[Element], on_bin: Callable[[Bin], None] | None = None
+    ) -> list[Bin]:
         """Apply time-ordered updates; return one bin per ``bin_seconds`` from first to last."""
         bins: list[Bin] = []
         width = self.bin_seconds

@@ -16,10 +16,10 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from collectors.bgp.blocks import exclusive_sizes
-from collectors.bgp.paths import clean_path
-from collectors.bgp.rib import Family, Rib
-from collectors.bgp.visibility import CountryIndex
+from publiccore.collectors.bgp.blocks import exclusive_sizes
+from publiccore.collectors.bgp.paths import clean_path
+from publiccore.collectors.bgp.rib import Family, Rib
+from publiccore.collectors.bgp.visibility import CountryIndex
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,11 +56,17 @@ class Transit:
 
     def to_json(self, top: int = 10) -> dict[str, object]:
         """JSON-ready mapping with the ``top`` upstreams."""
-        return {"country": self.country, "family": self.family,
-                "upstreams": [{"asn": u.asn, "share": u.share} for u in self.upstreams[:top]],
-                "count": self.count, "effective_number": self.effective_number,
-                "top_share": self.top_share, "peer_asns_used": self.peer_asns_used,
-                "paths_used": self.paths_used, "paths_skipped": self.paths_skipped}
+        return {
+            "country": self.country,
+            "family": self.family,
+            "upstreams": [{"asn": u.asn, "share": u.share} for u in self.upstreams[:top]],
+            "count": self.count,
+            "effective_number": self.effective_number,
+            "top_share": self.top_share,
+            "peer_asns_used": self.peer_asns_used,
+            "paths_used": self.paths_used,
+            "paths_skipped": self.paths_skipped,
+        }
 
 
 def effective_number(shares: Iterable[float]) -> float:
@@ -75,12 +81,13 @@ def trimmed_mean(values: Sequence[float], trim: float = 0.1) -> float:
         return math.nan
     ordered = sorted(values)
     cut = int(trim * len(ordered))
-    kept = ordered[cut:len(ordered) - cut] if cut else ordered
+    kept = ordered[cut : len(ordered) - cut] if cut else ordered
     return sum(kept) / len(kept)
 
 
-def upstream_of(path: Sequence[int], country: str,
-                country_of_asn: Callable[[int], str | None]) -> int | None:
+def upstream_of(
+    path: Sequence[int], country: str, country_of_asn: Callable[[int], str | None]
+) -> int | None:
     """The foreign AS next to the origin's domestic run on a cleaned path (peer first)."""
     if not path or country_of_asn(path[-1]) != country:
         return None
@@ -90,13 +97,14 @@ def upstream_of(path: Sequence[int], country: str,
     return path[i] if i >= 0 else None
 
 
-def combine(per_peer_as: Mapping[int, Mapping[int, float]], *, trim: float = 0.1
-            ) -> list[Upstream]:
+def combine(per_peer_as: Mapping[int, Mapping[int, float]], *, trim: float = 0.1) -> list[Upstream]:
     """Trimmed mean across peer ASes of each upstream's share (0 where a peer AS lacks it),
     renormalised to sum to 1, largest first."""
     upstreams = {asn for shares in per_peer_as.values() for asn in shares}
-    means = {asn: trimmed_mean([shares.get(asn, 0.0) for shares in per_peer_as.values()], trim)
-             for asn in upstreams}
+    means = {
+        asn: trimmed_mean([shares.get(asn, 0.0) for shares in per_peer_as.values()], trim)
+        for asn in upstreams
+    }
     total = sum(v for v in means.values() if v > 0)
     if total <= 0:
         return []
@@ -105,9 +113,17 @@ def combine(per_peer_as: Mapping[int, Mapping[int, float]], *, trim: float = 0.1
     return out
 
 
-def country_transit(rib: Rib, index: CountryIndex, country: str, family: Family,
-                    full_feed: frozenset[int], country_of_asn: Callable[[int], str | None], *,
-                    keep_documentation: bool = False, trim: float = 0.1) -> Transit:
+def country_transit(
+    rib: Rib,
+    index: CountryIndex,
+    country: str,
+    family: Family,
+    full_feed: frozenset[int],
+    country_of_asn: Callable[[int], str | None],
+    *,
+    keep_documentation: bool = False,
+    trim: float = 0.1,
+) -> Transit:
     """The international upstreams of ``country`` for ``family`` (see module doc)."""
     prefixes = sorted(index.by_country.get((country, family), ()))
     # per full-feed session: its routes' (start, size, upstream) pieces inside the country
@@ -139,7 +155,8 @@ def country_transit(rib: Rib, index: CountryIndex, country: str, family: Family,
         total = sum(weights.values())
         if total > 0:
             per_peer_as[rib.peers[session].peer_asn].append(
-                {asn: w / total for asn, w in weights.items()})
+                {asn: w / total for asn, w in weights.items()}
+            )
     averaged: dict[int, dict[int, float]] = {}
     for peer_asn, sessions in per_peer_as.items():
         merged: dict[int, float] = defaultdict(float)
@@ -147,5 +164,11 @@ def country_transit(rib: Rib, index: CountryIndex, country: str, family: Family,
             for asn, share in shares.items():
                 merged[asn] += share / len(sessions)
         averaged[peer_asn] = dict(merged)
-    return Transit(country=country, family=family, upstreams=tuple(combine(averaged, trim=trim)),
-                   peer_asns_used=len(averaged), paths_used=used, paths_skipped=skipped)
+    return Transit(
+        country=country,
+        family=family,
+        upstreams=tuple(combine(averaged, trim=trim)),
+        peer_asns_used=len(averaged),
+        paths_used=used,
+        paths_skipped=skipped,
+    )

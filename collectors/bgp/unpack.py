@@ -17,6 +17,7 @@ from typing import IO, Any
 
 def unpack(path: str, compression: str, sink: IO[bytes]) -> str:
     """Decompress ``path`` into ``sink``; return "" or what went wrong and how far it got."""
+
     def new() -> Any:
         return zlib.decompressobj(wbits=47) if compression == "gzip" else bz2.BZ2Decompressor()
 
@@ -40,11 +41,15 @@ def unpack(path: str, compression: str, sink: IO[bytes]) -> str:
     except BrokenPipeError:
         return ""  # the reader stopped first; its own error says why
     except (OSError, EOFError, ValueError, zlib.error) as exc:
-        return (f"{compression} data corrupt after {compressed:,} compressed / "
-                f"{decompressed:,} decompressed bytes: {exc}")
+        return (
+            f"{compression} data corrupt after {compressed:,} compressed / "
+            f"{decompressed:,} decompressed bytes: {exc}"
+        )
     if compressed and not decoder.eof:
-        return (f"{compression} stream ends early (truncated) after {compressed:,} "
-                f"compressed / {decompressed:,} decompressed bytes")
+        return (
+            f"{compression} stream ends early (truncated) after {compressed:,} "
+            f"compressed / {decompressed:,} decompressed bytes"
+        )
     return ""
 
 

@@ -12,9 +12,10 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from collectors.bgp.blocks import block, union_size, units
-from collectors.bgp.paths import clean_path, is_reserved_asn
-from collectors.bgp.rib import FAMILIES, Family, Rib
+from publiccore.collectors.bgp.blocks import block, union_size, units
+from publiccore.collectors.bgp.paths import clean_path, is_reserved_asn
+from publiccore.collectors.bgp.rib import FAMILIES, Family, Rib
+
 from publiccore.geo import Geo
 
 
@@ -37,10 +38,16 @@ class PrefixView:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready mapping."""
-        return {"prefix": self.prefix, "family": self.family, "peers": self.peers,
-                "full_feed_peers": self.full_feed_peers, "visibility_ratio": self.ratio,
-                "visible": self.visible, "origins": list(self.origins),
-                "multiple_origins": self.multiple_origins}
+        return {
+            "prefix": self.prefix,
+            "family": self.family,
+            "peers": self.peers,
+            "full_feed_peers": self.full_feed_peers,
+            "visibility_ratio": self.ratio,
+            "visible": self.visible,
+            "origins": list(self.origins),
+            "multiple_origins": self.multiple_origins,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,9 +68,15 @@ class CountryVisibility:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready mapping."""
-        return {"country": self.country, "family": self.family, "prefixes": self.prefixes,
-                "routed_units": self.routed_units, "visible_units": self.visible_units,
-                "visible_ratio": self.visible_ratio, "unseen_prefixes": self.unseen_prefixes}
+        return {
+            "country": self.country,
+            "family": self.family,
+            "prefixes": self.prefixes,
+            "routed_units": self.routed_units,
+            "visible_units": self.visible_units,
+            "visible_ratio": self.visible_ratio,
+            "unseen_prefixes": self.unseen_prefixes,
+        }
 
 
 def fast_origin(as_path: str, *, keep_documentation: bool = False) -> int | None:
@@ -77,20 +90,33 @@ def fast_origin(as_path: str, *, keep_documentation: bool = False) -> int | None
     return cleaned[-1] if cleaned else None
 
 
-def prefix_view(rib: Rib, prefix: str, full_feed: Mapping[Family, frozenset[int]], *,
-                threshold: float = 0.5, keep_documentation: bool = False) -> PrefixView:
+def prefix_view(
+    rib: Rib,
+    prefix: str,
+    full_feed: Mapping[Family, frozenset[int]],
+    *,
+    threshold: float = 0.5,
+    keep_documentation: bool = False,
+) -> PrefixView:
     """The view of one prefix (not routed: no peers, ratio 0)."""
     family: Family = "ipv6" if ":" in prefix else "ipv4"
     per_peer = rib.routes.get(prefix, {})
     ff = full_feed[family]
     seen = sum(1 for index in per_peer if index in ff)
     ratio = seen / len(ff) if ff else 0.0
-    origins = {fast_origin(path, keep_documentation=keep_documentation)
-               for path in per_peer.values()}
+    origins = {
+        fast_origin(path, keep_documentation=keep_documentation) for path in per_peer.values()
+    }
     origins.discard(None)
-    return PrefixView(prefix=prefix, family=family, peers=len(per_peer), full_feed_peers=seen,
-                      ratio=ratio, visible=ratio > threshold,
-                      origins=tuple(sorted(o for o in origins if o is not None)))
+    return PrefixView(
+        prefix=prefix,
+        family=family,
+        peers=len(per_peer),
+        full_feed_peers=seen,
+        ratio=ratio,
+        visible=ratio > threshold,
+        origins=tuple(sorted(o for o in origins if o is not None)),
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,11 +130,15 @@ class Summary:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready mapping, one object per family."""
-        return {family: {"prefixes_seen": self.prefixes_seen[family],
-                         "prefixes_visible": self.prefixes_visible[family],
-                         "multiple_origin_prefixes": self.multiple_origins[family],
-                         "full_feed_peers": self.full_feed_peers[family]}
-                for family in FAMILIES}
+        return {
+            family: {
+                "prefixes_seen": self.prefixes_seen[family],
+                "prefixes_visible": self.prefixes_visible[family],
+                "multiple_origin_prefixes": self.multiple_origins[family],
+                "full_feed_peers": self.full_feed_peers[family],
+            }
+            for family in FAMILIES
+        }
 
 
 def full_feed_counts(rib: Rib, full_feed: Mapping[Family, frozenset[int]]) -> dict[str, int]:
@@ -122,8 +152,13 @@ def full_feed_counts(rib: Rib, full_feed: Mapping[Family, frozenset[int]]) -> di
     return out
 
 
-def tally(rib: Rib, full_feed: Mapping[Family, frozenset[int]], *, threshold: float = 0.5,
-          keep_documentation: bool = False) -> tuple[dict[str, int], Summary]:
+def tally(
+    rib: Rib,
+    full_feed: Mapping[Family, frozenset[int]],
+    *,
+    threshold: float = 0.5,
+    keep_documentation: bool = False,
+) -> tuple[dict[str, int], Summary]:
     """One pass over the table: full-feed sessions per prefix, and the summary counts."""
     ff4 = full_feed["ipv4"]
     ff6 = full_feed["ipv6"]
@@ -141,8 +176,11 @@ def tally(rib: Rib, full_feed: Mapping[Family, frozenset[int]], *, threshold: fl
             is_visible = count > need6 and totals["ipv6"] > 0
         else:
             family = "ipv4"
-            count = sum(1 for index in per_peer if index in ff4) if len(ff4) > 1 else (
-                1 if ff4 and next(iter(ff4)) in per_peer else 0)
+            count = (
+                sum(1 for index in per_peer if index in ff4)
+                if len(ff4) > 1
+                else (1 if ff4 and next(iter(ff4)) in per_peer else 0)
+            )
             is_visible = count > need4 and totals["ipv4"] > 0
         counts[prefix] = count
         seen[family] += 1
@@ -150,8 +188,12 @@ def tally(rib: Rib, full_feed: Mapping[Family, frozenset[int]], *, threshold: fl
             visible[family] += 1
         if _multiple_origins(per_peer, keep_documentation=keep_documentation):
             moas[family] += 1
-    summary = Summary(prefixes_seen=seen, prefixes_visible=visible,  # type: ignore[arg-type]
-                      multiple_origins=moas, full_feed_peers=totals)  # type: ignore[arg-type]
+    summary = Summary(
+        prefixes_seen=seen,
+        prefixes_visible=visible,  # type: ignore[arg-type]
+        multiple_origins=moas,
+        full_feed_peers=totals,
+    )  # type: ignore[arg-type]
     return counts, summary
 
 
@@ -167,8 +209,14 @@ def _multiple_origins(per_peer: Mapping[int, str], *, keep_documentation: bool) 
     return len(origins) > 1
 
 
-def summarize(rib: Rib, full_feed: Mapping[Family, frozenset[int]], ff_counts: Mapping[str, int],
-              *, threshold: float = 0.5, keep_documentation: bool = False) -> Summary:
+def summarize(
+    rib: Rib,
+    full_feed: Mapping[Family, frozenset[int]],
+    ff_counts: Mapping[str, int],
+    *,
+    threshold: float = 0.5,
+    keep_documentation: bool = False,
+) -> Summary:
     """Counts over the whole table (origins computed for every prefix)."""
     seen: dict[Family, int] = {"ipv4": 0, "ipv6": 0}
     visible: dict[Family, int] = {"ipv4": 0, "ipv6": 0}
@@ -182,18 +230,19 @@ def summarize(rib: Rib, full_feed: Mapping[Family, frozenset[int]], ff_counts: M
             visible[family] += 1
         if _multiple_origins(per_peer, keep_documentation=keep_documentation):
             moas[family] += 1
-    return Summary(prefixes_seen=seen, prefixes_visible=visible, multiple_origins=moas,
-                   full_feed_peers=totals)
+    return Summary(
+        prefixes_seen=seen, prefixes_visible=visible, multiple_origins=moas, full_feed_peers=totals
+    )
 
 
 @dataclasses.dataclass(slots=True)
 class CountryIndex:
     """The routed prefixes of each country: prefix → its (country, family, start, size) pieces."""
 
-    pieces: dict[str, list[tuple[str, Family, int, int]]] = dataclasses.field(
-        default_factory=dict)
+    pieces: dict[str, list[tuple[str, Family, int, int]]] = dataclasses.field(default_factory=dict)
     by_country: dict[tuple[str, Family], set[str]] = dataclasses.field(
-        default_factory=lambda: defaultdict(set))
+        default_factory=lambda: defaultdict(set)
+    )
 
     def add(self, prefix: str, geo: Geo) -> list[tuple[str, Family, int, int]]:
         """Attribute a prefix (once) and return its pieces."""
@@ -223,8 +272,9 @@ MIN_COUNTRY_PREFIX: dict[Family, int] = {"ipv4": 8, "ipv6": 16}
 def attributable(prefix: str) -> bool:
     """True when a prefix is long enough to be attributed to countries."""
     length = prefix.rpartition("/")[2]
-    return length.isdigit() and int(length) >= MIN_COUNTRY_PREFIX[
-        "ipv6" if ":" in prefix else "ipv4"]
+    return (
+        length.isdigit() and int(length) >= MIN_COUNTRY_PREFIX["ipv6" if ":" in prefix else "ipv4"]
+    )
 
 
 def country_index(prefixes: Iterable[str], geo: Geo) -> CountryIndex:
@@ -236,9 +286,15 @@ def country_index(prefixes: Iterable[str], geo: Geo) -> CountryIndex:
     return index
 
 
-def country_visibility(index: CountryIndex, key: tuple[str, Family],
-                       routes: Mapping[str, Mapping[int, str]], ff_counts: Mapping[str, int],
-                       ff_total: int, *, threshold: float = 0.5) -> CountryVisibility:
+def country_visibility(
+    index: CountryIndex,
+    key: tuple[str, Family],
+    routes: Mapping[str, Mapping[int, str]],
+    ff_counts: Mapping[str, int],
+    ff_total: int,
+    *,
+    threshold: float = 0.5,
+) -> CountryVisibility:
     """Visibility of one (country, family) from the prefixes currently routed."""
     country, family = key
     routed: list[tuple[int, int]] = []
@@ -259,15 +315,24 @@ def country_visibility(index: CountryIndex, key: tuple[str, Family],
             routed.append((start, size))
             if is_visible:
                 visible.append((start, size))
-    return CountryVisibility(country=country, family=family, prefixes=prefixes,
-                             routed_units=units(union_size(routed), family),
-                             visible_units=units(union_size(visible), family),
-                             unseen_prefixes=unseen)
+    return CountryVisibility(
+        country=country,
+        family=family,
+        prefixes=prefixes,
+        routed_units=units(union_size(routed), family),
+        visible_units=units(union_size(visible), family),
+        unseen_prefixes=unseen,
+    )
 
 
-def all_country_visibility(index: CountryIndex, rib: Rib, ff_counts: Mapping[str, int],
-                           full_feed: Mapping[Family, frozenset[int]], *,
-                           threshold: float = 0.5) -> list[CountryVisibility]:
+def all_country_visibility(
+    index: CountryIndex,
+    rib: Rib,
+    ff_counts: Mapping[str, int],
+    full_feed: Mapping[Family, frozenset[int]],
+    *,
+    threshold: float = 0.5,
+) -> list[CountryVisibility]:
     """Visibility of every (country, family) with routed prefixes, sorted by country.
 
     One pass over the attributed prefixes (``country_visibility`` does one country)."""
@@ -294,8 +359,14 @@ def all_country_visibility(index: CountryIndex, rib: Rib, ff_counts: Mapping[str
             prefixes[key] += 1
             if count == 0:
                 unseen[key] += 1
-    return [CountryVisibility(country=key[0], family=key[1], prefixes=prefixes[key],
-                              routed_units=units(union_size(routed[key]), key[1]),
-                              visible_units=units(union_size(visible.get(key, ())), key[1]),
-                              unseen_prefixes=unseen[key])
-            for key in sorted(routed)]
+    return [
+        CountryVisibility(
+            country=key[0],
+            family=key[1],
+            prefixes=prefixes[key],
+            routed_units=units(union_size(routed[key]), key[1]),
+            visible_units=units(union_size(visible.get(key, ())), key[1]),
+            unseen_prefixes=unseen[key],
+        )
+        for key in sorted(routed)
+    ]

@@ -62,8 +62,13 @@ class Source:
 class Store(Protocol):
     """Where records and everything derived from them live."""
 
-    def put_records(self, records: Iterable[Record], *, received: dt.datetime | None = None,
-                    bodies: Sequence[str] | None = None) -> PutResult:
+    def put_records(
+        self,
+        records: Iterable[Record],
+        *,
+        received: dt.datetime | None = None,
+        bodies: Sequence[str] | None = None,
+    ) -> PutResult:
         """Insert records in one transaction; a record id already stored counts as duplicate.
 
         ``bodies``, when the caller already has them (the ingest service does, from parsing),
@@ -74,15 +79,28 @@ class Store(Protocol):
 
     def get_record(self, record_id: str) -> Record | None: ...
 
-    def iter_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, probe_id: str | None = None,
-                     country: str | None = None, limit: int | None = None) -> Iterator[Record]:
+    def iter_records(
+        self,
+        *,
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        probe_id: str | None = None,
+        country: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
         """Records by start time (``since`` ≤ started < ``until``), oldest first."""
         ...
 
-    def count_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
-                      until: dt.datetime | None = None, probe_id: str | None = None,
-                      country: str | None = None) -> int: ...
+    def count_records(
+        self,
+        *,
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        probe_id: str | None = None,
+        country: str | None = None,
+    ) -> int: ...
 
     def add_probe(self, probe: ProbeRegistration) -> None: ...
 
@@ -96,9 +114,15 @@ class Store(Protocol):
 
     def put_observations(self, source_id: int, observations: Iterable[Observation]) -> int: ...
 
-    def iter_observations(self, *, metric: str | None = None, subject_kind: str | None = None,
-                          subject: str | None = None, since: dt.datetime | None = None,
-                          until: dt.datetime | None = None) -> Iterator[Observation]: ...
+    def iter_observations(
+        self,
+        *,
+        metric: str | None = None,
+        subject_kind: str | None = None,
+        subject: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> Iterator[Observation]: ...
 
     def get_source(self, source_id: int) -> Source | None: ...
 

@@ -14,8 +14,9 @@ from publiccore.errors import StoreError
 from publiccore.store.sql import SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
-    SCHEMA_V1.format(real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY",
-                     records_options=""),
+    SCHEMA_V1.format(
+        real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY", records_options=""
+    ),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 
@@ -31,8 +32,9 @@ class PostgresStore(SqlStore):
         try:
             import psycopg
         except ImportError:
-            raise StoreError("the PostgreSQL store needs psycopg: "
-                             "pip install 'publiccore[postgres]'") from None
+            raise StoreError(
+                "the PostgreSQL store needs psycopg: pip install 'publiccore[postgres]'"
+            ) from None
         self._psycopg = psycopg
         self.label = "PostgreSQL store"
         try:
@@ -59,7 +61,8 @@ class PostgresStore(SqlStore):
                 "INSERT INTO records "
                 "(id, kind, probe_id, country, asn, started, finished, received, body) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                rows)
+                rows,
+            )
             return int(cur.rowcount)
 
     def _get_version(self) -> int:

@@ -137,7 +137,8 @@ class SqlStore:
             if version > self.schema_target:
                 raise StoreError(
                     f"{self.label} has schema {version}, newer than this software "
-                    f"({self.schema_target}); upgrade publiccore")
+                    f"({self.schema_target}); upgrade publiccore"
+                )
             for step in range(version, self.schema_target):
                 for statement in self.MIGRATIONS[step].split(";"):
                     if statement.strip():
@@ -146,8 +147,13 @@ class SqlStore:
 
     # --- records -----------------------------------------------------------------------------
 
-    def put_records(self, records: Iterable[rec.Record], *, received: dt.datetime | None = None,
-                    bodies: Sequence[str] | None = None) -> PutResult:
+    def put_records(
+        self,
+        records: Iterable[rec.Record],
+        *,
+        received: dt.datetime | None = None,
+        bodies: Sequence[str] | None = None,
+    ) -> PutResult:
         now = ts(received or utc_now())
         records = list(records)
         if bodies is None:
@@ -155,8 +161,17 @@ class SqlStore:
         elif len(bodies) != len(records):
             raise ValueError(f"{len(bodies)} bodies for {len(records)} records")
         rows = [
-            (r.id, r.kind, r.probe.id, r.probe.country, r.probe.asn, ts(r.started),
-             ts(r.finished), now, body)
+            (
+                r.id,
+                r.kind,
+                r.probe.id,
+                r.probe.country,
+                r.probe.asn,
+                ts(r.started),
+                ts(r.finished),
+                now,
+                body,
+            )
             for r, body in zip(records, bodies, strict=True)
         ]
         if not rows:
@@ -166,13 +181,19 @@ class SqlStore:
 
     def get_record(self, record_id: str) -> rec.Record | None:
         with self._lock:
-            row = self._execute(self._sql("SELECT body FROM records WHERE id = ?"),
-                                (record_id,)).fetchone()
+            row = self._execute(
+                self._sql("SELECT body FROM records WHERE id = ?"), (record_id,)
+            ).fetchone()
         return None if row is None else rec.loads(row[0])
 
     @staticmethod
-    def _where(kind: str | None, since: dt.datetime | None, until: dt.datetime | None,
-               probe_id: str | None, country: str | None) -> tuple[str, list[Any]]:
+    def _where(
+        kind: str | None,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        probe_id: str | None,
+        country: str | None,
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
         for column, value in (("kind", kind), ("probe_id", probe_id), ("country", country)):
@@ -187,10 +208,16 @@ class SqlStore:
             args.append(ts(until))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    def iter_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, probe_id: str | None = None,
-                     country: str | None = None, limit: int | None = None
-                     ) -> Iterator[rec.Record]:
+    def iter_records(
+        self,
+        *,
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        probe_id: str | None = None,
+        country: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[rec.Record]:
         where, args = self._where(kind, since, until, probe_id, country)
         sql = f"SELECT body FROM records{where} ORDER BY started, id"
         if limit is not None:
@@ -201,9 +228,15 @@ class SqlStore:
         for body in bodies:
             yield rec.loads(body)
 
-    def count_records(self, *, kind: str | None = None, since: dt.datetime | None = None,
-                      until: dt.datetime | None = None, probe_id: str | None = None,
-                      country: str | None = None) -> int:
+    def count_records(
+        self,
+        *,
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        probe_id: str | None = None,
+        country: str | None = None,
+    ) -> int:
         where, args = self._where(kind, since, until, probe_id, country)
         with self._lock:
             row = self._execute(self._sql(f"SELECT count(*) FROM records{where}"), args).fetchone()
@@ -214,54 +247,75 @@ class SqlStore:
     def add_probe(self, probe: ProbeRegistration) -> None:
         try:
             with self._transaction():
-                self._execute(self._sql(
-                    "INSERT INTO probes (id, name, country, asn, token_hash, created, revoked) "
-                    "VALUES (?, ?, ?, ?, ?, ?, NULL)"),
-                    (probe.id, probe.name, probe.country, probe.asn, probe.token_hash,
-                     ts(probe.created or utc_now())))
+                self._execute(
+                    self._sql(
+                        "INSERT INTO probes (id, name, country, asn, token_hash, created, revoked) "
+                        "VALUES (?, ?, ?, ?, ?, ?, NULL)"
+                    ),
+                    (
+                        probe.id,
+                        probe.name,
+                        probe.country,
+                        probe.asn,
+                        probe.token_hash,
+                        ts(probe.created or utc_now()),
+                    ),
+                )
         except self._integrity_errors() as exc:
             raise StoreError(f"probe {probe.id} cannot be added: {exc}") from None
 
     @staticmethod
     def _probe(row: Sequence[Any]) -> ProbeRegistration:
-        return ProbeRegistration(id=row[0], name=row[1], country=row[2], asn=row[3],
-                                 token_hash=row[4], created=from_ts(row[5]),
-                                 revoked=from_ts(row[6]))
+        return ProbeRegistration(
+            id=row[0],
+            name=row[1],
+            country=row[2],
+            asn=row[3],
+            token_hash=row[4],
+            created=from_ts(row[5]),
+            revoked=from_ts(row[6]),
+        )
 
     def probe_by_token_hash(self, token_hash: str) -> ProbeRegistration | None:
         with self._lock:
-            row = self._execute(self._sql(
-                f"SELECT {_PROBE_COLUMNS} FROM probes WHERE token_hash = ?"),
-                (token_hash,)).fetchone()
+            row = self._execute(
+                self._sql(f"SELECT {_PROBE_COLUMNS} FROM probes WHERE token_hash = ?"),
+                (token_hash,),
+            ).fetchone()
         return None if row is None else self._probe(row)
 
     def list_probes(self) -> list[ProbeRegistration]:
         with self._lock:
             rows = self._execute(
-                f"SELECT {_PROBE_COLUMNS} FROM probes ORDER BY created, id").fetchall()
+                f"SELECT {_PROBE_COLUMNS} FROM probes ORDER BY created, id"
+            ).fetchall()
         return [self._probe(r) for r in rows]
 
     def revoke_probe(self, probe_id: str, *, when: dt.datetime | None = None) -> bool:
         with self._transaction():
-            cur = self._execute(self._sql(
-                "UPDATE probes SET revoked = ? WHERE id = ? AND revoked IS NULL"),
-                (ts(when or utc_now()), probe_id))
+            cur = self._execute(
+                self._sql("UPDATE probes SET revoked = ? WHERE id = ? AND revoked IS NULL"),
+                (ts(when or utc_now()), probe_id),
+            )
             return bool(cur.rowcount > 0)
 
     # --- derived observations ----------------------------------------------------------------
 
     def add_source(self, kind: str, meta: Mapping[str, Any]) -> int:
         with self._transaction():
-            row = self._execute(self._sql(
-                "INSERT INTO sources (kind, created, meta) VALUES (?, ?, ?) RETURNING id"),
-                (kind, ts(utc_now()), json.dumps(meta, sort_keys=True, default=str))).fetchone()
+            row = self._execute(
+                self._sql(
+                    "INSERT INTO sources (kind, created, meta) VALUES (?, ?, ?) RETURNING id"
+                ),
+                (kind, ts(utc_now()), json.dumps(meta, sort_keys=True, default=str)),
+            ).fetchone()
         return int(row[0])
 
     def get_source(self, source_id: int) -> Source | None:
         with self._lock:
-            row = self._execute(self._sql(
-                "SELECT id, kind, created, meta FROM sources WHERE id = ?"),
-                (source_id,)).fetchone()
+            row = self._execute(
+                self._sql("SELECT id, kind, created, meta FROM sources WHERE id = ?"), (source_id,)
+            ).fetchone()
         if row is None:
             return None
         created = from_ts(row[2])
@@ -270,25 +324,45 @@ class SqlStore:
 
     def put_observations(self, source_id: int, observations: Iterable[Observation]) -> int:
         rows = [
-            (source_id, ts(o.time), o.subject_kind, o.subject, o.metric, float(o.value),
-             json.dumps(dict(o.labels), sort_keys=True))
+            (
+                source_id,
+                ts(o.time),
+                o.subject_kind,
+                o.subject,
+                o.metric,
+                float(o.value),
+                json.dumps(dict(o.labels), sort_keys=True),
+            )
             for o in observations
         ]
         if rows:
             with self._transaction():
-                self._executemany(self._sql(
-                    "INSERT INTO observations "
-                    "(source_id, time, subject_kind, subject, metric, value, labels) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)"), rows)
+                self._executemany(
+                    self._sql(
+                        "INSERT INTO observations "
+                        "(source_id, time, subject_kind, subject, metric, value, labels) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    rows,
+                )
         return len(rows)
 
-    def iter_observations(self, *, metric: str | None = None, subject_kind: str | None = None,
-                          subject: str | None = None, since: dt.datetime | None = None,
-                          until: dt.datetime | None = None) -> Iterator[Observation]:
+    def iter_observations(
+        self,
+        *,
+        metric: str | None = None,
+        subject_kind: str | None = None,
+        subject: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> Iterator[Observation]:
         clauses: list[str] = []
         args: list[Any] = []
-        for column, value in (("metric", metric), ("subject_kind", subject_kind),
-                              ("subject", subject)):
+        for column, value in (
+            ("metric", metric),
+            ("subject_kind", subject_kind),
+            ("subject", subject),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
@@ -300,11 +374,21 @@ class SqlStore:
             args.append(ts(until))
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._lock:
-            rows = self._execute(self._sql(
-                "SELECT time, subject_kind, subject, metric, value, labels FROM observations"
-                f"{where} ORDER BY time, id"), args).fetchall()
+            rows = self._execute(
+                self._sql(
+                    "SELECT time, subject_kind, subject, metric, value, labels FROM observations"
+                    f"{where} ORDER BY time, id"
+                ),
+                args,
+            ).fetchall()
         for row in rows:
             when = from_ts(row[0])
             assert when is not None
-            yield Observation(time=when, subject_kind=row[1], subject=row[2], metric=row[3],
-                              value=row[4], labels=json.loads(row[5]))
+            yield Observation(
+                time=when,
+                subject_kind=row[1],
+                subject=row[2],
+                metric=row[3],
+                value=row[4],
+                labels=json.loads(row[5]),
+            )

@@ -14,21 +14,32 @@ from publiccore.errors import StoreError
 from publiccore.store.sql import SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
-    SCHEMA_V1.format(real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY",
-                     records_options="WITHOUT ROWID"),
+    SCHEMA_V1.format(
+        real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY", records_options="WITHOUT ROWID"
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
-_RECORD_COLUMNS = ("id", "kind", "probe_id", "country", "asn", "started", "finished", "received",
-                   "body")
+_RECORD_COLUMNS = (
+    "id",
+    "kind",
+    "probe_id",
+    "country",
+    "asn",
+    "started",
+    "finished",
+    "received",
+    "body",
+)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     """``INSERT OR IGNORE`` of ``rows`` records in one statement."""
     values = "(" + ", ".join("?" * len(_RECORD_COLUMNS)) + ")"
-    return (f"INSERT OR IGNORE INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES "
-            + ", ".join([values] * rows))
+    return f"INSERT OR IGNORE INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES " + ", ".join(
+        [values] * rows
+    )
 
 
 class SqliteStore(SqlStore):
@@ -47,8 +58,13 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._rows_per_insert = max(1, min(MAX_ROWS_PER_INSERT, self._db.getlimit(
-                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_RECORD_COLUMNS)))
+            self._rows_per_insert = max(
+                1,
+                min(
+                    MAX_ROWS_PER_INSERT,
+                    self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_RECORD_COLUMNS),
+                ),
+            )
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
@@ -83,8 +99,10 @@ class SqliteStore(SqlStore):
             with self._lock:
                 return self._insert_chunk(rows)
         with self._transaction():
-            return sum(self._insert_chunk(rows[start:start + self._rows_per_insert])
-                       for start in range(0, len(rows), self._rows_per_insert))
+            return sum(
+                self._insert_chunk(rows[start : start + self._rows_per_insert])
+                for start in range(0, len(rows), self._rows_per_insert)
+            )
 
     def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes

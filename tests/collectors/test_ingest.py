@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from publiccore.collectors.ingest import Rejection, gunzip_capped, split_batch, validate_batch
 
-from collectors.ingest import Rejection, gunzip_capped, split_batch, token_hash, validate_batch
 from publiccore import records as rec
 from publiccore.store import ProbeRegistration
+from publiccore.store.registry import token_hash
 
 
 def load_support() -> Any:
@@ -53,10 +54,13 @@ def test_gunzip_capped_stops_a_bomb() -> None:
     assert info.value.status == 413
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b"\x1f\x8b\x08\x00garbage", "bad_gzip"),
-    (gzip.compress(b"[1,2,3]")[:-6], "bad_gzip"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"\x1f\x8b\x08\x00garbage", "bad_gzip"),
+        (gzip.compress(b"[1,2,3]")[:-6], "bad_gzip"),
+    ],
+)
 def test_gunzip_capped_rejects_broken_streams(body: bytes, code: str) -> None:
     with pytest.raises(Rejection) as info:
         gunzip_capped(body, MAX_BODY)
@@ -67,13 +71,16 @@ def test_gunzip_capped_reads_several_members() -> None:
     assert gunzip_capped(gzip.compress(b"[1,") + gzip.compress(b"2]"), MAX_BODY) == b"[1,2]"
 
 
-@pytest.mark.parametrize(("body", "code", "index"), [
-    (b"", "empty_batch", None),
-    (b"[1, 2", "bad_json", None),
-    (b"\xff\xfe", "bad_encoding", None),
-    (b"[" * 100_000 + b"]" * 100_000, "bad_json", None),
-    (b'{"a": 1}\n{"b": \n', "bad_json", 1),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "index"),
+    [
+        (b"", "empty_batch", None),
+        (b"[1, 2", "bad_json", None),
+        (b"\xff\xfe", "bad_encoding", None),
+        (b"[" * 100_000 + b"]" * 100_000, "bad_json", None),
+        (b'{"a": 1}\n{"b": \n', "bad_json", 1),
+    ],
+)
 def test_split_batch_reasons(body: bytes, code: str, index: int | None) -> None:
     with pytest.raises(Rejection) as info:
         split_batch(body)
@@ -89,19 +96,23 @@ _REGISTERED = ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h"
 _NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize("change", [
-    lambda o: None,  # canonical and already with the registered country/ASN
-    lambda o: o["probe"].update(country="FR", asn=3215),
-    lambda o: o["probe"].update(country=None, asn=None),
-    lambda o: o["probe"].pop("asn"),
-    lambda o: o.update(started="2026-11-29T12:55:00+01:00"),
-    lambda o: o["result"]["queries"][0].update(rtt_seconds=1),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda o: None,  # canonical and already with the registered country/ASN
+        lambda o: o["probe"].update(country="FR", asn=3215),
+        lambda o: o["probe"].update(country=None, asn=None),
+        lambda o: o["probe"].pop("asn"),
+        lambda o: o.update(started="2026-11-29T12:55:00+01:00"),
+        lambda o: o["result"]["queries"][0].update(rtt_seconds=1),
+    ],
+)
 def test_validate_batch_bodies_are_the_stored_records_canonical_json(change: Any) -> None:
     obj = S.make_root_record("p1", started=_NOW - dt.timedelta(minutes=5)).to_json()
     change(obj)
-    records, bodies = validate_batch([obj, copy.deepcopy(obj)], _REGISTERED, now=_NOW,
-                                     max_future_seconds=300)
+    records, bodies = validate_batch(
+        [obj, copy.deepcopy(obj)], _REGISTERED, now=_NOW, max_future_seconds=300
+    )
     assert len(records) == len(bodies) == 2
     for record, body in zip(records, bodies, strict=True):
         assert (record.probe.country, record.probe.asn) == ("NL", 64500)
@@ -109,23 +120,36 @@ def test_validate_batch_bodies_are_the_stored_records_canonical_json(change: Any
         assert rec.parse_record(json.loads(body)) == record
 
 
-@pytest.mark.parametrize(("change", "status", "code", "path"), [
-    (lambda o: o.update(kind=["root-dns"]), 400, "wrong_type", "kind"),
-    (lambda o: o.update(kind={"a": 1}), 400, "wrong_type", "kind"),
-    (lambda o: o.update(kind="ping"), 400, "unknown_kind", "kind"),
-    (lambda o: o["probe"].update(id="p2"), 403, "wrong_probe", "probe.id"),
-    (lambda o: o.update(finished="2026-11-29T12:30:00.000000Z"), 400, "future_timestamp",
-     "finished"),
-])
-def test_validate_batch_rejects_naming_the_record(change: Any, status: int, code: str,
-                                                  path: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "status", "code", "path"),
+    [
+        (lambda o: o.update(kind=["root-dns"]), 400, "wrong_type", "kind"),
+        (lambda o: o.update(kind={"a": 1}), 400, "wrong_type", "kind"),
+        (lambda o: o.update(kind="ping"), 400, "unknown_kind", "kind"),
+        (lambda o: o["probe"].update(id="p2"), 403, "wrong_probe", "probe.id"),
+        (
+            lambda o: o.update(finished="2026-11-29T12:30:00.000000Z"),
+            400,
+            "future_timestamp",
+            "finished",
+        ),
+    ],
+)
+def test_validate_batch_rejects_naming_the_record(
+    change: Any, status: int, code: str, path: str
+) -> None:
     good = S.make_root_record("p1", started=_NOW - dt.timedelta(minutes=5)).to_json()
     bad = copy.deepcopy(good)
     change(bad)
     with pytest.raises(Rejection) as info:
         validate_batch([good, bad], _REGISTERED, now=_NOW, max_future_seconds=300)
-    assert (info.value.status, info.value.code, info.value.index, info.value.path,
-            info.value.records) == (status, code, 1, path, 2)
+    assert (
+        info.value.status,
+        info.value.code,
+        info.value.index,
+        info.value.path,
+        info.value.records,
+    ) == (status, code, 1, path, 2)
 
 
 # --- a real server ---------------------------------------------------------------------------
@@ -134,10 +158,16 @@ def test_validate_batch_rejects_naming_the_record(change: Any, status: int, code
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("ingest")
-    config = S.write_toml(tmp / "collector.toml", {
-        "serve": {"max_body_bytes": MAX_BODY, "rate_limit_requests_per_minute": 1e9,
-                  "rate_limit_burst": 1_000_000},
-    })
+    config = S.write_toml(
+        tmp / "collector.toml",
+        {
+            "serve": {
+                "max_body_bytes": MAX_BODY,
+                "rate_limit_requests_per_minute": 1e9,
+                "rate_limit_burst": 1_000_000,
+            },
+        },
+    )
     collector = S.Collector(config=config, store=tmp / "store.sqlite").start()
     a_id, a_token = S.register_probe(collector.store, country="NL", asn=64500)
     b_id, b_token = S.register_probe(collector.store, country="BR", asn=64501)
@@ -156,8 +186,9 @@ def test_healthz(server: Any) -> None:
     assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
-@pytest.mark.parametrize(("lines", "gz"), [(False, False), (False, True), (True, False),
-                                           (True, True)])
+@pytest.mark.parametrize(
+    ("lines", "gz"), [(False, False), (False, True), (True, False), (True, True)]
+)
 def test_batch_accepted_then_duplicate(server: Any, lines: bool, gz: bool) -> None:
     a_id, a_token = server.probes["a"]
     records = [S.make_root_record(a_id, country="FR", asn=3215) for _ in range(5)]
@@ -188,15 +219,21 @@ def test_one_bad_record_rejects_the_whole_batch(server: Any) -> None:
     assert _count(server) == before
 
 
-@pytest.mark.parametrize(("mutate", "code", "path"), [
-    (lambda o: o.pop("started"), "missing_field", "started"),
-    (lambda o: o.update(schema=99), "unknown_schema", "schema"),
-    (lambda o: o["target"].update(address=7), "wrong_type", "target.address"),
-    (lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"), "wrong_type",
-     "result.queries[0].rtt_seconds"),
-    (lambda o: o.update(id="not-a-uuid"), "invalid_value", "id"),
-    (lambda o: o.update(kind=["root-dns"]), "wrong_type", "kind"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "code", "path"),
+    [
+        (lambda o: o.pop("started"), "missing_field", "started"),
+        (lambda o: o.update(schema=99), "unknown_schema", "schema"),
+        (lambda o: o["target"].update(address=7), "wrong_type", "target.address"),
+        (
+            lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"),
+            "wrong_type",
+            "result.queries[0].rtt_seconds",
+        ),
+        (lambda o: o.update(id="not-a-uuid"), "invalid_value", "id"),
+        (lambda o: o.update(kind=["root-dns"]), "wrong_type", "kind"),
+    ],
+)
 def test_precise_reasons(server: Any, mutate: Any, code: str, path: str) -> None:
     a_id, a_token = server.probes["a"]
     obj = S.make_root_record(a_id).to_json()
@@ -220,8 +257,7 @@ def test_oversized_bodies_refused(server: Any) -> None:
     bomb = gzip.compress(b"[" + b" " * (100 * MAX_BODY) + b"]", 9)
     status, out, _ = S.post(server.port, bomb, token=a_token, gzip_body=True)
     assert (status, out["error"]) == (413, "too_large")
-    status, out, _ = S.post(server.port, b"[]", token=a_token,
-                            headers={"Content-Encoding": "br"})
+    status, out, _ = S.post(server.port, b"[]", token=a_token, headers={"Content-Encoding": "br"})
     assert (status, out["error"]) == (415, "unsupported_encoding")
 
 
@@ -231,18 +267,19 @@ def test_auth_one_probe_cannot_write_as_another(server: Any) -> None:
     before = _count(server)
     mixed = [S.make_root_record(a_id), S.make_root_record(b_id)]
     status, out, _ = S.post(server.port, S.batch_body(mixed), token=a_token)
-    assert (status, out["error"], out["index"], out["path"]) == (403, "wrong_probe", 1,
-                                                                 "probe.id")
+    assert (status, out["error"], out["index"], out["path"]) == (403, "wrong_probe", 1, "probe.id")
     assert _count(server) == before
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Bearer nope",
-                                    "Bearer " + "x" * 5000])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer", "Basic abc", "Bearer nope", "Bearer " + "x" * 5000]
+)
 def test_auth_bad_tokens(server: Any, header: str | None) -> None:
     a_id, _ = server.probes["a"]
     headers = {} if header is None else {"Authorization": header}
     status, out, response_headers = S.post(
-        server.port, S.batch_body([S.make_root_record(a_id)]), token=None, headers=headers)
+        server.port, S.batch_body([S.make_root_record(a_id)]), token=None, headers=headers
+    )
     assert (status, out["error"]) == (401, "unauthorized")
     assert response_headers["www-authenticate"].startswith("Bearer")
 
@@ -253,8 +290,7 @@ def test_revoked_token_refused(server: Any) -> None:
     assert S.post(server.port, body, token=c_token)[0] == 200
     done = S.run_cli("probes", "revoke", "--store", str(server.store), c_id)
     assert done.returncode == 0, done.stderr
-    status, out, _ = S.post(server.port, S.batch_body([S.make_root_record(c_id)]),
-                            token=c_token)
+    status, out, _ = S.post(server.port, S.batch_body([S.make_root_record(c_id)]), token=c_token)
     assert (status, out["reason"]) == (401, "token revoked")
     assert S.run_cli("probes", "revoke", "--store", str(server.store), c_id).returncode == 1
     listing = S.run_cli("probes", "list", "--store", str(server.store), "--json")
@@ -264,13 +300,17 @@ def test_revoked_token_refused(server: Any) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: pathlib.Path) -> None:
-    config = S.write_toml(tmp_path / "c.toml", {
-        "serve": {"rate_limit_requests_per_minute": 1.0, "rate_limit_burst": 2}})
+    config = S.write_toml(
+        tmp_path / "c.toml",
+        {"serve": {"rate_limit_requests_per_minute": 1.0, "rate_limit_burst": 2}},
+    )
     collector = S.Collector(config=config, store=tmp_path / "store.sqlite").start()
     try:
         p_id, token = S.register_probe(collector.store)
-        answers = [S.post(collector.port, S.batch_body([S.make_root_record(p_id)]),
-                          token=token) for _ in range(3)]
+        answers = [
+            S.post(collector.port, S.batch_body([S.make_root_record(p_id)]), token=token)
+            for _ in range(3)
+        ]
         assert [a[0] for a in answers] == [200, 200, 429]
         assert answers[2][1]["error"] == "rate_limited"
         assert int(answers[2][2]["retry-after"]) >= 1
@@ -280,18 +320,24 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: pathlib.Path) -> None
 
 
 def test_serve_workers_share_the_port(tmp_path: pathlib.Path) -> None:
-    config = S.write_toml(tmp_path / "c.toml", {
-        "serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}})
-    collector = S.Collector(config=config, store=tmp_path / "store.sqlite",
-                            args=("--workers", "2")).start()
+    config = S.write_toml(
+        tmp_path / "c.toml",
+        {"serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}},
+    )
+    collector = S.Collector(
+        config=config, store=tmp_path / "store.sqlite", args=("--workers", "2")
+    ).start()
     try:
         p_id, token = S.register_probe(collector.store)
         records = [S.make_root_record(p_id) for _ in range(40)]
         for i in range(0, 40, 4):
-            status, out, _ = S.post(collector.port, S.batch_body(records[i:i + 4]), token=token)
+            status, out, _ = S.post(collector.port, S.batch_body(records[i : i + 4]), token=token)
             assert (status, out["accepted"]) == (200, 4)
         assert S.post(collector.port, S.batch_body(records[:4]), token=token)[1] == {
-            "accepted": 0, "duplicates": 4, "rejected": 0}
+            "accepted": 0,
+            "duplicates": 4,
+            "rejected": 0,
+        }
     finally:
         assert collector.stop() == 0
     assert sorted(S.store_ids(collector.store)) == sorted(r.id for r in records)
@@ -300,15 +346,31 @@ def test_serve_workers_share_the_port(tmp_path: pathlib.Path) -> None:
 # --- fuzz ------------------------------------------------------------------------------------
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=12)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
-_FIELDS = ("schema", "id", "kind", "probe", "started", "finished", "target", "result",
-           "software", "result.queries", "result.identity", "result.integrity.outcome",
-           "target.letter", "probe.id", "probe.country", "probe.asn")
+_FIELDS = (
+    "schema",
+    "id",
+    "kind",
+    "probe",
+    "started",
+    "finished",
+    "target",
+    "result",
+    "software",
+    "result.queries",
+    "result.identity",
+    "result.integrity.outcome",
+    "target.letter",
+    "probe.id",
+    "probe.country",
+    "probe.asn",
+)
 
 
 def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
@@ -321,8 +383,11 @@ def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
 @st.composite
 def _bodies(draw: st.DrawFn) -> tuple[str, bytes, bool]:
     """(which, body, gzipped): valid batches, mutated records, junk, nesting, bombs."""
-    which = draw(st.sampled_from(["valid", "mutated", "json", "bytes", "deep", "huge", "bomb",
-                                  "lines", "drop_field"]))
+    which = draw(
+        st.sampled_from(
+            ["valid", "mutated", "json", "bytes", "deep", "huge", "bomb", "lines", "drop_field"]
+        )
+    )
     a_id = _PROBE_A.get("id", "A")
     if which in ("valid", "mutated", "lines", "drop_field"):
         n = draw(st.integers(1, 4))
@@ -347,8 +412,7 @@ def _bodies(draw: st.DrawFn) -> tuple[str, bytes, bool]:
     elif which == "huge":
         obj = S.make_root_record(a_id).to_json()
         size = draw(st.sampled_from([1_000, 300_000, MAX_BODY + 10]))
-        _set_path(obj, draw(st.sampled_from(["target.name", "probe.id", "id", "kind"])),
-                  "x" * size)
+        _set_path(obj, draw(st.sampled_from(["target.name", "probe.id", "id", "kind"])), "x" * size)
         body = json.dumps([obj]).encode()
     else:  # bomb
         body = b"[" + b" " * draw(st.sampled_from([MAX_BODY * 4, MAX_BODY * 40])) + b"]"
@@ -362,17 +426,31 @@ def _bodies(draw: st.DrawFn) -> tuple[str, bytes, bool]:
     return which, body, gzipped
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
-@given(case=_bodies(), token_choice=st.sampled_from(["a", "a", "a", "b", "none", "junk"]),
-       replay=st.booleans())
-def test_fuzz_never_5xx_never_partial(server: Any, case: tuple[str, bytes, bool],
-                                      token_choice: str, replay: bool) -> None:
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(
+    case=_bodies(),
+    token_choice=st.sampled_from(["a", "a", "a", "b", "none", "junk"]),
+    replay=st.booleans(),
+)
+def test_fuzz_never_5xx_never_partial(
+    server: Any, case: tuple[str, bytes, bool], token_choice: str, replay: bool
+) -> None:
     _which, body, gzipped = case
     _a_id, a_token = server.probes["a"]
-    token = {"a": a_token, "b": server.probes["b"][1], "none": None,
-             "junk": "\u00e9" + "x" * 10}.get(token_choice)
+    token = {
+        "a": a_token,
+        "b": server.probes["b"][1],
+        "none": None,
+        "junk": "\u00e9" + "x" * 10,
+    }.get(token_choice)
     if token is not None and not token.isascii():
         token = "x" * 43
     for _attempt in range(2 if replay else 1):
@@ -394,14 +472,15 @@ def test_make_app_under_aiohttp_defaults(tmp_path: pathlib.Path) -> None:
     import asyncio
 
     from aiohttp import web
+    from publiccore.collectors.ingest import STATS_KEY, make_app
 
-    from collectors.ingest import STATS_KEY, make_app
     from publiccore import config as cfg
     from publiccore.store import ProbeRegistration, open_store
 
     store = open_store(str(tmp_path / "store.sqlite"))
-    store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500,
-                                      token_hash=token_hash("tok")))
+    store.add_probe(
+        ProbeRegistration(id="p1", country="NL", asn=64500, token_hash=token_hash("tok"))
+    )
     settings = cfg.from_mapping({"serve": {"max_body_bytes": MAX_BODY}})
     records = [S.make_root_record("p1") for _ in range(3)]
     bomb = gzip.compress(b"[" + b" " * (40 * MAX_BODY) + b"]", 9)
@@ -420,9 +499,12 @@ def test_make_app_under_aiohttp_defaults(tmp_path: pathlib.Path) -> None:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
         try:
-            answers = [await asyncio.to_thread(
-                S.post, port, body, token="tok", gzip_body=body[:2] == b"\x1f\x8b")
-                for body, _status, _code in cases]
+            answers = [
+                await asyncio.to_thread(
+                    S.post, port, body, token="tok", gzip_body=body[:2] == b"\x1f\x8b"
+                )
+                for body, _status, _code in cases
+            ]
         finally:
             stats = app[STATS_KEY].snapshot()
             await runner.cleanup()
@@ -443,8 +525,8 @@ def test_app_raises_the_young_gc_threshold_while_it_runs(tmp_path: pathlib.Path)
     import gc
 
     from aiohttp import web
+    from publiccore.collectors.ingest import GC_THRESHOLD, make_app
 
-    from collectors.ingest import GC_THRESHOLD, make_app
     from publiccore import config as cfg
     from publiccore.store import open_store
 

@@ -34,17 +34,34 @@ def publiccore_cmd(*argv: str) -> list[str]:
     return [sys.executable, "-m", "publiccore", *argv]
 
 
-def run_cli(*argv: str, prefix: Sequence[str] = (), timeout: float = 60.0
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, *publiccore_cmd(*argv)], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run_cli(
+    *argv: str, prefix: Sequence[str] = (), timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, *publiccore_cmd(*argv)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def register_probe(store: pathlib.Path, *, country: str = "NL", asn: int = 64500,
-                   prefix: Sequence[str] = ()) -> tuple[str, str]:
+def register_probe(
+    store: pathlib.Path, *, country: str = "NL", asn: int = 64500, prefix: Sequence[str] = ()
+) -> tuple[str, str]:
     """``publiccore probes add --json``; return (id, token)."""
-    done = run_cli("probes", "add", "--store", str(store), "--country", country, "--asn",
-                   str(asn), "--json", prefix=prefix)
+    done = run_cli(
+        "probes",
+        "add",
+        "--store",
+        str(store),
+        "--country",
+        country,
+        "--asn",
+        str(asn),
+        "--json",
+        prefix=prefix,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     return out["id"], out["token"]
@@ -75,10 +92,23 @@ class Collector:
     def start(self) -> Collector:
         listen = f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [*self.prefix, *publiccore_cmd("serve", "--config", str(self.config), "--store",
-                                           str(self.store), "--listen", listen,
-                                           *self.args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                *self.prefix,
+                *publiccore_cmd(
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--store",
+                    str(self.store),
+                    "--listen",
+                    listen,
+                    *self.args,
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = _read_line(self.process, START_TIMEOUT)
         assert line.startswith("listening on http://127.0.0.1:"), line
         self.port = int(line.split()[2].rsplit(":", 1)[1])
@@ -122,9 +152,15 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     raise AssertionError("process did not report its address in time")
 
 
-def post(port: int, body: bytes, *, token: str | None, gzip_body: bool = False,
-         headers: dict[str, str] | None = None, host: str = "127.0.0.1"
-         ) -> tuple[int, dict[str, Any], dict[str, str]]:
+def post(
+    port: int,
+    body: bytes,
+    *,
+    token: str | None,
+    gzip_body: bool = False,
+    headers: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """POST a batch; return (status, decoded JSON body or {}, headers)."""
     all_headers = {"Content-Type": "application/json"}
     if token is not None:
@@ -205,29 +241,54 @@ def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> bool
     return bool(predicate())
 
 
-def make_root_record(probe_id: str, *, started: dt.datetime | None = None,
-                     country: str | None = "NL", asn: int | None = 64500,
-                     letter: str = "a") -> rec.Record:
+def make_root_record(
+    probe_id: str,
+    *,
+    started: dt.datetime | None = None,
+    country: str | None = "NL",
+    asn: int | None = 64500,
+    letter: str = "a",
+) -> rec.Record:
     """A realistic ``root-dns`` record (SOA over UDP and TCP answered, with a wire answer)."""
     started = started or dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-    wire = ("q80EAAABAAEAAAABAAAGAAEAAAYAAQABUYAAQAFhBHJvb3Qtc2VydmVycwNuZXQABW5zdGxk"
-            "DHZlcmlzaWdu") * 3
+    wire = (
+        "q80EAAABAAEAAAABAAAGAAEAAAYAAQABUYAAQAFhBHJvb3Qtc2VydmVycwNuZXQABW5zdGxkDHZlcmlzaWdu"
+    ) * 3
     queries = tuple(
-        rec.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport=t, rcode="NOERROR", aa=True,
-                     tc=False, rtt_seconds=0.0123, serial=2026112900, nsid_hex="6e73312e6c6178",
-                     nsid_text="ns1.lax", size_bytes=120, wire_b64=wire)
-        for t in ("udp", "tcp"))
+        rec.DnsQuery(
+            qname=".",
+            qclass="IN",
+            qtype="SOA",
+            transport=t,
+            rcode="NOERROR",
+            aa=True,
+            tc=False,
+            rtt_seconds=0.0123,
+            serial=2026112900,
+            nsid_hex="6e73312e6c6178",
+            nsid_text="ns1.lax",
+            size_bytes=120,
+            wire_b64=wire,
+        )
+        for t in ("udp", "tcp")
+    )
     result = rec.RootResult(
         queries=queries,
         identity=rec.SiteIdentity(nsid="ns1.lax", hostname_bind="b1-lax"),
-        integrity=rec.Integrity(outcome="iana", key_tags=(20326, 38696),
-                                validated_at="2026-11-29T00:00:00.000000Z"),
+        integrity=rec.Integrity(
+            outcome="iana", key_tags=(20326, 38696), validated_at="2026-11-29T00:00:00.000000Z"
+        ),
     )
     return rec.make_record(
-        kind="root-dns", probe=rec.ProbeRef(id=probe_id, asn=asn, country=country),
-        target=rec.RootTarget(letter=letter, name=f"{letter}.root-servers.net",
-                              address="192.0.2.4", family="ipv4"),
-        result=result, started=started, finished=started + dt.timedelta(seconds=0.1))
+        kind="root-dns",
+        probe=rec.ProbeRef(id=probe_id, asn=asn, country=country),
+        target=rec.RootTarget(
+            letter=letter, name=f"{letter}.root-servers.net", address="192.0.2.4", family="ipv4"
+        ),
+        result=result,
+        started=started,
+        finished=started + dt.timedelta(seconds=0.1),
+    )
 
 
 def batch_body(records: Sequence[rec.Record], *, lines: bool = False, gz: bool = False) -> bytes:
@@ -245,38 +306,70 @@ def hints_file(path: pathlib.Path) -> pathlib.Path:
         ".                    3600000  NS    A.ROOT-SERVERS.NET.\n"
         "A.ROOT-SERVERS.NET.  3600000  A     127.0.0.1\n"
         ".                    3600000  NS    B.ROOT-SERVERS.NET.\n"
-        "B.ROOT-SERVERS.NET.  3600000  A     127.0.0.1\n", encoding="ascii")
+        "B.ROOT-SERVERS.NET.  3600000  A     127.0.0.1\n",
+        encoding="ascii",
+    )
     return path
 
 
-def agent_config(tmp: pathlib.Path, *, probe_id: str, token: str, collector_url: str,
-                 hints: pathlib.Path, quota: int = 100 * 1024 * 1024, batch: int = 50,
-                 interval: float = 0.3, extra: dict[str, dict[str, Any]] | None = None,
-                 name: str = "agent.toml") -> pathlib.Path:
+def agent_config(
+    tmp: pathlib.Path,
+    *,
+    probe_id: str,
+    token: str,
+    collector_url: str,
+    hints: pathlib.Path,
+    quota: int = 100 * 1024 * 1024,
+    batch: int = 50,
+    interval: float = 0.3,
+    extra: dict[str, dict[str, Any]] | None = None,
+    name: str = "agent.toml",
+) -> pathlib.Path:
     """A fast agent configuration: rounds every ``interval`` s, short timeouts and backoff."""
     sections: dict[str, dict[str, Any]] = {
-        "probe": {"id": probe_id, "country": "DE", "asn": 1, "token": token,
-                  "collector_url": collector_url},
-        "root": {"hints": str(hints), "timeout_seconds": 0.2, "interval_seconds": interval,
-                 "start_delay_max_seconds": 0.05},
-        "agent": {"spool_path": str(tmp / "spool.sqlite"), "spool_quota_bytes": quota,
-                  "upload_batch_records": batch, "upload_interval_seconds": 0.2,
-                  "backoff_max_seconds": 0.5, "metrics_listen": ""},
+        "probe": {
+            "id": probe_id,
+            "country": "DE",
+            "asn": 1,
+            "token": token,
+            "collector_url": collector_url,
+        },
+        "root": {
+            "hints": str(hints),
+            "timeout_seconds": 0.2,
+            "interval_seconds": interval,
+            "start_delay_max_seconds": 0.05,
+        },
+        "agent": {
+            "spool_path": str(tmp / "spool.sqlite"),
+            "spool_quota_bytes": quota,
+            "upload_batch_records": batch,
+            "upload_interval_seconds": 0.2,
+            "backoff_max_seconds": 0.5,
+            "metrics_listen": "",
+        },
     }
     for key, table in (extra or {}).items():
         sections.setdefault(key, {}).update(table)
     return write_toml(tmp / name, sections)
 
 
-def start_agent(config: pathlib.Path, *, prefix: Sequence[str] = (), verbose: bool = False
-                ) -> subprocess.Popen[str]:
+def start_agent(
+    config: pathlib.Path, *, prefix: Sequence[str] = (), verbose: bool = False
+) -> subprocess.Popen[str]:
     argv = ["agent", "run", "--config", str(config)] + (["-v"] if verbose else [])
-    return subprocess.Popen([*prefix, *publiccore_cmd(*argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    return subprocess.Popen(
+        [*prefix, *publiccore_cmd(*argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
 
 
-def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM,
-                 timeout: float = 30.0) -> tuple[int, str]:
+def stop_process(
+    process: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> tuple[int, str]:
     """Send ``sig``, wait (bounded); return (exit status, stderr)."""
     if process.poll() is None:
         process.send_signal(sig)
@@ -297,7 +390,7 @@ def test_make_root_record_round_trips() -> None:
 
 
 def test_batch_body_forms_decode() -> None:
-    from collectors.ingest import gunzip_capped, split_batch
+    from publiccore.collectors.ingest import gunzip_capped, split_batch
 
     records = [make_root_record("p1") for _ in range(3)]
     for lines in (False, True):

@@ -26,8 +26,19 @@ def _lab(ecmp: bool) -> Iterator[TraceLab]:
             # One throw-away trace per family: the first probes through a new lab can wait for
             # neighbour discovery on the routers and come back late.
             for target in (lab.target_ipv4, lab.target_ipv6):
-                lab.run_in_probe(sys.executable, "-m", "publiccore", "probe", "trace", target,
-                                 "--no-store", "--timeout", "0.5", "--max-ttl", "6")
+                lab.run_in_probe(
+                    sys.executable,
+                    "-m",
+                    "publiccore",
+                    "probe",
+                    "trace",
+                    target,
+                    "--no-store",
+                    "--timeout",
+                    "0.5",
+                    "--max-ttl",
+                    "6",
+                )
             yield lab
     except LabUnavailable as exc:
         pytest.skip(f"traceroute lab unavailable: {exc}")
@@ -49,10 +60,29 @@ def _config(tmp_path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def _trace(lab: TraceLab, tmp_path: pathlib.Path, address: str, *args: str,
-           store: pathlib.Path | None = None) -> list[records.Record]:
-    argv = [sys.executable, "-m", "publiccore", "--config", str(_config(tmp_path)), "probe",
-            "trace", address, "--json", "--timeout", "0.5", "--max-ttl", "6", *args]
+def _trace(
+    lab: TraceLab,
+    tmp_path: pathlib.Path,
+    address: str,
+    *args: str,
+    store: pathlib.Path | None = None,
+) -> list[records.Record]:
+    argv = [
+        sys.executable,
+        "-m",
+        "publiccore",
+        "--config",
+        str(_config(tmp_path)),
+        "probe",
+        "trace",
+        address,
+        "--json",
+        "--timeout",
+        "0.5",
+        "--max-ttl",
+        "6",
+        *args,
+    ]
     argv += ["--store", str(store)] if store else ["--no-store"]
     done = lab.run_in_probe(*argv, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -66,8 +96,9 @@ def _hops(record: records.Record) -> list[set[str]]:
 
 @pytest.mark.parametrize("protocol", ["udp", "icmp"])
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
-def test_trace_sees_every_router_in_order(line_lab: TraceLab, tmp_path: pathlib.Path,
-                                          protocol: str, family: str) -> None:
+def test_trace_sees_every_router_in_order(
+    line_lab: TraceLab, tmp_path: pathlib.Path, protocol: str, family: str
+) -> None:
     target = line_lab.target_ipv4 if family == "ipv4" else line_lab.target_ipv6
     expected = line_lab.hop_ipv4 if family == "ipv4" else line_lab.hop_ipv6
     (record,) = _trace(line_lab, tmp_path, target, "--protocol", protocol)
@@ -81,11 +112,13 @@ def test_trace_sees_every_router_in_order(line_lab: TraceLab, tmp_path: pathlib.
 
 
 def test_paris_keeps_one_path_per_flow_and_other_flows_see_both(
-        ecmp_lab: TraceLab, tmp_path: pathlib.Path) -> None:
+    ecmp_lab: TraceLab, tmp_path: pathlib.Path
+) -> None:
     second_hops: set[str] = set()
     for paris_id in range(16):
-        (record,) = _trace(ecmp_lab, tmp_path, ecmp_lab.target_ipv4, "--paris-id", str(paris_id),
-                           "--attempts", "3")
+        (record,) = _trace(
+            ecmp_lab, tmp_path, ecmp_lab.target_ipv4, "--paris-id", str(paris_id), "--attempts", "3"
+        )
         hops = _hops(record)
         assert len(hops[1]) == 1, f"paris id {paris_id} mixed paths at hop 2: {hops[1]}"
         second_hops |= hops[1]
@@ -95,16 +128,37 @@ def test_paris_keeps_one_path_per_flow_and_other_flows_see_both(
 def test_border_crossings_from_stored_traces(ecmp_lab: TraceLab, tmp_path: pathlib.Path) -> None:
     store = tmp_path / "collector.sqlite"
     for paris_id in range(16):
-        _trace(ecmp_lab, tmp_path, ecmp_lab.target_ipv4, "--paris-id", str(paris_id),
-               "--attempts", "1", store=store)
+        _trace(
+            ecmp_lab,
+            tmp_path,
+            ecmp_lab.target_ipv4,
+            "--paris-id",
+            str(paris_id),
+            "--attempts",
+            "1",
+            store=store,
+        )
     delegated = tmp_path / "delegated-lab"
     delegated.write_text(DELEGATED)
     asn_table = tmp_path / "ipasn.dat"
     asn_table.write_text(ASN_TABLE)
     done = ecmp_lab.run_in_probe(
-        sys.executable, "-m", "publiccore", "paths", "crossings", "--store", str(store),
-        "--delegated", str(delegated), "--asn-table", str(asn_table), "--json",
-        "--since", "2000-01-01", timeout=60)
+        sys.executable,
+        "-m",
+        "publiccore",
+        "paths",
+        "crossings",
+        "--store",
+        str(store),
+        "--delegated",
+        str(delegated),
+        "--asn-table",
+        str(asn_table),
+        "--json",
+        "--since",
+        "2000-01-01",
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     (nl,) = json.loads(done.stdout)["countries"]
     assert nl["country"] == "NL" and nl["traces"] == 16 and nl["traces_crossing"] == 16
@@ -115,16 +169,30 @@ def test_border_crossings_from_stored_traces(ecmp_lab: TraceLab, tmp_path: pathl
     assert 1 < nl["effective_number"] <= 2
 
 
-def test_trace_without_raw_socket_permission_is_data(line_lab: TraceLab,
-                                                     tmp_path: pathlib.Path) -> None:
+def test_trace_without_raw_socket_permission_is_data(
+    line_lab: TraceLab, tmp_path: pathlib.Path
+) -> None:
     setpriv = "/usr/bin/setpriv"
     if not pathlib.Path(setpriv).exists():
         pytest.skip("setpriv (util-linux) not installed")
     # still root, but without CAP_NET_RAW in the bounding set: no raw sockets after exec
     done = line_lab.run_in_probe(
-        setpriv, "--bounding-set=-net_raw", "--inh-caps=-all", "--", sys.executable, "-m",
-        "publiccore", "probe", "trace", line_lab.target_ipv4, "--json",
-        "--no-store", "--timeout", "0.5", timeout=60)
+        setpriv,
+        "--bounding-set=-net_raw",
+        "--inh-caps=-all",
+        "--",
+        sys.executable,
+        "-m",
+        "publiccore",
+        "probe",
+        "trace",
+        line_lab.target_ipv4,
+        "--json",
+        "--no-store",
+        "--timeout",
+        "0.5",
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     record: Any = records.loads(done.stdout.splitlines()[0])
     assert record.result.failure == "permission_denied"

@@ -44,14 +44,36 @@ SERIAL = 2026112800
 
 # Per country: identities a probe there sees, per letter (None: the letter sends none).
 SITES: dict[str, dict[str, str | None]] = {
-    "NL": {"a": "nnn1-ams3", "b": "b3-ams", "c": "ams1a.c.root-servers.org", "d": "sgsg2.droot",
-           "e": "c01.ams.eroot", "f": "ams1c.f.root-servers.org", "g": None,
-           "h": "001.ams.h.root-servers.org", "i": "s1.ams", "j": "rootns-elams3",
-           "k": "ns1.nl-ams.k.ripe.net", "l": "aa.nl-ams.l.root", "m": "M-CDG-1"},
-    "RU": {"a": "nnn1-fra5", "b": "b4-mia", "c": "fra1b.c.root-servers.org", "d": "ruled1.droot",
-           "e": "c02.led.eroot", "f": "led1a.f.root-servers.org", "g": None,
-           "h": "003.apg.h.root-servers.org", "i": "s1.mow", "j": "rootns-elmow1",
-           "k": "ns2.ru-mow.k.ripe.net", "l": "ab.ru-led.l.root", "m": "M-NRT-JPNAP-1"},
+    "NL": {
+        "a": "nnn1-ams3",
+        "b": "b3-ams",
+        "c": "ams1a.c.root-servers.org",
+        "d": "sgsg2.droot",
+        "e": "c01.ams.eroot",
+        "f": "ams1c.f.root-servers.org",
+        "g": None,
+        "h": "001.ams.h.root-servers.org",
+        "i": "s1.ams",
+        "j": "rootns-elams3",
+        "k": "ns1.nl-ams.k.ripe.net",
+        "l": "aa.nl-ams.l.root",
+        "m": "M-CDG-1",
+    },
+    "RU": {
+        "a": "nnn1-fra5",
+        "b": "b4-mia",
+        "c": "fra1b.c.root-servers.org",
+        "d": "ruled1.droot",
+        "e": "c02.led.eroot",
+        "f": "led1a.f.root-servers.org",
+        "g": None,
+        "h": "003.apg.h.root-servers.org",
+        "i": "s1.mow",
+        "j": "rootns-elmow1",
+        "k": "ns2.ru-mow.k.ripe.net",
+        "l": "ab.ru-led.l.root",
+        "m": "M-NRT-JPNAP-1",
+    },
 }
 
 
@@ -59,44 +81,91 @@ def target(letter: str, family: str) -> RootTarget:
     """A root target on a documentation address (RFC 5737 / RFC 3849)."""
     n = LETTERS.index(letter) + 1
     address = f"192.0.2.{n}" if family == "ipv4" else f"2001:db8::{n}"
-    return RootTarget(letter=letter, name=f"{letter}.root-servers.net.", address=address,
-                      family=family)  # type: ignore[arg-type]
+    return RootTarget(
+        letter=letter, name=f"{letter}.root-servers.net.", address=address, family=family
+    )  # type: ignore[arg-type]
 
 
 def soa(transport: str, *, rtt: float | None, serial: int, nsid: str | None) -> DnsQuery:
     """One `. SOA` query as the measurer records it (answered when ``rtt`` is set)."""
     if rtt is None:
-        return DnsQuery(qname=".", qclass="IN", qtype="SOA", transport=transport,  # type: ignore
-                        failure="dns_timeout")
-    return DnsQuery(qname=".", qclass="IN", qtype="SOA", transport=transport,  # type: ignore
-                    rcode="NOERROR", aa=True, tc=False, rtt_seconds=round(rtt, 6), serial=serial,
-                    nsid_hex=nsid.encode().hex() if nsid else None, nsid_text=nsid,
-                    size_bytes=1109)
+        return DnsQuery(
+            qname=".",
+            qclass="IN",
+            qtype="SOA",
+            transport=transport,  # type: ignore
+            failure="dns_timeout",
+        )
+    return DnsQuery(
+        qname=".",
+        qclass="IN",
+        qtype="SOA",
+        transport=transport,  # type: ignore
+        rcode="NOERROR",
+        aa=True,
+        tc=False,
+        rtt_seconds=round(rtt, 6),
+        serial=serial,
+        nsid_hex=nsid.encode().hex() if nsid else None,
+        nsid_text=nsid,
+        size_bytes=1109,
+    )
 
 
-def root_record(*, probe: ProbeRef, letter: str, family: str, started: dt.datetime,
-                udp_rtt: float | None, tcp_rtt: float | None, outcome: str = "iana",
-                serial: int = SERIAL, nsid: str | None = None) -> Record:
+def root_record(
+    *,
+    probe: ProbeRef,
+    letter: str,
+    family: str,
+    started: dt.datetime,
+    udp_rtt: float | None,
+    tcp_rtt: float | None,
+    outcome: str = "iana",
+    serial: int = SERIAL,
+    nsid: str | None = None,
+) -> Record:
     """A root-dns record as ``probes.root.measure_root`` returns it."""
     answered = udp_rtt is not None or tcp_rtt is not None
     queries = (
         soa("udp", rtt=udp_rtt, serial=serial, nsid=nsid),
         soa("tcp", rtt=tcp_rtt, serial=serial, nsid=nsid),
-        DnsQuery(qname="hostname.bind.", qclass="CH", qtype="TXT", transport="udp",
-                 rcode="NOERROR" if answered else None, failure=None if answered else
-                 "dns_timeout"),
-        DnsQuery(qname=".", qclass="IN", qtype="DNSKEY", transport="udp",
-                 rcode="NOERROR" if answered else None, tc=False,
-                 failure=None if answered else "dns_timeout"),
+        DnsQuery(
+            qname="hostname.bind.",
+            qclass="CH",
+            qtype="TXT",
+            transport="udp",
+            rcode="NOERROR" if answered else None,
+            failure=None if answered else "dns_timeout",
+        ),
+        DnsQuery(
+            qname=".",
+            qclass="IN",
+            qtype="DNSKEY",
+            transport="udp",
+            rcode="NOERROR" if answered else None,
+            tc=False,
+            failure=None if answered else "dns_timeout",
+        ),
     )
-    integrity = Integrity(outcome=outcome if answered else "no-answer",  # type: ignore[arg-type]
-                          key_tags=(20326, 38696) if answered else (),
-                          validated_at=started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    result = RootResult(queries=queries, identity=SiteIdentity(nsid=nsid, hostname_bind=nsid),
-                        integrity=integrity, consistency=Consistency(status="consistent"))
-    return make_record(kind="root-dns", probe=probe, target=target(letter, family),
-                       result=result, started=started,
-                       finished=started + dt.timedelta(seconds=(udp_rtt or 4.0) + 0.2))
+    integrity = Integrity(
+        outcome=outcome if answered else "no-answer",  # type: ignore[arg-type]
+        key_tags=(20326, 38696) if answered else (),
+        validated_at=started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
+    result = RootResult(
+        queries=queries,
+        identity=SiteIdentity(nsid=nsid, hostname_bind=nsid),
+        integrity=integrity,
+        consistency=Consistency(status="consistent"),
+    )
+    return make_record(
+        kind="root-dns",
+        probe=probe,
+        target=target(letter, family),
+        result=result,
+        started=started,
+        finished=started + dt.timedelta(seconds=(udp_rtt or 4.0) + 0.2),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,21 +180,28 @@ class Fleet:
                 yield ProbeRef(id=probe_id, asn=asn, country=country)
 
 
-FLEET = Fleet({
-    "NL": [("nl-1", 1103), ("nl-2", 3320), ("nl-3", 1136), ("nl-4", 33915)],
-    "RU": [("ru-1", 12389), ("ru-2", 8359), ("ru-3", 3216), ("ru-4", 31133)],
-})
+FLEET = Fleet(
+    {
+        "NL": [("nl-1", 1103), ("nl-2", 3320), ("nl-3", 1136), ("nl-4", 33915)],
+        "RU": [("ru-1", 12389), ("ru-2", 8359), ("ru-3", 3216), ("ru-4", 31133)],
+    }
+)
 
 
 def _never(country: str, letter: str, family: str) -> bool:
     return False
 
 
-def make_rounds(*, start: dt.datetime, rounds: int, seed: int = 5,
-                unreachable: Callable[[str, str, str], bool] = _never,
-                serial_at: Callable[[str, dt.datetime], int] = lambda letter, t: SERIAL,
-                outcome: Callable[[str, str], str] = lambda probe_id, letter: "iana",
-                fleet: Fleet = FLEET) -> list[Record]:
+def make_rounds(
+    *,
+    start: dt.datetime,
+    rounds: int,
+    seed: int = 5,
+    unreachable: Callable[[str, str, str], bool] = _never,
+    serial_at: Callable[[str, dt.datetime], int] = lambda letter, t: SERIAL,
+    outcome: Callable[[str, str], str] = lambda probe_id, letter: "iana",
+    fleet: Fleet = FLEET,
+) -> list[Record]:
     """``rounds`` 5-minute rounds from every probe to every letter × family.
 
     ``unreachable(country, letter, family)`` makes those targets time out; ``outcome(probe id,
@@ -151,10 +227,19 @@ def make_rounds(*, start: dt.datetime, rounds: int, seed: int = 5,
                         tcp = 2 * base * rng.uniform(0.8, 1.6)
                         if family == "ipv6" and rng.random() < 0.03:
                             udp = None
-                    out.append(root_record(probe=probe, letter=letter, family=family,
-                                           started=t, udp_rtt=udp, tcp_rtt=tcp,
-                                           serial=serial_at(letter, t), nsid=nsid,
-                                           outcome=outcome(probe.id, letter)))
+                    out.append(
+                        root_record(
+                            probe=probe,
+                            letter=letter,
+                            family=family,
+                            started=t,
+                            udp_rtt=udp,
+                            tcp_rtt=tcp,
+                            serial=serial_at(letter, t),
+                            nsid=nsid,
+                            outcome=outcome(probe.id, letter),
+                        )
+                    )
     return out
 
 
@@ -163,9 +248,17 @@ def bgp_observations(when: dt.datetime, *, scale: float = 1.0) -> list[Observati
     out: list[Observation] = []
     countries = {"NL": (52_000, 6.5), "RU": (180_000, 9.0)}
     for country, (slash24, upstreams) in countries.items():
+
         def o(metric: str, value: float, **labels: str) -> Observation:
-            return Observation(time=when, subject_kind="country", subject=country,  # noqa: B023
-                               metric=metric, value=value, labels=labels)
+            return Observation(
+                time=when,
+                subject_kind="country",
+                subject=country,  # noqa: B023
+                metric=metric,
+                value=value,
+                labels=labels,
+            )
+
         out += [
             o("bgp_country_visible_slash24", slash24 * scale),
             o("bgp_country_visibility_ratio", 0.97 * scale, family="ipv4"),
@@ -184,14 +277,28 @@ def bgp_observations(when: dt.datetime, *, scale: float = 1.0) -> list[Observati
             o("path_border_crossings_effective_number", 5.2),
             o("path_traces", 96.0),
         ]
-    for letter, family, prefix in (("k", "ipv4", "192.0.2.0/24"),
-                                   ("k", "ipv6", "2001:db8::/48")):
+    for letter, family, prefix in (("k", "ipv4", "192.0.2.0/24"), ("k", "ipv6", "2001:db8::/48")):
         labels = {"prefix_set": "root", "letter": letter, "family": family}
-        out.append(Observation(time=when, subject_kind="prefix", subject=prefix,
-                               metric="bgp_prefix_visibility_ratio", value=0.99, labels=labels))
-        out.append(Observation(time=when, subject_kind="prefix", subject=prefix,
-                               metric="bgp_root_prefix_unexpected_origin", value=0.0,
-                               labels=labels))
+        out.append(
+            Observation(
+                time=when,
+                subject_kind="prefix",
+                subject=prefix,
+                metric="bgp_prefix_visibility_ratio",
+                value=0.99,
+                labels=labels,
+            )
+        )
+        out.append(
+            Observation(
+                time=when,
+                subject_kind="prefix",
+                subject=prefix,
+                metric="bgp_root_prefix_unexpected_origin",
+                value=0.0,
+                labels=labels,
+            )
+        )
     return out
 
 
@@ -221,10 +328,21 @@ def need(binary: str) -> str:
 def pcdata() -> types.SimpleNamespace:
     """This module's builders, for test modules (conftest modules are not imported directly)."""
     return types.SimpleNamespace(
-        make_rounds=make_rounds, root_record=root_record, bgp_observations=bgp_observations,
-        FLEET=FLEET, SITES=SITES, SERIAL=SERIAL, LETTERS=LETTERS, free_port=free_port,
-        need=need, Fleet=Fleet, prometheus=prometheus,
-        prom_query=prom_query, prom_range=prom_range, wait_for=wait_for)
+        make_rounds=make_rounds,
+        root_record=root_record,
+        bgp_observations=bgp_observations,
+        FLEET=FLEET,
+        SITES=SITES,
+        SERIAL=SERIAL,
+        LETTERS=LETTERS,
+        free_port=free_port,
+        need=need,
+        Fleet=Fleet,
+        prometheus=prometheus,
+        prom_query=prom_query,
+        prom_range=prom_range,
+        wait_for=wait_for,
+    )
 
 
 def prom_query(base: str, expr: str, *, at: float | None = None) -> list[dict]:
@@ -249,8 +367,9 @@ def prom_range(base: str, expr: str, *, start: float, end: float, step: float) -
     return body["data"]["result"]
 
 
-def wait_for(what: str, check: Callable[[], bool], *, attempts: int = 120,
-             pause: float = 0.5) -> None:
+def wait_for(
+    what: str, check: Callable[[], bool], *, attempts: int = 120, pause: float = 0.5
+) -> None:
     """Poll ``check`` a bounded number of times; fail the test saying ``what`` never happened."""
     for _ in range(attempts):
         try:
@@ -263,8 +382,9 @@ def wait_for(what: str, check: Callable[[], bool], *, attempts: int = 120,
 
 
 @contextlib.contextmanager
-def prometheus(tmp_path: pathlib.Path, config: str, *, tsdb: pathlib.Path | None = None
-               ) -> Iterator[str]:
+def prometheus(
+    tmp_path: pathlib.Path, config: str, *, tsdb: pathlib.Path | None = None
+) -> Iterator[str]:
     """A real Prometheus on 127.0.0.1 (free port, temporary TSDB), always killed; yields URL."""
     binary = need("prometheus")
     port = free_port()
@@ -274,17 +394,27 @@ def prometheus(tmp_path: pathlib.Path, config: str, *, tsdb: pathlib.Path | None
     log_path = tmp_path / "prometheus.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [binary, f"--config.file={config_path}", f"--storage.tsdb.path={tsdb}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
-             "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={tsdb}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=100y",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def ready() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"prometheus exited: {log_path.read_text()[-2000:]}")
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 return response.status == 200
+
         wait_for("prometheus ready", ready)
         yield url
     finally:

@@ -19,15 +19,22 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from publiccore.exporters import grafana
 
-from exporters import grafana
 from publiccore import events as ev
 from publiccore.errors import InputError
 
 GOOD = {
-    "id": "xx-2024-test-order", "date": "2024-03-01", "date_precision": "day", "country": "RU",
-    "kind": "order", "scope": ["routing"], "title": "A test order", "summary": "Summary.",
-    "sources": ["https://example.org/a"], "confidence": "high",
+    "id": "xx-2024-test-order",
+    "date": "2024-03-01",
+    "date_precision": "day",
+    "country": "RU",
+    "kind": "order",
+    "scope": ["routing"],
+    "title": "A test order",
+    "summary": "Summary.",
+    "sources": ["https://example.org/a"],
+    "confidence": "high",
 }
 
 
@@ -41,21 +48,24 @@ def test_bundled_dataset_loads():
     assert shutdown.timestamp == dt.datetime(2011, 1, 27, tzinfo=dt.UTC).timestamp()
 
 
-@pytest.mark.parametrize(("change", "field", "reason"), [
-    ({"date": "2024-02-30"}, "date", "not a valid date"),
-    ({"date": 20240301}, "date", "expected 'YYYY-MM-DD'"),
-    ({"end_date": "2024-02-01"}, "end_date", "before date"),
-    ({"kind": "decree"}, "kind", "not one of"),
-    ({"scope": ["dns", "weather"]}, "scope", "not one of"),
-    ({"scope": []}, "scope", "non-empty list"),
-    ({"confidence": "low"}, "confidence", "not one of"),
-    ({"country": "XX"}, "country", "not an ISO 3166-1"),
-    ({"country": "ru"}, "country", "not an ISO 3166-1"),
-    ({"date_precision": "month"}, "date", "must be the 1st"),
-    ({"date_precision": "year"}, "date_precision", "not one of"),
-    ({"colour": "red"}, "colour", "unknown field"),
-    ({"title": ""}, "title", "non-empty text"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"date": "2024-02-30"}, "date", "not a valid date"),
+        ({"date": 20240301}, "date", "expected 'YYYY-MM-DD'"),
+        ({"end_date": "2024-02-01"}, "end_date", "before date"),
+        ({"kind": "decree"}, "kind", "not one of"),
+        ({"scope": ["dns", "weather"]}, "scope", "not one of"),
+        ({"scope": []}, "scope", "non-empty list"),
+        ({"confidence": "low"}, "confidence", "not one of"),
+        ({"country": "XX"}, "country", "not an ISO 3166-1"),
+        ({"country": "ru"}, "country", "not an ISO 3166-1"),
+        ({"date_precision": "month"}, "date", "must be the 1st"),
+        ({"date_precision": "year"}, "date_precision", "not one of"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"title": ""}, "title", "non-empty text"),
+    ],
+)
 def test_validation_names_event_and_field(change, field, reason):
     obj = {**GOOD, **change}
     if change == {"date_precision": "month"}:
@@ -84,8 +94,9 @@ def test_special_and_iso_countries(country):
 
 def test_duplicate_ids_across_files(tmp_path):
     extra = tmp_path / "extra.yaml"
-    extra.write_text(yaml.safe_dump({"events": [{**GOOD, "id": "ru-2019-sovereign-internet-"
-                                                               "in-force"}]}))
+    extra.write_text(
+        yaml.safe_dump({"events": [{**GOOD, "id": "ru-2019-sovereign-internet-in-force"}]})
+    )
     with pytest.raises(InputError, match="duplicate id"):
         ev.load([extra])
     extra.write_text(yaml.safe_dump({"events": [GOOD, GOOD]}))
@@ -105,8 +116,14 @@ def cli(*args: str, config: str | None = None, tmp_path=None) -> subprocess.Comp
     if tmp_path is not None:
         env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
     prefix = ["--config", config] if config else []
-    return subprocess.run([sys.executable, "-m", "publiccore", *prefix, *args],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "publiccore", *prefix, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def test_cli_validate(tmp_path):
@@ -126,8 +143,17 @@ def test_cli_list_with_extra_file(tmp_path):
     extra.write_text(yaml.safe_dump({"events": [GOOD]}))
     config = tmp_path / "publiccore.toml"
     config.write_text(f'[events]\nextra_files = ["{extra}"]\n')
-    run = cli("events", "list", "--country", "RU", "--since", "2024-01-01", "--json",
-              config=str(config), tmp_path=tmp_path)
+    run = cli(
+        "events",
+        "list",
+        "--country",
+        "RU",
+        "--since",
+        "2024-01-01",
+        "--json",
+        config=str(config),
+        tmp_path=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     listed = json.loads(run.stdout)
     assert "xx-2024-test-order" in {e["id"] for e in listed}
@@ -144,8 +170,12 @@ def test_annotation_body():
     body = grafana.annotation(event)
     assert body["time"] == int(event.timestamp * 1000)
     assert body["timeEnd"] == int(event.end_timestamp * 1000) > body["time"]
-    assert set(body["tags"]) == {"publiccore", f"country:{event.country}",
-                                 f"kind:{event.kind}", f"event:{event.id}"}
+    assert set(body["tags"]) == {
+        "publiccore",
+        f"country:{event.country}",
+        f"kind:{event.kind}",
+        f"event:{event.id}",
+    }
     assert event.title in body["text"] and event.id in body["text"]
 
 
@@ -153,7 +183,10 @@ def test_plan_and_requests():
     event = ev.load()[0]
     create = grafana.plan(event, [])
     assert grafana.request_for(create, "http://g:3000/") == (
-        "POST", "http://g:3000/api/annotations", create.body)
+        "POST",
+        "http://g:3000/api/annotations",
+        create.body,
+    )
     same = {"id": 7, **grafana.annotation(event)}
     assert grafana.plan(event, [same]).verb == "unchanged"
     assert grafana.request_for(grafana.plan(event, [same]), "http://g") is None
@@ -182,8 +215,7 @@ class FakeGrafana:
         self.requests.append(("GET", request.path_qs))
         self.auth.add(request.headers.get("Authorization"))
         wanted = set(request.query.getall("tags", []))
-        found = [dict(a, id=i) for i, a in self.annotations.items()
-                 if wanted <= set(a["tags"])]
+        found = [dict(a, id=i) for i, a in self.annotations.items() if wanted <= set(a["tags"])]
         return web.json_response(found[: int(request.query.get("limit", "100"))])
 
     async def create(self, request: web.Request) -> web.Response:
@@ -220,16 +252,18 @@ def test_push_is_idempotent():
             third = await grafana.push(changed, url=url, token="secret")
             assert third == {"update": 1, "unchanged": 79}
             assert sum(m != "GET" for m, _ in fake.requests) == writes_before + 1
-            dry = await grafana.push([dataclasses.replace(events[1], title="x")], url=url,
-                                     dry_run=True)
+            dry = await grafana.push(
+                [dataclasses.replace(events[1], title="x")], url=url, dry_run=True
+            )
             assert dry == {"update": 1}
             with pytest.raises(grafana.GrafanaError, match="HTTP 404"):
                 await grafana.push(events[:1], url=url + "/nothing-here/")
 
     asyncio.run(run())
     assert fake.auth == {"Bearer secret", None}
-    by_event = {next(t for t in a["tags"] if t.startswith("event:")): a
-                for a in fake.annotations.values()}
+    by_event = {
+        next(t for t in a["tags"] if t.startswith("event:")): a for a in fake.annotations.values()
+    }
     assert by_event[f"event:{events[0].id}"]["text"].startswith("Corrected title")
 
 

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from publiccore.collectors.aggregate import SPECS, Aggregator
+from publiccore.exporters import openmetrics
 
-from collectors.aggregate import SPECS, Aggregator
-from exporters import openmetrics
 from publiccore import events as ev
 from publiccore.config import AggregateSettings
 from publiccore.records import RootResult
@@ -26,8 +26,9 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600),
-                                               ("1d", 86400), ("1.5m", 90)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400), ("1.5m", 90)]
+)
 def test_parse_duration(text, seconds):
     assert openmetrics.parse_duration(text) == seconds
 
@@ -43,23 +44,31 @@ def history_store(store, pcdata):
     """One hour of 5-minute rounds; BGP dumps at the start and 30 minutes later (halved)."""
     start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=3)
     records = pcdata.make_rounds(
-        start=start, rounds=12,
-        unreachable=lambda country, letter, family: country == "RU" and letter == "k")
+        start=start,
+        rounds=12,
+        unreachable=lambda country, letter, family: country == "RU" and letter == "k",
+    )
     store.put_records(records)
     store.add_probe(ProbeRegistration(id="nl-1", country="NL", asn=1103, token_hash="a"))
     store.add_probe(ProbeRegistration(id="de-1", country="DE", asn=3320, token_hash="b"))
     store.put_observations(store.add_source("bgp", {}), pcdata.bgp_observations(start))
-    store.put_observations(store.add_source("bgp", {}),
-                           pcdata.bgp_observations(start + dt.timedelta(minutes=30),
-                                                   scale=0.5))
+    store.put_observations(
+        store.add_source("bgp", {}),
+        pcdata.bgp_observations(start + dt.timedelta(minutes=30), scale=0.5),
+    )
     return start, records
 
 
 def test_history_matches_the_live_computation_at_each_step(store, history_store):
     start, _ = history_store
     settings = AggregateSettings()
-    families = openmetrics.history(store, settings, since=start + dt.timedelta(minutes=20),
-                                   until=start + dt.timedelta(minutes=50), step_seconds=600)
+    families = openmetrics.history(
+        store,
+        settings,
+        since=start + dt.timedelta(minutes=20),
+        until=start + dt.timedelta(minutes=50),
+        step_seconds=600,
+    )
     by_time: dict[float, dict[tuple[str, frozenset], float]] = {}
     for family in families:
         for s in family.samples:
@@ -73,14 +82,20 @@ def test_history_matches_the_live_computation_at_each_step(store, history_store)
             labels = SPECS[name].labels
             for values, value in series.items():
                 assert samples[(name, frozenset(zip(labels, values, strict=True)))] == (
-                    pytest.approx(value)), (name, values, t)
+                    pytest.approx(value)
+                ), (name, values, t)
 
 
 def test_openmetrics_text_is_valid(store, history_store):
     start, _ = history_store
-    families = openmetrics.history(store, AggregateSettings(), since=start,
-                                   until=start + dt.timedelta(minutes=15), step_seconds=300,
-                                   events=ev.load())
+    families = openmetrics.history(
+        store,
+        AggregateSettings(),
+        since=start,
+        until=start + dt.timedelta(minutes=15),
+        step_seconds=300,
+        events=ev.load(),
+    )
     out = io.StringIO()
     openmetrics.write(families, out)
     text = out.getvalue()
@@ -99,15 +114,37 @@ def test_backfill_into_prometheus_answers_range_queries(tmp_path, store, history
     history_file = tmp_path / "history.om"
     with open(history_file, "w") as out:
         run = subprocess.run(
-            [sys.executable, "-m", "publiccore", "export", "openmetrics", "--store",
-             str(store.path), "--since", since.isoformat(), "--until", until.isoformat(),
-             "--step", "5m"], stdout=out, stderr=subprocess.PIPE, text=True, env=env,
-            timeout=300, check=False)
+            [
+                sys.executable,
+                "-m",
+                "publiccore",
+                "export",
+                "openmetrics",
+                "--store",
+                str(store.path),
+                "--since",
+                since.isoformat(),
+                "--until",
+                until.isoformat(),
+                "--step",
+                "5m",
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
     assert run.returncode == 0, run.stderr
     tsdb = tmp_path / "tsdb"
-    run = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics",
-                          str(history_file), str(tsdb)], capture_output=True, text=True,
-                         timeout=300, check=False)
+    run = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(history_file), str(tsdb)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
     config = "global:\n  scrape_interval: 1h\nscrape_configs: []\n"
@@ -124,25 +161,37 @@ def test_backfill_into_prometheus_answers_range_queries(tmp_path, store, history
         assert len(visible) == 10
         assert visible == [(t, 26_000.0 if t >= dump2 else 52_000.0) for t, _ in visible]
 
-        assert {v for _, v in values('publiccore_root_reachable_ratio{country="RU",letter="k",'
-                                     'family="ipv4",transport="udp"}')} == {0.0}
+        assert {
+            v
+            for _, v in values(
+                'publiccore_root_reachable_ratio{country="RU",letter="k",'
+                'family="ipv4",transport="udp"}'
+            )
+        } == {0.0}
 
-        median = values('publiccore_root_rtt_seconds{country="NL",letter="a",family="ipv4",'
-                        'transport="udp",quantile="0.5"}')
+        median = values(
+            'publiccore_root_rtt_seconds{country="NL",letter="a",family="ipv4",'
+            'transport="udp",quantile="0.5"}'
+        )
         assert len(median) == 10
         for t, value in median:
-            window = [q.rtt_seconds for r in records
-                      if r.probe.country == "NL" and r.target.letter == "a"
-                      and r.target.family == "ipv4" and t - 900 <= r.started.timestamp() < t
-                      and isinstance(r.result, RootResult)
-                      for q in r.result.queries
-                      if q.qtype == "SOA" and q.transport == "udp" and q.rcode == "NOERROR"]
+            window = [
+                q.rtt_seconds
+                for r in records
+                if r.probe.country == "NL"
+                and r.target.letter == "a"
+                and r.target.family == "ipv4"
+                and t - 900 <= r.started.timestamp() < t
+                and isinstance(r.result, RootResult)
+                for q in r.result.queries
+                if q.qtype == "SOA" and q.transport == "udp" and q.rcode == "NOERROR"
+            ]
             assert value == pytest.approx(quantile(window, 0.5)), t
 
-        event = values('publiccore_regulatory_event_timestamp_seconds'
-                       '{event="eg-2011-national-shutdown"}')
+        event = values(
+            'publiccore_regulatory_event_timestamp_seconds{event="eg-2011-national-shutdown"}'
+        )
         assert {v for _, v in event} == {dt.datetime(2011, 1, 27, tzinfo=dt.UTC).timestamp()}
-
 
 
 def test_chunked_files_hold_the_same_samples(tmp_path, store, history_store):
@@ -150,19 +199,41 @@ def test_chunked_files_hold_the_same_samples(tmp_path, store, history_store):
     since, until = start + dt.timedelta(minutes=10), start + dt.timedelta(minutes=55)
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
     env.pop("PUBLICCORE_CONFIG", None)
-    base = [sys.executable, "-m", "publiccore", "export", "openmetrics", "--store",
-            str(store.path), "--since", since.isoformat(), "--until", until.isoformat(),
-            "--step", "5m"]
-    single = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300,
-                            check=True).stdout
-    run = subprocess.run([*base, "--out-dir", str(tmp_path / "chunks"), "--chunk", "20m"],
-                         capture_output=True, text=True, env=env, timeout=300, check=True)
+    base = [
+        sys.executable,
+        "-m",
+        "publiccore",
+        "export",
+        "openmetrics",
+        "--store",
+        str(store.path),
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--step",
+        "5m",
+    ]
+    single = subprocess.run(
+        base, capture_output=True, text=True, env=env, timeout=300, check=True
+    ).stdout
+    run = subprocess.run(
+        [*base, "--out-dir", str(tmp_path / "chunks"), "--chunk", "20m"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     files = sorted((tmp_path / "chunks").glob("*.om"))
     assert len(files) == 3 and run.stdout.split() == [str(f) for f in files]
 
     def samples(text: str) -> set[tuple]:
-        return {(s.name, tuple(sorted(s.labels.items())), s.value, float(s.timestamp))
-                for f in text_string_to_metric_families(text) for s in f.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items())), s.value, float(s.timestamp))
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
 
     chunked = set().union(*(samples(f.read_text()) for f in files))
     assert chunked == samples(single)

@@ -30,8 +30,9 @@ def load_script(path: pathlib.Path) -> types.ModuleType:
 
 def promtool(pcdata, *args: str) -> subprocess.CompletedProcess[str]:
     binary = pcdata.need("promtool")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=PROMETHEUS)
+    return subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=120, check=False, cwd=PROMETHEUS
+    )
 
 
 def test_promtool_check_config(pcdata):
@@ -54,8 +55,12 @@ def test_promtool_rule_unit_tests(pcdata):
 def test_every_alert_has_a_unit_test_and_a_resolved_message():
     rules = yaml.safe_load((PROMETHEUS / "rules" / "publiccore.yml").read_text())
     tests = yaml.safe_load((PROMETHEUS / "rules" / "publiccore_test.yml").read_text())
-    tested = {case["alertname"] for t in tests["tests"] for case in t["alert_rule_test"]
-              if case.get("exp_alerts")}
+    tested = {
+        case["alertname"]
+        for t in tests["tests"]
+        for case in t["alert_rule_test"]
+        if case.get("exp_alerts")
+    }
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
     assert {r["alert"] for r in alerts} == tested
     for rule in alerts:
@@ -66,12 +71,14 @@ def test_dashboards_match_their_generator():
     build = load_script(GRAFANA / "build_dashboards.py")
     for name, text in build.render().items():
         assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == text, (
-            f"{name} is stale: run python deploy/grafana/build_dashboards.py")
+            f"{name} is stale: run python deploy/grafana/build_dashboards.py"
+        )
 
 
 def test_dashboards_use_the_provisioned_datasource():
     provisioned = yaml.safe_load(
-        (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )
     uid = provisioned["datasources"][0]["uid"]
     for path in (GRAFANA / "dashboards").glob("*.json"):
         board = json.loads(path.read_text())
@@ -91,12 +98,15 @@ def test_compose_mounts_existing_files():
                 assert (REPO / "deploy" / source).exists(), source
 
 
-@pytest.mark.parametrize(("expr", "expected"), [
-    ('up{country="$country"}', 'up{country="RU"}'),
-    ('rate(x[$__rate_interval])', "rate(x[1m])"),
-    ('x{c="${country}"}', 'x{c="RU"}'),
-    ('x{c="[[country]]"}', 'x{c="RU"}'),
-])
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ('up{country="$country"}', 'up{country="RU"}'),
+        ("rate(x[$__rate_interval])", "rate(x[1m])"),
+        ('x{c="${country}"}', 'x{c="RU"}'),
+        ('x{c="[[country]]"}', 'x{c="RU"}'),
+    ],
+)
 def test_check_promql_substitutes_variables(expr, expected):
     check = load_script(REPO / "scripts" / "check_promql.py")
     assert check.substitute(expr, {"country": "RU"}) == expected
@@ -111,12 +121,12 @@ def test_check_promql_finds_every_panel_rule_and_variable():
     assert sum("publiccore.yml" in s for s in sources) == 6
     assert not any("publiccore_test" in s for s in sources)
     with pytest.raises(KeyError):
-        check.substitute("x{c=\"$nope\"}", {})
+        check.substitute('x{c="$nope"}', {})
 
 
 def test_every_metric_is_documented():
-    from collectors.aggregate import METRICS
-    from exporters.prometheus import LIVE_HELP
+    from publiccore.collectors.aggregate import METRICS
+    from publiccore.exporters.prometheus import LIVE_HELP
 
     doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
     for name in [m.name for m in METRICS] + list(LIVE_HELP):

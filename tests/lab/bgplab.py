@@ -29,8 +29,9 @@ from collections.abc import Iterator, Sequence
 
 COLLECTOR_ASN = 64511
 _LINK_V4 = ipaddress.ip_network("192.0.2.0/24")
-_DOCUMENTATION_V4 = [ipaddress.ip_network(n) for n in
-                     ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+_DOCUMENTATION_V4 = [
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+]
 _DOCUMENTATION_V6 = ipaddress.ip_network("2001:db8::/32")
 _DOCUMENTATION_ASNS = (range(64496, 64512), range(65536, 65552))
 
@@ -62,8 +63,11 @@ def _check_safe(specs: Sequence[PeerSpec]) -> None:
                 raise ValueError(f"AS{asn} is not a documentation ASN")
         for route in spec.routes:
             net = ipaddress.ip_network(route.prefix)
-            inside = (any(net.subnet_of(d) for d in _DOCUMENTATION_V4)  # type: ignore[arg-type]
-                      if net.version == 4 else net.subnet_of(_DOCUMENTATION_V6))  # type: ignore[arg-type]
+            inside = (
+                any(net.subnet_of(d) for d in _DOCUMENTATION_V4)  # type: ignore[arg-type]
+                if net.version == 4
+                else net.subnet_of(_DOCUMENTATION_V6)
+            )  # type: ignore[arg-type]
             if not inside:
                 raise ValueError(f"{route.prefix} is not a documentation prefix")
 
@@ -75,8 +79,9 @@ def _static_name(prefix: str) -> str:
 
 
 def _run(args: Sequence[str], *, timeout: float = 10.0) -> str:
-    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                            check=False)
+    result = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout
@@ -142,11 +147,27 @@ class BgpLab:
             peer = self.ns(spec.name)
             self._add_ns(peer)
             v4c, v4p, v6c, v6p = self._link(n)
-            _run(["ip", "-n", collector, "link", "add", f"v{spec.name}", "type", "veth",
-                  "peer", "name", "e0", "netns", peer])
+            _run(
+                [
+                    "ip",
+                    "-n",
+                    collector,
+                    "link",
+                    "add",
+                    f"v{spec.name}",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "e0",
+                    "netns",
+                    peer,
+                ]
+            )
             _run(["ip", "-n", collector, "addr", "add", f"{v4c}/30", "dev", f"v{spec.name}"])
-            _run(["ip", "-n", collector, "addr", "add", f"{v6c}/64", "dev", f"v{spec.name}",
-                  "nodad"])
+            _run(
+                ["ip", "-n", collector, "addr", "add", f"{v6c}/64", "dev", f"v{spec.name}", "nodad"]
+            )
             _run(["ip", "-n", peer, "addr", "add", f"{v4p}/30", "dev", "e0"])
             _run(["ip", "-n", peer, "addr", "add", f"{v6p}/64", "dev", "e0", "nodad"])
             _run(["ip", "-n", collector, "link", "set", f"v{spec.name}", "up"])
@@ -167,22 +188,28 @@ class BgpLab:
         return v4, v6
 
     def _collector_conf(self) -> str:
-        lines = [f"router id {self._link(1)[0]};",
-                 f'mrtdump "{self.updates_path}";',
-                 "mrtdump protocols { messages, states };",
-                 "protocol device {}"]
+        lines = [
+            f"router id {self._link(1)[0]};",
+            f'mrtdump "{self.updates_path}";',
+            "mrtdump protocols { messages, states };",
+            "protocol device {}",
+        ]
         for n, spec in enumerate(self.specs, 1):
             v4c, v4p, v6c, v6p = self._link(n)
             v4, v6 = self._families(spec)
             timers = "connect delay time 1; connect retry time 2; error wait time 1, 2;"
             if v4:
-                lines.append(f"protocol bgp {spec.name} {{ local {v4c} as {COLLECTOR_ASN}; "
-                             f"neighbor {v4p} as {spec.asn}; {timers} "
-                             "ipv4 { import all; export none; }; }")
+                lines.append(
+                    f"protocol bgp {spec.name} {{ local {v4c} as {COLLECTOR_ASN}; "
+                    f"neighbor {v4p} as {spec.asn}; {timers} "
+                    "ipv4 { import all; export none; }; }"
+                )
             if v6:
-                lines.append(f"protocol bgp {spec.name}v6 {{ local {v6c} as {COLLECTOR_ASN}; "
-                             f"neighbor {v6p} as {spec.asn}; {timers} "
-                             "ipv6 { import all; export none; }; }")
+                lines.append(
+                    f"protocol bgp {spec.name}v6 {{ local {v6c} as {COLLECTOR_ASN}; "
+                    f"neighbor {v6p} as {spec.asn}; {timers} "
+                    "ipv6 { import all; export none; }; }"
+                )
         return "\n".join(lines) + "\n"
 
     def _peer_conf(self, n: int, spec: PeerSpec) -> str:
@@ -205,13 +232,17 @@ class BgpLab:
         lines.append("  accept;\n}")
         timers = "connect delay time 1; connect retry time 2; error wait time 1, 2;"
         if v4:
-            lines.append(f"protocol bgp c4 {{ local {v4p} as {spec.asn}; neighbor {v4c} as "
-                         f"{COLLECTOR_ASN}; {timers} "
-                         "ipv4 { import none; export filter lab_export; }; }")
+            lines.append(
+                f"protocol bgp c4 {{ local {v4p} as {spec.asn}; neighbor {v4c} as "
+                f"{COLLECTOR_ASN}; {timers} "
+                "ipv4 { import none; export filter lab_export; }; }"
+            )
         if v6:
-            lines.append(f"protocol bgp c6 {{ local {v6p} as {spec.asn}; neighbor {v6c} as "
-                         f"{COLLECTOR_ASN}; {timers} "
-                         "ipv6 { import none; export filter lab_export; }; }")
+            lines.append(
+                f"protocol bgp c6 {{ local {v6p} as {spec.asn}; neighbor {v6c} as "
+                f"{COLLECTOR_ASN}; {timers} "
+                "ipv6 { import none; export filter lab_export; }; }"
+            )
         return "\n".join(lines) + "\n"
 
     def withdraw(self, peer: str, prefix: str) -> None:
@@ -234,16 +265,34 @@ class BgpLab:
         # setpriv: BIRD dies with the test process even if teardown never runs
         guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
         process = subprocess.Popen(
-            [*guard, "ip", "netns", "exec", self.ns(role), "bird", "-f", "-c", str(conf_path),
-             "-s", str(self.socket(role)), "-P", str(self.workdir / f"{role}.pid")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                *guard,
+                "ip",
+                "netns",
+                "exec",
+                self.ns(role),
+                "bird",
+                "-f",
+                "-c",
+                str(conf_path),
+                "-s",
+                str(self.socket(role)),
+                "-P",
+                str(self.workdir / f"{role}.pid"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self.processes[role] = process
         deadline = time.monotonic() + 5
         while not self.socket(role).exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bird for {role} did not start: "
-                                   f"{(self.workdir / f'{role}.log').read_text()[-500:]}")
+                raise RuntimeError(
+                    f"bird for {role} did not start: "
+                    f"{(self.workdir / f'{role}.log').read_text()[-500:]}"
+                )
             time.sleep(0.05)
 
     def birdc(self, role: str, *command: str) -> str:
@@ -305,14 +354,16 @@ class BgpLab:
                 process.wait(timeout=5)
         self.processes.clear()
         for name in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False,
-                           timeout=10)
+            subprocess.run(
+                ["ip", "netns", "del", name], capture_output=True, check=False, timeout=10
+            )
         self.namespaces.clear()
 
 
 @contextlib.contextmanager
-def build_lab(specs: Sequence[PeerSpec], workdir: pathlib.Path, *,
-              timeout: float = 30.0) -> Iterator[BgpLab]:
+def build_lab(
+    specs: Sequence[PeerSpec], workdir: pathlib.Path, *, timeout: float = 30.0
+) -> Iterator[BgpLab]:
     """Start a lab and always tear it down; raise LabUnavailable when it cannot run here."""
     check_available()
     lab = BgpLab(specs, workdir)

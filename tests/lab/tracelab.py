@@ -84,8 +84,9 @@ class TraceLab:
         return [_ip(), "netns", "exec", self.probe_ns, *argv]
 
     def run_in_probe(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.probe_cmd(*argv), capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            self.probe_cmd(*argv), capture_output=True, text=True, timeout=timeout
+        )
 
 
 @contextlib.contextmanager
@@ -112,10 +113,15 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
     ]
     if ecmp:
         links += [
-            ("r1", "r2b", "198.51.100.17", "198.51.100.18", "2001:db8:a003::17",
-             "2001:db8:a003::18"),
-            ("r2b", "r3", "203.0.113.9", "203.0.113.10", "2001:db8:b002::9",
-             "2001:db8:b002::10"),
+            (
+                "r1",
+                "r2b",
+                "198.51.100.17",
+                "198.51.100.18",
+                "2001:db8:a003::17",
+                "2001:db8:a003::18",
+            ),
+            ("r2b", "r3", "203.0.113.9", "203.0.113.10", "2001:db8:b002::9", "2001:db8:b002::10"),
         ]
     try:
         for name in names:
@@ -126,19 +132,44 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
         setup: dict[str, list[str]] = {n: ["ip link set lo up"] for n in names}
         for i, (a, b, a4, b4, a6, b6) in enumerate(links):
             va, vb = f"t{i}a", f"t{i}b"
-            _run([_ip(), "link", "add", va, "netns", ns[a], "type", "veth", "peer", "name", vb,
-                  "netns", ns[b]])
-            setup[a] += [f"ip addr add {a4}/29 dev {va}",
-                         f"ip -6 addr add {a6}/64 dev {va} nodad", f"ip link set {va} up"]
-            setup[b] += [f"ip addr add {b4}/29 dev {vb}",
-                         f"ip -6 addr add {b6}/64 dev {vb} nodad", f"ip link set {vb} up"]
+            _run(
+                [
+                    _ip(),
+                    "link",
+                    "add",
+                    va,
+                    "netns",
+                    ns[a],
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    vb,
+                    "netns",
+                    ns[b],
+                ]
+            )
+            setup[a] += [
+                f"ip addr add {a4}/29 dev {va}",
+                f"ip -6 addr add {a6}/64 dev {va} nodad",
+                f"ip link set {va} up",
+            ]
+            setup[b] += [
+                f"ip addr add {b4}/29 dev {vb}",
+                f"ip -6 addr add {b6}/64 dev {vb} nodad",
+                f"ip link set {vb} up",
+            ]
         for router in ("r1", "r2", "r3") + (("r2b",) if ecmp else ()):
-            setup[router] += ["sysctl -qw net.ipv4.ip_forward=1",
-                              "sysctl -qw net.ipv6.conf.all.forwarding=1"]
+            setup[router] += [
+                "sysctl -qw net.ipv4.ip_forward=1",
+                "sysctl -qw net.ipv6.conf.all.forwarding=1",
+            ]
         for host in names:  # every probe gets its ICMP answer: no rate limits in the lab
-            setup[host] += ["sysctl -qw net.ipv4.icmp_ratelimit=0",
-                            "sysctl -qw net.ipv4.icmp_msgs_per_sec=100000",
-                            "sysctl -qw net.ipv6.icmp.ratelimit=0"]
+            setup[host] += [
+                "sysctl -qw net.ipv4.icmp_ratelimit=0",
+                "sysctl -qw net.ipv4.icmp_msgs_per_sec=100000",
+                "sysctl -qw net.ipv6.icmp.ratelimit=0",
+            ]
         # Routes for documentation space only: nothing leads out of the lab.
         v4 = ("192.0.2.0/24", "203.0.113.0/24", "198.51.100.0/24")
         setup["probe"] += [f"ip route add {p} via 198.51.100.1" for p in v4[:2]]
@@ -147,11 +178,15 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
             setup["r1"] += [
                 "sysctl -qw net.ipv4.fib_multipath_hash_policy=1",
                 "sysctl -qw net.ipv6.fib_multipath_hash_policy=1",
-                *(f"ip route add {p} nexthop via 198.51.100.10 nexthop via 198.51.100.18"
-                  for p in v4[:2]),
-                *(f"ip -6 route add {p} nexthop via 2001:db8:a002::10 "
-                  "nexthop via 2001:db8:a003::18"
-                  for p in ("2001:db8:b000::/36", "2001:db8:c000::/36")),
+                *(
+                    f"ip route add {p} nexthop via 198.51.100.10 nexthop via 198.51.100.18"
+                    for p in v4[:2]
+                ),
+                *(
+                    f"ip -6 route add {p} nexthop via 2001:db8:a002::10 "
+                    "nexthop via 2001:db8:a003::18"
+                    for p in ("2001:db8:b000::/36", "2001:db8:c000::/36")
+                ),
             ]
             setup["r2b"] += [
                 "ip route add 192.0.2.0/24 via 203.0.113.10",
@@ -159,32 +194,49 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
                 "ip -6 route add 2001:db8:c000::/36 via 2001:db8:b002::10",
                 "ip -6 route add 2001:db8:a000::/36 via 2001:db8:a003::17",
             ]
-            setup["r3"] += ["ip route add 198.51.100.16/29 via 203.0.113.9",
-                            "ip -6 route add 2001:db8:a003::/48 via 2001:db8:b002::9"]
+            setup["r3"] += [
+                "ip route add 198.51.100.16/29 via 203.0.113.9",
+                "ip -6 route add 2001:db8:a003::/48 via 2001:db8:b002::9",
+            ]
         else:
             setup["r1"] += [f"ip route add {p} via 198.51.100.10" for p in v4[:2]]
-            setup["r1"] += ["ip -6 route add 2001:db8:b000::/36 via 2001:db8:a002::10",
-                            "ip -6 route add 2001:db8:c000::/36 via 2001:db8:a002::10"]
-        setup["r2"] += ["ip route add 192.0.2.0/24 via 203.0.113.2",
-                        "ip route add 198.51.100.0/29 via 198.51.100.9",
-                        "ip -6 route add 2001:db8:c000::/36 via 2001:db8:b001::2",
-                        "ip -6 route add 2001:db8:a001::/48 via 2001:db8:a002::9"]
-        setup["r3"] += ["ip route add 198.51.100.0/24 via 203.0.113.1",
-                        "ip -6 route add 2001:db8:a000::/36 via 2001:db8:b001::1"]
-        setup["target"] += ["ip route add 198.51.100.0/24 via 192.0.2.1",
-                            "ip route add 203.0.113.0/24 via 192.0.2.1",
-                            "ip -6 route add 2001:db8::/32 via 2001:db8:c001::1"]
+            setup["r1"] += [
+                "ip -6 route add 2001:db8:b000::/36 via 2001:db8:a002::10",
+                "ip -6 route add 2001:db8:c000::/36 via 2001:db8:a002::10",
+            ]
+        setup["r2"] += [
+            "ip route add 192.0.2.0/24 via 203.0.113.2",
+            "ip route add 198.51.100.0/29 via 198.51.100.9",
+            "ip -6 route add 2001:db8:c000::/36 via 2001:db8:b001::2",
+            "ip -6 route add 2001:db8:a001::/48 via 2001:db8:a002::9",
+        ]
+        setup["r3"] += [
+            "ip route add 198.51.100.0/24 via 203.0.113.1",
+            "ip -6 route add 2001:db8:a000::/36 via 2001:db8:b001::1",
+        ]
+        setup["target"] += [
+            "ip route add 198.51.100.0/24 via 192.0.2.1",
+            "ip route add 203.0.113.0/24 via 192.0.2.1",
+            "ip -6 route add 2001:db8::/32 via 2001:db8:c001::1",
+        ]
         for name in names:
             _run(_ns_sh(ns[name], setup[name]))
         # Warm neighbour caches on every link (both ECMP branches: many flows), so that the
         # first probes of a test do not wait for ARP/NDP resolution.
         _run([_ip(), "netns", "exec", ns["probe"], sys.executable, "-c", _WARM_UP], timeout=20)
-        yield TraceLab(probe_ns=ns["probe"], target_ipv4="192.0.2.2",
-                       target_ipv6="2001:db8:c001::2",
-                       hop_ipv4=["198.51.100.1", "198.51.100.10", "203.0.113.2", "192.0.2.2"],
-                       hop_ipv6=["2001:db8:a001::1", "2001:db8:a002::10", "2001:db8:b001::2",
-                                 "2001:db8:c001::2"],
-                       ecmp=ecmp)
+        yield TraceLab(
+            probe_ns=ns["probe"],
+            target_ipv4="192.0.2.2",
+            target_ipv6="2001:db8:c001::2",
+            hop_ipv4=["198.51.100.1", "198.51.100.10", "203.0.113.2", "192.0.2.2"],
+            hop_ipv6=[
+                "2001:db8:a001::1",
+                "2001:db8:a002::10",
+                "2001:db8:b001::2",
+                "2001:db8:c001::2",
+            ],
+            ecmp=ecmp,
+        )
     finally:
         for name in reversed(made):
             with contextlib.suppress(Exception):

@@ -25,17 +25,16 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from publiccore.probes import agent as agent_mod
+from publiccore.probes.spool import Spool
 
-from probes import agent as agent_mod
-from probes.spool import Spool
 from publiccore import config as cfg
 
 
 def load_support() -> Any:
     name = "publiccore_test_ingest_support"
     if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parents[1] / "collectors" / \
-            "test_ingest_support.py"
+        path = pathlib.Path(__file__).resolve().parents[1] / "collectors" / "test_ingest_support.py"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -53,7 +52,7 @@ S = load_support()
 @pytest.mark.parametrize("attempt", [0, 1, 3, 8, 40])
 def test_backoff_grows_with_jitter_and_cap(attempt: int) -> None:
     rng = random.Random(attempt)
-    ceiling = min(60.0, 2.0 ** attempt)
+    ceiling = min(60.0, 2.0**attempt)
     for _ in range(50):
         delay = agent_mod.backoff_delay(attempt, base=1.0, cap=60.0, rng=rng)
         assert ceiling / 2 <= delay <= ceiling
@@ -64,10 +63,17 @@ def test_backoff_honours_retry_after() -> None:
     assert agent_mod.backoff_delay(0, base=1.0, cap=60.0, rng=rng, retry_after=30) >= 30
 
 
-@pytest.mark.parametrize(("header", "seconds"), [
-    ("7", 7.0), (" 120 ", 120.0), ("Sun, 29 Nov 2026 03:00:30 GMT", 30.0), ("soon", None),
-    (None, None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("Sun, 29 Nov 2026 03:00:30 GMT", 30.0),
+        ("soon", None),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     now = dt.datetime(2026, 11, 29, 3, 0, 0, tzinfo=dt.UTC)
     assert agent_mod.parse_retry_after(header, now=now) == seconds
@@ -82,9 +88,13 @@ def test_schedule_skips_missed_slots() -> None:
         agent_mod.Schedule(0.0)
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("127.0.0.1:9478", ("127.0.0.1", 9478)), ("[::1]:0", ("::1", 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("127.0.0.1:9478", ("127.0.0.1", 9478)),
+        ("[::1]:0", ("::1", 0)),
+    ],
+)
 def test_parse_listen(text: str, parsed: tuple[str, int]) -> None:
     assert cfg.parse_listen(text) == parsed
 
@@ -100,12 +110,16 @@ def scripted(tmp_path: pathlib.Path) -> Iterator[tuple[Spool, list[Any]]]:
     spool.close()
 
 
-async def _scripted_server(answers: list[web.Response], seen: list[Any]
-                           ) -> AsyncIterator[str]:
+async def _scripted_server(answers: list[web.Response], seen: list[Any]) -> AsyncIterator[str]:
     async def handler(request: web.Request) -> web.Response:
         body = await request.read()  # aiohttp decompresses gzip for us here
-        seen.append((request.headers.get("Authorization"),
-                     request.headers.get("Content-Encoding"), json.loads(body)))
+        seen.append(
+            (
+                request.headers.get("Authorization"),
+                request.headers.get("Content-Encoding"),
+                json.loads(body),
+            )
+        )
         return answers.pop(0)
 
     app = web.Application()
@@ -121,13 +135,13 @@ async def _scripted_server(answers: list[web.Response], seen: list[Any]
         await runner.cleanup()
 
 
-async def _upload(spool: Spool, answers: list[web.Response], seen: list[Any], *, batch: int
-                  ) -> list[agent_mod.UploadOutcome]:
+async def _upload(
+    spool: Spool, answers: list[web.Response], seen: list[Any], *, batch: int
+) -> list[agent_mod.UploadOutcome]:
     outcomes = []
     async for url in _scripted_server(answers, seen):
         async with aiohttp.ClientSession() as session:
-            uploader = agent_mod.Uploader(spool, session, url=url, token="t0k",
-                                          batch_records=batch)
+            uploader = agent_mod.Uploader(spool, session, url=url, token="t0k", batch_records=batch)
             while answers:
                 outcomes.append(await uploader.upload_once())
     return outcomes
@@ -159,8 +173,7 @@ def test_uploader_drops_a_refused_record_and_halves_on_413(scripted: Any) -> Non
     ids = spool.ids()
     answers = [
         web.json_response({"error": "too_large"}, status=413),
-        web.json_response({"error": "unknown_kind", "reason": "kind: bad", "index": 1},
-                          status=400),
+        web.json_response({"error": "unknown_kind", "reason": "kind: bad", "index": 1}, status=400),
         web.json_response({"accepted": 2, "duplicates": 0, "rejected": 0}),
     ]
     outcomes = asyncio.run(_upload(spool, answers, seen, batch=4))
@@ -173,8 +186,10 @@ def test_uploader_drops_a_refused_record_and_halves_on_413(scripted: Any) -> Non
 def test_uploader_keeps_records_the_collector_did_not_count(scripted: Any) -> None:
     spool, seen = scripted
     ids = spool.ids()
-    answers = [web.json_response({"accepted": 1, "duplicates": 0, "rejected": 0}),
-               web.json_response({"accepted": 2, "duplicates": 1, "rejected": 0})]
+    answers = [
+        web.json_response({"accepted": 1, "duplicates": 0, "rejected": 0}),
+        web.json_response({"accepted": 2, "duplicates": 1, "rejected": 0}),
+    ]
     outcomes = asyncio.run(_upload(spool, answers, seen, batch=3))
     assert [o.ok for o in outcomes] == [False, True]
     assert "acknowledged 1 + 0 duplicates of 3" in outcomes[0].failure
@@ -186,8 +201,10 @@ def test_uploader_keeps_records_the_collector_did_not_count(scripted: Any) -> No
 
 @pytest.fixture
 def collector(tmp_path: pathlib.Path) -> Iterator[Any]:
-    config = S.write_toml(tmp_path / "collector.toml", {
-        "serve": {"rate_limit_requests_per_minute": 1e9, "rate_limit_burst": 1_000_000}})
+    config = S.write_toml(
+        tmp_path / "collector.toml",
+        {"serve": {"rate_limit_requests_per_minute": 1e9, "rate_limit_burst": 1_000_000}},
+    )
     coll = S.Collector(config=config, store=tmp_path / "store.sqlite").start()
     coll.probe_id, coll.token = S.register_probe(coll.store, country="NL", asn=64500)
     yield coll
@@ -200,11 +217,17 @@ def _spooled_total(spool: pathlib.Path) -> int:
 
 
 def test_agent_uploads_with_registered_identity_and_exits_0(
-        tmp_path: pathlib.Path, collector: Any) -> None:
+    tmp_path: pathlib.Path, collector: Any
+) -> None:
     hints = S.hints_file(tmp_path / "hints")
-    config = S.agent_config(tmp_path, probe_id=collector.probe_id, token=collector.token,
-                            collector_url=collector.url, hints=hints,
-                            extra={"agent": {"metrics_listen": "127.0.0.1:0"}})
+    config = S.agent_config(
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=collector.url,
+        hints=hints,
+        extra={"agent": {"metrics_listen": "127.0.0.1:0"}},
+    )
     agent = S.start_agent(config, verbose=True)
     try:
         assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 6, timeout=60)
@@ -224,12 +247,15 @@ def test_agent_uploads_with_registered_identity_and_exits_0(
         status, body = S.get(metrics_port, "/metrics")
         text = body.decode()
         assert status == 200
-        for name in ("publiccore_agent_rounds_total{kind=\"root\"}",
-                     "publiccore_agent_queries_total{kind=\"root\",transport=\"udp\"}",
-                     "publiccore_agent_query_failures_total{code=\"tcp_refused\",kind=\"root\"}",
-                     "publiccore_agent_spool_records ", "publiccore_agent_spool_bytes ",
-                     "publiccore_agent_uploads_total ",
-                     "publiccore_agent_last_upload_success_timestamp_seconds "):
+        for name in (
+            'publiccore_agent_rounds_total{kind="root"}',
+            'publiccore_agent_queries_total{kind="root",transport="udp"}',
+            'publiccore_agent_query_failures_total{code="tcp_refused",kind="root"}',
+            "publiccore_agent_spool_records ",
+            "publiccore_agent_spool_bytes ",
+            "publiccore_agent_uploads_total ",
+            "publiccore_agent_last_upload_success_timestamp_seconds ",
+        ):
             assert name in text, name
         assert "python_gc" not in text  # its own registry, not the global one
     finally:
@@ -249,12 +275,17 @@ def test_agent_uploads_with_registered_identity_and_exits_0(
     assert "waiting         0 records" in text_status
 
 
-def test_outage_backlog_drains_without_duplicates(tmp_path: pathlib.Path,
-                                                  collector: Any) -> None:
+def test_outage_backlog_drains_without_duplicates(tmp_path: pathlib.Path, collector: Any) -> None:
     hints = S.hints_file(tmp_path / "hints")
     spool = tmp_path / "spool.sqlite"
-    config = S.agent_config(tmp_path, probe_id=collector.probe_id, token=collector.token,
-                            collector_url=collector.url, hints=hints, batch=7)
+    config = S.agent_config(
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=collector.url,
+        hints=hints,
+        batch=7,
+    )
     agent = S.start_agent(config)
     try:
         assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 4, timeout=60)
@@ -265,8 +296,9 @@ def test_outage_backlog_drains_without_duplicates(tmp_path: pathlib.Path,
         assert "cannot reach collector" in status.stdout
         backlog = len(S.spool_state(spool)[0])
         collector.start()  # same port, same store
-        assert S.wait_until(lambda: len(S.store_ids(collector.store))
-                            >= stored_before + backlog, timeout=60)
+        assert S.wait_until(
+            lambda: len(S.store_ids(collector.store)) >= stored_before + backlog, timeout=60
+        )
     finally:
         code, err = S.stop_process(agent)
     assert code == 0, err
@@ -280,12 +312,19 @@ def test_quota_overflow_drops_oldest_and_counts(tmp_path: pathlib.Path, collecto
     hints = S.hints_file(tmp_path / "hints")
     spool = tmp_path / "spool.sqlite"
     closed_port = "http://127.0.0.1:9"  # nothing listens: every upload fails
-    config = S.agent_config(tmp_path, probe_id=collector.probe_id, token=collector.token,
-                            collector_url=closed_port, hints=hints, quota=12_000)
+    config = S.agent_config(
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=closed_port,
+        hints=hints,
+        quota=12_000,
+    )
     agent = S.start_agent(config)
     try:
-        assert S.wait_until(lambda: int(S.spool_state(spool)[1].get("dropped_total", 0)) >= 6,
-                            timeout=60)
+        assert S.wait_until(
+            lambda: int(S.spool_state(spool)[1].get("dropped_total", 0)) >= 6, timeout=60
+        )
     finally:
         code, err = S.stop_process(agent)
     assert code == 0, err
@@ -295,27 +334,45 @@ def test_quota_overflow_drops_oldest_and_counts(tmp_path: pathlib.Path, collecto
     status = S.run_cli("agent", "status", "--config", str(config)).stdout
     assert f"dropped {state['dropped_total']}" in status
     # what is left are the newest records; they drain once a collector is reachable
-    drain = S.agent_config(tmp_path, probe_id=collector.probe_id, token=collector.token,
-                           collector_url=collector.url, hints=hints, name="drain.toml")
+    drain = S.agent_config(
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=collector.url,
+        hints=hints,
+        name="drain.toml",
+    )
     done = S.run_cli("agent", "flush", "--config", str(drain), "--max-seconds", "60")
     assert done.returncode == 0, done.stderr
     assert sorted(S.store_ids(collector.store)) == sorted(ids)
 
 
-def test_kill_9_at_random_moments_loses_nothing(tmp_path: pathlib.Path,
-                                                collector: Any) -> None:
+def test_kill_9_at_random_moments_loses_nothing(tmp_path: pathlib.Path, collector: Any) -> None:
     """kill -9 the agent 50 times, mid-round and mid-upload; every spooled record arrives once."""
     hints = S.hints_file(tmp_path / "hints")
     spool = tmp_path / "spool.sqlite"
-    config = S.agent_config(tmp_path, probe_id=collector.probe_id, token=collector.token,
-                            collector_url=collector.url, hints=hints, batch=3, interval=0.15)
+    config = S.agent_config(
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=collector.url,
+        hints=hints,
+        batch=3,
+        interval=0.15,
+    )
     rng = random.Random(20261129)
     seen_spooled: set[str] = set()
     kills = 0
     deadline = time.monotonic() + 240
+    rounds_between_kills = 0
     while kills < 50 and time.monotonic() < deadline:
+        before = _spooled_total(spool) if spool.exists() else 0
         agent = S.start_agent(config)
-        time.sleep(rng.uniform(0.2, 1.2))
+        # Kill once this run has spooled something (so rounds happen between kills, however
+        # loaded the machine), then at a random moment: mid-round or mid-upload.
+        if S.wait_until(lambda before=before: _spooled_total(spool) > before, timeout=30):
+            rounds_between_kills += 1
+        time.sleep(rng.uniform(0.0, 0.8))
         agent.send_signal(signal.SIGKILL)
         try:
             agent.communicate(timeout=30)
@@ -326,8 +383,8 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: pathlib.Path,
         if spool.exists():
             seen_spooled.update(S.spool_state(spool)[0])
     assert kills == 50
-    spooled_total = _spooled_total(spool)
-    assert spooled_total > 50  # rounds happened between kills
+    assert rounds_between_kills == 50  # every run spooled before it was killed
+    assert _spooled_total(spool) >= 50
     assert len(S.store_ids(collector.store)) > 0  # and uploads too
     done = S.run_cli("agent", "flush", "--config", str(config), "--max-seconds", "60")
     assert done.returncode == 0, done.stderr
@@ -340,14 +397,25 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: pathlib.Path,
     assert len(stored) == len(set(stored)) == state["spooled_total"] == state["acked_total"]
 
 
-def test_agent_schedules_traceroutes_when_targets_are_set(tmp_path: pathlib.Path,
-                                                         collector: Any) -> None:
+def test_agent_schedules_traceroutes_when_targets_are_set(
+    tmp_path: pathlib.Path, collector: Any
+) -> None:
     hints = S.hints_file(tmp_path / "hints")
     config = S.agent_config(
-        tmp_path, probe_id=collector.probe_id, token=collector.token,
-        collector_url=collector.url, hints=hints,
-        extra={"traceroute": {"targets": ["127.0.0.1"], "interval_seconds": 0.5,
-                              "timeout_seconds": 0.3, "max_ttl": 2}})
+        tmp_path,
+        probe_id=collector.probe_id,
+        token=collector.token,
+        collector_url=collector.url,
+        hints=hints,
+        extra={
+            "traceroute": {
+                "targets": ["127.0.0.1"],
+                "interval_seconds": 0.5,
+                "timeout_seconds": 0.3,
+                "max_ttl": 2,
+            }
+        },
+    )
 
     def kinds() -> set[str]:
         return {json.loads(row[4])["kind"] for row in S.store_rows(collector.store)}

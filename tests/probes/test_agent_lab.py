@@ -23,8 +23,7 @@ pytestmark = pytest.mark.lab
 def load_support() -> Any:
     name = "publiccore_test_ingest_support"
     if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parents[1] / "collectors" / \
-            "test_ingest_support.py"
+        path = pathlib.Path(__file__).resolve().parents[1] / "collectors" / "test_ingest_support.py"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -36,27 +35,36 @@ def load_support() -> Any:
 S = load_support()
 
 
-def test_agent_measures_the_lab_and_uploads_in_namespace(dns_lab_default: Any,
-                                                         tmp_path: pathlib.Path) -> None:
+def test_agent_measures_the_lab_and_uploads_in_namespace(
+    dns_lab_default: Any, tmp_path: pathlib.Path
+) -> None:
     lab = dns_lab_default
     up = lab.run_in_probe("ip", "link", "set", "lo", "up", timeout=30)
     assert up.returncode == 0, up.stderr
     prefix = lab.probe_cmd()
-    config = S.write_toml(tmp_path / "collector.toml", {
-        "serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}})
+    config = S.write_toml(
+        tmp_path / "collector.toml",
+        {"serve": {"rate_limit_requests_per_minute": 1e6, "rate_limit_burst": 10_000}},
+    )
     collector = S.Collector(config=config, store=tmp_path / "store.sqlite", prefix=prefix)
     collector.start()
     try:
         probe_id, token = S.register_probe(collector.store, country="NL", asn=64500)
         targets = sum(bool(s.ipv4) + bool(s.ipv6) for s in lab.servers)
         agent_cfg = S.agent_config(
-            tmp_path, probe_id=probe_id, token=token, collector_url=collector.url,
-            hints=lab.hints_path, interval=3.0,
-            extra={"root": {"timeout_seconds": 1.5, "start_delay_max_seconds": 0.2}})
+            tmp_path,
+            probe_id=probe_id,
+            token=token,
+            collector_url=collector.url,
+            hints=lab.hints_path,
+            interval=3.0,
+            extra={"root": {"timeout_seconds": 1.5, "start_delay_max_seconds": 0.2}},
+        )
         agent = S.start_agent(agent_cfg, prefix=prefix)
         try:
-            assert S.wait_until(lambda: len(S.store_ids(collector.store)) >= 2 * targets,
-                                timeout=120, interval=0.5)
+            assert S.wait_until(
+                lambda: len(S.store_ids(collector.store)) >= 2 * targets, timeout=120, interval=0.5
+            )
         finally:
             code, err = S.stop_process(agent)
         assert code == 0, err
@@ -71,10 +79,10 @@ def test_agent_measures_the_lab_and_uploads_in_namespace(dns_lab_default: Any,
     for record in records:
         assert isinstance(record.target, rec.RootTarget)
         assert isinstance(record.result, rec.RootResult)
-        soa_udp = next(q for q in record.result.queries
-                       if q.qtype == "SOA" and q.transport == "udp")
-        outcomes.setdefault(lab.server(record.target.letter).scenario, set()).add(
-            soa_udp.answered)
+        soa_udp = next(
+            q for q in record.result.queries if q.qtype == "SOA" and q.transport == "udp"
+        )
+        outcomes.setdefault(lab.server(record.target.letter).scenario, set()).add(soa_udp.answered)
         assert "127.0.0.1" not in json.dumps(record.to_json()["probe"])
     assert outcomes["iana"] == {True}
     assert outcomes["silent"] == {False}

@@ -10,18 +10,25 @@ import pytest
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "publiccore", "probe", "root", "--once",
-                           "--no-store", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "publiccore", "probe", "root", "--once", "--no-store", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize(("args", "status", "message"), [
-    (["--timeout", "-1"], 2, "must be positive"),
-    (["--timeout", "soon"], 2, "not a number"),
-    (["--concurrency", "0"], 2, "must be at least 1"),
-    (["--hints", "/nonexistent/named.root"], 1, "cannot read root hints"),
-    (["--anchors", "/nonexistent/anchors.xml"], 1, "cannot read trust anchors"),
-    (["--validation-time", "last tuesday"], 1, "--validation-time"),
-])
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["--timeout", "-1"], 2, "must be positive"),
+        (["--timeout", "soon"], 2, "not a number"),
+        (["--concurrency", "0"], 2, "must be at least 1"),
+        (["--hints", "/nonexistent/named.root"], 1, "cannot read root hints"),
+        (["--anchors", "/nonexistent/anchors.xml"], 1, "cannot read trust anchors"),
+        (["--validation-time", "last tuesday"], 1, "--validation-time"),
+    ],
+)
 def test_bad_arguments(args: list[str], status: int, message: str) -> None:
     done = _run(*args)
     assert done.returncode == status
@@ -45,8 +52,15 @@ def test_garbage_hints(tmp_path: pathlib.Path) -> None:
     assert "root hints" in done.stderr
 
 
-@pytest.mark.parametrize("name", ["domainr-dnsr/named.root", "technitium/named.root",
-                                  "miekg-dns/named.root", "dns-root-data/root.hints"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "domainr-dnsr/named.root",
+        "technitium/named.root",
+        "miekg-dns/named.root",
+        "dns-root-data/root.hints",
+    ],
+)
 def test_real_hints_files_parse(shared_data: pathlib.Path, name: str) -> None:
     from publiccore import roothints
 

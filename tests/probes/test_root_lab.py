@@ -22,8 +22,20 @@ TIMEOUT = "1.5"
 
 
 def _probe(lab: Any, *args: str, store: pathlib.Path | None = None) -> list[records.Record]:
-    argv = [sys.executable, "-m", "publiccore", "probe", "root", "--once", "--json",
-            "--hints", str(lab.hints_path), "--timeout", TIMEOUT, *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "publiccore",
+        "probe",
+        "root",
+        "--once",
+        "--json",
+        "--hints",
+        str(lab.hints_path),
+        "--timeout",
+        TIMEOUT,
+        *args,
+    ]
     argv += ["--store", str(store)] if store else ["--no-store"]
     done = lab.run_in_probe(*argv, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -43,15 +55,20 @@ def _result(record: records.Record) -> records.RootResult:
     return record.result
 
 
-def _query(record: records.Record, qtype: str, transport: str,
-           qname: str = ".") -> records.DnsQuery:
-    return next(q for q in _result(record).queries
-                if q.qtype == qtype and q.transport == transport and q.qname == qname)
+def _query(
+    record: records.Record, qtype: str, transport: str, qname: str = "."
+) -> records.DnsQuery:
+    return next(
+        q
+        for q in _result(record).queries
+        if q.qtype == qtype and q.transport == transport and q.qname == qname
+    )
 
 
 @pytest.fixture(scope="module")
-def round_at_signing_time(dns_lab_default: Any, tmp_path_factory: pytest.TempPathFactory
-                          ) -> tuple[Any, dict[tuple[str, str], records.Record], pathlib.Path]:
+def round_at_signing_time(
+    dns_lab_default: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, dict[tuple[str, str], records.Record], pathlib.Path]:
     store = tmp_path_factory.mktemp("store") / "probe.sqlite"
     recs = _probe(dns_lab_default, "--validation-time", SIGNING_TIME, store=store)
     return dns_lab_default, _by(recs), store
@@ -72,8 +89,9 @@ def test_one_record_per_address_and_all_stored(round_at_signing_time: Any) -> No
 
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
-def test_real_iana_zone_answers_and_validates_at_signing_time(round_at_signing_time: Any,
-                                                              family: str) -> None:
+def test_real_iana_zone_answers_and_validates_at_signing_time(
+    round_at_signing_time: Any, family: str
+) -> None:
     lab, recs, _ = round_at_signing_time
     record = recs[("a", family)]
     result = _result(record)
@@ -151,26 +169,48 @@ def test_other_serial_is_inconsistent(round_at_signing_time: Any) -> None:
     _, recs, _ = round_at_signing_time
     consistency = _result(recs[("g", "ipv4")]).consistency
     assert consistency.status == "inconsistent"
-    assert any(d.startswith("serial 2023051000 (majority 2023051100)")
-               for d in consistency.differs)
+    assert any(d.startswith("serial 2023051000 (majority 2023051100)") for d in consistency.differs)
     assert _result(recs[("f", "ipv4")]).consistency.status == "consistent"
 
 
 def test_table_output(dns_lab_default: Any) -> None:
     done = dns_lab_default.run_in_probe(
-        sys.executable, "-m", "publiccore", "probe", "root", "--once", "--no-store",
-        "--hints", str(dns_lab_default.hints_path), "--timeout", TIMEOUT, timeout=120)
+        sys.executable,
+        "-m",
+        "publiccore",
+        "probe",
+        "root",
+        "--once",
+        "--no-store",
+        "--hints",
+        str(dns_lab_default.hints_path),
+        "--timeout",
+        TIMEOUT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for text in ("alternate", "unsigned", "dns_timeout", "tcp_refused", "lab-a-nsid"):
         assert text in done.stdout
 
 
 def test_round_with_every_server_silent_succeeds_and_says_so(make_dns_lab: Any) -> None:
-    lab = make_dns_lab([{"letter": "a", "scenario": "silent"},
-                        {"letter": "b", "scenario": "silent"}])
-    done = lab.run_in_probe(sys.executable, "-m", "publiccore", "probe", "root", "--once",
-                            "--no-store", "--hints", str(lab.hints_path), "--timeout", "1",
-                            timeout=60)
+    lab = make_dns_lab(
+        [{"letter": "a", "scenario": "silent"}, {"letter": "b", "scenario": "silent"}]
+    )
+    done = lab.run_in_probe(
+        sys.executable,
+        "-m",
+        "publiccore",
+        "probe",
+        "root",
+        "--once",
+        "--no-store",
+        "--hints",
+        str(lab.hints_path),
+        "--timeout",
+        "1",
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "no root server answered (4 addresses tried)" in done.stdout
 
@@ -181,19 +221,37 @@ def test_records_round_trip_through_json(round_today: dict[Any, records.Record])
 
 
 def test_truncated_dnskey_is_asked_again_over_tcp_and_unrouted_is_unreachable(
-        make_dns_lab: Any, tmp_path: pathlib.Path) -> None:
+    make_dns_lab: Any, tmp_path: pathlib.Path
+) -> None:
     lab = make_dns_lab([{"letter": "a", "scenario": "iana"}])
     config = tmp_path / "small-payload.toml"
     config.write_text("[root]\nudp_payload_bytes = 512\n")
     hints = tmp_path / "named.root"
     # 203.0.113.250 is documentation space with no route in the probe namespace: the kernel
     # refuses to send, no packet leaves.
-    hints.write_text(lab.hints_path.read_text()
-                     + ". 1 NS z.root-servers.test.\nz.root-servers.test. 1 A 203.0.113.250\n")
+    hints.write_text(
+        lab.hints_path.read_text()
+        + ". 1 NS z.root-servers.test.\nz.root-servers.test. 1 A 203.0.113.250\n"
+    )
     done = lab.run_in_probe(
-        sys.executable, "-m", "publiccore", "--config", str(config), "probe", "root", "--once",
-        "--json", "--no-store", "--hints", str(hints), "--timeout", TIMEOUT,
-        "--validation-time", SIGNING_TIME, timeout=60)
+        sys.executable,
+        "-m",
+        "publiccore",
+        "--config",
+        str(config),
+        "probe",
+        "root",
+        "--once",
+        "--json",
+        "--no-store",
+        "--hints",
+        str(hints),
+        "--timeout",
+        TIMEOUT,
+        "--validation-time",
+        SIGNING_TIME,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     recs = _by([records.loads(line) for line in done.stdout.splitlines()])
     a = recs[("a", "ipv4")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import pathlib
 
-from probes.spool import Spool
+from publiccore.probes.spool import Spool
+
 from publiccore import records as rec
 
 T0 = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
@@ -14,14 +15,23 @@ T0 = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
 def _record(n: int) -> rec.Record:
     started = T0 + dt.timedelta(seconds=n)
     return rec.make_record(
-        kind="root-dns", probe=rec.ProbeRef(id="p1", asn=64500, country="NL"),
-        target=rec.RootTarget(letter="a", name="a.root-servers.net", address="127.0.0.1",
-                              family="ipv4"),
+        kind="root-dns",
+        probe=rec.ProbeRef(id="p1", asn=64500, country="NL"),
+        target=rec.RootTarget(
+            letter="a", name="a.root-servers.net", address="127.0.0.1", family="ipv4"
+        ),
         result=rec.RootResult(
-            queries=(rec.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport="udp",
-                                  failure="dns_timeout"),),
-            identity=rec.SiteIdentity(), integrity=rec.Integrity(outcome="no-answer")),
-        started=started, finished=started)
+            queries=(
+                rec.DnsQuery(
+                    qname=".", qclass="IN", qtype="SOA", transport="udp", failure="dns_timeout"
+                ),
+            ),
+            identity=rec.SiteIdentity(),
+            integrity=rec.Integrity(outcome="no-answer"),
+        ),
+        started=started,
+        finished=started,
+    )
 
 
 def _invariant(spool: Spool) -> None:

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from publiccore import config
-from publiccore.cli import main
+from publiccore.app.cli import main
 from publiccore.errors import ConfigError
 
 
@@ -21,8 +21,9 @@ def test_defaults_without_file(monkeypatch: pytest.MonkeyPatch, tmp_path: pathli
     assert settings.source == ""
 
 
-def test_file_overrides_and_show_round_trips(tmp_path: pathlib.Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_file_overrides_and_show_round_trips(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "p.toml"
     path.write_text('[root]\ntimeout_seconds = 2\n[probe]\ncountry = "NL"\ntoken = "secret"\n')
     settings = config.load(path)
@@ -35,13 +36,16 @@ def test_file_overrides_and_show_round_trips(tmp_path: pathlib.Path,
     assert parsed["probe"]["country"] == "NL"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[root]\ntimeout = 2\n", "unknown setting root.timeout"),
-    ("[root]\ntimeout_seconds = 'x'\n", "root.timeout_seconds must be float"),
-    ("[nope]\n", "unknown setting nope"),
-    ("root = 1\n", "must be a table"),
-    ("[root\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[root]\ntimeout = 2\n", "unknown setting root.timeout"),
+        ("[root]\ntimeout_seconds = 'x'\n", "root.timeout_seconds must be float"),
+        ("[nope]\n", "unknown setting nope"),
+        ("root = 1\n", "must be a table"),
+        ("[root\n", "not valid TOML"),
+    ],
+)
 def test_bad_files_are_rejected(tmp_path: pathlib.Path, text: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -49,7 +53,8 @@ def test_bad_files_are_rejected(tmp_path: pathlib.Path, text: str, message: str)
         config.load(path)
 
 
-def test_missing_file_is_a_one_line_error(tmp_path: pathlib.Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_is_a_one_line_error(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--config", str(tmp_path / "none.toml"), "config", "show"]) == 1
     assert "cannot read config" in capsys.readouterr().err

@@ -21,19 +21,39 @@ FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "record
 
 def _root_record() -> records.Record:
     t0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    query = records.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport="udp",
-                             rcode="NOERROR", aa=True, tc=False, rtt_seconds=0.0123,
-                             serial=2026010200, nsid_hex="6c6172", nsid_text="lar",
-                             size_bytes=512, wire_b64="AAAA", failure=None)
+    query = records.DnsQuery(
+        qname=".",
+        qclass="IN",
+        qtype="SOA",
+        transport="udp",
+        rcode="NOERROR",
+        aa=True,
+        tc=False,
+        rtt_seconds=0.0123,
+        serial=2026010200,
+        nsid_hex="6c6172",
+        nsid_text="lar",
+        size_bytes=512,
+        wire_b64="AAAA",
+        failure=None,
+    )
     result = records.RootResult(
-        queries=(query,), identity=records.SiteIdentity(nsid="lar"),
-        integrity=records.Integrity(outcome="iana", key_tags=(20326, 38696),
-                                    validated_at="2026-01-02T03:04:05.000000Z"))
+        queries=(query,),
+        identity=records.SiteIdentity(nsid="lar"),
+        integrity=records.Integrity(
+            outcome="iana", key_tags=(20326, 38696), validated_at="2026-01-02T03:04:05.000000Z"
+        ),
+    )
     return records.make_record(
-        kind="root-dns", probe=records.ProbeRef(id="p1", asn=64500, country="NL"),
-        target=records.RootTarget(letter="k", name="k.root-servers.net.", address="192.0.2.1",
-                                  family="ipv4"),
-        result=result, started=t0, finished=t0 + dt.timedelta(seconds=1))
+        kind="root-dns",
+        probe=records.ProbeRef(id="p1", asn=64500, country="NL"),
+        target=records.RootTarget(
+            letter="k", name="k.root-servers.net.", address="192.0.2.1", family="ipv4"
+        ),
+        result=result,
+        started=t0,
+        finished=t0 + dt.timedelta(seconds=1),
+    )
 
 
 def test_round_trip_is_lossless() -> None:
@@ -68,37 +88,62 @@ def _mutated(change: Any) -> dict[str, Any]:
     return obj
 
 
-@pytest.mark.parametrize(("change", "path", "reason"), [
-    (lambda o: o.pop("kind"), "kind", "missing field"),
-    (lambda o: o.update(kind="ping"), "kind", "unknown kind"),
-    (lambda o: o.update(schema=2), "schema", "unknown schema version 2"),
-    (lambda o: o.update(schema="1"), "schema", "expected integer"),
-    (lambda o: o.update(id="not-a-uuid"), "id", "not a UUID"),
-    (lambda o: o.update(started="yesterday"), "started", "RFC 3339"),
-    (lambda o: o.update(started="2026-01-02T03:04:05"), "started", "RFC 3339"),
-    (lambda o: o.update(finished="2020-01-01T00:00:00Z"), "finished", "finished before started"),
-    (lambda o: o["probe"].update(country="Netherlands"), "probe.country", "ISO 3166"),
-    (lambda o: o["probe"].update(country="NL\n"), "probe.country", "ISO 3166"),
-    (lambda o: o.update(software={}), "software.name", "missing"),
-    (lambda o: o["software"].pop("version"), "software.version", "missing"),
-    (lambda o: o["probe"].update(asn=-1), "probe.asn", "out of range"),
-    (lambda o: o["target"].update(family="ipx"), "target.family", "expected one of"),
-    (lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"),
-     "result.queries[0].rtt_seconds", "expected number"),
-    (lambda o: o["result"]["queries"][0].update(aa=1), "result.queries[0].aa", "expected boolean"),
-    (lambda o: o["result"]["queries"][0].update(serial=1.5), "result.queries[0].serial",
-     "expected integer"),
-    (lambda o: o["result"]["queries"][0].update(extra=1), "result.queries[0].extra",
-     "unknown field"),
-    (lambda o: o["result"].update(queries={}), "result.queries", "expected array"),
-    (lambda o: o["result"]["integrity"].update(outcome="fine"), "result.integrity.outcome",
-     "expected one of"),
-    (lambda o: o["result"]["identity"].update(nsid="x" * (records.MAX_STRING + 1)),
-     "result.identity.nsid", "string too long"),
-    (lambda o: o["result"].pop("integrity"), "result.integrity", "missing field"),
-])
-def test_malformed_records_are_rejected_with_the_field(change: Any, path: str,
-                                                       reason: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "path", "reason"),
+    [
+        (lambda o: o.pop("kind"), "kind", "missing field"),
+        (lambda o: o.update(kind="ping"), "kind", "unknown kind"),
+        (lambda o: o.update(schema=2), "schema", "unknown schema version 2"),
+        (lambda o: o.update(schema="1"), "schema", "expected integer"),
+        (lambda o: o.update(id="not-a-uuid"), "id", "not a UUID"),
+        (lambda o: o.update(started="yesterday"), "started", "RFC 3339"),
+        (lambda o: o.update(started="2026-01-02T03:04:05"), "started", "RFC 3339"),
+        (
+            lambda o: o.update(finished="2020-01-01T00:00:00Z"),
+            "finished",
+            "finished before started",
+        ),
+        (lambda o: o["probe"].update(country="Netherlands"), "probe.country", "ISO 3166"),
+        (lambda o: o["probe"].update(country="NL\n"), "probe.country", "ISO 3166"),
+        (lambda o: o.update(software={}), "software.name", "missing"),
+        (lambda o: o["software"].pop("version"), "software.version", "missing"),
+        (lambda o: o["probe"].update(asn=-1), "probe.asn", "out of range"),
+        (lambda o: o["target"].update(family="ipx"), "target.family", "expected one of"),
+        (
+            lambda o: o["result"]["queries"][0].update(rtt_seconds="fast"),
+            "result.queries[0].rtt_seconds",
+            "expected number",
+        ),
+        (
+            lambda o: o["result"]["queries"][0].update(aa=1),
+            "result.queries[0].aa",
+            "expected boolean",
+        ),
+        (
+            lambda o: o["result"]["queries"][0].update(serial=1.5),
+            "result.queries[0].serial",
+            "expected integer",
+        ),
+        (
+            lambda o: o["result"]["queries"][0].update(extra=1),
+            "result.queries[0].extra",
+            "unknown field",
+        ),
+        (lambda o: o["result"].update(queries={}), "result.queries", "expected array"),
+        (
+            lambda o: o["result"]["integrity"].update(outcome="fine"),
+            "result.integrity.outcome",
+            "expected one of",
+        ),
+        (
+            lambda o: o["result"]["identity"].update(nsid="x" * (records.MAX_STRING + 1)),
+            "result.identity.nsid",
+            "string too long",
+        ),
+        (lambda o: o["result"].pop("integrity"), "result.integrity", "missing field"),
+    ],
+)
+def test_malformed_records_are_rejected_with_the_field(change: Any, path: str, reason: str) -> None:
     with pytest.raises(RecordError) as caught:
         records.parse_record(_mutated(change))
     assert caught.value.path == path
@@ -122,8 +167,11 @@ def test_nan_is_rejected() -> None:
 
 
 def _fixture_records() -> list[records.Record]:
-    lines = [line for path in sorted(FIXTURES.glob("v*/*.jsonl"))
-             for line in path.read_text().splitlines()]
+    lines = [
+        line
+        for path in sorted(FIXTURES.glob("v*/*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
     return [_root_record(), *(records.loads(line) for line in lines)]
 
 
@@ -168,46 +216,90 @@ MALFORMED: list[tuple[Any, str, str]] = [
     (lambda o: o.update(id=o["id"].upper()), "id", "UUID not in canonical lower-case form"),
     (lambda o: o.update(id="{" + o["id"] + "}"), "id", "UUID not in canonical lower-case form"),
     (lambda o: o.update(id=7), "id", "expected string, got number"),
-    (lambda o: o.update(started="2026-02-30T00:00:00.000000Z"), "started",
-     "not an RFC 3339 UTC timestamp"),
+    (
+        lambda o: o.update(started="2026-02-30T00:00:00.000000Z"),
+        "started",
+        "not an RFC 3339 UTC timestamp",
+    ),
     (lambda o: o.update(started=None), "started", "expected RFC 3339 string, got null"),
-    (lambda o: o.update(started="2030-01-02T03:04:05.000000Z"), "finished",
-     "finished before started"),
+    (
+        lambda o: o.update(started="2030-01-02T03:04:05.000000Z"),
+        "finished",
+        "finished before started",
+    ),
     (lambda o: o.update(probe=None), "probe", "expected object, got null"),
     (lambda o: o.update(probe=[]), "probe", "expected object, got array"),
     (lambda o: o["probe"].update(id=""), "probe.id", "empty probe id"),
-    (lambda o: o["probe"].update(country="nl"), "probe.country",
-     "expected an ISO 3166-1 alpha-2 code"),
+    (
+        lambda o: o["probe"].update(country="nl"),
+        "probe.country",
+        "expected an ISO 3166-1 alpha-2 code",
+    ),
     (lambda o: o["probe"].update(asn=2**32), "probe.asn", "ASN out of range"),
     (lambda o: o["probe"].update(asn=True), "probe.asn", "expected integer, got boolean"),
     (lambda o: o["probe"].pop("id"), "probe.id", "missing field"),
     (lambda o: o["target"].update(letter=None), "target.letter", "expected string, got null"),
-    (lambda o: o["target"].update(family=True), "target.family",
-     "expected one of ipv4, ipv6, got 'boolean'"),
-    (lambda o: o["result"]["queries"][0].update(transport="UDP"),
-     "result.queries[0].transport", "expected one of udp, tcp, got 'UDP'"),
-    (lambda o: o["result"]["queries"][0].update(serial=_BIG), "result.queries[0].serial",
-     "integer out of range"),
-    (lambda o: o["result"]["queries"][0].update(serial=True), "result.queries[0].serial",
-     "expected integer, got boolean"),
-    (lambda o: o["result"]["queries"][0].update(rtt_seconds=float("inf")),
-     "result.queries[0].rtt_seconds", "number not finite"),
-    (lambda o: o["result"]["queries"][0].update(rtt_seconds=2**53 + 1),
-     "result.queries[0].rtt_seconds", "number out of range"),
-    (lambda o: o["result"]["queries"][0].update(rtt_seconds=False),
-     "result.queries[0].rtt_seconds", "expected number, got boolean"),
-    (lambda o: o["result"]["queries"][0].pop("qname"), "result.queries[0].qname",
-     "missing field"),
-    (lambda o: o["result"]["queries"].append(None), "result.queries[1]",
-     "expected object, got null"),
-    (lambda o: o["result"].update(queries=[o["result"]["queries"][0]] * (records.MAX_ITEMS + 1)),
-     "result.queries", f"too many items ({records.MAX_ITEMS + 1} > {records.MAX_ITEMS})"),
-    (lambda o: o["result"]["integrity"].update(key_tags=[1, 2.0]),
-     "result.integrity.key_tags[1]", "expected integer, got number"),
-    (lambda o: o["result"]["integrity"].update(key_tags=[True]),
-     "result.integrity.key_tags[0]", "expected integer, got boolean"),
-    (lambda o: o["result"]["consistency"].update(differs=None), "result.consistency.differs",
-     "expected array, got null"),
+    (
+        lambda o: o["target"].update(family=True),
+        "target.family",
+        "expected one of ipv4, ipv6, got 'boolean'",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(transport="UDP"),
+        "result.queries[0].transport",
+        "expected one of udp, tcp, got 'UDP'",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(serial=_BIG),
+        "result.queries[0].serial",
+        "integer out of range",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(serial=True),
+        "result.queries[0].serial",
+        "expected integer, got boolean",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(rtt_seconds=float("inf")),
+        "result.queries[0].rtt_seconds",
+        "number not finite",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(rtt_seconds=2**53 + 1),
+        "result.queries[0].rtt_seconds",
+        "number out of range",
+    ),
+    (
+        lambda o: o["result"]["queries"][0].update(rtt_seconds=False),
+        "result.queries[0].rtt_seconds",
+        "expected number, got boolean",
+    ),
+    (lambda o: o["result"]["queries"][0].pop("qname"), "result.queries[0].qname", "missing field"),
+    (
+        lambda o: o["result"]["queries"].append(None),
+        "result.queries[1]",
+        "expected object, got null",
+    ),
+    (
+        lambda o: o["result"].update(queries=[o["result"]["queries"][0]] * (records.MAX_ITEMS + 1)),
+        "result.queries",
+        f"too many items ({records.MAX_ITEMS + 1} > {records.MAX_ITEMS})",
+    ),
+    (
+        lambda o: o["result"]["integrity"].update(key_tags=[1, 2.0]),
+        "result.integrity.key_tags[1]",
+        "expected integer, got number",
+    ),
+    (
+        lambda o: o["result"]["integrity"].update(key_tags=[True]),
+        "result.integrity.key_tags[0]",
+        "expected integer, got boolean",
+    ),
+    (
+        lambda o: o["result"]["consistency"].update(differs=None),
+        "result.consistency.differs",
+        "expected array, got null",
+    ),
     (lambda o: o["software"].update(name=12), "software.name", "expected string, got number"),
     (lambda o: o["software"].update(build="x"), "software.build", "unknown field"),
     (lambda o: o.update(target="k"), "target", "expected object, got string"),
@@ -215,8 +307,9 @@ MALFORMED: list[tuple[Any, str, str]] = [
 
 
 @pytest.mark.parametrize(("change", "path", "reason"), MALFORMED)
-def test_fast_path_rejects_what_the_checked_walk_rejects(change: Any, path: str,
-                                                          reason: str) -> None:
+def test_fast_path_rejects_what_the_checked_walk_rejects(
+    change: Any, path: str, reason: str
+) -> None:
     obj = _mutated(change)
     with pytest.raises(records._NotCanonical):
         records._parse_canonical(copy.deepcopy(obj))
@@ -260,21 +353,61 @@ def test_key_order_does_not_matter_to_the_fast_path() -> None:
 # (fast path, then the checked walk) as from the checked walk alone; what is accepted has the
 # record's canonical JSON as its wire form.
 
-_SPECIAL = st.sampled_from([
-    None, True, False, 0, -1, 1.0, -0.0, 0.5, 1e16, 2**31, 2**32, 2**53 + 1, 2**63, -(2**63),
-    float("inf"), float("-inf"), float("nan"), "", "NL", "nl", "NL\n", "udp", "ipv4", "iana",
-    "root-dns", "traceroute", "2026-01-02T03:04:05.000000Z", "2026-01-02T03:04:05Z",
-    "2026-01-02T03:04:05.000000+00:00", "2026-01-02T04:04:05.000000+01:00",
-    "0999-01-02T03:04:05.000000Z", "2026-02-30T03:04:05.000000Z", "2026-01-02 03:04:05Z",
-    "2030-01-02T03:04:05.000000Z", "018c1b5e-9c4d-7b2a-8e3f-0123456789ab",
-    "018C1B5E-9C4D-7B2A-8E3F-0123456789AB", "018c1b5e9c4d7b2a8e3f0123456789ab",
-    "x" * (records.MAX_STRING + 1), [], {}, [1], [True], [1.5], {"a": 1},
-])
+_SPECIAL = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        1.0,
+        -0.0,
+        0.5,
+        1e16,
+        2**31,
+        2**32,
+        2**53 + 1,
+        2**63,
+        -(2**63),
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        "",
+        "NL",
+        "nl",
+        "NL\n",
+        "udp",
+        "ipv4",
+        "iana",
+        "root-dns",
+        "traceroute",
+        "2026-01-02T03:04:05.000000Z",
+        "2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05.000000+00:00",
+        "2026-01-02T04:04:05.000000+01:00",
+        "0999-01-02T03:04:05.000000Z",
+        "2026-02-30T03:04:05.000000Z",
+        "2026-01-02 03:04:05Z",
+        "2030-01-02T03:04:05.000000Z",
+        "018c1b5e-9c4d-7b2a-8e3f-0123456789ab",
+        "018C1B5E-9C4D-7B2A-8E3F-0123456789AB",
+        "018c1b5e9c4d7b2a8e3f0123456789ab",
+        "x" * (records.MAX_STRING + 1),
+        [],
+        {},
+        [1],
+        [True],
+        [1.5],
+        {"a": 1},
+    ]
+)
 _JSON = st.recursive(
     _SPECIAL | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
-    max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def _containers(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -300,8 +433,9 @@ def test_any_mutation_gets_the_checked_walks_answer(data: st.DataObject) -> None
         action = data.draw(st.sampled_from(["set", "set", "delete", "add"]))
         if action == "add" or not keys:
             if isinstance(container, dict):
-                container[data.draw(st.sampled_from([*keys, "extra"]) if keys else
-                                    st.just("extra"))] = data.draw(_JSON)
+                container[
+                    data.draw(st.sampled_from([*keys, "extra"]) if keys else st.just("extra"))
+                ] = data.draw(_JSON)
             else:
                 container.append(data.draw(_JSON))
         elif action == "delete":

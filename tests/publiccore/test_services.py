@@ -1,4 +1,4 @@
-"""``publiccore.services``: the local probe's registration and the run summary (pure parts)."""
+"""``publiccore.app.services``: the local probe's registration and the run summary (pure parts)."""
 
 from __future__ import annotations
 
@@ -10,49 +10,89 @@ import pytest
 
 from publiccore import config as cfg
 from publiccore import records as rec
-from publiccore import services
+from publiccore.app import services
 from publiccore.errors import ConfigError
 from publiccore.store.sqlite import SqliteStore
 
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
 
-def soa(transport: str, *, rtt: float | None = 0.012, failure: str | None = None,
-        serial: int | None = 2026112900) -> rec.DnsQuery:
-    return rec.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport=transport,
-                        rcode=None if failure else "NOERROR", aa=failure is None, tc=False,
-                        rtt_seconds=None if failure else rtt, serial=None if failure else serial,
-                        failure=failure)
+def soa(
+    transport: str,
+    *,
+    rtt: float | None = 0.012,
+    failure: str | None = None,
+    serial: int | None = 2026112900,
+) -> rec.DnsQuery:
+    return rec.DnsQuery(
+        qname=".",
+        qclass="IN",
+        qtype="SOA",
+        transport=transport,
+        rcode=None if failure else "NOERROR",
+        aa=failure is None,
+        tc=False,
+        rtt_seconds=None if failure else rtt,
+        serial=None if failure else serial,
+        failure=failure,
+    )
 
 
-def root_record(letter: str, family: str, queries: tuple[rec.DnsQuery, ...], *,
-                outcome: str = "iana", nsid: str | None = None) -> rec.Record:
+def root_record(
+    letter: str,
+    family: str,
+    queries: tuple[rec.DnsQuery, ...],
+    *,
+    outcome: str = "iana",
+    nsid: str | None = None,
+) -> rec.Record:
     return rec.Record(
-        id=rec.uuid7(), kind="root-dns", probe=rec.ProbeRef(id="p1", asn=64500, country="NL"),
-        started=T0, finished=T0,
-        target=rec.RootTarget(letter=letter, name=f"{letter}.root-servers.net",
-                              address="192.0.2.1" if family == "ipv4" else "2001:db8::1",
-                              family=family),  # type: ignore[arg-type]
-        result=rec.RootResult(queries=queries, identity=rec.SiteIdentity(nsid=nsid),
-                              integrity=rec.Integrity(outcome=outcome),  # type: ignore[arg-type]
-                              consistency=rec.Consistency(status="consistent")))
+        id=rec.uuid7(),
+        kind="root-dns",
+        probe=rec.ProbeRef(id="p1", asn=64500, country="NL"),
+        started=T0,
+        finished=T0,
+        target=rec.RootTarget(
+            letter=letter,
+            name=f"{letter}.root-servers.net",
+            address="192.0.2.1" if family == "ipv4" else "2001:db8::1",
+            family=family,
+        ),  # type: ignore[arg-type]
+        result=rec.RootResult(
+            queries=queries,
+            identity=rec.SiteIdentity(nsid=nsid),
+            integrity=rec.Integrity(outcome=outcome),  # type: ignore[arg-type]
+            consistency=rec.Consistency(status="consistent"),
+        ),
+    )
 
 
 def test_letter_rows_per_family_and_transport() -> None:
     records = [
-        root_record("k", "ipv4", (soa("udp", rtt=0.0123), soa("tcp", rtt=0.0301)),
-                    nsid="k1.ams"),
-        root_record("k", "ipv6", (soa("udp", failure="dns_timeout"),
-                                  soa("tcp", failure="tcp_refused")), outcome="no-answer"),
+        root_record("k", "ipv4", (soa("udp", rtt=0.0123), soa("tcp", rtt=0.0301)), nsid="k1.ams"),
+        root_record(
+            "k",
+            "ipv6",
+            (soa("udp", failure="dns_timeout"), soa("tcp", failure="tcp_refused")),
+            outcome="no-answer",
+        ),
         root_record("a", "ipv4", (soa("udp"), soa("tcp")), outcome="alternate"),
     ]
     rows = services.letter_rows(records)
     assert [r.letter for r in rows] == ["a", "k"]
     k = rows[1]
-    assert k.cells == {("ipv4", "udp"): "12 ms", ("ipv4", "tcp"): "30 ms",
-                       ("ipv6", "udp"): "dns_timeout", ("ipv6", "tcp"): "tcp_refused"}
-    assert k.reachable == {("ipv4", "udp"): True, ("ipv4", "tcp"): True,
-                           ("ipv6", "udp"): False, ("ipv6", "tcp"): False}
+    assert k.cells == {
+        ("ipv4", "udp"): "12 ms",
+        ("ipv4", "tcp"): "30 ms",
+        ("ipv6", "udp"): "dns_timeout",
+        ("ipv6", "tcp"): "tcp_refused",
+    }
+    assert k.reachable == {
+        ("ipv4", "udp"): True,
+        ("ipv4", "tcp"): True,
+        ("ipv6", "udp"): False,
+        ("ipv6", "tcp"): False,
+    }
     assert (k.site, k.serial, k.integrity) == ("k1.ams", "2026112900", "iana, no-answer")
     line = services.round_line(3, records)
     assert line.startswith("root round 3: 3 addresses of 2 letters;")
@@ -66,9 +106,12 @@ def test_letter_rows_per_family_and_transport() -> None:
 def test_render_summary_before_and_after_a_round() -> None:
     from rich.console import Console
 
-    state = services.RunState(probe=rec.ProbeRef(id="p1", asn=0, country="ZZ"),
-                              url="http://127.0.0.1:8478", store_label="s.sqlite",
-                              interval_seconds=300.0)
+    state = services.RunState(
+        probe=rec.ProbeRef(id="p1", asn=0, country="ZZ"),
+        url="http://127.0.0.1:8478",
+        store_label="s.sqlite",
+        interval_seconds=300.0,
+    )
     console = Console(width=160, record=True)
     console.print(services.render_summary(state, T0))
     text = console.export_text()
@@ -124,8 +167,7 @@ def test_local_probe_refuses_unreadable_credentials(tmp_path: pathlib.Path) -> N
 def test_run_state_lives_beside_the_store(tmp_path: pathlib.Path) -> None:
     settings = cfg.Settings()
     spool, credentials = services.run_state_paths(settings, str(tmp_path / "x.sqlite"))
-    assert (spool, credentials) == (tmp_path / "x.run-spool.sqlite",
-                                    tmp_path / "x.run-probe.json")
+    assert (spool, credentials) == (tmp_path / "x.run-spool.sqlite", tmp_path / "x.run-probe.json")
 
 
 def test_serve_answers_ingest_metrics_and_events_on_one_port(tmp_path: pathlib.Path) -> None:
@@ -136,8 +178,20 @@ def test_serve_answers_ingest_metrics_and_events_on_one_port(tmp_path: pathlib.P
     import urllib.request
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "publiccore", "serve", "--listen", "127.0.0.1:0", "--store",
-         str(tmp_path / "s.sqlite")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "publiccore",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -22,14 +22,22 @@ T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 def _record(minute: int, *, probe: str = "p1", country: str = "NL") -> records.Record:
     started = T0 + dt.timedelta(minutes=minute)
     result = records.RootResult(
-        queries=(records.DnsQuery(qname=".", qclass="IN", qtype="SOA", transport="udp",
-                                  failure="dns_timeout"),),
+        queries=(
+            records.DnsQuery(
+                qname=".", qclass="IN", qtype="SOA", transport="udp", failure="dns_timeout"
+            ),
+        ),
         identity=records.SiteIdentity(),
-        integrity=records.Integrity(outcome="no-answer"))
+        integrity=records.Integrity(outcome="no-answer"),
+    )
     return records.make_record(
-        kind="root-dns", probe=records.ProbeRef(id=probe, asn=64500, country=country),
+        kind="root-dns",
+        probe=records.ProbeRef(id=probe, asn=64500, country=country),
         target=records.RootTarget(letter="a", name="a.", address="192.0.2.1", family="ipv4"),
-        result=result, started=started, finished=started + dt.timedelta(seconds=4))
+        result=result,
+        started=started,
+        finished=started + dt.timedelta(seconds=4),
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -96,10 +104,12 @@ def test_put_with_bodies_already_serialised(store: Store) -> None:
 
 
 def test_queries_by_kind_window_probe_country(store: Store) -> None:
-    store.put_records([_record(m, probe=f"p{m % 2}", country="NL" if m < 5 else "DE")
-                       for m in range(10)])
-    window = list(store.iter_records(since=T0 + dt.timedelta(minutes=2),
-                                     until=T0 + dt.timedelta(minutes=6)))
+    store.put_records(
+        [_record(m, probe=f"p{m % 2}", country="NL" if m < 5 else "DE") for m in range(10)]
+    )
+    window = list(
+        store.iter_records(since=T0 + dt.timedelta(minutes=2), until=T0 + dt.timedelta(minutes=6))
+    )
     assert [r.started.minute for r in window] == [2, 3, 4, 5]
     assert store.count_records(probe_id="p1") == 5
     assert store.count_records(country="DE") == 5
@@ -145,12 +155,26 @@ def test_probe_registry(store: Store) -> None:
 
 def test_observations_with_sources(store: Store) -> None:
     source = store.add_source("bgp-rib", {"file": "bview.gz", "sha256": "ab"})
-    store.put_observations(source, [
-        Observation(time=T0, subject_kind="country", subject="NL",
-                    metric="bgp_country_visible_slash24", value=10.0),
-        Observation(time=T0 + dt.timedelta(hours=1), subject_kind="country", subject="NL",
-                    metric="bgp_country_visible_slash24", value=12.0, labels={"family": "ipv4"}),
-    ])
+    store.put_observations(
+        source,
+        [
+            Observation(
+                time=T0,
+                subject_kind="country",
+                subject="NL",
+                metric="bgp_country_visible_slash24",
+                value=10.0,
+            ),
+            Observation(
+                time=T0 + dt.timedelta(hours=1),
+                subject_kind="country",
+                subject="NL",
+                metric="bgp_country_visible_slash24",
+                value=12.0,
+                labels={"family": "ipv4"},
+            ),
+        ],
+    )
     values = [o.value for o in store.iter_observations(metric="bgp_country_visible_slash24")]
     assert values == [10.0, 12.0]
     later = list(store.iter_observations(subject="NL", since=T0 + dt.timedelta(minutes=1)))

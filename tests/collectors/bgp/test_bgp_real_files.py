@@ -14,47 +14,62 @@ import sys
 from collections import defaultdict
 
 import pytest
+from publiccore.collectors.bgp.bgpdump import BgpdumpReader
+from publiccore.collectors.bgp.pipeline import analyze
+from publiccore.collectors.bgp.rib import FullFeedRule, Rib
+from publiccore.collectors.bgp.roots import load_expected_origins
 
-from collectors.bgp.bgpdump import BgpdumpReader
-from collectors.bgp.pipeline import analyze
-from collectors.bgp.rib import FullFeedRule, Rib
-from collectors.bgp.roots import load_expected_origins
 from publiccore.errors import InputError
 from publiccore.roothints import load_hints
 
 pytestmark = pytest.mark.skipif(shutil.which("bgpdump") is None, reason="bgpdump not installed")
 
-RIBS = ["bgpdump/bview.20020722.2337.gz", "bgpdump/bview.64k_stream_overflow.gz",
-        "pyasn/rib.20140523.0600_firstMB.bz2", "pyasn/rib6.20151101.0600_firstMB.bz2"]
-UPDATES = ["libbgpstream/ris.rrc06.updates.1427846400.gz",
-           "libbgpstream/routeviews.route-views.jinx.updates.1427846400.bz2",
-           "bgpdump/updates.20160811.1600.gz"]
+RIBS = [
+    "bgpdump/bview.20020722.2337.gz",
+    "bgpdump/bview.64k_stream_overflow.gz",
+    "pyasn/rib.20140523.0600_firstMB.bz2",
+    "pyasn/rib6.20151101.0600_firstMB.bz2",
+]
+UPDATES = [
+    "libbgpstream/ris.rrc06.updates.1427846400.gz",
+    "libbgpstream/routeviews.route-views.jinx.updates.1427846400.bz2",
+    "bgpdump/updates.20160811.1600.gz",
+]
 
 
 def _bgpdump_lines(path: pathlib.Path) -> list[list[str]]:
-    out = subprocess.run(["bgpdump", "-q", "-m", str(path)], capture_output=True, text=True,
-                         check=False, timeout=120).stdout
+    out = subprocess.run(
+        ["bgpdump", "-q", "-m", str(path)], capture_output=True, text=True, check=False, timeout=120
+    ).stdout
     return [line.split("|") for line in out.splitlines()]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "publiccore", *args], capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "publiccore", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", RIBS)
 def test_rib_peer_counts_match_bgpdump(shared_data: pathlib.Path, name: str) -> None:
     path = shared_data / "mrt" / name
     expected: dict[tuple[str, int], dict[str, set[str]]] = defaultdict(
-        lambda: {"ipv4": set(), "ipv6": set()})
+        lambda: {"ipv4": set(), "ipv6": set()}
+    )
     for f in _bgpdump_lines(path):
         if f[2] == "B":
             expected[(f[3], int(f[4]))]["ipv6" if ":" in f[5] else "ipv4"].add(f[5])
     rib = Rib()
     read = BgpdumpReader().read(path, kind="rib")
     rib.apply(read)
-    got = {(p.peer_address, p.peer_asn): dict(c) for p, c in zip(rib.peers, rib.prefix_counts(),
-                                                                 strict=True)}
+    got = {
+        (p.peer_address, p.peer_asn): dict(c)
+        for p, c in zip(rib.peers, rib.prefix_counts(), strict=True)
+    }
     assert got == {k: {f: len(s) for f, s in v.items()} for k, v in expected.items()}
     assert read.report.elements == sum(1 for f in _bgpdump_lines(path) if f[2] == "B")
     assert read.report.partial is name.endswith("_firstMB.bz2")  # the truncated pyasn RIBs
@@ -63,14 +78,19 @@ def test_rib_peer_counts_match_bgpdump(shared_data: pathlib.Path, name: str) -> 
 def test_bview_2002_matches_provenance(shared_data: pathlib.Path) -> None:
     # PROVENANCE.md: 115,521 entries, 36 peers, 112,988 prefixes, one full table from
     # 193.203.0.1 AS1853 (112,986 entries)
-    a = analyze(ribs=[shared_data / "mrt/bgpdump/bview.20020722.2337.gz"],
-                reader=BgpdumpReader(), servers=load_hints(), expected=load_expected_origins())
+    a = analyze(
+        ribs=[shared_data / "mrt/bgpdump/bview.20020722.2337.gz"],
+        reader=BgpdumpReader(),
+        servers=load_hints(),
+        expected=load_expected_origins(),
+    )
     assert a.sources[0].elements == 115_521 and not a.partial
     assert len(a.peers) == 36
     assert a.summary.prefixes_seen["ipv4"] == 112_988
     full = [p for p in a.peers if p.full_feed["ipv4"]]
     assert [(p.peer.peer_address, p.peer.peer_asn, p.prefixes["ipv4"]) for p in full] == [
-        ("193.203.0.1", 1853, 112_986)]
+        ("193.203.0.1", 1853, 112_986)
+    ]
     # visible = carried by > 50% of the one full-feed peer = every prefix AS1853 carries
     assert a.summary.prefixes_visible["ipv4"] == 112_986
     # F root: independently, bgpdump says 192.5.4.0/23 is originated by AS3557 (ISC)
@@ -78,7 +98,10 @@ def test_bview_2002_matches_provenance(shared_data: pathlib.Path) -> None:
     origins = {f[6].split()[-1] for f in lines if f[5] == "192.5.4.0/23"}
     f_root = next(r for r in a.roots if r.address == f_root_ipv4())
     assert (f_root.prefix, set(map(str, f_root.origins)), f_root.unexpected) == (
-        "192.5.4.0/23", origins, False)
+        "192.5.4.0/23",
+        origins,
+        False,
+    )
     assert origins == {"3557"}
 
 
@@ -89,8 +112,7 @@ def f_root_ipv4() -> str:
 
 def test_truncated_rib_partial_with_how_far(shared_data: pathlib.Path) -> None:
     # PROVENANCE.md: 270,005 RIB entries before the cut; bgpdump reports "incomplete dump record"
-    read = BgpdumpReader().read(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2",
-                                kind="rib")
+    read = BgpdumpReader().read(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2", kind="rib")
     assert sum(1 for _ in read) == 270_005
     report = read.report
     assert report.partial and "incomplete dump record" in report.problem
@@ -111,34 +133,53 @@ def test_updates_replay_matches_bgpdump(shared_data: pathlib.Path, name: str) ->
             tables[key].clear()
     rib = Rib()
     rib.apply(BgpdumpReader().read(path, kind="updates"))
-    got = {(p.peer_address, p.peer_asn): c["ipv4"] + c["ipv6"]
-           for p, c in zip(rib.peers, rib.prefix_counts(), strict=True)}
+    got = {
+        (p.peer_address, p.peer_asn): c["ipv4"] + c["ipv6"]
+        for p, c in zip(rib.peers, rib.prefix_counts(), strict=True)
+    }
     assert {k: v for k, v in got.items() if v} == {k: len(v) for k, v in tables.items() if v}
 
 
 def test_updates_bins_over_real_window(shared_data: pathlib.Path) -> None:
     # rrc21, 2016-08-11 16:00:00-16:04:59: one 5-minute bin; the RIB is the 2002 rrc05 dump,
     # so only the bin mechanics are checked here, not a meaningful series
-    a = analyze(ribs=[shared_data / "mrt/bgpdump/bview.64k_stream_overflow.gz"],
-                updates=[shared_data / "mrt/bgpdump/updates.20160811.1600.gz"],
-                reader=BgpdumpReader())
+    a = analyze(
+        ribs=[shared_data / "mrt/bgpdump/bview.64k_stream_overflow.gz"],
+        updates=[shared_data / "mrt/bgpdump/updates.20160811.1600.gz"],
+        reader=BgpdumpReader(),
+    )
     assert [b.start for b in a.bins] == [1470931200.0]
     assert a.bins[0].updates == 41_234
 
 
 def test_cli_visibility_json_shape(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    run = _cli("bgp", "visibility", "--mrt",
-               str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"), "--delegated",
-               str(shared_data / "rir/ipzone/delegated-ripencc-latest"), "--collector", "rrc05",
-               "--json", "--store", str(tmp_path / "s.sqlite"))
+    run = _cli(
+        "bgp",
+        "visibility",
+        "--mrt",
+        str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"),
+        "--delegated",
+        str(shared_data / "rir/ipzone/delegated-ripencc-latest"),
+        "--collector",
+        "rrc05",
+        "--json",
+        "--store",
+        str(tmp_path / "s.sqlite"),
+    )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert set(out) >= {"sources", "peers", "summary", "countries"}
     assert out["sources"][0]["sha256"] == (
-        "8086090ad2e3a88a3a11906265394465bb1b6fd26fc07b5a91bcf2d97eb6be26")
+        "8086090ad2e3a88a3a11906265394465bb1b6fd26fc07b5a91bcf2d97eb6be26"
+    )
     assert out["sources"][0]["collector"] == "rrc05" and out["sources"][0]["partial"] is False
-    assert set(out["peers"][0]) >= {"collector", "peer_asn", "peer_address", "prefixes",
-                                    "full_feed"}
+    assert set(out["peers"][0]) >= {
+        "collector",
+        "peer_asn",
+        "peer_address",
+        "prefixes",
+        "full_feed",
+    }
     assert out["summary"]["ipv4"]["prefixes_seen"] == 112_988
     nl = next(c for c in out["countries"] if c["country"] == "NL" and c["family"] == "ipv4")
     assert set(nl) >= {"routed_units", "visible_units", "visible_ratio", "unseen_prefixes"}
@@ -150,26 +191,49 @@ def test_cli_visibility_json_shape(shared_data: pathlib.Path, tmp_path: pathlib.
         metrics = {o.metric for o in store.iter_observations()}
     finally:
         store.close()
-    assert metrics == {"bgp_country_visible_slash24", "bgp_country_visibility_ratio",
-                       "bgp_country_routed_units", "bgp_country_unseen_prefixes",
-                       "bgp_prefix_visibility_ratio", "bgp_root_prefix_unexpected_origin"}
+    assert metrics == {
+        "bgp_country_visible_slash24",
+        "bgp_country_visibility_ratio",
+        "bgp_country_routed_units",
+        "bgp_country_unseen_prefixes",
+        "bgp_prefix_visibility_ratio",
+        "bgp_root_prefix_unexpected_origin",
+    }
 
 
 def test_cli_roots_json(shared_data: pathlib.Path) -> None:
-    run = _cli("bgp", "roots", "--mrt", str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"),
-               "--json", "--no-store")
+    run = _cli(
+        "bgp",
+        "roots",
+        "--mrt",
+        str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"),
+        "--json",
+        "--no-store",
+    )
     assert run.returncode == 0, run.stderr
     rows = {r["address"]: r for r in json.loads(run.stdout)}
     assert rows[f_root_ipv4()]["origins"] == [3557]
-    assert set(rows[f_root_ipv4()]) >= {"letter", "address", "prefix", "visibility_ratio",
-                                        "origins", "expected_origins", "unexpected"}
+    assert set(rows[f_root_ipv4()]) >= {
+        "letter",
+        "address",
+        "prefix",
+        "visibility_ratio",
+        "origins",
+        "expected_origins",
+        "unexpected",
+    }
 
 
 def test_default_route_is_not_a_root_prefix(shared_data: pathlib.Path) -> None:
     # The 2014 excerpt holds 0.0.0.0/0 but none of the root prefixes: no false hijack alarm.
-    run = _cli("bgp", "roots", "--mrt",
-               str(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2"), "--json",
-               "--no-store")
+    run = _cli(
+        "bgp",
+        "roots",
+        "--mrt",
+        str(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2"),
+        "--json",
+        "--no-store",
+    )
     assert run.returncode == 0, run.stderr
     rows = json.loads(run.stdout)
     ipv4 = [r for r in rows if ":" not in r["address"]]
@@ -179,8 +243,9 @@ def test_default_route_is_not_a_root_prefix(shared_data: pathlib.Path) -> None:
 # --- corrupt, truncated, empty ----------------------------------------------------------------
 
 
-def test_truncated_gzip_is_partial_and_named(shared_data: pathlib.Path,
-                                             tmp_path: pathlib.Path) -> None:
+def test_truncated_gzip_is_partial_and_named(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     data = (shared_data / "mrt/bgpdump/bview.20020722.2337.gz").read_bytes()
     cut = tmp_path / "bview-cut.gz"
     cut.write_bytes(data[: len(data) // 3])
@@ -193,8 +258,9 @@ def test_truncated_gzip_is_partial_and_named(shared_data: pathlib.Path,
 
 
 def test_flipped_bytes_are_partial(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    raw = bytearray(gzip.decompress((shared_data / "mrt/bgpdump/updates.20160811.1600.gz")
-                                    .read_bytes()))
+    raw = bytearray(
+        gzip.decompress((shared_data / "mrt/bgpdump/updates.20160811.1600.gz").read_bytes())
+    )
     for i in range(50_000, 50_100):
         raw[i] ^= 0xFF
     bad = tmp_path / "flipped.mrt"
@@ -206,15 +272,21 @@ def test_flipped_bytes_are_partial(shared_data: pathlib.Path, tmp_path: pathlib.
 
 
 def test_flipped_bzip2_is_partial(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    data = bytearray((shared_data / "mrt/libbgpstream/"
-                      "routeviews.route-views.jinx.updates.1427846400.bz2").read_bytes())
+    data = bytearray(
+        (
+            shared_data / "mrt/libbgpstream/routeviews.route-views.jinx.updates.1427846400.bz2"
+        ).read_bytes()
+    )
     for i in range(20_000, 20_040):
         data[i] ^= 0x55
     bad = tmp_path / "jinx-flipped.bz2"
     bad.write_bytes(bytes(data))
     # the whole file is one bzip2 block: its CRC fails and nothing at all can be read
-    with pytest.raises(InputError, match=r"jinx-flipped\.bz2: not a readable MRT file "
-                                         r"\(bzip2 data corrupt after 34,060 compressed"):
+    with pytest.raises(
+        InputError,
+        match=r"jinx-flipped\.bz2: not a readable MRT file "
+        r"\(bzip2 data corrupt after 34,060 compressed",
+    ):
         sum(1 for _ in BgpdumpReader().read(bad, kind="updates"))
 
 
@@ -252,9 +324,16 @@ def test_missing_file_is_an_error(tmp_path: pathlib.Path) -> None:
 
 
 def test_full_feed_ratio_from_cli(shared_data: pathlib.Path) -> None:
-    run = _cli("bgp", "visibility", "--mrt",
-               str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"), "--json",
-               "--no-store", "--full-feed-ratio", "0.005")
+    run = _cli(
+        "bgp",
+        "visibility",
+        "--mrt",
+        str(shared_data / "mrt/bgpdump/bview.20020722.2337.gz"),
+        "--json",
+        "--no-store",
+        "--full-feed-ratio",
+        "0.005",
+    )
     assert run.returncode == 0, run.stderr
     peers = json.loads(run.stdout)["peers"]
     # 0.5% of AS1853's 112,986 = 565: AS1853 and AS1273 (1,114 prefixes) qualify
@@ -263,26 +342,33 @@ def test_full_feed_ratio_from_cli(shared_data: pathlib.Path) -> None:
 
 
 def test_country_visibility_one_pass_equals_per_country(shared_data: pathlib.Path) -> None:
-    from collectors.bgp.rib import full_feed_sets
-    from collectors.bgp.visibility import (
+    from publiccore.collectors.bgp.rib import full_feed_sets
+    from publiccore.collectors.bgp.visibility import (
         all_country_visibility,
         country_index,
         country_visibility,
         tally,
     )
+
     from publiccore.geo import Geo
 
     rib = Rib()
-    rib.apply(BgpdumpReader().read(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2",
-                                   kind="rib"))
+    rib.apply(
+        BgpdumpReader().read(shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2", kind="rib")
+    )
     ff = full_feed_sets(rib.peer_table(FullFeedRule()))
     counts, _summary = tally(rib, ff)
-    geo = Geo.from_files([shared_data / "rir/rir-mirror/delegated-lacnic-extended-latest",
-                          shared_data / "rir/ipzone/delegated-apnic-latest"])
+    geo = Geo.from_files(
+        [
+            shared_data / "rir/rir-mirror/delegated-lacnic-extended-latest",
+            shared_data / "rir/ipzone/delegated-apnic-latest",
+        ]
+    )
     index = country_index(rib.routes, geo)
     together = all_country_visibility(index, rib, counts, ff)
     assert together and together == [
-        country_visibility(index, (c.country, c.family), rib.routes, counts,
-                           len(ff[c.family])) for c in together]
+        country_visibility(index, (c.country, c.family), rib.routes, counts, len(ff[c.family]))
+        for c in together
+    ]
     # a default route is not attributed: 0.0.0.0/0 is in this RIB
     assert "0.0.0.0/0" in rib.routes and index.pieces["0.0.0.0/0"] == []

@@ -7,56 +7,63 @@ import types
 from typing import ClassVar
 
 import pytest
+from publiccore.collectors.bgp import bgpstream, readers
+from publiccore.collectors.bgp.bgpdump import parse_line
+from publiccore.collectors.bgp.blocks import block, exclusive_sizes, union_size, units
+from publiccore.collectors.bgp.elements import Element, collector_from_path
+from publiccore.collectors.bgp.paths import clean_path, is_reserved_asn
+from publiccore.collectors.bgp.rib import FullFeedRule, Rib, full_feed_sets, is_full_feed
+from publiccore.collectors.bgp.transit import combine, effective_number, trimmed_mean, upstream_of
 
-from collectors.bgp import bgpstream, readers
-from collectors.bgp.bgpdump import parse_line
-from collectors.bgp.blocks import block, exclusive_sizes, union_size, units
-from collectors.bgp.elements import Element, collector_from_path
-from collectors.bgp.paths import clean_path, is_reserved_asn
-from collectors.bgp.rib import FullFeedRule, Rib, full_feed_sets, is_full_feed
-from collectors.bgp.transit import combine, effective_number, trimmed_mean, upstream_of
 from publiccore.errors import InputError
 from publiccore.geo import Geo, parse_delegated
 
 
-@pytest.mark.parametrize(("path", "cleaned"), [
-    ("1 2 3", (1, 2, 3)),
-    ("1 2 2 2 3", (1, 2, 3)),  # prepending
-    ("3333 1299 {64512,64513}", (3333, 1299)),  # AS_SET dropped
-    ("1 {2 3 5} 4", (1, 4)),  # AS_SET with spaces
-    ("2905 65023 16637", (2905, 16637)),  # private ASN dropped
-    ("1 65001 1 2", (1, 2)),  # repeat left by a drop collapses
-    ("174 23456 3356", (174, 3356)),  # AS_TRANS
-    ("174 4200000001 3356", (174, 3356)),  # 32-bit private
-    ("64496 64500", ()),  # documentation ASNs are reserved
-    ("1.10 5", (5,)),  # asdot 1.10 = 65546, reserved
-    ("3.1 5", (196609, 5)),  # asdot 3.1 = 196609, public
-    ("", ()),
-    ("x 7", (7,)),
-])
+@pytest.mark.parametrize(
+    ("path", "cleaned"),
+    [
+        ("1 2 3", (1, 2, 3)),
+        ("1 2 2 2 3", (1, 2, 3)),  # prepending
+        ("3333 1299 {64512,64513}", (3333, 1299)),  # AS_SET dropped
+        ("1 {2 3 5} 4", (1, 4)),  # AS_SET with spaces
+        ("2905 65023 16637", (2905, 16637)),  # private ASN dropped
+        ("1 65001 1 2", (1, 2)),  # repeat left by a drop collapses
+        ("174 23456 3356", (174, 3356)),  # AS_TRANS
+        ("174 4200000001 3356", (174, 3356)),  # 32-bit private
+        ("64496 64500", ()),  # documentation ASNs are reserved
+        ("1.10 5", (5,)),  # asdot 1.10 = 65546, reserved
+        ("3.1 5", (196609, 5)),  # asdot 3.1 = 196609, public
+        ("", ()),
+        ("x 7", (7,)),
+    ],
+)
 def test_clean_path(path: str, cleaned: tuple[int, ...]) -> None:
     assert clean_path(path) == cleaned
 
 
 def test_clean_path_keeps_documentation_asns_for_labs() -> None:
-    assert clean_path("64496 64505 64505 64500", keep_documentation=True) == (64496, 64505,
-                                                                               64500)
+    assert clean_path("64496 64505 64505 64500", keep_documentation=True) == (64496, 64505, 64500)
     assert is_reserved_asn(64496) and not is_reserved_asn(64496, keep_documentation=True)
     assert is_reserved_asn(0) and is_reserved_asn(65535) and not is_reserved_asn(3333)
 
 
-@pytest.mark.parametrize(("shares", "expected"), [
-    ([1.0], 1.0), ([0.5, 0.5], 2.0), ([2 / 3, 1 / 3], 1.8), ([0.25] * 4, 4.0), ([], 0.0)])
+@pytest.mark.parametrize(
+    ("shares", "expected"),
+    [([1.0], 1.0), ([0.5, 0.5], 2.0), ([2 / 3, 1 / 3], 1.8), ([0.25] * 4, 4.0), ([], 0.0)],
+)
 def test_effective_number(shares: list[float], expected: float) -> None:
     assert effective_number(shares) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ([1, 2, 3], 2.0),  # n=3: floor(0.3)=0 trimmed
-    (list(range(10)), 4.5),  # n=10: 0 and 9 dropped -> mean(1..8)
-    ([0] * 9 + [100], 0.0),  # one outlier peer AS trimmed away
-    ([5], 5.0),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2, 3], 2.0),  # n=3: floor(0.3)=0 trimmed
+        (list(range(10)), 4.5),  # n=10: 0 and 9 dropped -> mean(1..8)
+        ([0] * 9 + [100], 0.0),  # one outlier peer AS trimmed away
+        ([5], 5.0),
+    ],
+)
 def test_trimmed_mean(values: list[float], expected: float) -> None:
     assert trimmed_mean(values) == pytest.approx(expected)
 
@@ -78,26 +85,32 @@ def test_combine_trims_across_peer_asns() -> None:
 COUNTRIES = {1: "NL", 2: "NL", 3: "DE", 4: "US"}
 
 
-@pytest.mark.parametrize(("path", "upstream"), [
-    ((4, 3, 2, 1), 3),  # origin 1 NL, 2 NL, first foreign is 3
-    ((4, 1), 4),  # the peer AS itself is the upstream
-    ((2, 1), None),  # never leaves the country
-    ((1, 3), None),  # origin not in the country
-    ((3, 1, 4, 2, 1), 4),  # first foreign from the origin side
-    ((), None),
-])
+@pytest.mark.parametrize(
+    ("path", "upstream"),
+    [
+        ((4, 3, 2, 1), 3),  # origin 1 NL, 2 NL, first foreign is 3
+        ((4, 1), 4),  # the peer AS itself is the upstream
+        ((2, 1), None),  # never leaves the country
+        ((1, 3), None),  # origin not in the country
+        ((3, 1, 4, 2, 1), 4),  # first foreign from the origin side
+        ((), None),
+    ],
+)
 def test_upstream_of(path: tuple[int, ...], upstream: int | None) -> None:
     assert upstream_of(path, "NL", COUNTRIES.get) == upstream
 
 
-@pytest.mark.parametrize(("count", "largest", "rule", "full"), [
-    (75, 100, FullFeedRule(), True),
-    (74, 100, FullFeedRule(), False),
-    (0, 0, FullFeedRule(), False),
-    (500_000, 900_000, FullFeedRule(ratio=0.0, min_ipv4=400_000), True),  # IODA-style absolute
-    (390_000, 400_000, FullFeedRule(ratio=0.0, min_ipv4=400_000), False),
-    (390_000, 400_000, FullFeedRule(ratio=0.75, min_ipv4=400_000), False),  # both must hold
-])
+@pytest.mark.parametrize(
+    ("count", "largest", "rule", "full"),
+    [
+        (75, 100, FullFeedRule(), True),
+        (74, 100, FullFeedRule(), False),
+        (0, 0, FullFeedRule(), False),
+        (500_000, 900_000, FullFeedRule(ratio=0.0, min_ipv4=400_000), True),  # IODA-style absolute
+        (390_000, 400_000, FullFeedRule(ratio=0.0, min_ipv4=400_000), False),
+        (390_000, 400_000, FullFeedRule(ratio=0.75, min_ipv4=400_000), False),  # both must hold
+    ],
+)
 def test_is_full_feed(count: int, largest: int, rule: FullFeedRule, full: bool) -> None:
     assert is_full_feed(count, largest, rule, "ipv4") is full
 
@@ -122,8 +135,13 @@ def test_full_feed_per_collector_and_family() -> None:
 
 def test_rib_withdraw_and_session_down() -> None:
     rib = Rib()
-    rib.apply([_r("10.0.0.1", 1, "10.0.0.0/8"), _r("10.0.0.1", 1, "11.0.0.0/8"),
-               _r("10.0.0.2", 2, "10.0.0.0/8")])
+    rib.apply(
+        [
+            _r("10.0.0.1", 1, "10.0.0.0/8"),
+            _r("10.0.0.1", 1, "11.0.0.0/8"),
+            _r("10.0.0.2", 2, "10.0.0.0/8"),
+        ]
+    )
     rib.apply([Element("W", 1.0, "rrc00", 2, "10.0.0.2", "10.0.0.0/8")])
     assert rib.routes == {"10.0.0.0/8": {0: "1 2"}, "11.0.0.0/8": {0: "1 2"}}
     rib.apply([Element("S", 2.0, "rrc00", 1, "10.0.0.1", "", new_state=1)])
@@ -137,39 +155,61 @@ def test_blocks_units_and_overlaps() -> None:
     assert block("2001:db8::/48")[2] == 1 << 80
     with pytest.raises(ValueError):
         block("10.0.0/24")
-    nets = [block(p)[1:] for p in ("10.0.0.0/24", "10.0.0.0/25", "10.0.0.0/26", "10.0.1.0/24",
-                                   "10.0.0.128/25")]
+    nets = [
+        block(p)[1:]
+        for p in ("10.0.0.0/24", "10.0.0.0/25", "10.0.0.0/26", "10.0.1.0/24", "10.0.0.128/25")
+    ]
     # more-specifics counted once: 10.0.0.0/24 + 10.0.1.0/24 = 2 /24s
     assert units(union_size(nets), "ipv4") == 2.0
     assert units(union_size([block("10.0.0.0/25")[1:]]), "ipv4") == 0.5
-    assert units(union_size([block("2001:db8::/32")[1:], block("2001:db8:1::/48")[1:]]),
-                 "ipv6") == 65536.0
+    assert (
+        units(union_size([block("2001:db8::/32")[1:], block("2001:db8:1::/48")[1:]]), "ipv6")
+        == 65536.0
+    )
     # what each route carries under longest match
     assert exclusive_sizes(nets) == [0, 64, 64, 256, 128]
     assert sorted(exclusive_sizes([nets[0], nets[0]])) == [0, 256]
 
 
 def test_parse_bgpdump_lines() -> None:
-    rib = parse_line("TABLE_DUMP2|1400824800|B|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|"
-                     "IGP|196.7.106.245|0|0|2905:65535 2905:1|NAG||\n", "route-views2")
-    assert rib == Element("R", 1400824800.0, "route-views2", 2905, "196.7.106.245", "0.0.0.0/0",
-                          "2905 65023 16637", ("2905:65535", "2905:1"), "196.7.106.245")
+    rib = parse_line(
+        "TABLE_DUMP2|1400824800|B|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|"
+        "IGP|196.7.106.245|0|0|2905:65535 2905:1|NAG||\n",
+        "route-views2",
+    )
+    assert rib == Element(
+        "R",
+        1400824800.0,
+        "route-views2",
+        2905,
+        "196.7.106.245",
+        "0.0.0.0/0",
+        "2905 65023 16637",
+        ("2905:65535", "2905:1"),
+        "196.7.106.245",
+    )
     w = parse_line("BGP4MP|1470931200|W|2001:7f8:54:5::7|8218|2001:df0:bd::/48\n", "rrc21")
     assert (w.type, w.prefix, w.peer_asn) == ("W", "2001:df0:bd::/48", 8218)
     s = parse_line("BGP4MP_ET|1445565678.509481|STATE|206.220.231.55|3856|1|2\n", "pch")
     assert (s.type, s.new_state, s.time) == ("S", 2, 1445565678.509481)
-    legacy = parse_line("BGP|945188487|A|195.211.222.11|5409|208.138.236.32/27|5409 3352|"
-                        "INCOMPLETE|195.211.222.11|0|0|NAG||\n", "rrc00")
+    legacy = parse_line(
+        "BGP|945188487|A|195.211.222.11|5409|208.138.236.32/27|5409 3352|"
+        "INCOMPLETE|195.211.222.11|0|0|NAG||\n",
+        "rrc00",
+    )
     assert (legacy.type, legacy.communities) == ("A", ())
 
 
-@pytest.mark.parametrize(("path", "collector"), [
-    ("/data/rrc05/2002.07/bview.20020722.2337.gz", "rrc05"),
-    ("routeviews.route-views.jinx.updates.1427846400.bz2", "route-views.jinx"),
-    ("ris.rrc06.updates.1427846400.gz", "rrc06"),
-    ("/archive/route-views2/bgpdata/rib.20140523.0600.bz2", "route-views2"),
-    ("/x/bview.20020722.2337.gz", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("path", "collector"),
+    [
+        ("/data/rrc05/2002.07/bview.20020722.2337.gz", "rrc05"),
+        ("routeviews.route-views.jinx.updates.1427846400.bz2", "route-views.jinx"),
+        ("ris.rrc06.updates.1427846400.gz", "rrc06"),
+        ("/archive/route-views2/bgpdata/rib.20140523.0600.bz2", "route-views2"),
+        ("/x/bview.20020722.2337.gz", "unknown"),
+    ],
+)
 def test_collector_from_path(path: str, collector: str) -> None:
     assert collector_from_path(path) == collector
 
@@ -185,7 +225,8 @@ def test_delegated_parsing(tmp_path) -> None:  # type: ignore[no-untyped-def]
         "test||ipv4|10.0.4.0|256||available|\n"
         "test|ZZ|ipv4|10.0.5.0|256||reserved|\n"
         "test|NL|ipv6|2001:db8::|32|20200101|allocated|x\n"
-        "test|NL|asn|64500|3|20200101|allocated|x\n")
+        "test|NL|asn|64500|3|20200101|allocated|x\n"
+    )
     rows = list(parse_delegated(file))
     assert [r.country for r in rows] == ["NL", "DE", "NL", "NL"]
     geo = Geo.from_files([file])
@@ -196,7 +237,10 @@ def test_delegated_parsing(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert geo.country_pieces("10.0.2.0/24") == [("NL", "10.0.2.0/24")]
     # an aggregate over two countries' delegations splits into them
     assert sorted(geo.country_pieces("10.0.0.0/22")) == [
-        ("DE", "10.0.3.0/24"), ("NL", "10.0.0.0/23"), ("NL", "10.0.2.0/24")]
+        ("DE", "10.0.3.0/24"),
+        ("NL", "10.0.0.0/23"),
+        ("NL", "10.0.2.0/24"),
+    ]
     assert geo.country_pieces("2001:db8:5::/48") == [("NL", "2001:db8:5::/48")]
 
 
@@ -212,8 +256,11 @@ def test_delegated_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_auto_reader_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readers.bgpstream, "available", lambda: False)
     monkeypatch.setattr(readers.bgpdump, "available", lambda: False)
-    with pytest.raises(InputError, match=r"pip install publiccore\[bgpstream\].*apt install "
-                                         r"bgpdump"):
+    with pytest.raises(
+        InputError,
+        match=r"pip install publiccore\[bgpstream\].*apt install "
+        r"bgpdump",
+    ):
         readers.make_reader("auto")
     monkeypatch.setattr(readers.bgpdump, "available", lambda: True)
     assert readers.make_reader("auto").name == "bgpdump"
@@ -228,16 +275,36 @@ def test_bgpstream_reader_without_libbgpstream() -> None:
 
 def test_bgpstream_element_conversion() -> None:
     # the attribute names pybgpstream's BGPElem has (type, time, peer_asn, peer_address, fields)
-    elem = types.SimpleNamespace(type="A", time=1427846400.5, peer_asn=25152,
-                                 peer_address="202.249.2.185",
-                                 fields={"prefix": "1.2.3.0/24", "as-path": "25152 2914 1",
-                                         "communities": ["2914:410", "2914:1001"],
-                                         "next-hop": "202.249.2.185"})
+    elem = types.SimpleNamespace(
+        type="A",
+        time=1427846400.5,
+        peer_asn=25152,
+        peer_address="202.249.2.185",
+        fields={
+            "prefix": "1.2.3.0/24",
+            "as-path": "25152 2914 1",
+            "communities": ["2914:410", "2914:1001"],
+            "next-hop": "202.249.2.185",
+        },
+    )
     assert bgpstream.to_element(elem, "rrc06") == Element(
-        "A", 1427846400.5, "rrc06", 25152, "202.249.2.185", "1.2.3.0/24", "25152 2914 1",
-        ("2914:410", "2914:1001"), "202.249.2.185")
-    state = types.SimpleNamespace(type="S", time=1.0, peer_asn=1, peer_address="::1",
-                                  fields={"old-state": "established", "new-state": "idle"})
+        "A",
+        1427846400.5,
+        "rrc06",
+        25152,
+        "202.249.2.185",
+        "1.2.3.0/24",
+        "25152 2914 1",
+        ("2914:410", "2914:1001"),
+        "202.249.2.185",
+    )
+    state = types.SimpleNamespace(
+        type="S",
+        time=1.0,
+        peer_asn=1,
+        peer_address="::1",
+        fields={"old-state": "established", "new-state": "idle"},
+    )
     assert bgpstream.to_element(state, "rrc06").new_state == 1
 
 
@@ -245,7 +312,7 @@ def test_unpack_hands_over_everything_and_says_how_far(tmp_path) -> None:  # typ
     import gzip as gz
     import io
 
-    from collectors.bgp.unpack import unpack
+    from publiccore.collectors.bgp.unpack import unpack
 
     payload = bytes(range(256)) * 4000
     two_members = tmp_path / "two.gz"
@@ -295,10 +362,17 @@ def test_bgpstream_reader_flow(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     fake = types.ModuleType("pybgpstream")
     fake.BGPStream = _FakeStream  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pybgpstream", fake)
-    elem = types.SimpleNamespace(type="R", time=10.0, peer_asn=1, peer_address="10.0.0.1",
-                                 fields={"prefix": "10.0.0.0/8", "as-path": "1 2"})
-    _FakeStream.records_to_give = [_FakeRecord("valid", [elem]),
-                                   _FakeRecord("corrupted-record", [])]
+    elem = types.SimpleNamespace(
+        type="R",
+        time=10.0,
+        peer_asn=1,
+        peer_address="10.0.0.1",
+        fields={"prefix": "10.0.0.0/8", "as-path": "1 2"},
+    )
+    _FakeStream.records_to_give = [
+        _FakeRecord("valid", [elem]),
+        _FakeRecord("corrupted-record", []),
+    ]
     _FakeStream.calls = []
     path = tmp_path / "rib.gz"
     path.write_bytes(b"x")
@@ -308,40 +382,48 @@ def test_bgpstream_reader_flow(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     assert ("option", "singlefile", "rib-file", str(path)) in _FakeStream.calls
     reader = readers.make_reader("bgpstream")
     _FakeStream.records_to_give = [_FakeRecord("valid", [elem])]
-    got = list(reader.window(start=0, end=3600, collectors=["rrc00"],  # type: ignore[attr-defined]
-                             kind="rib"))
+    got = list(
+        reader.window(
+            start=0,
+            end=3600,
+            collectors=["rrc00"],  # type: ignore[attr-defined]
+            kind="rib",
+        )
+    )
     assert got[0].collector == "rrc06"
     init = dict(_FakeStream.calls[-1][1])  # type: ignore[arg-type]
     assert init["from_time"] == "1970-01-01 00:00:00" and init["record_type"] == "ribs"
 
 
 def test_country_visibility_unseen_and_overlaps(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from collectors.bgp.visibility import all_country_visibility, country_index, tally
+    from publiccore.collectors.bgp.visibility import all_country_visibility, country_index, tally
 
     file = tmp_path / "delegated"
-    file.write_text("x|NL|ipv4|10.0.0.0|1024|20200101|allocated\n"
-                    "x|DE|ipv4|10.0.4.0|1024|20200101|allocated\n")
+    file.write_text(
+        "x|NL|ipv4|10.0.0.0|1024|20200101|allocated\nx|DE|ipv4|10.0.4.0|1024|20200101|allocated\n"
+    )
     geo = Geo.from_files([file])
     rib = Rib()
     for peer, asn in (("192.0.2.1", 1), ("192.0.2.2", 2), ("192.0.2.3", 3)):
-        rib.apply([_r(peer, asn, p) for p in ("10.0.0.0/22", "10.0.0.0/24", "10.0.4.0/24",
-                                              "10.0.5.0/24")])
+        rib.apply(
+            [_r(peer, asn, p) for p in ("10.0.0.0/22", "10.0.0.0/24", "10.0.4.0/24", "10.0.5.0/24")]
+        )
     rib.apply([_r("192.0.2.1", 1, "10.0.1.0/25")])  # one full-feed peer of three: not visible
     rib.apply([_r("192.0.2.9", 9, "10.0.6.0/24")])  # a partial peer only: unseen
     rib.apply([_r("192.0.2.1", 1, "10.0.0.0/21")])  # an aggregate over NL and DE
     ff = full_feed_sets(rib.peer_table(FullFeedRule(ratio=0.5)))  # 4 of 6 prefixes suffice
     assert len(ff["ipv4"]) == 3
     counts, summary = tally(rib, ff)
-    rows = {c.country: c for c in all_country_visibility(country_index(rib.routes, geo), rib,
-                                                         counts, ff)}
+    rows = {
+        c.country: c
+        for c in all_country_visibility(country_index(rib.routes, geo), rib, counts, ff)
+    }
     nl, de = rows["NL"], rows["DE"]
     # NL: /22 + /24 + /25 inside + its piece of the /21 (= the /22 itself): 4 /24s routed and
     # visible (the /22 is visible, so the not-visible /25 inside it is covered)
-    assert (nl.prefixes, nl.routed_units, nl.visible_units, nl.unseen_prefixes) == (
-        4, 4.0, 4.0, 0)
+    assert (nl.prefixes, nl.routed_units, nl.visible_units, nl.unseen_prefixes) == (4, 4.0, 4.0, 0)
     # DE: 10.0.4.0/24, 10.0.5.0/24 visible; 10.0.6.0/24 unseen; the /21's DE piece (/22) is
     # routed (by one full-feed peer of three: not visible)
-    assert (de.prefixes, de.routed_units, de.visible_units, de.unseen_prefixes) == (
-        4, 4.0, 2.0, 1)
+    assert (de.prefixes, de.routed_units, de.visible_units, de.unseen_prefixes) == (4, 4.0, 2.0, 1)
     assert de.visible_ratio == 0.5
     assert summary.prefixes_seen["ipv4"] == 7 and summary.prefixes_visible["ipv4"] == 4

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from rich.console import RenderableType
 
-    from probes.agent import Measurement
-    from probes.spool import Spool
+    from publiccore.probes.agent import Measurement
+    from publiccore.probes.spool import Spool
     from publiccore.records import ProbeRef, Record
     from publiccore.store import Store
 
@@ -54,26 +54,46 @@ RUN_DRAIN_SECONDS = 60.0  # with --rounds: how long the last round may take to u
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` and ``serve`` commands."""
     run = sub.add_parser(
-        "run", help="the main job on one machine: agent + collector + /metrics, live summary")
+        "run", help="the main job on one machine: agent + collector + /metrics, live summary"
+    )
     cliargs.add_config_and_store(run)
-    run.add_argument("--listen", metavar="HOST:PORT",
-                     help="collector address (default: serve.listen, 127.0.0.1:8478)")
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="collector address (default: serve.listen, 127.0.0.1:8478)",
+    )
     cliargs.add_hints_and_anchors(run)
-    run.add_argument("--rounds", type=cliargs.positive_int, metavar="N",
-                     help="stop once N root rounds are stored (default: run until Ctrl-C)")
-    run.add_argument("--plain", action="store_true",
-                     help="one line per round instead of the live table (also when not a TTY)")
+    run.add_argument(
+        "--rounds",
+        type=cliargs.positive_int,
+        metavar="N",
+        help="stop once N root rounds are stored (default: run until Ctrl-C)",
+    )
+    run.add_argument(
+        "--plain",
+        action="store_true",
+        help="one line per round instead of the live table (also when not a TTY)",
+    )
     run.set_defaults(func=_run)
 
     serve = sub.add_parser(
-        "serve", help="run the collector: ingest API, /metrics and /api/v1/events (HTTP)")
+        "serve", help="run the collector: ingest API, /metrics and /api/v1/events (HTTP)"
+    )
     cliargs.add_config_and_store(serve)
-    serve.add_argument("--listen", metavar="HOST:PORT",
-                       help="address to listen on (default: serve.listen; port 0 picks one)")
-    serve.add_argument("--workers", type=cliargs.positive_int, default=1, metavar="N",
-                       help="processes sharing the port, each with its own store connection "
-                            "(default 1; rate limits, counters and aggregates are then per "
-                            "process)")
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to listen on (default: serve.listen; port 0 picks one)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=cliargs.positive_int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port, each with its own store connection "
+        "(default 1; rate limits, counters and aggregates are then per "
+        "process)",
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -85,19 +105,25 @@ def listen_address(text: str) -> tuple[str, int]:
         raise ConfigError(f"listen address: {exc}") from None
 
 
-def collector_app(store: Store, settings: cfg.Settings, *,
-                  registry: CollectorRegistry | None = None) -> web.Application:
+def collector_app(
+    store: Store, settings: cfg.Settings, *, registry: CollectorRegistry | None = None
+) -> web.Application:
     """The collector: ingest API plus the exporter's /metrics and /api/v1/events.
 
     ``registry`` (a new one by default) is served on /metrics after the aggregates; ``run``
     registers its agent's metrics there. Raises InputError for a bad events file.
     """
-    from collectors import ingest
-    from exporters import prometheus
+    from publiccore.collectors import ingest
+    from publiccore.exporters import prometheus
 
     app = ingest.make_app(store, settings)
-    prometheus.mount(app, store, settings, registry=registry,
-                     ingest_counts=prometheus.ingest_counts_from(app[ingest.STATS_KEY]))
+    prometheus.mount(
+        app,
+        store,
+        settings,
+        registry=registry,
+        ingest_counts=prometheus.ingest_counts_from(app[ingest.STATS_KEY]),
+    )
     return app
 
 
@@ -118,8 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, port: int
-                   ) -> int:
+def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, port: int) -> int:
     """Fork ``--workers`` processes, each with its own store and its own listening socket.
 
     The sockets share the port with SO_REUSEPORT, so the kernel spreads new connections over
@@ -151,8 +176,9 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
             try:
                 os.close(ready_read)
                 reserve.close()
-                sock = socket.create_server((host, bound[1]), family=family, backlog=1024,
-                                            reuse_port=True)
+                sock = socket.create_server(
+                    (host, bound[1]), family=family, backlog=1024, reuse_port=True
+                )
                 os.write(ready_write, b"1")
                 os.close(ready_write)
                 store = open_configured(settings, args.store)
@@ -183,8 +209,9 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
         for child in children:
             os.waitpid(child, 0)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        raise ConfigError(f"only {ready} of {args.workers} workers could listen on "
-                          f"{host}:{bound[1]}")
+        raise ConfigError(
+            f"only {ready} of {args.workers} workers could listen on {host}:{bound[1]}"
+        )
     sys.stdout.write(f"listening on {_url(bound[0], bound[1])} ({args.workers} workers)\n")
     sys.stdout.flush()
 
@@ -209,8 +236,9 @@ def _url(host: object, port: object) -> str:
     return f"http://{shown}:{port}"
 
 
-async def start_site(app: web.Application, host: str = "", port: int = 0, *,
-                     sock: socket.socket | None = None) -> tuple[web.AppRunner, list[str]]:
+async def start_site(
+    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, list[str]]:
     """Start serving ``app``; return its runner (``cleanup()`` it) and the bound URLs."""
     from aiohttp import web
 
@@ -239,8 +267,9 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve_forever(app: web.Application, host: str = "", port: int = 0, *,
-                        sock: socket.socket | None = None) -> None:
+async def serve_forever(
+    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+) -> None:
     """Serve ``app`` on host:port (or a listening ``sock``) until SIGTERM/SIGINT.
 
     With host:port, prints ``listening on http://HOST:PORT`` once ready.
@@ -269,8 +298,9 @@ class LocalProbe:
     created: bool  # registered by this start
 
 
-def run_state_paths(settings: cfg.Settings, store_path: str | None) -> tuple[pathlib.Path,
-                                                                              pathlib.Path]:
+def run_state_paths(
+    settings: cfg.Settings, store_path: str | None
+) -> tuple[pathlib.Path, pathlib.Path]:
     """Where ``run`` keeps its spool and its probe's credentials: beside the SQLite store.
 
     Both belong to that store (the spooled records carry the probe id registered in it), so a
@@ -281,8 +311,10 @@ def run_state_paths(settings: cfg.Settings, store_path: str | None) -> tuple[pat
         base = store.parent / store.stem
     else:
         base = cfg.data_home() / "run"
-    return (base.with_name(base.name + ".run-spool.sqlite"),
-            base.with_name(base.name + ".run-probe.json"))
+    return (
+        base.with_name(base.name + ".run-spool.sqlite"),
+        base.with_name(base.name + ".run-probe.json"),
+    )
 
 
 def local_probe(store: Store, settings: cfg.Settings, credentials: pathlib.Path) -> LocalProbe:
@@ -292,9 +324,9 @@ def local_probe(store: Store, settings: cfg.Settings, credentials: pathlib.Path)
     store keeps the spool's records uploadable); a revoked or mismatched one is replaced by a
     new registration. Country and ASN are ``[probe] country/asn`` (``ZZ``/0 when unset).
     """
-    from collectors.ingest import new_probe_id, new_token, token_hash
     from publiccore.records import ProbeRef
     from publiccore.store import ProbeRegistration
+    from publiccore.store.registry import new_probe_id, new_token, token_hash
 
     country = (settings.probe.country or "ZZ").upper()
     saved = _read_credentials(credentials)
@@ -303,25 +335,48 @@ def local_probe(store: Store, settings: cfg.Settings, credentials: pathlib.Path)
         registered = store.probe_by_token_hash(token_hash(token))
         if registered is not None and registered.id == probe_id and registered.revoked is None:
             if (registered.country, registered.asn) != (country, settings.probe.asn):
-                log.warning("the local probe %s is registered as %s/AS%d; [probe] says %s/AS%d "
-                            "(delete %s to register anew)", probe_id, registered.country,
-                            registered.asn, country, settings.probe.asn, credentials)
-            return LocalProbe(ProbeRef(id=probe_id, asn=registered.asn,
-                                       country=registered.country), token, created=False)
+                log.warning(
+                    "the local probe %s is registered as %s/AS%d; [probe] says %s/AS%d "
+                    "(delete %s to register anew)",
+                    probe_id,
+                    registered.country,
+                    registered.asn,
+                    country,
+                    settings.probe.asn,
+                    credentials,
+                )
+            return LocalProbe(
+                ProbeRef(id=probe_id, asn=registered.asn, country=registered.country),
+                token,
+                created=False,
+            )
         if all(p.id != probe_id for p in store.list_probes()):
-            store.add_probe(ProbeRegistration(id=probe_id, country=country,
-                                              asn=settings.probe.asn,
-                                              token_hash=token_hash(token),
-                                              name="publiccore run (this host)"))
-            return LocalProbe(ProbeRef(id=probe_id, asn=settings.probe.asn, country=country),
-                              token, created=True)
+            store.add_probe(
+                ProbeRegistration(
+                    id=probe_id,
+                    country=country,
+                    asn=settings.probe.asn,
+                    token_hash=token_hash(token),
+                    name="publiccore run (this host)",
+                )
+            )
+            return LocalProbe(
+                ProbeRef(id=probe_id, asn=settings.probe.asn, country=country), token, created=True
+            )
     probe_id, token = new_probe_id(), new_token()
-    store.add_probe(ProbeRegistration(id=probe_id, country=country, asn=settings.probe.asn,
-                                      token_hash=token_hash(token),
-                                      name="publiccore run (this host)"))
+    store.add_probe(
+        ProbeRegistration(
+            id=probe_id,
+            country=country,
+            asn=settings.probe.asn,
+            token_hash=token_hash(token),
+            name="publiccore run (this host)",
+        )
+    )
     _write_credentials(credentials, probe_id, token)
-    return LocalProbe(ProbeRef(id=probe_id, asn=settings.probe.asn, country=country), token,
-                      created=True)
+    return LocalProbe(
+        ProbeRef(id=probe_id, asn=settings.probe.asn, country=country), token, created=True
+    )
 
 
 def _read_credentials(path: pathlib.Path) -> tuple[str, str] | None:
@@ -330,12 +385,19 @@ def _read_credentials(path: pathlib.Path) -> tuple[str, str] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the local probe's credentials {path}: {exc} "
-                          "(delete the file to register a new local probe)") from None
-    if (not isinstance(data, dict) or not isinstance(data.get("id"), str)
-            or not isinstance(data.get("token"), str)):
-        raise ConfigError(f"{path}: expected {{\"id\": …, \"token\": …}} (delete the file to "
-                          "register a new local probe)")
+        raise ConfigError(
+            f"cannot read the local probe's credentials {path}: {exc} "
+            "(delete the file to register a new local probe)"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("id"), str)
+        or not isinstance(data.get("token"), str)
+    ):
+        raise ConfigError(
+            f'{path}: expected {{"id": …, "token": …}} (delete the file to '
+            "register a new local probe)"
+        )
     return data["id"], data["token"]
 
 
@@ -393,8 +455,7 @@ def letter_rows(records: Sequence[Record]) -> list[LetterRow]:
                 if ok and query.rtt_seconds is not None:
                     cells[(family, query.transport)] = f"{query.rtt_seconds * 1000:.0f} ms"
                 else:
-                    cells[(family, query.transport)] = (query.failure
-                                                        or f"rcode {query.rcode}")
+                    cells[(family, query.transport)] = query.failure or f"rcode {query.rcode}"
                 if ok and query.serial is not None and str(query.serial) not in serials:
                     serials.append(str(query.serial))
             site = record.result.identity.site
@@ -403,9 +464,16 @@ def letter_rows(records: Sequence[Record]) -> list[LetterRow]:
             outcome = record.result.integrity.outcome
             if outcome not in outcomes:
                 outcomes.append(outcome)
-        rows.append(LetterRow(letter=letter, cells=cells, reachable=reachable,
-                              site=", ".join(sites) or "-", serial=", ".join(serials) or "-",
-                              integrity=", ".join(outcomes) or "-"))
+        rows.append(
+            LetterRow(
+                letter=letter,
+                cells=cells,
+                reachable=reachable,
+                site=", ".join(sites) or "-",
+                serial=", ".join(serials) or "-",
+                integrity=", ".join(outcomes) or "-",
+            )
+        )
     return rows
 
 
@@ -424,10 +492,15 @@ def round_line(number: int, records: Sequence[Record]) -> str:
         for outcome in row.integrity.split(", "):
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     integrity = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-    silent = "" if any(any(r.reachable.values()) for r in rows) else \
-        " — no root server answered (is this host offline?)"
-    return (f"root round {number}: {len(records)} addresses of {len(rows)} letters; SOA "
-            f"answered {', '.join(parts) or 'by none'}; integrity {integrity or '-'}{silent}")
+    silent = (
+        ""
+        if any(any(r.reachable.values()) for r in rows)
+        else " — no root server answered (is this host offline?)"
+    )
+    return (
+        f"root round {number}: {len(records)} addresses of {len(rows)} letters; SOA "
+        f"answered {', '.join(parts) or 'by none'}; integrity {integrity or '-'}{silent}"
+    )
 
 
 @dataclasses.dataclass(slots=True)
@@ -461,25 +534,34 @@ def render_summary(state: RunState, now: dt.datetime) -> RenderableType:
     probe = state.probe
     head = Text()
     head.append("publiccore run", style="bold")
-    head.append(f"  probe {probe.id} ({probe.country}, AS{probe.asn or 0})  ·  store "
-                f"{state.store_label}\n")
+    head.append(
+        f"  probe {probe.id} ({probe.country}, AS{probe.asn or 0})  ·  store {state.store_label}\n"
+    )
     if probe.country == "ZZ":
-        head.append("set [probe] country and asn in the configuration to label this host's "
-                    "data\n", style="yellow")
-    head.append(f"collector {state.url}  ·  {state.url}/metrics  ·  "
-                f"{state.url}/api/v1/events\n")
+        head.append(
+            "set [probe] country and asn in the configuration to label this host's data\n",
+            style="yellow",
+        )
+    head.append(f"collector {state.url}  ·  {state.url}/metrics  ·  {state.url}/api/v1/events\n")
     next_in = ""
     if state.last_round_at is not None:
         due = state.last_round_at + dt.timedelta(seconds=state.interval_seconds)
         next_in = f" · next in {max(0, int((due - now).total_seconds()))} s"
-    head.append(f"root rounds {state.rounds} (last {ago(state.last_round_at)}{next_in})  ·  "
-                f"records stored {state.records_stored}\n")
-    head.append(f"spool waiting {state.spool_depth}  ·  last upload {ago(state.last_upload)}  ·  "
-                f"ingest accepted {state.accepted}, rejected {state.rejected}")
+    head.append(
+        f"root rounds {state.rounds} (last {ago(state.last_round_at)}{next_in})  ·  "
+        f"records stored {state.records_stored}\n"
+    )
+    head.append(
+        f"spool waiting {state.spool_depth}  ·  last upload {ago(state.last_upload)}  ·  "
+        f"ingest accepted {state.accepted}, rejected {state.rejected}"
+    )
     if state.upload_failure:
         head.append(f"\nlast upload failure: {state.upload_failure}", style="red")
-    table = Table(title=None if state.last_round else "waiting for the first root round…",
-                  show_edge=False, pad_edge=False)
+    table = Table(
+        title=None if state.last_round else "waiting for the first root round…",
+        show_edge=False,
+        pad_edge=False,
+    )
     table.add_column("letter")
     for family in FAMILIES:
         for transport in TRANSPORTS:
@@ -496,8 +578,13 @@ def render_summary(state: RunState, now: dt.datetime) -> RenderableType:
                 style = "" if good is None else ("green" if good else "red")
                 cells.append(Text(text, style=style))
         integrity_style = "green" if row.integrity == "iana" else "yellow"
-        table.add_row(row.letter, *cells, row.site[:32], row.serial,
-                      Text(row.integrity, style=integrity_style))
+        table.add_row(
+            row.letter,
+            *cells,
+            row.site[:32],
+            row.serial,
+            Text(row.integrity, style=integrity_style),
+        )
     return Group(head, table)
 
 
@@ -505,9 +592,9 @@ def render_summary(state: RunState, now: dt.datetime) -> RenderableType:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from probes import agent_commands, dnssec
-    from probes.spool import Spool
     from publiccore import roothints
+    from publiccore.probes import agent_commands, dnssec
+    from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
     if args.hints:
@@ -522,25 +609,39 @@ def _run(args: argparse.Namespace) -> int:
     store = open_configured(settings, args.store)
     try:
         probe = local_probe(store, settings, credentials)
-        state = RunState(probe=probe.ref, url="",
-                         store_label=args.store or settings.store.url.split("@")[-1]
-                         or settings.store.path,
-                         interval_seconds=settings.root.interval_seconds)
+        state = RunState(
+            probe=probe.ref,
+            url="",
+            store_label=args.store or settings.store.url.split("@")[-1] or settings.store.path,
+            interval_seconds=settings.root.interval_seconds,
+        )
 
         def on_round(records: list[Record]) -> None:
             state.last_round = records
             state.last_round_at = utc_now()
 
-        measurements = agent_commands.build_measurements(settings, probe.ref,
-                                                         start_delay_max_seconds=0.0)
-        measurements = [_observed(m, on_round) if m.kind == "root" else m
-                        for m in measurements]
+        measurements = agent_commands.build_measurements(
+            settings, probe.ref, start_delay_max_seconds=0.0
+        )
+        measurements = [_observed(m, on_round) if m.kind == "root" else m for m in measurements]
         spool_path.parent.mkdir(parents=True, exist_ok=True)
         spool = Spool(spool_path, quota_bytes=settings.agent.spool_quota_bytes)
         try:
             live = not args.plain and sys.stdout.isatty()
-            asyncio.run(_run_async(store, settings, spool, measurements, probe, state,
-                                   host=host, port=port, rounds=args.rounds, live=live))
+            asyncio.run(
+                _run_async(
+                    store,
+                    settings,
+                    spool,
+                    measurements,
+                    probe,
+                    state,
+                    host=host,
+                    port=port,
+                    rounds=args.rounds,
+                    live=live,
+                )
+            )
         finally:
             spool.close()
     finally:
@@ -548,8 +649,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _observed(measurement: Measurement, on_round: Callable[[list[Record]], None]
-              ) -> Measurement:
+def _observed(measurement: Measurement, on_round: Callable[[list[Record]], None]) -> Measurement:
     """``measurement`` whose rounds also go to ``on_round`` (for the summary)."""
     inner = measurement.run_round
 
@@ -561,13 +661,23 @@ def _observed(measurement: Measurement, on_round: Callable[[list[Record]], None]
     return dataclasses.replace(measurement, run_round=run_round)
 
 
-async def _run_async(store: Store, settings: cfg.Settings, spool: Spool,
-                     measurements: Sequence[Measurement], probe: LocalProbe, state: RunState, *,
-                     host: str, port: int, rounds: int | None, live: bool) -> None:
+async def _run_async(
+    store: Store,
+    settings: cfg.Settings,
+    spool: Spool,
+    measurements: Sequence[Measurement],
+    probe: LocalProbe,
+    state: RunState,
+    *,
+    host: str,
+    port: int,
+    rounds: int | None,
+    live: bool,
+) -> None:
     from prometheus_client import CollectorRegistry
 
-    from collectors import ingest
-    from probes import agent as agent_mod
+    from publiccore.collectors import ingest
+    from publiccore.probes import agent as agent_mod
 
     stop = stop_on_signals()
     registry = CollectorRegistry()
@@ -576,10 +686,12 @@ async def _run_async(store: Store, settings: cfg.Settings, spool: Spool,
     try:
         state.url = urls[0]
         options = agent_mod.AgentOptions(
-            collector_url=state.url, token=probe.token,
+            collector_url=state.url,
+            token=probe.token,
             batch_records=settings.agent.upload_batch_records,
             upload_interval_seconds=settings.agent.upload_interval_seconds,
-            backoff_max_seconds=settings.agent.backoff_max_seconds)
+            backoff_max_seconds=settings.agent.backoff_max_seconds,
+        )
         agent = agent_mod.Agent(spool, measurements, options, registry=registry)
         stats = app[ingest.STATS_KEY]
 
@@ -589,11 +701,15 @@ async def _run_async(store: Store, settings: cfg.Settings, spool: Spool,
             if snapshot is not None:
                 state.spool_depth = snapshot.depth
                 state.last_upload = snapshot.last_upload_success
-                state.upload_failure = (snapshot.last_failure_reason or ""
-                                        if snapshot.last_upload_failure
-                                        and (snapshot.last_upload_success is None
-                                             or snapshot.last_upload_failure
-                                             > snapshot.last_upload_success) else "")
+                state.upload_failure = (
+                    snapshot.last_failure_reason or ""
+                    if snapshot.last_upload_failure
+                    and (
+                        snapshot.last_upload_success is None
+                        or snapshot.last_upload_failure > snapshot.last_upload_success
+                    )
+                    else ""
+                )
             state.accepted = sum(stats.accepted_by_kind.values())
             state.rejected = sum(stats.rejected_by_reason.values())
             state.records_stored = await asyncio.to_thread(store.count_records)
@@ -611,8 +727,14 @@ async def _run_async(store: Store, settings: cfg.Settings, spool: Spool,
         await runner.cleanup()
 
 
-async def _watch(state: RunState, refresh: Callable[[], Awaitable[None]],
-                 stop: asyncio.Event, *, rounds: int | None, live: bool) -> None:
+async def _watch(
+    state: RunState,
+    refresh: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    rounds: int | None,
+    live: bool,
+) -> None:
     """Keep the summary fresh; with ``rounds``, stop once that many are stored (bounded wait)."""
     from rich.console import Console
     from rich.live import Live
@@ -621,14 +743,21 @@ async def _watch(state: RunState, refresh: Callable[[], Awaitable[None]],
     drained_by: float | None = None
     printed = 0
     console = Console()
-    view = (Live(render_summary(state, utc_now()), console=console, refresh_per_second=2,
-                 transient=True) if live else None)
+    view = (
+        Live(
+            render_summary(state, utc_now()), console=console, refresh_per_second=2, transient=True
+        )
+        if live
+        else None
+    )
     if view is not None:
         view.start()
     else:
-        sys.stdout.write(f"collector {state.url} (metrics {state.url}/metrics); probe "
-                         f"{state.probe.id} ({state.probe.country}, AS{state.probe.asn or 0}); "
-                         f"store {state.store_label}\n")
+        sys.stdout.write(
+            f"collector {state.url} (metrics {state.url}/metrics); probe "
+            f"{state.probe.id} ({state.probe.country}, AS{state.probe.asn or 0}); "
+            f"store {state.store_label}\n"
+        )
         sys.stdout.flush()
     try:
         while not stop.is_set():
@@ -637,9 +766,11 @@ async def _watch(state: RunState, refresh: Callable[[], Awaitable[None]],
                 view.update(render_summary(state, utc_now()))
             elif state.rounds > printed:
                 printed = state.rounds
-                sys.stdout.write(round_line(state.rounds, state.last_round)
-                                 + f"; stored {state.records_stored} records, spool "
-                                 f"{state.spool_depth}\n")
+                sys.stdout.write(
+                    round_line(state.rounds, state.last_round)
+                    + f"; stored {state.records_stored} records, spool "
+                    f"{state.spool_depth}\n"
+                )
                 sys.stdout.flush()
             if rounds is not None and state.rounds >= rounds:
                 if drained_by is None:
@@ -662,6 +793,8 @@ def _print_final(state: RunState) -> None:
         if not console.is_terminal:
             console = Console(width=140)
         console.print(render_summary(state, utc_now()))
-    sys.stdout.write(f"stopped: {state.rounds} root rounds, {state.records_stored} records in "
-                     f"the store, {state.spool_depth} waiting in the spool\n")
+    sys.stdout.write(
+        f"stopped: {state.rounds} root rounds, {state.records_stored} records in "
+        f"the store, {state.spool_depth} waiting in the spool\n"
+    )
     sys.stdout.flush()

@@ -1,30 +1,37 @@
 """The ``publiccore`` command line.
 
 Each stage registers its own sub-commands (``register(subparsers)`` in its ``commands`` module);
-this module only wires them together, so it is the one place that imports every stage, lazily.
+this module, in the composition root, only wires them together. The command modules import their
+heavy dependencies inside the functions they run, so building the parser stays cheap.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from publiccore import __version__
 from publiccore import config as cfg
+from publiccore.app import services
+from publiccore.collectors import commands as collector_commands
+from publiccore.collectors import paths_commands
+from publiccore.collectors.bgp import commands as bgp_commands
 from publiccore.errors import PubliccoreError
+from publiccore.exporters import commands as exporter_commands
+from publiccore.probes import agent_commands
+from publiccore.probes import commands as probe_commands
 
-# Stage modules that contribute sub-commands, in help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "publiccore.services",
-    "probes.commands",
-    "probes.agent_commands",
-    "collectors.commands",
-    "collectors.bgp.commands",
-    "collectors.paths_commands",
-    "exporters.commands",
+# Modules that contribute sub-commands, in help order.
+COMMAND_MODULES = (
+    services,
+    probe_commands,
+    agent_commands,
+    collector_commands,
+    bgp_commands,
+    paths_commands,
+    exporter_commands,
 )
 
 
@@ -37,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the full argument parser with every stage's sub-commands."""
     parser = argparse.ArgumentParser(
         prog="publiccore",
-        description="Measure the Internet's public core: DNS root, routing, cross-border paths.")
+        description="Measure the Internet's public core: DNS root, routing, cross-border paths.",
+    )
     parser.add_argument("--version", action="version", version=f"publiccore {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,13 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the effective configuration as TOML")
     show.set_defaults(func=_config_show)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a stage not built yet
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
