@@ -44,6 +44,7 @@ from publiccore.records import (
     SiteIdentity,
     Transport,
     make_record,
+    uuid7,
 )
 
 
@@ -247,7 +248,14 @@ async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observ
     )
 
 
-def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Clock) -> Record:
+def _to_record(
+    seen: _Observed,
+    cfg: RootConfig,
+    *,
+    probe: ProbeRef,
+    clock: Clock,
+    round_id: str | None = None,
+) -> Record:
     soa_message = _answered(seen.soa_udp) or _answered(seen.soa_tcp)
     nsid = next(
         (
@@ -275,6 +283,7 @@ def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Cloc
         result=result,
         started=seen.started,
         finished=seen.finished,
+        round_id=round_id,
     )
 
 
@@ -293,10 +302,8 @@ def _dnskey_tags(record: Record) -> str | None:
 
 
 def _record_serial(record: Record) -> int | None:
-    assert isinstance(record.result, RootResult)
-    return next(
-        (q.serial for q in record.result.queries if q.qtype == "SOA" and q.serial is not None), None
-    )
+    assert record.root is not None
+    return record.root.serial
 
 
 def _majority(per_letter: dict[str, collections.Counter[object]]) -> object | None:
@@ -348,7 +355,11 @@ def mark_consistency(records: Sequence[Record]) -> list[Record]:
 async def run_round(
     targets: Sequence[RootTarget], cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
 ) -> list[Record]:
-    """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each."""
+    """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each.
+
+    Every record of the round carries the same fresh round id (a UUIDv7).
+    """
+    round_id = uuid7()
     gate = asyncio.Semaphore(cfg.concurrency)
 
     async def one(target: RootTarget) -> _Observed:
@@ -358,4 +369,6 @@ async def run_round(
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
     # wake-up of queries still in flight and inflate their RTT.
     observed = await asyncio.gather(*(one(t) for t in targets))
-    return mark_consistency([_to_record(seen, cfg, probe=probe, clock=clock) for seen in observed])
+    return mark_consistency(
+        [_to_record(seen, cfg, probe=probe, clock=clock, round_id=round_id) for seen in observed]
+    )
