@@ -21,21 +21,14 @@ import bisect
 import collections
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import math
-import pathlib
-import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
-
-import pycountry
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AggregateSettings
-from publiccore.errors import ConfigError
 from publiccore.records import INTEGRITY_OUTCOMES, KINDS, Record, RootResult, RootTarget
+from publiccore.sites import SiteTable, load_sites
 from publiccore.store import Observation, Store
 
 log = logging.getLogger(__name__)
@@ -119,6 +112,22 @@ METRICS: tuple[MetricSpec, ...] = (
         "ratio",
         "country",
         "M-root-rss",
+    ),
+    _spec(
+        "publiccore_root_rss_availability_ratio",
+        "RSSAC047 section 6.1 RSS availability: sum over probe rounds of min(k, letters that "
+        "answered) / sum of k, k = 8, per family and transport (threshold 0.99999)",
+        "ratio",
+        "country family transport",
+        "M-root-rss-availability",
+    ),
+    _spec(
+        "publiccore_root_rss_latency_seconds",
+        "RSSAC047 section 6.2 RSS response latency: median of the k = 8 lowest letter latencies "
+        "of every probe round, per family and transport (thresholds UDP 0.15 s, TCP 0.3 s)",
+        "seconds",
+        "country family transport",
+        "M-root-rss-latency",
     ),
     _spec(
         "publiccore_root_integrity_ratio",
@@ -286,103 +295,6 @@ OBSERVED_METRICS: dict[str, str] = {
 
 Labels = tuple[str, ...]
 Series = dict[str, dict[Labels, float]]
-
-
-# --- site table ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SiteTable:
-    """Per-letter identity patterns and code tables (``publiccore/data/root_sites.toml``)."""
-
-    patterns: Mapping[str, tuple[re.Pattern[str], ...]]
-    codes: Mapping[str, Mapping[str, str]]  # letter → site code → ISO country
-
-    cache: dict[tuple[str, tuple[str | None, ...]], tuple[str | None, str | None]] = (
-        dataclasses.field(default_factory=dict, compare=False, repr=False)
-    )
-
-    def locate(self, letter: str, identities: Iterable[str | None]) -> str | None:
-        """Return the ISO country of the site named by the first identity that maps, or None."""
-        return self.site(letter, identities)[1]
-
-    def site(self, letter: str, identities: Iterable[str | None]) -> tuple[str | None, str | None]:
-        """(site key, ISO country or None) for a record's identities (NSID, hostname.bind, …).
-
-        The site key is the location code the table reads (``nl-ams``, ``ams``), so several
-        servers of one site count once; for an identity the table cannot read, the identity
-        itself. Both are None without any identity.
-        """
-        key = (letter, tuple(identities))
-        if key not in self.cache:
-            if len(self.cache) > 100_000:
-                self.cache.clear()
-            self.cache[key] = self._site(letter, key[1])
-        return self.cache[key]
-
-    def _site(
-        self, letter: str, identities: tuple[str | None, ...]
-    ) -> tuple[str | None, str | None]:
-        patterns = self.patterns.get(letter, ())
-        codes = self.codes.get(letter, {})
-        first: str | None = None
-        for identity in identities:
-            if not identity:
-                continue
-            text = identity.strip().lower()
-            first = first or text
-            for pattern in patterns:
-                match = pattern.fullmatch(text)
-                if match is None:
-                    continue
-                groups = match.groupdict()
-                cc, site = groups.get("cc"), groups.get("site")
-                where = "-".join(g for g in (cc, site) if g) or text
-                if cc and _is_country(cc):
-                    return where, cc.upper()
-                if site and site in codes:
-                    return where, codes[site]
-                first = where
-        return first, None
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_country(code: str) -> bool:
-    return pycountry.countries.get(alpha_2=code.upper()) is not None
-
-
-def bundled_sites_path() -> pathlib.Path:
-    """The site table shipped with publiccore."""
-    return pathlib.Path(str(resources.files("publiccore") / "data" / "root_sites.toml"))
-
-
-def load_sites(path: str | pathlib.Path | None = None) -> SiteTable:
-    """Read a site table (the bundled one when ``path`` is None); raise ConfigError."""
-    chosen = pathlib.Path(path) if path else bundled_sites_path()
-    try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read site table {chosen}: {exc}") from None
-    tables = data.get("codes", {})
-    patterns: dict[str, tuple[re.Pattern[str], ...]] = {}
-    codes: dict[str, dict[str, str]] = {}
-    for letter, spec in data.get("letters", {}).items():
-        try:
-            patterns[letter] = tuple(re.compile(p) for p in spec.get("patterns", ()))
-        except re.error as exc:
-            raise ConfigError(f"site table {chosen}: letter {letter}: bad pattern: {exc}") from None
-        table_name = spec.get("codes", "iata")
-        table = tables.get(table_name)
-        if table is None:
-            raise ConfigError(f"site table {chosen}: letter {letter}: no [codes.{table_name}]")
-        for code, country in table.items():
-            if not _is_country(country):
-                raise ConfigError(
-                    f"site table {chosen}: [codes.{table_name}] {code}: "
-                    f"{country!r} is not an ISO 3166-1 alpha-2 code"
-                )
-        codes[letter] = {k.lower(): v.upper() for k, v in table.items()}
-    return SiteTable(patterns=patterns, codes=codes)
 
 
 # --- root rows ----------------------------------------------------------------------------------
@@ -851,33 +763,28 @@ class Aggregator:
         self.tracker = PublicationTracker()
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
-        """Compute a fresh snapshot as of ``now`` (default: the clock)."""
+        """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets."""
+        from publiccore.collectors.derive import root as derive_root
+
         started = self.clock()
         now = now or started
-        window = dt.timedelta(seconds=self.settings.root_window_seconds)
-        rows = [
-            row
-            for record in self.store.iter_records(kind="root-dns", since=now - window, until=now)
-            if (row := root_row(record)) is not None
-        ]
-        self.tracker.update(rows)
-        series = compute_root(
-            rows,
-            max_asn_share=self.settings.max_asn_share,
-            sites=self.sites,
-            tracker=self.tracker,
-            now=now.timestamp(),
+        since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)
+        buckets = derive_root.RootBuckets.load(self.store, since=since, until=until)
+        window = buckets.window(since, until)
+        series = derive_root.compute(window, max_asn_share=self.settings.max_asn_share)
+        series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
+            self.store, now=now.timestamp()
         )
-        series["publiccore_probes_active"] = self._probes_active(rows, now)
+        series["publiccore_probes_active"] = self._probes_active(window.probes(), now)
         observations, newest_obs = latest_observations(
             read_observations(self.store, now), until=now.timestamp()
         )
         series.update(observations)
         newest: dict[str, dt.datetime] = {}
         for kind in KINDS:
-            if kind == "root-dns" and rows:
-                newest[kind] = _from_ts(max(r.time for r in rows))
-            elif (when := newest_record_time(self.store, kind, now)) is not None:
+            # probe clocks slightly ahead are tolerated, as in newest_record_time
+            when = self.store.newest_started(kind, until=now + dt.timedelta(days=1))
+            if when is not None:
                 newest[kind] = when
         return Snapshot(
             computed_at=now,
@@ -887,7 +794,9 @@ class Aggregator:
             duration_seconds=(self.clock() - started).total_seconds(),
         )
 
-    def _probes_active(self, rows: Sequence[RootRow], now: dt.datetime) -> dict[Labels, float]:
+    def _probes_active(
+        self, window: Mapping[str, set[str]], now: dt.datetime
+    ) -> dict[Labels, float]:
         """Registered probes with a record (any kind) in the last hour, found by counting
         (indexed), plus every probe seen in the window (see ``probes_active``)."""
         since = now - dt.timedelta(seconds=ACTIVE_SECONDS)
@@ -898,8 +807,8 @@ class Aggregator:
             active.setdefault(probe.country, set())
             if self.store.count_records(probe_id=probe.id, since=since, until=now):
                 active[probe.country].add(probe.id)
-        for row in rows:
-            active[row.country].add(row.probe)
+        for country, probes in window.items():
+            active[country] |= probes
         return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 

@@ -13,6 +13,7 @@ chunk, each to be handed to promtool.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import datetime as dt
@@ -26,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.registry import Collector
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import root as derive_root
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
 from publiccore import events as ev
@@ -99,7 +101,7 @@ def history_chunks(
     observations and data ages carry over from chunk to chunk. Each series' samples are in time
     order within a chunk.
     """
-    sites = sites or agg.load_sites(settings.sites or None)
+    del sites  # the site of each answer is a fact written with the record (store.sites)
     lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
     obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
     observations = sorted(
@@ -114,50 +116,76 @@ def history_chunks(
     registered = {p.id: p.country for p in store.list_probes() if p.revoked is None}
     tracker = agg.PublicationTracker()
     window = settings.root_window_seconds
-    newest_record: float | None = None
     all_steps = list(steps(since, until, step_seconds))
     first = 0
+    fed_until = -math.inf
     while first < len(all_steps):
         end = all_steps[first] + (chunk_seconds or math.inf)
         group = [t for t in all_steps[first:] if t < end]
         first += len(group)
-        rows = sorted(
-            (
-                row
-                for record in store.iter_records(
-                    kind="root-dns", since=_dt(group[0] - lead), until=_dt(group[-1])
-                )
-                if (row := agg.root_row(record)) is not None
-            ),
-            key=lambda r: r.time,
+        load_since = derive_root.window_bounds(group[0] - lead, 0.0)[0]
+        buckets = derive_root.RootBuckets.load(store, since=load_since, until=group[-1])
+        serials = sorted(
+            _SerialRow(r[2], r[4], r[8], r[13])
+            for r in store.fact_rows("root_queries", since=load_since, until=group[-1])
+            if r[13] is not None
         )
-        times = [r.time for r in rows]
+        serial_times = [r.time for r in serials]
         families: dict[str, Metric] = {}
         for t in group:
-            in_window = agg.rows_between(rows, times, t - window, t)
-            tracker.update(in_window)
-            series = agg.compute_root(
-                in_window, max_asn_share=settings.max_asn_share, sites=sites, tracker=tracker, now=t
-            )
-            series["publiccore_probes_active"] = agg.probes_active(
-                agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t),
-                in_window,
-                registered=registered,
+            low, high = derive_root.window_bounds(t, window)
+            in_window = buckets.window(low, high)
+            # publication latency: first sightings up to this step (fed once, in time order)
+            start_at = bisect.bisect_left(serial_times, max(fed_until, low))
+            stop_at = bisect.bisect_left(serial_times, high)
+            tracker.update(serials[start_at:stop_at])
+            fed_until = max(fed_until, high)
+            series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
+            series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
+            hour = buckets.window(*derive_root.window_bounds(t, agg.ACTIVE_SECONDS))
+            series["publiccore_probes_active"] = _probes_active(
+                hour.probes(), in_window.probes(), registered
             )
             latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
             series.update(latest)
-            before = agg.rows_between(rows, times, -math.inf, t)
-            if before and (newest_record is None or before[-1].time > newest_record):
-                newest_record = before[-1].time
+            newest = store.newest_started("root-dns", until=_dt(t))
             snapshot = agg.Snapshot(
                 computed_at=_dt(t), series=series, newest_record={}, newest_bgp_dump=None
             )
             _merge(families, snapshot_families(snapshot, timestamp=t))
-            _merge(families, _age_families(newest_record, newest_dump, t))
+            _merge(
+                families,
+                _age_families(None if newest is None else newest.timestamp(), newest_dump, t),
+            )
             _merge(families, event_families(events, timestamp=t))
         for family in families.values():
             family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
         yield list(families.values())
+
+
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
+class _SerialRow:
+    """What publication latency needs of one typed query row."""
+
+    time: float
+    country: str
+    letter: str
+    serial: int
+
+
+def _probes_active(
+    hour: dict[str, set[str]], window: dict[str, set[str]], registered: dict[str, str]
+) -> dict[tuple[str, ...], float]:
+    """Registered probes (id → country) with a record in the last hour, plus every probe in the
+    window; registered countries start at 0 (the live rule, ``Aggregator``)."""
+    active: dict[str, set[str]] = {country: set() for country in registered.values()}
+    for probes in hour.values():
+        for probe in probes:
+            if registered.get(probe) is not None:
+                active[registered[probe]].add(probe)
+    for country, probes in window.items():
+        active.setdefault(country, set()).update(probes)
+    return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
 def history(

@@ -102,6 +102,10 @@ class Store(Protocol):
         country: str | None = None,
     ) -> int: ...
 
+    def newest_started(self, kind: str, *, until: dt.datetime) -> dt.datetime | None:
+        """Start time of the newest record of ``kind`` started before ``until``."""
+        ...
+
     def add_probe(self, probe: ProbeRegistration) -> None: ...
 
     def probe_by_token_hash(self, token_hash: str) -> ProbeRegistration | None: ...
@@ -126,7 +130,21 @@ class Store(Protocol):
 
     def get_source(self, source_id: int) -> Source | None: ...
 
+    def fact_rows(
+        self, table: str, *, since: float | None = None, until: float | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a facts table (``publiccore.store.facts``) by bucket (or time)."""
+        ...
+
+    def rederive(self, *, chunk: int = 2000) -> int:
+        """Rebuild the typed rows and buckets from the raw records; return records read."""
+        ...
+
     def close(self) -> None: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def open_store(path: str = "", url: str = "") -> Store:
@@ -146,7 +164,17 @@ def open_store(path: str = "", url: str = "") -> Store:
 
 
 def open_configured(settings: Settings, path: str | None = None) -> Store:
-    """The store a command's ``--store PATH`` names, else the configured one ([store])."""
-    if path:
-        return open_store(path)
-    return open_store(settings.store.path, settings.store.url)
+    """The store a command's ``--store PATH`` names, else the configured one ([store]).
+
+    Its facts are written with the configured site table (``[aggregate] sites``).
+    """
+    store = open_store(path) if path else open_store(settings.store.path, settings.store.url)
+    if settings.aggregate.sites:
+        from publiccore.sites import load_sites
+
+        try:
+            store.sites = load_sites(settings.aggregate.sites)  # type: ignore[attr-defined]
+        except Exception:
+            store.close()
+            raise
+    return store

@@ -18,7 +18,9 @@ from typing import Any
 from publiccore import records as rec
 from publiccore.clock import utc_now
 from publiccore.errors import StoreError
+from publiccore.sites import SiteTable, load_sites
 from publiccore.store import Observation, ProbeRegistration, PutResult, Source
+from publiccore.store import facts as factmod
 
 # Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
 # integer wide enough for ASNs, {serial} an auto-numbered primary key, {records_options} table
@@ -84,10 +86,32 @@ class SqlStore:
 
     MIGRATIONS: tuple[str, ...] = ()
     PARAM = "?"
+    LEAST, GREATEST = "min", "max"  # the dialect's two-argument minimum and maximum
     label = "store"
+    ID_CHUNK = 500  # ids per "IN (...)" look-up
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._sites: SiteTable | None = None
+
+    # --- context manager ---------------------------------------------------------------------
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def sites(self) -> SiteTable:
+        """The site table facts are written with (the bundled one unless set)."""
+        if self._sites is None:
+            self._sites = load_sites()
+        return self._sites
+
+    @sites.setter
+    def sites(self, table: SiteTable) -> None:
+        self._sites = table
 
     # --- dialect hooks -------------------------------------------------------------------------
 
@@ -102,8 +126,8 @@ class SqlStore:
         raise NotImplementedError
         yield
 
-    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert record rows in one transaction, skipping known ids; return how many were new."""
+    def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert record rows (none of them stored yet) inside the caller's transaction."""
         raise NotImplementedError
 
     def _get_version(self) -> int:
@@ -160,24 +184,108 @@ class SqlStore:
             bodies = [r.dumps() for r in records]
         elif len(bodies) != len(records):
             raise ValueError(f"{len(bodies)} bodies for {len(records)} records")
-        rows = [
-            (
-                r.id,
-                r.kind,
-                r.probe.id,
-                r.probe.country,
-                r.probe.asn,
-                ts(r.started),
-                ts(r.finished),
-                now,
-                body,
-            )
-            for r, body in zip(records, bodies, strict=True)
-        ]
-        if not rows:
+        if not records:
             return PutResult(accepted=0, duplicates=0)
-        accepted = self._insert_records(rows)
-        return PutResult(accepted=accepted, duplicates=len(rows) - accepted)
+        with self._transaction():
+            known = self._known_ids([r.id for r in records])
+            rows = []
+            batch = factmod.FactBatch(sites=self.sites)
+            for r, body in zip(records, bodies, strict=True):
+                if r.id in known:
+                    continue
+                known.add(r.id)
+                rows.append(
+                    (
+                        r.id,
+                        r.kind,
+                        r.probe.id,
+                        r.probe.country,
+                        r.probe.asn,
+                        ts(r.started),
+                        ts(r.finished),
+                        now,
+                        body,
+                    )
+                )
+                batch.add(r)
+            if rows:
+                self._insert_rows(rows)
+                self._write_facts(batch)
+        return PutResult(accepted=len(rows), duplicates=len(records) - len(rows))
+
+    def _known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are stored already (inside the caller's transaction)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), self.ID_CHUNK):
+            chunk = ids[start : start + self.ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._execute(self._sql(f"SELECT id FROM records WHERE id IN ({marks})"), chunk)
+            found.update(row[0] for row in rows.fetchall())
+        return found
+
+    def _write_facts(self, batch: factmod.FactBatch) -> None:
+        """Add a batch's typed rows and bucket sums (inside the caller's transaction)."""
+        for statement, rows in factmod.upserts(batch, least=self.LEAST, greatest=self.GREATEST):
+            self._executemany(self._sql(statement), rows)
+
+    # --- derived facts (parse once) ----------------------------------------------------------
+
+    def fact_rows(
+        self, table: str, *, since: float | None = None, until: float | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of one facts table (``facts.AGG_TABLES``) with ``since`` ≤ bucket < ``until``
+        (``root_serials``: every row; ``root_queries``: by ``time``), in key order."""
+        if table not in factmod.AGG_TABLES:
+            raise ValueError(f"not a facts table: {table}")
+        column = "time" if table == "root_queries" else "bucket"
+        clauses, args = [], []
+        if table != "root_serials":
+            if since is not None:
+                clauses.append(f"{column} >= ?")
+                args.append(since)
+            if until is not None:
+                clauses.append(f"{column} < ?")
+                args.append(until)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._lock:
+            return [
+                tuple(r) for r in self._execute(self._sql(f"SELECT * FROM {table}{where}"), args)
+            ]
+
+    def rederive(self, *, chunk: int = 2000) -> int:
+        """Rebuild every typed row and bucket from the raw records; return the records read.
+
+        Run after a definition change (or a new site table). One transaction: readers see the
+        old facts or the new ones, never a mix.
+        """
+        count = 0
+        with self._transaction():
+            for table in factmod.AGG_TABLES:
+                self._execute(f"DELETE FROM {table}")
+            for records in self._record_chunks(kind="root-dns", chunk=chunk):
+                batch = factmod.FactBatch(sites=self.sites)
+                batch.extend(records)
+                self._write_facts(batch)
+                count += len(records)
+        return count
+
+    def _record_chunks(self, *, kind: str, chunk: int) -> Iterator[list[rec.Record]]:
+        """Every record of ``kind`` by (started, id), ``chunk`` at a time (keyset paging, so
+        memory stays bounded whatever the store holds)."""
+        last: tuple[float, str] = (-1e300, "")
+        while True:
+            with self._lock:
+                rows = self._execute(
+                    self._sql(
+                        "SELECT started, id, body FROM records WHERE kind = ? AND "
+                        "(started > ? OR (started = ? AND id > ?)) ORDER BY started, id LIMIT ?"
+                    ),
+                    (kind, last[0], last[0], last[1], chunk),
+                ).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            yield [rec.loads(row[2]) for row in rows]
 
     def get_record(self, record_id: str) -> rec.Record | None:
         with self._lock:
@@ -219,14 +327,28 @@ class SqlStore:
         limit: int | None = None,
     ) -> Iterator[rec.Record]:
         where, args = self._where(kind, since, until, probe_id, country)
-        sql = f"SELECT body FROM records{where} ORDER BY started, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        with self._lock:
-            bodies = [row[0] for row in self._execute(self._sql(sql), args).fetchall()]
-        for body in bodies:
-            yield rec.loads(body)
+        # Keyset paging: rows are read and parsed a page at a time, never the whole range.
+        page = 1000 if limit is None else min(1000, limit)
+        last: tuple[float, str] | None = None
+        left = limit
+        while left is None or left > 0:
+            clause, page_args = where, list(args)
+            if last is not None:
+                clause += (" AND " if clause else " WHERE ") + (
+                    "(started > ? OR (started = ? AND id > ?))"
+                )
+                page_args += [last[0], last[0], last[1]]
+            size = page if left is None else min(page, left)
+            sql = f"SELECT started, id, body FROM records{clause} ORDER BY started, id LIMIT ?"
+            with self._lock:
+                rows = self._execute(self._sql(sql), [*page_args, size]).fetchall()
+            for row in rows:
+                yield rec.loads(row[2])
+            if len(rows) < size:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            if left is not None:
+                left -= len(rows)
 
     def count_records(
         self,
@@ -241,6 +363,15 @@ class SqlStore:
         with self._lock:
             row = self._execute(self._sql(f"SELECT count(*) FROM records{where}"), args).fetchone()
         return int(row[0])
+
+    def newest_started(self, kind: str, *, until: dt.datetime) -> dt.datetime | None:
+        """Start time of the newest record of ``kind`` that started before ``until`` (indexed)."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT max(started) FROM records WHERE kind = ? AND started < ?"),
+                (kind, ts(until)),
+            ).fetchone()
+        return from_ts(row[0]) if row and row[0] is not None else None
 
     # --- probes ------------------------------------------------------------------------------
 

@@ -11,12 +11,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
+from publiccore.store.facts import SCHEMA_V2
 from publiccore.store.sql import SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY", records_options="WITHOUT ROWID"
     ),
+    SCHEMA_V2.format(real="REAL", bigint="INTEGER"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
@@ -89,20 +91,10 @@ class SqliteStore(SqlStore):
                 if not committed:
                     self._db.execute("ROLLBACK")
 
-    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        # Multi-row INSERTs rather than executemany, which takes the GIL back for every row: in
-        # ``serve``, with other threads parsing, it waited for it each time while holding the
-        # write lock the other processes need. A batch that fits in one statement needs no
-        # BEGIN/COMMIT either: that statement is its own transaction (all rows or none), so the
-        # write lock is taken, used and released within one step that runs without the GIL.
-        if len(rows) <= self._rows_per_insert:
-            with self._lock:
-                return self._insert_chunk(rows)
-        with self._transaction():
-            return sum(
-                self._insert_chunk(rows[start : start + self._rows_per_insert])
-                for start in range(0, len(rows), self._rows_per_insert)
-            )
+    def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        # Multi-row INSERTs rather than executemany, which takes the GIL back for every row.
+        for start in range(0, len(rows), self._rows_per_insert):
+            self._insert_chunk(rows[start : start + self._rows_per_insert])
 
     def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes
