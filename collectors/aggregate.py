@@ -21,6 +21,7 @@ import bisect
 import collections
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -696,6 +697,41 @@ class Snapshot:
     def empty(cls, when: dt.datetime) -> Snapshot:
         """A snapshot with no data (before the first refresh)."""
         return cls(computed_at=when, series={}, newest_record={}, newest_bgp_dump=None)
+
+    def dumps(self) -> str:
+        """The snapshot as JSON (what the deriver stores for every HTTP worker to serve)."""
+        return json.dumps(
+            {
+                "computed_at": self.computed_at.timestamp(),
+                "series": {
+                    name: [[list(labels), value] for labels, value in sorted(values.items())]
+                    for name, values in self.series.items()
+                },
+                "newest_record": {k: v.timestamp() for k, v in self.newest_record.items()},
+                "newest_bgp_dump": (
+                    None if self.newest_bgp_dump is None else self.newest_bgp_dump.timestamp()
+                ),
+                "duration_seconds": self.duration_seconds,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Snapshot:
+        """The snapshot ``dumps`` wrote."""
+        obj = json.loads(text)
+        dump = obj["newest_bgp_dump"]
+        return cls(
+            computed_at=_from_ts(obj["computed_at"]),
+            series={
+                name: {tuple(labels): float(value) for labels, value in values}
+                for name, values in obj["series"].items()
+            },
+            newest_record={k: _from_ts(v) for k, v in obj["newest_record"].items()},
+            newest_bgp_dump=None if dump is None else _from_ts(dump),
+            duration_seconds=float(obj["duration_seconds"]),
+        )
 
 
 def _from_ts(value: float) -> dt.datetime:

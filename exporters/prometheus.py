@@ -21,8 +21,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -200,8 +203,17 @@ class _Rendered:
     text: bytes
 
 
+SNAPSHOT_NAME = "aggregate"
+
+
 class Exporter:
-    """Holds the latest snapshot and its rendering; ``registry`` gets the live collector."""
+    """Holds the latest snapshot and its rendering; ``registry`` gets the live collector.
+
+    One deriver per deployment: ``refresh`` computes a snapshot only while this exporter holds
+    the store's ``aggregate`` lease (renewed at every refresh; another worker or collector takes
+    it over once it lapses) and stores it; every exporter serves the newest stored snapshot, so
+    ``/metrics`` is the same whichever worker answers.
+    """
 
     def __init__(
         self,
@@ -213,7 +225,12 @@ class Exporter:
         ingest_counts: IngestCounts | None = None,
         clock: Clock = utc_now,
         aggregator: Aggregator | None = None,
+        lease_seconds: float = 120.0,
     ) -> None:
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.clock = clock
         self.registry = registry
         self.events = tuple(events)
         self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
@@ -244,11 +261,34 @@ class Exporter:
             self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
-        """Recompute the aggregates from the store and publish them (blocking)."""
+        """As the deriver (holding the lease): recompute the aggregates, store and publish
+        them; otherwise publish the newest stored snapshot (blocking)."""
         with self._refresh_lock:
-            snapshot = self.aggregator.refresh(now)
-            self.publish(snapshot)
-        return snapshot
+            when = (now or self.clock()).timestamp()
+            if self.store.claim_lease(
+                SNAPSHOT_NAME, owner=self.owner, now=when, seconds=self.lease_seconds
+            ):
+                snapshot = self.aggregator.refresh(now)
+                self.store.put_snapshot(
+                    SNAPSHOT_NAME,
+                    computed_at=snapshot.computed_at.timestamp(),
+                    body=snapshot.dumps(),
+                )
+                self.publish(snapshot)
+                return snapshot
+            self.follow()
+            return self.snapshot
+
+    def follow(self) -> None:
+        """Publish the stored snapshot if it is newer than the one shown (blocking, cheap when
+        it is not: one indexed look-up)."""
+        stored_at = self.store.snapshot_time(SNAPSHOT_NAME)
+        if stored_at is None or stored_at <= self._current.snapshot.computed_at.timestamp():
+            return
+        with self._refresh_lock:
+            stored = self.store.get_snapshot(SNAPSHOT_NAME)
+            if stored is not None and stored[0] > self._current.snapshot.computed_at.timestamp():
+                self.publish(Snapshot.loads(stored[1]))
 
     def render(self) -> bytes:
         """The /metrics body: the pre-rendered aggregates, then the live registry."""
@@ -261,6 +301,10 @@ EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
 async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics: the pre-rendered aggregates plus the live registry (text format 0.0.4)."""
     exporter = request.app[EXPORTER_KEY]
+    try:
+        await asyncio.to_thread(exporter.follow)  # the deriver may be another worker
+    except (PubliccoreError, sqlite3.Error, OSError) as exc:
+        log.warning("reading the stored snapshot failed, serving the previous one: %s", exc)
     return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -323,6 +367,7 @@ def mount(
         events=chosen,
         ingest_counts=ingest_counts,
         clock=clock,
+        lease_seconds=max(60.0, 3 * settings.serve.aggregate_interval_seconds),
     )
     app[EXPORTER_KEY] = exporter
     app.router.add_get("/metrics", metrics_handler)

@@ -233,6 +233,12 @@ SCHEMA_V2 = """
         serial {bigint} NOT NULL, country TEXT NOT NULL, letter TEXT NOT NULL,
         first_seen {real} NOT NULL, last_seen {real} NOT NULL,
         PRIMARY KEY (serial, country, letter)
+    );
+    CREATE TABLE derived_snapshots (
+        name TEXT PRIMARY KEY, computed_at {real} NOT NULL, body TEXT NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires {real} NOT NULL
     )
 """
 

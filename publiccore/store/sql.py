@@ -373,6 +373,56 @@ class SqlStore:
             ).fetchone()
         return from_ts(row[0]) if row and row[0] is not None else None
 
+    # --- the deriver: one per deployment, its output shared by every HTTP worker -------------
+
+    def claim_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` until ``now + seconds``; False while
+        another owner holds an unexpired one."""
+        with self._transaction():
+            row = self._execute(
+                self._sql("SELECT owner, expires FROM leases WHERE name = ?"), (name,)
+            ).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            self._execute(
+                self._sql(
+                    "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "expires = excluded.expires"
+                ),
+                (name, owner, now + seconds),
+            )
+        return True
+
+    def put_snapshot(self, name: str, *, computed_at: float, body: str) -> None:
+        """Store the newest derived snapshot ``name`` (replacing the previous one)."""
+        with self._transaction():
+            self._execute(
+                self._sql(
+                    "INSERT INTO derived_snapshots (name, computed_at, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET computed_at = excluded.computed_at, "
+                    "body = excluded.body"
+                ),
+                (name, computed_at, body),
+            )
+
+    def snapshot_time(self, name: str) -> float | None:
+        """When the stored snapshot ``name`` was computed, or None (a cheap look-up)."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT computed_at FROM derived_snapshots WHERE name = ?"), (name,)
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def get_snapshot(self, name: str) -> tuple[float, str] | None:
+        """(computed_at, body) of the stored snapshot ``name``, or None."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT computed_at, body FROM derived_snapshots WHERE name = ?"),
+                (name,),
+            ).fetchone()
+        return None if row is None else (float(row[0]), str(row[1]))
+
     # --- probes ------------------------------------------------------------------------------
 
     def add_probe(self, probe: ProbeRegistration) -> None:
