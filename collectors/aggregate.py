@@ -366,26 +366,46 @@ def asn_weights(counts: Mapping[int | None, int], max_share: float) -> dict[int 
     Weights are scaled so the total weight equals the total record count. With fewer than
     1 / ``max_share`` ASNs every ASN gets an equal share of the total.
     """
+    common, special = asn_weight_split(counts, max_share)
+    return {asn: special.get(asn, common) for asn in counts}
+
+
+def asn_weight_split(
+    counts: Mapping[int | None, int], max_share: float
+) -> tuple[float, dict[int | None, float]]:
+    """``asn_weights`` as (the weight every uncapped ASN shares, {ASN: weight} of the others).
+
+    Water-filling gives every uncapped ASN the same per-record weight, so a weighted sum is
+    that weight times the plain sum plus corrections for the few capped ASNs: what lets the
+    derive stage merge buckets without a probe-ASN dimension. With fewer than 1 / ``max_share``
+    ASNs every ASN is "special" (equal shares, common weight 0).
+    """
     total = sum(counts.values())
     if not counts or total == 0:
-        return {}
+        return 0.0, {}
     n = len(counts)
     if max_share >= 1.0:
-        return dict.fromkeys(counts, 1.0)
+        return 1.0, {}
     if n * max_share < 1.0:
-        return {asn: (total / n) / c for asn, c in counts.items()}
+        return 0.0, {asn: (total / n) / c for asn, c in counts.items()}
     capped: set[int | None] = set()
     while True:
         free = 1.0 - len(capped) * max_share
         rest = sum(c for asn, c in counts.items() if asn not in capped)
-        shares = {
-            asn: (max_share if asn in capped else free * c / rest) for asn, c in counts.items()
+        if rest == 0:
+            break
+        over = {
+            asn
+            for asn, c in counts.items()
+            if asn not in capped and free * c / rest > max_share + 1e-12
         }
-        over = {asn for asn, s in shares.items() if asn not in capped and s > max_share + 1e-12}
         if not over:
             break
         capped |= over
-    return {asn: shares[asn] * total / counts[asn] for asn in counts}
+    special = {asn: max_share * total / counts[asn] for asn in capped}
+    if rest == 0:  # every ASN capped (n = 1 / max_share): equal shares
+        return 0.0, special
+    return free * total / rest, special
 
 
 def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]) -> list[float]:

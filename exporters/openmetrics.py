@@ -126,9 +126,10 @@ def history_chunks(
         load_since = derive_root.window_bounds(group[0] - lead, 0.0)[0]
         buckets = derive_root.RootBuckets.load(store, since=load_since, until=group[-1])
         serials = sorted(
-            _SerialRow(r[2], r[4], r[8], r[13])
-            for r in store.fact_rows("root_queries", since=load_since, until=group[-1])
-            if r[13] is not None
+            _SerialRow(first, country, letter, serial)
+            for _b, country, letter, serial, first in store.fact_rows(
+                "agg_root_serials", since=load_since, until=group[-1]
+            )
         )
         serial_times = [r.time for r in serials]
         families: dict[str, Metric] = {}

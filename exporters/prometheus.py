@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -231,6 +232,7 @@ class Exporter:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self._shown_at = -math.inf  # computed_at of the newest snapshot published
         self.registry = registry
         self.events = tuple(events)
         self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
@@ -259,6 +261,7 @@ class Exporter:
             self._pending = snapshot
             text = generate_latest(self._render_registry)
             self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
+            self._shown_at = max(self._shown_at, snapshot.computed_at.timestamp())
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
         """As the deriver (holding the lease): recompute the aggregates, store and publish
@@ -283,11 +286,11 @@ class Exporter:
         """Publish the stored snapshot if it is newer than the one shown (blocking, cheap when
         it is not: one indexed look-up)."""
         stored_at = self.store.snapshot_time(SNAPSHOT_NAME)
-        if stored_at is None or stored_at <= self._current.snapshot.computed_at.timestamp():
+        if stored_at is None or stored_at <= self._shown_at:
             return
         with self._refresh_lock:
             stored = self.store.get_snapshot(SNAPSHOT_NAME)
-            if stored is not None and stored[0] > self._current.snapshot.computed_at.timestamp():
+            if stored is not None and stored[0] > self._shown_at:
                 self.publish(Snapshot.loads(stored[1]))
 
     def render(self) -> bytes:

@@ -15,7 +15,7 @@ import bisect
 import collections
 import dataclasses
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors import aggregate as agg
@@ -26,13 +26,15 @@ from publiccore.store import Store, facts
 Row = tuple[Any, ...]
 Labels = tuple[str, ...]
 TABLES: tuple[str, ...] = (
-    "agg_root_cells",
-    "agg_root_rtt",
+    "agg_root_cells_all",
+    "agg_root_rtt_all",
     "agg_root_records",
     "agg_root_probes",
-    "agg_root_sites",
+    "agg_root_sites_all",
     "agg_root_rounds",
 )
+# Where a facts table keeps its ``source`` column (the tables without an ASN column: one less).
+SOURCE_COLUMN = {name: 2 if name.endswith("_all") else 3 for name in facts.AGG_TABLES}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,18 +48,24 @@ class _Sorted:
         return cls(rows, [r[0] for r in rows])
 
     def between(self, since: float, until: float) -> Sequence[Row]:
-        return self.rows[
-            bisect.bisect_left(self.keys, since) : bisect.bisect_left(self.keys, until)
-        ]
+        low = bisect.bisect_left(self.keys, since)
+        return self.rows[low : bisect.bisect_left(self.keys, until)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RootBuckets:
-    """Bucket rows of one time range, per facts table, plus the schema 1 query rows (no round
-    id: their rounds come from the 120-second gap rule, which needs the rows themselves)."""
+    """Bucket rows of one time range: the tables without a probe-ASN dimension, the per-ASN
+    record counts behind the weights, probes and rounds, plus the schema 1 query rows (no round
+    id: their rounds come from the 120-second gap rule, which needs the rows themselves).
 
+    Per-ASN detail (cells, RTT bins, sites) is read only for the few ASNs whose weight differs
+    from the common one (``asn_weight_split``), per window, from the store.
+    """
+
+    store: Store
     tables: Mapping[str, _Sorted]
     legacy: _Sorted  # root_queries rows with round NULL: (time, record_id, probe, asn, …)
+    sources: Collection[str] | None = None
 
     @classmethod
     def load(
@@ -73,39 +81,56 @@ class RootBuckets:
         or of one country)."""
         tables = {}
         for table in TABLES:
-            rows = store.fact_rows(table, since=since, until=until)
-            if sources is not None or country is not None:
-                rows = [
-                    r
-                    for r in rows
-                    if (sources is None or r[3] in sources) and (country is None or r[1] == country)
-                ]
+            rows = store.fact_rows(table, since=since, until=until, country=country)
+            if sources is not None:
+                column = SOURCE_COLUMN[table]
+                rows = [r for r in rows if r[column] in sources]
             tables[table] = _Sorted.of(rows)
         legacy = []
-        for r in store.fact_rows("root_queries", since=since, until=until + facts.BUCKET_SECONDS):
+        end = until + facts.BUCKET_SECONDS
+        rows = store.fact_rows(
+            "root_queries", since=since, until=end, country=country, without_round=True
+        )
+        for r in rows:
             # record_id, probe, time, bucket, country, asn, source, round, letter, …, answered
-            if (
-                r[7] is None
-                and (sources is None or r[6] in sources)
-                and (country is None or r[4] == country)
-            ):
+            if sources is None or r[6] in sources:
                 legacy.append((r[2], r[0], r[1], r[4], r[5], r[8], r[11], r[3]))
-        return cls(tables=tables, legacy=_Sorted.of(legacy))
+        return cls(store=store, tables=tables, legacy=_Sorted.of(legacy), sources=sources)
 
     def window(self, since: float, until: float) -> Window:
         """The buckets with ``since`` ≤ bucket < ``until``."""
         return Window(
-            {name: t.between(since, until) for name, t in self.tables.items()},
-            [r for r in self.legacy.between(since, until + facts.BUCKET_SECONDS) if r[7] < until]
+            tables={name: t.between(since, until) for name, t in self.tables.items()},
+            legacy=[
+                r for r in self.legacy.between(since, until + facts.BUCKET_SECONDS) if r[7] < until
+            ]
             if self.legacy.rows
             else [],
+            buckets=self,
+            since=since,
+            until=until,
         )
+
+    def detail(
+        self, country: str, asns: Collection[int], *, since: float, until: float
+    ) -> dict[str, list[Row]]:
+        """The per-ASN tables' rows of ``asns`` in ``country`` over [since, until)."""
+        out = {}
+        for table in facts.PER_ASN_TABLES:
+            rows = self.store.fact_rows(table, since=since, until=until, country=country, asns=asns)
+            if self.sources is not None:
+                rows = [r for r in rows if r[3] in self.sources]
+            out[table] = rows
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Window:
     tables: Mapping[str, Sequence[Row]]
     legacy: Sequence[Row]
+    buckets: RootBuckets
+    since: float
+    until: float
 
     def probes(self) -> dict[str, set[str]]:
         """Country → probes with a record in the window."""
@@ -113,6 +138,12 @@ class Window:
         for _b, country, _asn, _source, probe, _n in self.tables["agg_root_probes"]:
             out[country].add(probe)
         return out
+
+    def detail(self, country: str, asns: Collection[int]) -> dict[str, list[Row]]:
+        """Per-ASN rows of ``asns`` (stored ASN values) in ``country`` over the window."""
+        if not asns:
+            return {table: [] for table in facts.PER_ASN_TABLES}
+        return self.buckets.detail(country, asns, since=self.since, until=self.until)
 
 
 def window_bounds(now: float, seconds: float) -> tuple[float, float]:
@@ -123,6 +154,10 @@ def window_bounds(now: float, seconds: float) -> tuple[float, float]:
 
 def _asn(value: int) -> int | None:
     return None if value == facts.NO_ASN else int(value)
+
+
+def _stored_asn(value: int | None) -> int:
+    return facts.NO_ASN if value is None else value
 
 
 def compute(window: Window, *, max_asn_share: float) -> agg.Series:
@@ -141,12 +176,34 @@ def compute(window: Window, *, max_asn_share: float) -> agg.Series:
     legacy_by_country: dict[str, list[Row]] = collections.defaultdict(list)
     for row in window.legacy:
         legacy_by_country[row[3]].append(row)
-    for country in sorted(set(by_country) | set(legacy_by_country)):
-        tables = by_country.get(country, {})
+    for country in sorted(by_country):
+        tables = by_country[country]
         if not tables.get("agg_root_records"):
             continue
-        _country(country, tables, legacy_by_country.get(country, []), max_asn_share, out)
+        _country(country, tables, legacy_by_country.get(country, []), max_asn_share, out, window)
     return out
+
+
+def _weighted(
+    totals: Sequence[Row],
+    detail: Sequence[Row],
+    *,
+    key: Callable[[Row], Labels],
+    detail_key: Callable[[Row], Labels],
+    common: float,
+    extra: Mapping[int, float],
+    value: int = -1,
+) -> dict[Labels, float]:
+    """Σ over ASNs of weight × count per key: ``common`` × the totals plus, for the ASNs whose
+    weight differs, (their weight − ``common``) × their own counts."""
+    out: dict[Labels, float] = collections.defaultdict(float)
+    if common:
+        for row in totals:
+            out[key(row)] += common * row[value]
+    in_detail = value + 1 if value >= 0 else value  # the detail rows have an ASN column more
+    for row in detail:
+        out[detail_key(row)] += extra[row[2]] * row[in_detail]
+    return {k: v for k, v in out.items() if v > 1e-9}
 
 
 def _country(
@@ -155,13 +212,17 @@ def _country(
     legacy: list[Row],
     max_asn_share: float,
     out: agg.Series,
+    window: Window,
 ) -> None:
     counts: collections.Counter[int | None] = collections.Counter()
     outcomes: collections.Counter[tuple[int | None, str]] = collections.Counter()
     for _b, _c, asn, _s, outcome, n in tables["agg_root_records"]:
         counts[_asn(asn)] += n
         outcomes[(_asn(asn), outcome)] += n
-    weights = agg.asn_weights(counts, max_asn_share)
+    common, special = agg.asn_weight_split(counts, max_asn_share)
+    weights = {a: special.get(a, common) for a in counts}
+    extra = {_stored_asn(a): w - common for a, w in special.items()}
+    detail = window.detail(country, extra)
     total = sum(counts.values())
     sample = (country, "root-dns")
     out["publiccore_aggregate_records"][sample] = float(total)
@@ -172,43 +233,60 @@ def _country(
     )
     out["publiccore_aggregate_top_asn_share"][sample] = max(counts.values()) / total
 
-    sent: dict[Labels, float] = collections.defaultdict(float)
-    answered: dict[Labels, float] = collections.defaultdict(float)
-    for _b, _c, asn, _s, letter, family, transport, n_sent, n_answered in tables.get(
-        "agg_root_cells", []
-    ):
-        w = weights[_asn(asn)]
-        sent[(letter, family, transport)] += w * n_sent
-        answered[(letter, family, transport)] += w * n_answered
-    bins: dict[Labels, dict[int, float]] = collections.defaultdict(
-        lambda: collections.defaultdict(float)
+    def cell(row: Row) -> Labels:
+        return (row[3], row[4], row[5])  # totals: bucket country source letter family transport
+
+    def asn_cell(row: Row) -> Labels:
+        return (row[4], row[5], row[6])
+
+    cells_all, cells = tables.get("agg_root_cells_all", []), detail["agg_root_cells"]
+    sent = _weighted(
+        cells_all, cells, key=cell, detail_key=asn_cell, common=common, extra=extra, value=6
     )
-    for _b, _c, asn, _s, letter, family, transport, index, n in tables.get("agg_root_rtt", []):
-        bins[(letter, family, transport)][index] += weights[_asn(asn)] * n
+    answered = _weighted(
+        cells_all, cells, key=cell, detail_key=asn_cell, common=common, extra=extra, value=7
+    )
+    bins_flat = _weighted(
+        tables.get("agg_root_rtt_all", []),
+        detail["agg_root_rtt"],
+        key=lambda r: (r[3], r[4], r[5], r[6]),
+        detail_key=lambda r: (r[4], r[5], r[6], r[7]),
+        common=common,
+        extra=extra,
+    )
+    bins: dict[Labels, dict[int, float]] = collections.defaultdict(dict)
+    for (letter, family, transport, index), w in bins_flat.items():
+        bins[(letter, family, transport)][int(index)] = w
 
     reach = out["publiccore_root_reachable_ratio"]
     rtt_out = out["publiccore_root_rtt_seconds"]
     for key, n in sent.items():
-        reach[(country, *key)] = answered[key] / n
+        reach[(country, *key)] = answered.get(key, 0.0) / n
         if bins.get(key):
             values = histogram_quantiles(bins[key], agg.QUANTILES)
             for q, value in zip(agg.QUANTILES, values, strict=True):
                 rtt_out[(country, *key, repr(q))] = value
 
     site_names: dict[str, set[str]] = collections.defaultdict(set)
-    located: dict[Labels, float] = collections.defaultdict(float)
+    for row in tables.get("agg_root_sites_all", []):
+        if row[4] and row[6] > 0:
+            site_names[row[3]].add(row[4])
+    located = _weighted(
+        tables.get("agg_root_sites_all", []),
+        detail["agg_root_sites"],
+        key=lambda r: (r[3], r[5]),
+        detail_key=lambda r: (r[4], r[6]),
+        common=common,
+        extra=extra,
+    )
     located_total: dict[str, float] = collections.defaultdict(float)
-    for _b, _c, asn, _s, letter, site, location, n in tables.get("agg_root_sites", []):
-        w = weights[_asn(asn)]
-        if site:
-            site_names[letter].add(site)
-        located[(letter, location)] += w * n
-        located_total[letter] += w * n
+    for (letter, _location), w in located.items():
+        located_total[letter] += w
 
     letters_ok = 0
     for letter in sorted({k[0] for k in sent}):
         keys = [k for k in sent if k[0] == letter]
-        availability = sum(answered[k] for k in keys) / sum(sent[k] for k in keys)
+        availability = sum(answered.get(k, 0.0) for k in keys) / sum(sent[k] for k in keys)
         out["publiccore_root_availability_ratio"][(country, letter)] = availability
         letters_ok += availability >= agg.AVAILABILITY_THRESHOLD
         for transport in agg.TRANSPORTS:
@@ -225,7 +303,7 @@ def _country(
         if located_total[letter] > 0:
             for outcome in agg.SITE_OUTCOMES:
                 out["publiccore_root_site_location_ratio"][(country, letter, outcome)] = (
-                    located[(letter, outcome)] / located_total[letter]
+                    located.get((letter, outcome), 0.0) / located_total[letter]
                 )
     out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from publiccore.errors import StoreError
@@ -131,7 +131,14 @@ class Store(Protocol):
     def get_source(self, source_id: int) -> Source | None: ...
 
     def fact_rows(
-        self, table: str, *, since: float | None = None, until: float | None = None
+        self,
+        table: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        country: str | None = None,
+        asns: Collection[int] | None = None,
+        without_round: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows of a facts table (``publiccore.store.facts``) by bucket (or time)."""
         ...

@@ -93,6 +93,9 @@ class FactBatch:
     sightings: dict[tuple[int, str, str], tuple[float, float]] = dataclasses.field(
         default_factory=dict
     )
+    bucket_sightings: dict[tuple[float, str, str, int], float] = dataclasses.field(
+        default_factory=dict
+    )
 
     def add(self, record: Record) -> None:
         """Add one new record's facts (nothing for other kinds or without a probe country)."""
@@ -166,6 +169,8 @@ class FactBatch:
             key3 = (serial, country, letter)
             first, last = self.sightings.get(key3, (math.inf, -math.inf))
             self.sightings[key3] = (min(first, time), max(last, time))
+            key4 = (bucket, country, letter, serial)
+            self.bucket_sightings[key4] = min(time, self.bucket_sightings.get(key4, math.inf))
 
     def extend(self, records: Iterable[Record]) -> None:
         """``add`` every record."""
@@ -194,17 +199,30 @@ SCHEMA_V2 = """
         failure TEXT
     );
     CREATE INDEX root_queries_time ON root_queries (time);
+    CREATE INDEX root_queries_no_round ON root_queries (time) WHERE round IS NULL;
     CREATE TABLE agg_root_cells (
         bucket {real} NOT NULL, country TEXT NOT NULL, asn {bigint} NOT NULL,
         source TEXT NOT NULL, letter TEXT NOT NULL, family TEXT NOT NULL,
         transport TEXT NOT NULL, sent {bigint} NOT NULL, answered {bigint} NOT NULL,
-        PRIMARY KEY (bucket, country, asn, source, letter, family, transport)
+        PRIMARY KEY (country, asn, bucket, source, letter, family, transport)
+    );
+    CREATE TABLE agg_root_cells_all (
+        bucket {real} NOT NULL, country TEXT NOT NULL,
+        source TEXT NOT NULL, letter TEXT NOT NULL, family TEXT NOT NULL,
+        transport TEXT NOT NULL, sent {bigint} NOT NULL, answered {bigint} NOT NULL,
+        PRIMARY KEY (bucket, country, source, letter, family, transport)
     );
     CREATE TABLE agg_root_rtt (
         bucket {real} NOT NULL, country TEXT NOT NULL, asn {bigint} NOT NULL,
         source TEXT NOT NULL, letter TEXT NOT NULL, family TEXT NOT NULL,
         transport TEXT NOT NULL, bin INTEGER NOT NULL, n {bigint} NOT NULL,
-        PRIMARY KEY (bucket, country, asn, source, letter, family, transport, bin)
+        PRIMARY KEY (country, asn, bucket, source, letter, family, transport, bin)
+    );
+    CREATE TABLE agg_root_rtt_all (
+        bucket {real} NOT NULL, country TEXT NOT NULL,
+        source TEXT NOT NULL, letter TEXT NOT NULL, family TEXT NOT NULL,
+        transport TEXT NOT NULL, bin INTEGER NOT NULL, n {bigint} NOT NULL,
+        PRIMARY KEY (bucket, country, source, letter, family, transport, bin)
     );
     CREATE TABLE agg_root_records (
         bucket {real} NOT NULL, country TEXT NOT NULL, asn {bigint} NOT NULL,
@@ -220,7 +238,13 @@ SCHEMA_V2 = """
         bucket {real} NOT NULL, country TEXT NOT NULL, asn {bigint} NOT NULL,
         source TEXT NOT NULL, letter TEXT NOT NULL, site TEXT NOT NULL,
         location TEXT NOT NULL, n {bigint} NOT NULL,
-        PRIMARY KEY (bucket, country, asn, source, letter, site, location)
+        PRIMARY KEY (country, asn, bucket, source, letter, site, location)
+    );
+    CREATE TABLE agg_root_sites_all (
+        bucket {real} NOT NULL, country TEXT NOT NULL,
+        source TEXT NOT NULL, letter TEXT NOT NULL, site TEXT NOT NULL,
+        location TEXT NOT NULL, n {bigint} NOT NULL,
+        PRIMARY KEY (bucket, country, source, letter, site, location)
     );
     CREATE TABLE agg_root_rounds (
         bucket {real} NOT NULL, country TEXT NOT NULL, asn {bigint} NOT NULL,
@@ -234,6 +258,11 @@ SCHEMA_V2 = """
         first_seen {real} NOT NULL, last_seen {real} NOT NULL,
         PRIMARY KEY (serial, country, letter)
     );
+    CREATE TABLE agg_root_serials (
+        bucket {real} NOT NULL, country TEXT NOT NULL, letter TEXT NOT NULL,
+        serial {bigint} NOT NULL, first_seen {real} NOT NULL,
+        PRIMARY KEY (bucket, country, letter, serial)
+    );
     CREATE TABLE derived_snapshots (
         name TEXT PRIMARY KEY, computed_at {real} NOT NULL, body TEXT NOT NULL
     );
@@ -242,16 +271,37 @@ SCHEMA_V2 = """
     )
 """
 
+# Tables with a probe-ASN column whose rows are read per (country, ASN): their keys start so.
+PER_ASN_TABLES: tuple[str, ...] = ("agg_root_cells", "agg_root_rtt", "agg_root_sites")
 AGG_TABLES: tuple[str, ...] = (
     "root_queries",
     "agg_root_cells",
+    "agg_root_cells_all",
     "agg_root_rtt",
+    "agg_root_rtt_all",
     "agg_root_records",
     "agg_root_probes",
     "agg_root_sites",
+    "agg_root_sites_all",
     "agg_root_rounds",
+    "agg_root_serials",
     "root_serials",
 )
+
+
+def _no_asn(key: tuple[object, ...]) -> tuple[object, ...]:
+    """A per-ASN key (bucket, country, asn, …) without its ASN."""
+    return (key[0], key[1], *key[3:])
+
+
+def _summed(
+    counter: collections.Counter[tuple[object, ...]],
+) -> collections.Counter[tuple[object, ...]]:
+    """Per-ASN counts summed over ASNs."""
+    out: collections.Counter[tuple[object, ...]] = collections.Counter()
+    for key, n in counter.items():
+        out[_no_asn(key)] += n
+    return out
 
 
 def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, list[tuple]]]:
@@ -281,14 +331,40 @@ def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, l
                 [(*k, n, batch.answered.get(k, 0)) for k, n in batch.cells.items()],
             )
         )
+        totals: collections.Counter[tuple[object, ...]] = collections.Counter()
+        answered_totals: collections.Counter[tuple[object, ...]] = collections.Counter()
+        for k, n in batch.cells.items():
+            totals[_no_asn(k)] += n
+            answered_totals[_no_asn(k)] += batch.answered.get(k, 0)
+        all_cols = "bucket, country, source, letter, family, transport"
+        out.append(
+            (
+                f"INSERT INTO agg_root_cells_all ({all_cols}, sent, answered) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT ({all_cols}) DO UPDATE SET "
+                "sent = agg_root_cells_all.sent + excluded.sent, "
+                "answered = agg_root_cells_all.answered + excluded.answered",
+                [(*k, n, answered_totals[k]) for k, n in totals.items()],
+            )
+        )
     simple = (
         ("agg_root_rtt", f"{cell_cols}, bin", batch.rtt),
+        (
+            "agg_root_rtt_all",
+            "bucket, country, source, letter, family, transport, bin",
+            _summed(batch.rtt),
+        ),
         ("agg_root_records", "bucket, country, asn, source, outcome", batch.records),
         ("agg_root_probes", "bucket, country, asn, source, probe_id", batch.probes),
         (
             "agg_root_sites",
             "bucket, country, asn, source, letter, site, location",
             batch.site_rows,
+        ),
+        (
+            "agg_root_sites_all",
+            "bucket, country, source, letter, site, location",
+            _summed(batch.site_rows),
         ),
     )
     for table, cols, counter in simple:
@@ -321,6 +397,15 @@ def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, l
                 f"first_seen = {least}(root_serials.first_seen, excluded.first_seen), "
                 f"last_seen = {greatest}(root_serials.last_seen, excluded.last_seen)",
                 [(*k, first, last) for k, (first, last) in batch.sightings.items()],
+            )
+        )
+    if batch.bucket_sightings:
+        out.append(
+            (
+                "INSERT INTO agg_root_serials (bucket, country, letter, serial, first_seen) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket, country, letter, serial) DO UPDATE "
+                f"SET first_seen = {least}(agg_root_serials.first_seen, excluded.first_seen)",
+                [(*k, first) for k, first in batch.bucket_sightings.items()],
             )
         )
     return out

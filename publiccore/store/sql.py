@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from publiccore import records as rec
@@ -231,10 +231,18 @@ class SqlStore:
     # --- derived facts (parse once) ----------------------------------------------------------
 
     def fact_rows(
-        self, table: str, *, since: float | None = None, until: float | None = None
+        self,
+        table: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        country: str | None = None,
+        asns: Collection[int] | None = None,
+        without_round: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows of one facts table (``facts.AGG_TABLES``) with ``since`` ≤ bucket < ``until``
-        (``root_serials``: every row; ``root_queries``: by ``time``), in key order."""
+        (``root_serials``: every row; ``root_queries``: by ``time``, and with
+        ``without_round`` only the rows of schema 1 records), optionally of one country."""
         if table not in factmod.AGG_TABLES:
             raise ValueError(f"not a facts table: {table}")
         column = "time" if table == "root_queries" else "bucket"
@@ -246,6 +254,15 @@ class SqlStore:
             if until is not None:
                 clauses.append(f"{column} < ?")
                 args.append(until)
+        if country is not None:
+            clauses.append("country = ?")
+            args.append(country)
+        if asns is not None:
+            chosen = sorted(set(asns))
+            clauses.append(f"asn IN ({', '.join('?' * len(chosen))})")
+            args.extend(chosen)
+        if without_round and table == "root_queries":
+            clauses.append("round IS NULL")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._lock:
             return [

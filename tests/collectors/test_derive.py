@@ -48,7 +48,7 @@ def _assert_equal(exact: agg.Series, derived: agg.Series) -> None:
             continue
         assert set(derived[name]) == set(series), name
         for labels, value in series.items():
-            tolerance = facts.RTT_RELATIVE_ERROR if name in APPROX_NAMES else 1e-12
+            tolerance = facts.RTT_RELATIVE_ERROR if name in APPROX_NAMES else 1e-9
             assert derived[name][labels] == pytest.approx(value, rel=tolerance), (name, labels)
 
 
