@@ -168,7 +168,7 @@ class AgentMetrics:
                 continue
             for query in record.result.queries:
                 self.queries.labels(kind=kind, transport=query.transport).inc()
-                if query.failure and query.failure != "truncated":
+                if query.failure and not query.answered:
                     self.query_failures.labels(kind=kind, code=query.failure).inc()
                 elif query.rcode and query.rcode != "NOERROR":
                     self.query_failures.labels(kind=kind, code=f"rcode_{query.rcode.lower()}").inc()

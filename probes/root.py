@@ -184,7 +184,6 @@ async def _exchange(
             nsid_text=_printable(nsid) if nsid is not None else None,
             size_bytes=len(wire),
             wire_b64=base64.b64encode(wire).decode("ascii"),
-            failure="truncated" if truncated else None,
         ),
         response,
     )

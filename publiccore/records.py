@@ -40,6 +40,7 @@ ConsistencyStatus = Literal["consistent", "inconsistent", "unknown"]
 IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer"]
 INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
 
+LEGACY_TRUNCATED = "truncated"  # a failure code older probes wrote for a TC answer (not a failure)
 MAX_STRING = 262_144  # longest accepted string (a base64 TCP answer of 64 KiB fits)
 MAX_ITEMS = 4_096  # longest accepted list
 _COUNTRY = re.compile(r"[A-Z]{2}")  # used with fullmatch: "NL\n" is not a country
@@ -110,8 +111,9 @@ class DnsQuery:
 
     @property
     def answered(self) -> bool:
-        """RSSAC047 'answered': RCODE NOERROR within the timeout (a truncated answer counts)."""
-        return self.rcode == "NOERROR" and self.failure in (None, "truncated")
+        """RSSAC047 'answered': RCODE NOERROR within the timeout. A truncated answer counts:
+        truncation is the ``tc`` flag (schema 1 records also wrote ``failure: "truncated"``)."""
+        return self.rcode == "NOERROR" and self.failure in (None, LEGACY_TRUNCATED)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

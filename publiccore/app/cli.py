@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from publiccore import __version__
 from publiccore import config as cfg
-from publiccore.app import services
+from publiccore.app import services, store_commands
 from publiccore.collectors import commands as collector_commands
 from publiccore.collectors import paths_commands
 from publiccore.collectors.bgp import commands as bgp_commands
@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     bgp_commands,
     paths_commands,
     exporter_commands,
+    store_commands,
 )
 
 

@@ -236,3 +236,30 @@ def test_publication_latency_survives_a_restart(tmp_path: pathlib.Path) -> None:
     with SqliteStore(path) as reopened:  # a new process: nothing carried in memory
         after = derive_root.publication_latency(reopened, now=now)
     assert before == after == {("NL", "a"): 0.0, ("NL", "b"): 600.0, ("NL", "c"): 1800.0}
+
+
+def test_store_rederive_command_rebuilds_lost_facts(tmp_path: pathlib.Path) -> None:
+    """After the facts are gone (a definition change drops them), the command rebuilds them."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    records = _with_round_ids(make_rounds(start=T0, rounds=2))
+    path = tmp_path / "s.sqlite"
+    with SqliteStore(path) as store:
+        store.put_records(records)
+        before = _facts(store)
+    with sqlite3.connect(path) as db:
+        for table in facts.AGG_TABLES:
+            db.execute(f"DELETE FROM {table}")
+    done = subprocess.run(
+        [sys.executable, "-m", "publiccore", "store", "rederive", "--store", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rederived the facts of {len(records)} root-dns records" in done.stdout
+    with SqliteStore(path) as store:
+        assert _facts(store) == before

@@ -256,7 +256,7 @@ def test_truncated_dnskey_is_asked_again_over_tcp_and_unrouted_is_unreachable(
     recs = _by([records.loads(line) for line in done.stdout.splitlines()])
     a = recs[("a", "ipv4")]
     dnskey_udp = _query(a, "DNSKEY", "udp")
-    assert dnskey_udp.tc and dnskey_udp.failure == "truncated"
+    assert dnskey_udp.tc and dnskey_udp.failure is None and dnskey_udp.answered  # TC is a flag
     dnskey_tcp = _query(a, "DNSKEY", "tcp")
     assert dnskey_tcp.answered and not dnskey_tcp.tc
     assert _result(a).integrity.outcome == "iana", _result(a).integrity.reason
