@@ -17,7 +17,6 @@ of the largest ASN, so thin or lopsided data stays visible.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import dataclasses
 import datetime as dt
@@ -28,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AggregateSettings
-from publiccore.records import INTEGRITY_OUTCOMES, KINDS, Record, RootResult, RootTarget
+from publiccore.records import KINDS
 from publiccore.sites import SiteTable, load_sites
 from publiccore.store import Observation, Store
 
@@ -298,63 +297,17 @@ Labels = tuple[str, ...]
 Series = dict[str, dict[Labels, float]]
 
 
-# --- root rows ----------------------------------------------------------------------------------
+# --- publication-latency sightings ------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SoaProbe:
-    """The outcome of one ``. SOA`` query: answered, RTT and serial."""
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
+class Sighting:
+    """A serial seen on a letter from a country at ``time`` (POSIX seconds)."""
 
-    answered: bool
-    rtt_seconds: float | None
-    serial: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RootRow:
-    """What the aggregates need from one root-dns record."""
-
-    time: float  # started, POSIX seconds
-    probe: str
-    asn: int | None
+    time: float
     country: str
     letter: str
-    family: str
-    soa: Mapping[str, SoaProbe]  # transport → outcome
-    identities: tuple[str | None, ...]  # NSID, hostname.bind, id.server
-    outcome: str
-
-    @property
-    def answered(self) -> bool:
-        return any(s.answered for s in self.soa.values())
-
-    @property
-    def serial(self) -> int | None:
-        return next((s.serial for s in self.soa.values() if s.serial is not None), None)
-
-
-def root_row(record: Record) -> RootRow | None:
-    """Extract a ``RootRow``; None for other kinds and for records without a country."""
-    if not isinstance(record.result, RootResult) or not isinstance(record.target, RootTarget):
-        return None
-    if not record.probe.country:
-        return None
-    soa: dict[str, SoaProbe] = {}
-    for query in record.result.queries:
-        if query.qtype == "SOA" and query.qname == "." and query.transport not in soa:
-            soa[query.transport] = SoaProbe(query.answered, query.rtt_seconds, query.serial)
-    identity = record.result.identity
-    return RootRow(
-        time=record.started.timestamp(),
-        probe=record.probe.id,
-        asn=record.probe.asn,
-        country=record.probe.country,
-        letter=record.target.letter.lower(),
-        family=record.target.family,
-        soa=soa,
-        identities=(identity.nsid, identity.hostname_bind, identity.id_server),
-        outcome=record.result.integrity.outcome,
-    )
+    serial: int
 
 
 # --- weighting and quantiles --------------------------------------------------------------------
@@ -454,8 +407,8 @@ class PublicationTracker:
     last_answer: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     keep_serials: int = 8
 
-    def update(self, rows: Iterable[RootRow]) -> None:
-        """Record the serials the rows saw."""
+    def update(self, rows: Iterable[Sighting]) -> None:
+        """Record the serials the sightings saw."""
         for row in rows:
             serial = row.serial
             if serial is None:
@@ -489,161 +442,6 @@ class PublicationTracker:
             elif last >= published:  # answering, but still with an older serial
                 out[(country, letter)] = max(0.0, now - published)
         return out
-
-
-# --- the root aggregates -------------------------------------------------------------------------
-
-
-def _rounds_available(rows: Sequence[RootRow]) -> list[bool]:
-    """Per probe round (records of one probe closer than ROUND_GAP_SECONDS): ≥ k letters?"""
-    out: list[bool] = []
-    letters: set[str] = set()
-    start = -math.inf
-    for row in sorted(rows, key=lambda r: r.time):
-        if row.time - start > ROUND_GAP_SECONDS:
-            if start > -math.inf:
-                out.append(len(letters) >= RSS_K)
-            letters, start = set(), row.time
-        if row.answered:
-            letters.add(row.letter)
-    if start > -math.inf:
-        out.append(len(letters) >= RSS_K)
-    return out
-
-
-def compute_root(
-    rows: Iterable[RootRow],
-    *,
-    max_asn_share: float,
-    sites: SiteTable,
-    tracker: PublicationTracker | None = None,
-    now: float | None = None,
-) -> Series:
-    """Every root aggregate over ``rows`` (one window), weighted per country (module doc).
-
-    ``tracker`` (already fed with these rows) supplies publication latency as of ``now``.
-    """
-    by_country: dict[str, list[RootRow]] = collections.defaultdict(list)
-    for row in rows:
-        by_country[row.country].append(row)
-    out: Series = {
-        spec.name: {}
-        for spec in METRICS
-        if spec.name.startswith(("publiccore_root_", "publiccore_aggregate_"))
-    }
-    for country, crows in sorted(by_country.items()):
-        _country_root(country, crows, max_asn_share, sites, out)
-    if tracker is not None and now is not None:
-        out["publiccore_root_publication_latency_seconds"] = tracker.latency(now)
-    return out
-
-
-def _country_root(
-    country: str, rows: list[RootRow], max_asn_share: float, sites: SiteTable, out: Series
-) -> None:
-    asn_counts = collections.Counter(r.asn for r in rows)
-    weights = asn_weights(asn_counts, max_asn_share)
-    total = len(rows)
-    sample = ("root-dns",)
-    out["publiccore_aggregate_records"][(country, *sample)] = float(total)
-    out["publiccore_aggregate_probes"][(country, *sample)] = float(len({r.probe for r in rows}))
-    out["publiccore_aggregate_probe_asns"][(country, *sample)] = float(
-        len({r.asn for r in rows if r.asn is not None})
-    )
-    out["publiccore_aggregate_top_asn_share"][(country, *sample)] = max(asn_counts.values()) / total
-
-    sent: dict[Labels, float] = collections.defaultdict(float)
-    answered: dict[Labels, float] = collections.defaultdict(float)
-    rtts: dict[Labels, list[tuple[float, float]]] = collections.defaultdict(list)
-    outcomes: dict[str, float] = collections.defaultdict(float)
-    site_names: dict[str, set[str]] = collections.defaultdict(set)
-    located: dict[Labels, float] = collections.defaultdict(float)
-    located_total: dict[str, float] = collections.defaultdict(float)
-    per_probe: dict[str, list[RootRow]] = collections.defaultdict(list)
-    probe_weight: dict[str, float] = {}
-    for row in rows:
-        w = weights[row.asn]
-        outcomes[row.outcome] += w
-        per_probe[row.probe].append(row)
-        probe_weight[row.probe] = w
-        for transport, soa in row.soa.items():
-            cell: Labels = (row.letter, row.family, transport)
-            sent[cell] += w
-            if soa.answered:
-                answered[cell] += w
-                if soa.rtt_seconds is not None:
-                    rtts[cell].append((soa.rtt_seconds, w))
-        if row.answered:
-            site, where = sites.site(row.letter, row.identities)
-            if site:
-                site_names[row.letter].add(site)
-            outcome = "unknown" if where is None else "in_country" if where == country else "abroad"
-            located[(row.letter, outcome)] += w
-            located_total[row.letter] += w
-
-    reach = out["publiccore_root_reachable_ratio"]
-    rtt_out = out["publiccore_root_rtt_seconds"]
-    for key, n in sent.items():
-        reach[(country, *key)] = answered[key] / n
-        if rtts[key]:
-            for q, value in zip(QUANTILES, weighted_quantiles(rtts[key], QUANTILES), strict=True):
-                rtt_out[(country, *key, _qtext(q))] = value
-
-    letters = sorted({k[0] for k in sent})
-    letters_ok = 0
-    for letter in letters:
-        keys = [k for k in sent if k[0] == letter]
-        availability = sum(answered[k] for k in keys) / sum(sent[k] for k in keys)
-        out["publiccore_root_availability_ratio"][(country, letter)] = availability
-        letters_ok += availability >= AVAILABILITY_THRESHOLD
-        for transport in TRANSPORTS:
-            pairs = [p for k in keys if k[2] == transport for p in rtts[k]]
-            if pairs:
-                out["publiccore_root_median_latency_seconds"][(country, letter, transport)] = (
-                    weighted_quantile(pairs, 0.5)
-                )
-        out["publiccore_root_sites"][(country, letter)] = float(len(site_names[letter]))
-        if located_total[letter] > 0:
-            for outcome in SITE_OUTCOMES:
-                out["publiccore_root_site_location_ratio"][(country, letter, outcome)] = (
-                    located[(letter, outcome)] / located_total[letter]
-                )
-    out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
-
-    rounds_ok = rounds_all = 0.0
-    for probe, prows in per_probe.items():
-        for ok in _rounds_available(prows):
-            rounds_all += probe_weight[probe]
-            rounds_ok += probe_weight[probe] * ok
-    if rounds_all:
-        out["publiccore_root_system_available_ratio"][(country,)] = rounds_ok / rounds_all
-
-    weight_total = sum(outcomes.values())
-    for outcome in INTEGRITY_OUTCOMES:
-        out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-            outcomes.get(outcome, 0.0) / weight_total
-        )
-
-
-def _qtext(q: float) -> str:
-    return repr(q)
-
-
-def probes_active(
-    hour: Iterable[RootRow], window: Iterable[RootRow], *, registered: Mapping[str, str]
-) -> dict[Labels, float]:
-    """Active probes per country: registered probes (id → country) with a row in ``hour``,
-    plus any probe with a row in ``window`` (unregistered ones, e.g. `publiccore probe root`
-    writing straight into the store). Registered countries start at 0. Same rule as
-    ``Aggregator`` applies live, where registered probes are found by counting their records.
-    """
-    active: dict[str, set[str]] = {country: set() for country in registered.values()}
-    for row in hour:
-        if row.probe in registered:
-            active[registered[row.probe]].add(row.probe)
-    for row in window:
-        active.setdefault(row.country, set()).add(row.probe)
-    return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
 # --- observations (BGP, paths) ------------------------------------------------------------------
@@ -831,7 +629,14 @@ class Aggregator:
         series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
             self.store, now=now.timestamp()
         )
-        series["publiccore_probes_active"] = self._probes_active(window.probes(), now)
+        registered = {
+            p.id: p.country
+            for p in self.store.list_probes()
+            if p.revoked is None or p.revoked > now
+        }
+        series["publiccore_probes_active"] = derive_root.probes_active(
+            self.store, now=now.timestamp(), registered=registered
+        )
         observations, newest_obs = latest_observations(
             read_observations(self.store, now), until=now.timestamp()
         )
@@ -849,27 +654,3 @@ class Aggregator:
             newest_bgp_dump=None if newest_obs is None else _from_ts(newest_obs),
             duration_seconds=(self.clock() - started).total_seconds(),
         )
-
-    def _probes_active(
-        self, window: Mapping[str, set[str]], now: dt.datetime
-    ) -> dict[Labels, float]:
-        """Registered probes with a record (any kind) in the last hour, found by counting
-        (indexed), plus every probe seen in the window (see ``probes_active``)."""
-        since = now - dt.timedelta(seconds=ACTIVE_SECONDS)
-        active: dict[str, set[str]] = collections.defaultdict(set)
-        for probe in self.store.list_probes():
-            if probe.revoked is not None and probe.revoked <= now:
-                continue
-            active.setdefault(probe.country, set())
-            if self.store.count_records(probe_id=probe.id, since=since, until=now):
-                active[probe.country].add(probe.id)
-        for country, probes in window.items():
-            active[country] |= probes
-        return {(c,): float(len(p)) for c, p in sorted(active.items())}
-
-
-def rows_between(
-    rows: Sequence[RootRow], times: Sequence[float], since: float, until: float
-) -> Sequence[RootRow]:
-    """Rows with ``since`` ≤ time < ``until`` from rows sorted by time (``times`` their times)."""
-    return rows[bisect.bisect_left(times, since) : bisect.bisect_left(times, until)]

@@ -126,7 +126,7 @@ def history_chunks(
         load_since = derive_root.window_bounds(group[0] - lead, 0.0)[0]
         buckets = derive_root.RootBuckets.load(store, since=load_since, until=group[-1])
         serials = sorted(
-            _SerialRow(first, country, letter, serial)
+            agg.Sighting(first, country, letter, serial)
             for _b, country, letter, serial, first in store.fact_rows(
                 "agg_root_serials", since=load_since, until=group[-1]
             )
@@ -143,9 +143,8 @@ def history_chunks(
             fed_until = max(fed_until, high)
             series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
-            hour = buckets.window(*derive_root.window_bounds(t, agg.ACTIVE_SECONDS))
-            series["publiccore_probes_active"] = _probes_active(
-                hour.probes(), in_window.probes(), registered
+            series["publiccore_probes_active"] = derive_root.probes_active(
+                store, now=t, registered=registered
             )
             latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
             series.update(latest)
@@ -162,31 +161,6 @@ def history_chunks(
         for family in families.values():
             family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
         yield list(families.values())
-
-
-@dataclasses.dataclass(frozen=True, slots=True, order=True)
-class _SerialRow:
-    """What publication latency needs of one typed query row."""
-
-    time: float
-    country: str
-    letter: str
-    serial: int
-
-
-def _probes_active(
-    hour: dict[str, set[str]], window: dict[str, set[str]], registered: dict[str, str]
-) -> dict[tuple[str, ...], float]:
-    """Registered probes (id → country) with a record in the last hour, plus every probe in the
-    window; registered countries start at 0 (the live rule, ``Aggregator``)."""
-    active: dict[str, set[str]] = {country: set() for country in registered.values()}
-    for probes in hour.values():
-        for probe in probes:
-            if registered.get(probe) is not None:
-                active[registered[probe]].add(probe)
-    for country, probes in window.items():
-        active.setdefault(country, set()).update(probes)
-    return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
 def history(

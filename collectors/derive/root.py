@@ -4,9 +4,9 @@
 them (bisect, no copy of the rows outside it); ``compute`` merges a window into every root
 series. History moves the window from step to step over rows loaded once per chunk.
 
-Equal to the exact computation over raw records (``collectors.aggregate.compute_root``) for every
-count and ratio; RTT quantiles are read from logarithmic bins, within
-``facts.RTT_RELATIVE_ERROR`` (< 1%) of the exact weighted quantile.
+Equal to the exact computation over raw records (the reference in
+tests/collectors/exact_root.py) for every count and ratio; RTT quantiles are read from
+logarithmic bins, within ``facts.RTT_RELATIVE_ERROR`` (< 1%) of the exact weighted quantile.
 """
 
 from __future__ import annotations
@@ -417,30 +417,27 @@ def histogram_quantiles(bins: Mapping[int, float], qs: Sequence[float]) -> list[
     return out
 
 
-def publication_latency(store: Store, *, now: float, keep_serials: int = 8) -> dict[Labels, float]:
+def probes_active(
+    store: Store, *, now: float, registered: Mapping[str, str]
+) -> dict[Labels, float]:
+    """M-sampling's "probes active": per country, the probes with a root-dns record in the
+    hour before ``now`` (by the buckets, so to the minute), and every country of a registered,
+    unrevoked probe (``registered``: probe id → country) with 0 when its probes are silent."""
+    since, until = window_bounds(now, agg.ACTIVE_SECONDS)
+    active: dict[str, set[str]] = {country: set() for country in registered.values()}
+    for country, probe in store.active_probes(since=since, until=until):
+        active.setdefault(registered.get(probe, country), set()).add(probe)
+    return {(c,): float(len(p)) for c, p in sorted(active.items())}
+
+
+def publication_latency(store: Store, *, now: float) -> dict[Labels, float]:
     """RSSAC047 publication latency of the newest serial, per (country, letter), from the first
-    sightings kept in the store (so a collector restart loses nothing)."""
-    rows = store.fact_rows("root_serials")
-    first_any: dict[int, float] = {}
-    first_seen: dict[tuple[str, str, int], float] = {}
-    last_answer: dict[tuple[str, str], float] = {}
-    for serial, country, letter, first, last in rows:
-        first_any[serial] = min(first, first_any.get(serial, math.inf))
-        first_seen[(country, letter, serial)] = first
-        last_answer[(country, letter)] = max(last, last_answer.get((country, letter), -math.inf))
-    if not first_any:
-        return {}
-    keep = sorted(first_any)[-keep_serials:]
-    first_any = {s: first_any[s] for s in keep}
-    newest = max(first_any)
-    published = first_any[newest]
-    if not any(t < published for s, t in first_any.items() if s != newest):
-        return {}  # no change of serial seen yet: the publication moment is unknown
-    out: dict[Labels, float] = {}
-    for (country, letter), last in last_answer.items():
-        seen = first_seen.get((country, letter, newest))
-        if seen is not None:
-            out[(country, letter)] = max(0.0, seen - published)
-        elif last >= published:
-            out[(country, letter)] = max(0.0, now - published)
-    return out
+    and last sightings kept in the store (so a collector restart loses nothing): the same rule
+    as history's ``PublicationTracker``, fed with every stored sighting."""
+    tracker = agg.PublicationTracker()
+    tracker.update(
+        agg.Sighting(when, country, letter, serial)
+        for serial, country, letter, first, last in store.fact_rows("root_serials")
+        for when in (first, last)
+    )
+    return tracker.latency(now)

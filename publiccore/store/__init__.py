@@ -153,6 +153,10 @@ class Store(Protocol):
 
     def get_snapshot(self, name: str) -> tuple[float, str] | None: ...
 
+    def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
+        """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
+        ...
+
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild the typed rows and buckets from the raw records; return records read."""
         ...

@@ -269,6 +269,18 @@ class SqlStore:
                 tuple(r) for r in self._execute(self._sql(f"SELECT * FROM {table}{where}"), args)
             ]
 
+    def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
+        """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
+        with self._lock:
+            rows = self._execute(
+                self._sql(
+                    "SELECT DISTINCT country, probe_id FROM agg_root_probes "
+                    "WHERE bucket >= ? AND bucket < ?"
+                ),
+                (since, until),
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild every typed row and bucket from the raw records; return the records read.
 

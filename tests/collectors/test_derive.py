@@ -15,6 +15,7 @@ from publiccore.collectors.derive import root as derive_root
 from publiccore import records as rec
 from publiccore.store import facts
 from publiccore.store.sqlite import SqliteStore
+from tests.collectors import exact_root as exact
 from tests.exporters.conftest import make_rounds, root_record
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "records"
@@ -33,8 +34,8 @@ APPROX_NAMES = (
 
 
 def _exact(records: list[rec.Record], *, cap: float = 0.25) -> agg.Series:
-    rows = [row for r in records if (row := agg.root_row(r)) is not None]
-    return agg.compute_root(rows, max_asn_share=cap, sites=agg.load_sites())
+    rows = [row for r in records if (row := exact.root_row(r)) is not None]
+    return exact.compute_root(rows, max_asn_share=cap, sites=agg.load_sites())
 
 
 def _derived(store: SqliteStore, since: float, until: float, *, cap: float = 0.25) -> agg.Series:
