@@ -127,11 +127,8 @@ def _store_records(
 
     if args.no_store:
         return
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         store.put_records(records)
-    finally:
-        store.close()
 
 
 def _probe_trace(args: argparse.Namespace) -> int:

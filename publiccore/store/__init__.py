@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from publiccore.errors import StoreError
 from publiccore.records import Record
@@ -127,6 +127,12 @@ class Store(Protocol):
     def get_source(self, source_id: int) -> Source | None: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        """``with open_store(...) as store:`` closes the store when the block ends."""
+        ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def open_store(path: str = "", url: str = "") -> Store:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from publiccore import records as rec
 from publiccore.clock import utc_now
@@ -117,6 +117,12 @@ class SqlStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- schema ------------------------------------------------------------------------------
 

@@ -140,6 +140,19 @@ def test_reopening_keeps_data(tmp_path: pathlib.Path) -> None:
     second.close()
 
 
+def test_a_store_closes_when_its_with_block_ends(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with open_store(str(path)) as store:
+        store.put_records([_record(0)])
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.count_records()
+    with pytest.raises(ZeroDivisionError), open_store(str(path)) as store:
+        assert store.count_records() == 1
+        _ = 1 / 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.count_records()
+
+
 def test_probe_registry(store: Store) -> None:
     store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h1"))
     with pytest.raises(StoreError):
