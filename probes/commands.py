@@ -133,6 +133,7 @@ def _store_records(
 
 def _probe_trace(args: argparse.Namespace) -> int:
     from publiccore.probes import traceroute
+    from publiccore.probes.failure import Failure
 
     settings = cfg.load(args.config)
     try:
@@ -174,7 +175,7 @@ def _probe_trace(args: argparse.Namespace) -> int:
                 for r in hop.replies
             ]
             print(f"{hop.ttl:>3}  " + "  ".join(shown))
-        if result.failure == "permission_denied":
+        if result.failure == Failure.PERMISSION_DENIED:
             print(
                 "raw sockets need CAP_NET_RAW (run as root or grant the capability)",
                 file=sys.stderr,

@@ -30,7 +30,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 from publiccore.probes import dnssec
-from publiccore.probes.failure import classify
+from publiccore.probes.failure import Failure, classify
 
 from publiccore.clock import Clock, utc_now
 from publiccore.records import (
@@ -183,7 +183,7 @@ async def _exchange(
             nsid_text=_printable(nsid) if nsid is not None else None,
             size_bytes=len(wire),
             wire_b64=base64.b64encode(wire).decode("ascii"),
-            failure="truncated" if truncated else None,
+            failure=Failure.TRUNCATED if truncated else None,
         ),
         response,
     )
