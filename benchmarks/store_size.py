@@ -10,7 +10,7 @@ ID each time; the site's NSID and host name (each probe reaches one of a few any
 letter and family, another one now and then); a new SOA serial and fresh RRSIG signatures every
 ``--rounds-per-serial`` rounds; a few timeouts. RTTs vary per query. Prints bytes per record
 raw, plain zstd of the whole body (the baseline), packed (the per-record blob, plus its share
-of the distinct answers stored once) and pack/unpack µs per record, and checks that every
+of the distinct answers stored once) and pack/unpack CPU µs per record, and checks that every
 record unpacks byte for byte. Target: ≤ 1.5 KB per root-dns record.
 """
 
@@ -232,16 +232,17 @@ def main() -> int:
     zstd_whole = sum(len(plain.compress(b.encode())) for b in bodies)
     zlib_whole = sum(len(zlib.compress(b.encode(), 6)) for b in bodies)
 
-    begin = time.perf_counter()
+    # CPU time of this process: the machine may be busy with other work.
+    begin = time.process_time()
     packed = [compact.pack(b, "root-dns") for b in bodies]
-    pack_s = time.perf_counter() - begin
+    pack_s = time.process_time() - begin
     answers: dict[str, bytes] = {}
     for p in packed:
         for key, blob in p.answers:
             answers.setdefault(key, blob)
-    begin = time.perf_counter()
+    begin = time.process_time()
     out = [compact.unpack(p.blob, answers) for p in packed]
-    unpack_s = time.perf_counter() - begin
+    unpack_s = time.process_time() - begin
     if out != bodies:
         print("FAIL: a record did not unpack byte for byte", file=sys.stderr)
         return 1
@@ -261,8 +262,8 @@ def main() -> int:
     )
     print(f"ratio raw / packed     {raw / (blobs + answer_bytes):8.1f}×")
     print(f"ratio zstd / packed    {zstd_whole / (blobs + answer_bytes):8.1f}×")
-    print(f"pack   {pack_s / n * 1e6:6.1f} µs/record")
-    print(f"unpack {unpack_s / n * 1e6:6.1f} µs/record")
+    print(f"pack   {pack_s / n * 1e6:6.1f} µs/record (CPU)")
+    print(f"unpack {unpack_s / n * 1e6:6.1f} µs/record (CPU)")
     target = per_record <= 1536
     print(f"target ≤ 1.5 KB/record: {'met' if target else 'NOT met'}")
     return 0 if target else 1

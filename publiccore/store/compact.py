@@ -25,9 +25,8 @@ a version byte: a new layout or dictionary takes a new version byte, and old blo
 
 from __future__ import annotations
 
-import base64
+import binascii
 import dataclasses
-import functools
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from publiccore.errors import StoreError
 
 LEVEL = 3  # zstd level: higher levels shrink a 2 KB template by < 3 % here, at twice the time
 MIN_ANSWER_BYTES = 12  # a DNS header; shorter base64 text is not a DNS answer and stays inline
+_MIN_ANSWER_TEXT = 4 * -(-MIN_ANSWER_BYTES // 3)  # its base64 length
 _PLAIN = 0x00
 _ROOT_V1 = 0x01
 _KEY = '"wire_b64":"'  # what precedes each answer's base64 text in a root-dns body
@@ -131,22 +131,33 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-@functools.lru_cache(maxsize=4096)
-def _answer_blob(wire: bytes) -> bytes:
-    """The compressed answer (cached: the same answer comes back in many records)."""
-    return _codecs.plain.compress(wire)
+_ANSWER_CACHE_SIZE = 4096
+_answer_cache: dict[bytes, bytes] = {}  # digest → answer blob, the most recent first out
+
+
+def _answer_blob(digest: bytes, wire: bytes) -> bytes:
+    """The compressed answer (kept: the same answer comes back in many records)."""
+    blob = _answer_cache.get(digest)
+    if blob is None:
+        blob = _codecs.plain.compress(wire)
+        if len(_answer_cache) >= _ANSWER_CACHE_SIZE:
+            _answer_cache.clear()  # simple, bounded; refilled by the answers of the next records
+        _answer_cache[digest] = blob
+    return blob
 
 
 def _cut(text: str) -> tuple[bytes, bytes] | None:
     """(DNS ID, wire with ID 0) of canonical base64 ``text``; None when it stays inline."""
-    if len(text) % 4:
+    if len(text) % 4 or len(text) < _MIN_ANSWER_TEXT:
         return None
     try:
-        wire = base64.b64decode(text, validate=True)
+        wire = binascii.a2b_base64(text, strict_mode=True)
     except ValueError:  # binascii.Error, or a character that is not ASCII
         return None
-    if len(wire) < MIN_ANSWER_BYTES or base64.b64encode(wire).decode("ascii") != text:
+    if len(wire) < MIN_ANSWER_BYTES:
         return None
+    if binascii.b2a_base64(wire, newline=False) != text.encode("ascii"):
+        return None  # valid but not canonical (padding bits set): kept as written
     return wire[:2], b"\0\0" + wire[2:]
 
 
@@ -179,7 +190,7 @@ def pack(body: str, kind: str) -> Packed:
             count += 1
             key = digest.hex()
             if key not in answers:
-                answers[key] = _answer_blob(wire)
+                answers[key] = _answer_blob(digest, wire)
         at = body.find(_KEY, end)
     pieces.append(body[start:])
     payload = _varint(count) + bytes(refs) + _encode("".join(pieces))
@@ -261,7 +272,7 @@ def expand(blob: bytes, lookup: Callable[[str], bytes]) -> str:
                 wires[digest] = _codecs.unplain.decompress(lookup(digest.hex()))
             except zstandard.ZstdError as exc:
                 raise StoreError(f"corrupt answer blob {digest.hex()}: {exc}") from None
-        out.append(base64.b64encode(dns_id + wires[digest][2:]).decode("ascii"))
+        out.append(binascii.b2a_base64(dns_id + wires[digest][2:], newline=False).decode("ascii"))
     out.append(template[at:])
     return "".join(out)
 
