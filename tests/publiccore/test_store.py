@@ -153,6 +153,14 @@ def test_a_store_closes_when_its_with_block_ends(tmp_path: pathlib.Path) -> None
         store.count_records()
 
 
+def test_both_stores_close_when_their_with_block_ends(store: Store) -> None:
+    with store as same:
+        assert same is store
+        store.put_records([_record(0)])
+    with pytest.raises(Exception, match="closed"):  # sqlite3 or psycopg: a closed connection
+        store.count_records()
+
+
 def test_probe_registry(store: Store) -> None:
     store.add_probe(ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="h1"))
     with pytest.raises(StoreError):
