@@ -407,7 +407,7 @@ _JSON = st.recursive(
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
     max_leaves=6,
-)
+).map(copy.deepcopy)  # a fresh copy: the test mutates what it draws (_SPECIAL holds [] and {})
 
 
 def _containers(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
