@@ -149,21 +149,6 @@ class Rejection(Exception):
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
-def _record_error_code(exc: RecordError) -> str:
-    reason = exc.reason
-    if reason == "missing field":
-        return "missing_field"
-    if reason == "unknown field":
-        return "unknown_field"
-    if reason.startswith("unknown schema"):
-        return "unknown_schema"
-    if reason.startswith("unknown kind"):
-        return "unknown_kind"
-    if reason.startswith(("expected", "must not be null")):
-        return "wrong_type"
-    return "invalid_value"
-
-
 # --- body decoding (pure; runs in a worker thread) -------------------------------------------
 
 
@@ -250,7 +235,7 @@ def validate_batch(
         except RecordError as exc:
             raise Rejection(
                 400,
-                _record_error_code(exc),
+                exc.code,
                 str(exc),
                 index=index,
                 path=exc.path,

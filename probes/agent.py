@@ -32,10 +32,12 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 import aiohttp
+import dns.rcode
 import prometheus_client
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from publiccore.probes.failure import rcode
 from publiccore.probes.spool import Spool, SpooledRecord, SpoolError, SpoolStats
 
 from publiccore import __version__
@@ -170,7 +172,7 @@ class AgentMetrics:
                 self.queries.labels(kind=kind, transport=query.transport).inc()
                 if query.failure and not query.answered:
                     self.query_failures.labels(kind=kind, code=query.failure).inc()
-                elif query.rcode and query.rcode != "NOERROR":
+                elif query.rcode and rcode(query.rcode) != dns.rcode.Rcode.NOERROR:
                     self.query_failures.labels(kind=kind, code=f"rcode_{query.rcode.lower()}").inc()
 
 

@@ -134,24 +134,18 @@ def build_measurements(
     anchors.
     """
     from publiccore.probes import agent as agent_mod
-    from publiccore.probes import dnssec, root
+    from publiccore.probes import root
 
     from publiccore import roothints
 
     targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
-    anchors = dnssec.load_anchors(settings.root.anchors or None)
+    round_cfg = root.RootConfig.from_settings(settings.root)
     delay = (
         settings.root.start_delay_max_seconds
         if start_delay_max_seconds is None
         else start_delay_max_seconds
     )
     try:
-        round_cfg = root.RootConfig(
-            anchors=tuple(anchors),
-            timeout_seconds=settings.root.timeout_seconds,
-            concurrency=settings.root.concurrency,
-            udp_payload_bytes=settings.root.udp_payload_bytes,
-        )
         schedule = agent_mod.Schedule(settings.root.interval_seconds, delay)
     except ValueError as exc:
         raise ConfigError(f"[root]: {exc}") from None

@@ -33,6 +33,8 @@ from publiccore.probes import dnssec
 from publiccore.probes.failure import classify
 
 from publiccore.clock import Clock, utc_now
+from publiccore.config import RootSettings
+from publiccore.errors import ConfigError
 from publiccore.records import (
     Consistency,
     ConsistencyStatus,
@@ -63,6 +65,33 @@ class RootConfig:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RootSettings,
+        *,
+        anchors: str | None = None,
+        timeout_seconds: float | None = None,
+        concurrency: int | None = None,
+        validation_time: dt.datetime | None = None,
+    ) -> RootConfig:
+        """The round ``[root]`` describes, with a command's overrides (None: the setting).
+
+        Loads the trust anchors (``anchors``, else ``settings.anchors``, else the bundled ones).
+        Raises InputError for unreadable anchors and ConfigError for a bad setting.
+        """
+        loaded = dnssec.load_anchors(anchors or settings.anchors or None)
+        try:
+            return cls(
+                anchors=tuple(loaded),
+                timeout_seconds=timeout_seconds or settings.timeout_seconds,
+                concurrency=concurrency or settings.concurrency,
+                udp_payload_bytes=settings.udp_payload_bytes,
+                validation_time=validation_time,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[root]: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
+from publiccore import sqlitedb
 from publiccore.clock import utc_now
 from publiccore.errors import PubliccoreError
 from publiccore.records import Record
@@ -110,13 +111,8 @@ class Spool:
         self.quota_bytes = quota_bytes
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=10000")
-            # only takes effect on a new file: lets close() give freed pages back to the disk
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # auto_vacuum only takes effect on a new file: lets close() give freed pages back
+            self._db = sqlitedb.connect(self.path, synchronous="FULL", auto_vacuum="INCREMENTAL")
             with self._transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -128,19 +124,9 @@ class Spool:
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """One write transaction under the lock: commit on success, roll back otherwise."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            committed = False
-            try:
-                yield
-                self._db.execute("COMMIT")
-                committed = True
-            finally:
-                if not committed:
-                    self._db.execute("ROLLBACK")
+        return sqlitedb.transaction(self._db, self._lock)
 
     def _bump(self, key: str, by: int) -> None:
         self._db.execute("UPDATE state SET value = value + ? WHERE key = ?", (by, key))
@@ -263,15 +249,11 @@ class Spool:
     def stats(self) -> SpoolStats:
         """Return a consistent snapshot of the spool's contents and upload history."""
         try:
-            with self._lock:
-                self._db.execute("BEGIN")
-                try:
-                    depth, oldest = self._db.execute(
-                        "SELECT count(*), min(spooled) FROM spool"
-                    ).fetchone()
-                    state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
-                finally:
-                    self._db.execute("COMMIT")
+            with sqlitedb.transaction(self._db, self._lock, mode="DEFERRED"):
+                depth, oldest = self._db.execute(
+                    "SELECT count(*), min(spooled) FROM spool"
+                ).fetchone()
+                state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot read spool {self.path}: {exc}") from None
 

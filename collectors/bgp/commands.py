@@ -203,13 +203,10 @@ def _store(
 
     from publiccore.store import open_configured
 
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         source_id, count = store_analysis(
             store, analysis, options=options, delegated=tuple(delegated), command=command
         )
-    finally:
-        store.close()
     print(f"stored {count} observations as source {source_id}", file=sys.stderr)
 
 

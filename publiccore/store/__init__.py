@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from publiccore.errors import StoreError
 from publiccore.records import Record
@@ -78,6 +78,10 @@ class Store(Protocol):
         ...
 
     def get_record(self, record_id: str) -> Record | None: ...
+
+    def get_body(self, record_id: str) -> str | None:
+        """The stored record's canonical JSON, byte for byte as written (for citation)."""
+        ...
 
     def iter_records(
         self,
@@ -163,9 +167,11 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> Store: ...
+    def __enter__(self) -> Self:
+        """``with open_store(...) as store:`` closes the store when the block ends."""
+        ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def open_store(path: str = "", url: str = "") -> Store:

@@ -178,8 +178,15 @@ class FactBatch:
             self.add(record)
 
 
-# Schema (migration 2), both dialects: {real} float type, {bigint} integer type.
+# Schema (migration 2), both dialects: {real} float type, {bigint} integer type, {blob} bytes.
+# Raw records are kept packed (``publiccore.store.compact``): ``records.packed`` holds the blob
+# (``body`` stays empty for them) and ``wire_answers`` each distinct DNS answer once.
 SCHEMA_V2 = """
+    ALTER TABLE records ADD COLUMN packed {blob};
+    CREATE TABLE wire_answers (
+        hash TEXT PRIMARY KEY,
+        blob {blob} NOT NULL
+    );
     CREATE TABLE root_queries (
         record_id TEXT NOT NULL,
         probe_id TEXT NOT NULL,

@@ -18,7 +18,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY", records_options=""
     ),
-    SCHEMA_V2.format(real="DOUBLE PRECISION", bigint="BIGINT"),
+    SCHEMA_V2.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 
@@ -62,8 +62,8 @@ class PostgresStore(SqlStore):
         with self._db.cursor() as cur:
             cur.executemany(
                 "INSERT INTO records "
-                "(id, kind, probe_id, country, asn, started, finished, received, body) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                "(id, kind, probe_id, country, asn, started, finished, received, body, packed) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 rows,
             )
 

@@ -13,13 +13,13 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from publiccore import records as rec
 from publiccore.clock import utc_now
 from publiccore.errors import StoreError
 from publiccore.sites import SiteTable, load_sites
-from publiccore.store import Observation, ProbeRegistration, PutResult, Source
+from publiccore.store import Observation, ProbeRegistration, PutResult, Source, compact
 from publiccore.store import facts as factmod
 
 # Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
@@ -94,14 +94,6 @@ class SqlStore:
         self._lock = threading.RLock()
         self._sites: SiteTable | None = None
 
-    # --- context manager ---------------------------------------------------------------------
-
-    def __enter__(self) -> SqlStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def sites(self) -> SiteTable:
         """The site table facts are written with (the bundled one unless set)."""
@@ -141,6 +133,12 @@ class SqlStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- schema ------------------------------------------------------------------------------
 
@@ -189,11 +187,14 @@ class SqlStore:
         with self._transaction():
             known = self._known_ids([r.id for r in records])
             rows = []
+            answers: dict[str, bytes] = {}
             batch = factmod.FactBatch(sites=self.sites)
             for r, body in zip(records, bodies, strict=True):
                 if r.id in known:
                     continue
                 known.add(r.id)
+                packed = compact.pack(body, r.kind)
+                answers.update(packed.answers)
                 rows.append(
                     (
                         r.id,
@@ -204,14 +205,59 @@ class SqlStore:
                         ts(r.started),
                         ts(r.finished),
                         now,
-                        body,
+                        "",
+                        packed.blob,
                     )
                 )
                 batch.add(r)
             if rows:
+                self._put_answers(answers)
                 self._insert_rows(rows)
                 self._write_facts(batch)
         return PutResult(accepted=len(rows), duplicates=len(records) - len(rows))
+
+    def _put_answers(self, answers: Mapping[str, bytes]) -> None:
+        """Store the wire answers not stored yet (inside the caller's transaction)."""
+        if answers:
+            self._executemany(
+                self._sql(
+                    "INSERT INTO wire_answers (hash, blob) VALUES (?, ?) "
+                    "ON CONFLICT (hash) DO NOTHING"
+                ),
+                list(answers.items()),
+            )
+
+    def _bodies(self, rows: Sequence[Sequence[Any]]) -> list[str]:
+        """The canonical JSON of stored (body, packed) rows: packed ones unpacked with their
+        wire answers (looked up once per distinct answer of the rows)."""
+        refs = {
+            ref
+            for body, packed in rows
+            if packed is not None
+            for ref in compact.answer_refs(packed)
+        }
+        answers: dict[str, bytes] = {}
+        ordered = sorted(refs)
+        for start in range(0, len(ordered), self.ID_CHUNK):
+            chunk = ordered[start : start + self.ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            with self._lock:
+                found = self._execute(
+                    self._sql(f"SELECT hash, blob FROM wire_answers WHERE hash IN ({marks})"), chunk
+                ).fetchall()
+            answers.update((h, bytes(b)) for h, b in found)
+        return [
+            body if packed is None else compact.unpack(bytes(packed), answers)
+            for body, packed in rows
+        ]
+
+    def get_body(self, record_id: str) -> str | None:
+        """The stored record's canonical JSON, byte for byte as it was written, or None."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT body, packed FROM records WHERE id = ?"), (record_id,)
+            ).fetchone()
+        return None if row is None else self._bodies([row])[0]
 
     def _known_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored already (inside the caller's transaction)."""
@@ -306,7 +352,7 @@ class SqlStore:
             with self._lock:
                 rows = self._execute(
                     self._sql(
-                        "SELECT started, id, body FROM records WHERE kind = ? AND "
+                        "SELECT started, id, body, packed FROM records WHERE kind = ? AND "
                         "(started > ? OR (started = ? AND id > ?)) ORDER BY started, id LIMIT ?"
                     ),
                     (kind, last[0], last[0], last[1], chunk),
@@ -314,14 +360,11 @@ class SqlStore:
             if not rows:
                 return
             last = (rows[-1][0], rows[-1][1])
-            yield [rec.loads(row[2]) for row in rows]
+            yield [rec.loads(body) for body in self._bodies([(r[2], r[3]) for r in rows])]
 
     def get_record(self, record_id: str) -> rec.Record | None:
-        with self._lock:
-            row = self._execute(
-                self._sql("SELECT body FROM records WHERE id = ?"), (record_id,)
-            ).fetchone()
-        return None if row is None else rec.loads(row[0])
+        body = self.get_body(record_id)
+        return None if body is None else rec.loads(body)
 
     @staticmethod
     def _where(
@@ -368,11 +411,14 @@ class SqlStore:
                 )
                 page_args += [last[0], last[0], last[1]]
             size = page if left is None else min(page, left)
-            sql = f"SELECT started, id, body FROM records{clause} ORDER BY started, id LIMIT ?"
+            sql = (
+                f"SELECT started, id, body, packed FROM records{clause} "
+                "ORDER BY started, id LIMIT ?"
+            )
             with self._lock:
                 rows = self._execute(self._sql(sql), [*page_args, size]).fetchall()
-            for row in rows:
-                yield rec.loads(row[2])
+            for body in self._bodies([(row[2], row[3]) for row in rows]):
+                yield rec.loads(body)
             if len(rows) < size:
                 return
             last = (rows[-1][0], rows[-1][1])

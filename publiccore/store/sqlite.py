@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from publiccore import sqlitedb
 from publiccore.errors import StoreError
 from publiccore.store.facts import SCHEMA_V2
 from publiccore.store.sql import SCHEMA_V1, SqlStore
@@ -18,7 +19,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY", records_options="WITHOUT ROWID"
     ),
-    SCHEMA_V2.format(real="REAL", bigint="INTEGER"),
+    SCHEMA_V2.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
@@ -32,6 +33,7 @@ _RECORD_COLUMNS = (
     "finished",
     "received",
     "body",
+    "packed",
 )
 
 
@@ -54,12 +56,7 @@ class SqliteStore(SqlStore):
         self.path = pathlib.Path(path)
         self.label = f"store {self.path}"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = sqlitedb.connect(self.path, synchronous="NORMAL", foreign_keys=True)
             self._rows_per_insert = max(
                 1,
                 min(
@@ -80,16 +77,8 @@ class SqliteStore(SqlStore):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """Hold the lock and one write transaction; commit on success, roll back otherwise."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            committed = False
-            try:
-                yield
-                self._db.execute("COMMIT")
-                committed = True
-            finally:
-                if not committed:
-                    self._db.execute("ROLLBACK")
+        with sqlitedb.transaction(self._db, self._lock):
+            yield
 
     def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         # Multi-row INSERTs rather than executemany, which takes the GIL back for every row.
