@@ -22,10 +22,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest
-from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import root as derive_root
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
@@ -217,19 +215,37 @@ def _age_families(newest_record: float | None, newest_dump: float | None, t: flo
     return [records, dump]
 
 
-class _Families(Collector):
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from (f for f in self._families if f.samples)
+def _escape(text: str) -> str:
+    """OpenMetrics escaping of a HELP text or label value: backslash, newline, double quote."""
+    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def write(families: Sequence[Metric], out: TextIO) -> None:
-    """Write ``families`` as OpenMetrics text (ending with ``# EOF``)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    out.write(generate_latest(registry).decode("utf-8"))
+    """Write ``families`` as OpenMetrics text (ending with ``# EOF``), directly.
+
+    The same bytes as ``prometheus_client``'s OpenMetrics exposition of these families (a test
+    checks it), without its per-sample escaping work: each label set is escaped once per family.
+    Families without samples are left out.
+    """
+    for family in families:
+        if not family.samples:
+            continue
+        name = family.name
+        out.write(f"# HELP {name} {_escape(family.documentation)}\n# TYPE {name} {family.type}\n")
+        if family.unit:
+            out.write(f"# UNIT {name} {family.unit}\n")
+        label_text: dict[tuple[tuple[str, str], ...], str] = {}
+        lines = []
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            text = label_text.get(key)
+            if text is None:
+                text = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in key) + "}" if key else ""
+                label_text[key] = text
+            stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
+            lines.append(f"{sample.name}{text} {floatToGoString(sample.value)}{stamp}\n")
+        out.write("".join(lines))
+    out.write("# EOF\n")
 
 
 def sample_count(families: Iterable[Metric]) -> dict[str, int]:
