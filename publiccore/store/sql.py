@@ -176,8 +176,32 @@ class SqlStore:
         ]
         if not rows:
             return PutResult(accepted=0, duplicates=0)
-        accepted = self._insert_records(rows)
-        return PutResult(accepted=accepted, duplicates=len(rows) - accepted)
+        owners = self._owners([row[0] for row in rows])
+        conflict_ids = tuple(
+            row[0] for row in rows if row[0] in owners and owners[row[0]] != row[2]
+        )
+        if conflict_ids:
+            doomed = set(conflict_ids)
+            rows = [row for row in rows if row[0] not in doomed]
+        accepted = self._insert_records(rows) if rows else 0
+        return PutResult(
+            accepted=accepted,
+            duplicates=len(rows) - accepted,
+            conflicts=len(conflict_ids),
+            conflict_ids=conflict_ids,
+        )
+
+    def _owners(self, ids: Sequence[str]) -> dict[str, str]:
+        """The probe id of each of ``ids`` already stored (absent ids are left out)."""
+        owners: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                sql = self._sql(f"SELECT id, probe_id FROM records WHERE id IN ({marks})")
+                owners.update(self._execute(sql, chunk).fetchall())
+        return owners
 
     def get_record(self, record_id: str) -> rec.Record | None:
         with self._lock:
