@@ -201,3 +201,11 @@ def test_another_probes_id_is_a_conflict_not_a_duplicate(server: Any) -> None:
     assert (status, out) == (200, {"accepted": 0, "duplicates": 1, "rejected": 0})
     status, body = S.get(server.port, "/metrics")
     assert 'publiccore_ingest_rejected_records_total{reason="id_conflict"} 1.0' in body.decode()
+
+
+def test_probes_add_refuses_an_unassigned_country(tmp_path: pathlib.Path) -> None:
+    done = S.run_cli(
+        "probes", "add", "--store", str(tmp_path / "s.sqlite"), "--country", "XX", "--asn", "1"
+    )
+    assert done.returncode == 1
+    assert "ISO 3166-1 alpha-2" in done.stderr
