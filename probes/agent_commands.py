@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--verbose", "-v", action="store_true", help="log every round and upload")
     run.set_defaults(func=_agent_run)
     flush = actions.add_parser(
-        "flush", help="upload what the spool holds without measuring; exit 0 once it is empty"
+        "flush",
+        help="upload what the spool holds without measuring; exit 0 once it is empty "
+        "(quarantined records do not count)",
     )
     _common(flush)
     flush.add_argument(
@@ -250,7 +252,14 @@ def _agent_flush(args: argparse.Namespace) -> int:
             f"{stats.last_failure_reason or 'time is up'}\n"
         )
         return 1
+    # Quarantined records will never upload (the collector refused them for good): they do not
+    # make a flush fail, but they are said.
     sys.stdout.write(f"spool empty; {stats.acked_total} records uploaded in all\n")
+    if stats.quarantined:
+        sys.stderr.write(
+            f"publiccore: note: {stats.quarantined} records quarantined (refused for good; "
+            f"see agent status): {stats.last_quarantine_reason}\n"
+        )
     return 0
 
 
@@ -303,6 +312,12 @@ def _agent_status(args: argparse.Namespace) -> int:
     ]
     if stats.last_failure_reason:
         lines.append(f"failure reason  {stats.last_failure_reason}")
+    lines.append(
+        f"quarantined     {stats.quarantined} records refused for good, kept aside "
+        f"({stats.quarantined_total} ever)"
+    )
+    if stats.last_quarantine_reason:
+        lines.append(f"why             {stats.last_quarantine_reason}")
     if not settings.probe.collector_url:
         lines.append("note            probe.collector_url is not set: nothing will upload")
     sys.stdout.write("\n".join(lines) + "\n")
