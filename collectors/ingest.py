@@ -33,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from publiccore.collectors import connections
 
 from publiccore import domains
 from publiccore.clock import Clock, utc_now
@@ -383,13 +384,21 @@ async def _authenticate(request: web.Request) -> ProbeRegistration:
     return probe
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, *, piece_seconds: float) -> bytes:
+    """Read the body: at most ``limit`` bytes, each piece within ``piece_seconds``.
+
+    Raises Rejection (413 too large, 408 stalled, 400 undecodable).
+    """
     if request.content_length is not None and request.content_length > limit:
         raise Rejection(413, "too_large", f"body exceeds {limit} bytes")
     body = bytearray()
     while True:
         try:
-            chunk = await request.content.read(READ_CHUNK)
+            chunk = await asyncio.wait_for(request.content.read(READ_CHUNK), piece_seconds)
+        except TimeoutError:
+            raise Rejection(
+                408, "body_timeout", f"no body data for {piece_seconds:g} s: closing"
+            ) from None
         except HttpProcessingError as exc:  # aiohttp's own decompression refused the body
             raise Rejection(400, "bad_gzip", f"cannot decode body: {exc.message}"[:300]) from None
         if not chunk:
@@ -454,7 +463,9 @@ async def post_records(request: web.Request) -> web.Response:
                 "unsupported_encoding",
                 f"Content-Encoding {encoding[:40]!r} not supported (gzip or none)",
             )
-        raw = await _read_body(request, serve.max_body_bytes)
+        raw = await _read_body(
+            request, serve.max_body_bytes, piece_seconds=serve.body_timeout_seconds
+        )
         now = app[CLOCK_KEY]()
         records, result = await _in_thread(
             request,
@@ -472,7 +483,12 @@ async def post_records(request: web.Request) -> web.Response:
     except Rejection as rejection:
         stats.rejected_by_reason[rejection.code] += rejection.records
         stats.batches_rejected += 1
-        return rejection.response()
+        response = rejection.response()
+        if not request.content.at_eof():
+            # Refused before the body was read (401, 413, 429, a stalled body): close now
+            # rather than read and discard the rest of it.
+            response.force_close()
+        return response
     _count(stats, records, result)
     answer: dict[str, Any] = {
         "accepted": result.accepted,
@@ -524,7 +540,10 @@ def make_app(
     counters an exporter reads), ``LIMITER_KEY``, ``CLOCK_KEY``; the worker pool for blocking
     store work lives in ``cleanup_ctx``.
     """
-    app = web.Application(client_max_size=settings.serve.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.serve.max_body_bytes,
+        middlewares=[connections.request_started],
+    )
     app[STORE_KEY] = store
     app[SETTINGS_KEY] = settings
     app[STATS_KEY] = IngestStats()
