@@ -1,4 +1,4 @@
-"""``publiccore agent run | status``: the volunteer probe agent and what its spool holds."""
+"""``publiccore agent run | flush | requeue | status``: the probe agent and what its spool holds."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="give up after this long (default 300)",
     )
     flush.set_defaults(func=_agent_flush)
+    requeue = actions.add_parser(
+        "requeue", help="put the quarantined records back in the upload queue (once fixed)"
+    )
+    _common(requeue)
+    requeue.set_defaults(func=_agent_requeue)
     status = actions.add_parser(
         "status", help="what the spool holds, the last upload and why the last one failed"
     )
@@ -260,6 +265,23 @@ def _agent_flush(args: argparse.Namespace) -> int:
             f"publiccore: note: {stats.quarantined} records quarantined (refused for good; "
             f"see agent status): {stats.last_quarantine_reason}\n"
         )
+    return 0
+
+
+def _agent_requeue(args: argparse.Namespace) -> int:
+    from publiccore.probes.spool import Spool
+
+    settings = cfg.load(args.config)
+    path = pathlib.Path(args.spool or settings.agent.spool_path)
+    if not path.exists():
+        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    _check_owner(path)
+    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    try:
+        moved = spool.requeue()
+    finally:
+        spool.close()
+    sys.stdout.write(f"{moved} quarantined records back in the upload queue\n")
     return 0
 
 

@@ -257,6 +257,20 @@ class Spool:
             raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
         return moved
 
+    def requeue(self) -> int:
+        """Put every quarantined record back in the upload queue, where it was (e.g. once the
+        collector was fixed); returns how many."""
+        try:
+            with self._transaction():
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO spool (seq, id, kind, spooled, size, body) "
+                    "SELECT seq, id, kind, spooled, size, body FROM quarantine"
+                ).rowcount
+                self._db.execute("DELETE FROM quarantine")
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return max(0, moved)
+
     def quarantined_records(self, limit: int = 1000) -> list[tuple[SpooledRecord, str]]:
         """The quarantined records, oldest first, each with the collector's reason."""
         with self._lock:

@@ -90,6 +90,11 @@ def test_refused_records_are_quarantined_and_the_rest_uploads(tmp_path: pathlib.
         spool.close()
     assert set(kept) == {r.id for r in stale} | {bad.id}
     assert "wrong_probe" in kept[stale[0].id] and "target.letter" in kept[bad.id]
+    done = S.run_cli("agent", "requeue", "--config", str(config))
+    assert (done.returncode, done.stdout) == (0, "4 quarantined records back in the upload queue\n")
+    status = json.loads(S.run_cli("agent", "status", "--config", str(config), "--json").stdout)
+    assert (status["depth"], status["quarantined"]) == (4, 0)
+    assert status["spooled_total"] == status["acked_total"] + status["depth"]
 
 
 def test_an_id_held_by_another_probe_is_quarantined(tmp_path: pathlib.Path) -> None:
