@@ -3,10 +3,12 @@
 ``GuardedRunner`` is an aiohttp ``AppRunner`` whose connections are counted and bounded:
 
 - at most ``max_connections_per_address`` open connections from one source address (one more is
-  closed as soon as it is accepted) and ``max_connections`` per serve process: when that is
-  reached, the oldest connection without a request in progress (slow or idle) is closed to make
-  room, so slow clients from many addresses cannot lock an honest probe out. The cap is held
-  under the process's descriptor limit, so accepting never fails with "Too many open files";
+  closed as soon as it is accepted; ``per_address_exempt``, by default this host's loopback
+  addresses, are exempt: a reverse proxy in front makes every connection its own);
+- at most ``max_connections`` per serve process: when that is reached, the oldest connection
+  without a request in progress (slow or idle) is closed to make room, so slow clients from
+  many addresses cannot lock an honest probe out. The cap is held under the process's
+  descriptor limit, so accepting does not fail with "Too many open files";
 - a new connection must complete its first request's headers within ``header_timeout_seconds``;
   an idle keep-alive connection (or a later request's headers) gets ``keepalive_timeout_seconds``
   (aiohttp's keep-alive timer, which partial data does not extend);
@@ -46,6 +48,7 @@ class ConnectionLimits:
     max_connections_per_address: int = 32
     header_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: float = 15.0
+    per_address_exempt: frozenset[str] = frozenset({"127.0.0.1", "::1"})  # a reverse proxy
 
 
 def descriptor_cap(wanted: int) -> int:
@@ -95,7 +98,10 @@ class ConnectionGuard:
         connection without a request in progress (a slow or idle client) is closed to make room;
         only when every connection is busy with a request is the new one refused.
         """
-        if self.by_address[address] >= self.limits.max_connections_per_address:
+        if (
+            self.by_address[address] >= self.limits.max_connections_per_address
+            and address.removeprefix("::ffff:") not in self.limits.per_address_exempt
+        ):
             return self._refuse("over the per-address connection cap")
         if self.open >= self.max_connections:
             if not self.waiting:

@@ -111,6 +111,8 @@ class ServeSettings:
     keepalive_timeout_seconds: float = 15.0  # idle time between requests on one connection
     max_connections: int = 512  # open connections per serve process (beyond: closed at once)
     max_connections_per_address: int = 32  # open connections from one source address
+    # addresses the per-address cap does not apply to: a reverse proxy in front (on this host)
+    per_address_exempt: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclasses.dataclass(slots=True)
@@ -241,6 +243,17 @@ def _country(value: Any) -> str | None:
     )
 
 
+def _addresses(value: Any) -> str | None:
+    import ipaddress
+
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            return f"a list of IP addresses ({item[:60]!r} is not one)"
+    return None
+
+
 def _text(limit: int, *, empty_ok: bool = True) -> Check:
     def check(value: Any) -> str | None:
         if (not empty_ok and not value) or len(value) > limit or not value.isprintable():
@@ -290,6 +303,7 @@ RANGES: dict[str, Check] = {
     "serve.keepalive_timeout_seconds": _number(0, 3600, low_open=True),
     "serve.max_connections": _number(1, 1_000_000),
     "serve.max_connections_per_address": _number(1, 1_000_000),
+    "serve.per_address_exempt": _addresses,
     "bgp.full_feed_ratio": _number(0, 1, low_open=True),
     "bgp.full_feed_min_ipv4": _number(0, 2**32),
     "bgp.full_feed_min_ipv6": _number(0, 2**32),

@@ -253,6 +253,7 @@ def connection_limits(settings: cfg.Settings) -> ConnectionLimits:
         max_connections_per_address=serve.max_connections_per_address,
         header_timeout_seconds=serve.header_timeout_seconds,
         keepalive_timeout_seconds=serve.keepalive_timeout_seconds,
+        per_address_exempt=frozenset(serve.per_address_exempt),
     )
 
 

@@ -143,15 +143,19 @@ def test_a_probe_uploads_while_many_slow_clients_are_open(tmp_path: pathlib.Path
 
 
 def test_per_address_cap(tmp_path: pathlib.Path) -> None:
-    collector = _collector(tmp_path, {"max_connections_per_address": 4})
+    collector = _collector(
+        tmp_path, {"max_connections_per_address": 4, "per_address_exempt": ["127.0.0.10"]}
+    )
     with _running(collector):
         socks = [_slow_client(collector.port, "127.0.0.9") for _ in range(10)]
+        proxy = [_slow_client(collector.port, "127.0.0.10") for _ in range(10)]
         try:
             assert S.wait_until(lambda: sum(not _closed_by_peer(s) for s in socks) == 4, timeout=30)
+            assert not any(_closed_by_peer(s) for s in proxy)  # the exempt address
             probe_id, token = collector.probe
             assert _upload(collector.port, token, probe_id) == 200  # another address
         finally:
-            for sock in socks:
+            for sock in socks + proxy:
                 sock.close()
 
 

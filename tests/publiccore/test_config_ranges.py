@@ -40,6 +40,7 @@ def test_every_setting_has_a_range() -> None:
         ("serve", "max_connections_per_address", 0),
         ("serve", "rate_limit_burst", -1),
         ("serve", "listen", "nowhere"),
+        ("serve", "per_address_exempt", ["proxy.example"]),
         ("agent", "spool_quota_bytes", -1),
         ("agent", "spool_quota_bytes", 0),
         ("agent", "upload_batch_records", 0),
