@@ -362,7 +362,7 @@ class Uploader:
             )
         quarantined = 0
         if conflicts:
-            doomed = [batch[i] for i in sorted(set(indexes))]  # type: ignore[arg-type]
+            doomed = [batch[i] for i in sorted(set(indexes))]
             reason = (
                 f"collector: record id {doomed[0].id} is already stored from another probe "
                 f"({conflicts} such in one batch)"
@@ -371,7 +371,7 @@ class Uploader:
                 self.spool.quarantine, [d.seq for d in doomed], reason=reason, now=self.clock()
             )
             log.warning("%d record id(s) conflict with another probe's; quarantined", conflicts)
-        taken = {d.seq for d in batch} - {batch[i].seq for i in indexes}  # type: ignore[index]
+        taken = {d.seq for d in batch} - {batch[i].seq for i in indexes}
         acked = await asyncio.to_thread(
             self.spool.ack, [b.seq for b in batch if b.seq in taken], now=self.clock()
         )

@@ -58,7 +58,7 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
             except TypeError:  # an unhashable key: the base class says so
@@ -81,7 +81,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 _StrictLoader.add_constructor(
     "tag:yaml.org,2002:bool",
-    _StrictLoader.construct_yaml_bool,  # type: ignore[arg-type]
+    _StrictLoader.construct_yaml_bool,
 )
 _REQUIRED = (
     "id",
