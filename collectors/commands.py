@@ -63,7 +63,9 @@ def _probes_add(args: argparse.Namespace) -> int:
 
     settings = cfg.load(args.config)
     country = args.country.upper()
-    if not _COUNTRY.match(country):
+    from publiccore.domains import is_country
+
+    if not _COUNTRY.match(country) or not is_country(country):
         raise ConfigError(f"--country must be an ISO 3166-1 alpha-2 code, got {args.country!r}")
     token = new_token()
     probe = ProbeRegistration(

@@ -75,6 +75,9 @@ LIVE_HELP: dict[str, str] = {
     "publiccore_bgp_newest_dump_age_seconds": "Seconds since the newest stored BGP observation",
     "publiccore_aggregate_age_seconds": "Seconds since the aggregates were computed",
     "publiccore_aggregate_duration_seconds": "Seconds the last aggregate refresh took",
+    "publiccore_aggregate_errors": (
+        "Aggregate refreshes that failed (the previous snapshot is kept and its age grows)"
+    ),
     "publiccore_regulatory_event_timestamp_seconds": (
         "Date of a regulatory event (00:00 UTC) as a Unix time"
     ),
@@ -140,11 +143,13 @@ class LiveCollector(Collector):
         events: Sequence[ev.Event] = (),
         ingest_counts: IngestCounts | None = None,
         clock: Clock = utc_now,
+        errors: Callable[[], int] = lambda: 0,
     ) -> None:
         self._current = current
         self._events = tuple(events)
         self._ingest_counts = ingest_counts
         self._clock = clock
+        self._errors = errors
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._current()
@@ -178,6 +183,11 @@ class LiveCollector(Collector):
             "publiccore_aggregate_duration_seconds",
             LIVE_HELP["publiccore_aggregate_duration_seconds"],
             value=snapshot.duration_seconds,
+        )
+        yield CounterMetricFamily(
+            "publiccore_aggregate_errors",
+            LIVE_HELP["publiccore_aggregate_errors"],
+            value=self._errors(),
         )
         yield from event_families(self._events)
         if self._ingest_counts is not None:
@@ -241,12 +251,14 @@ class Exporter:
         self._pending = Snapshot.empty(clock())
         self._current = _Rendered(self._pending, generate_latest(self._render_registry))
         self._refresh_lock = threading.RLock()
+        self.errors = 0  # failed refreshes (publiccore_aggregate_errors_total)
         registry.register(
             LiveCollector(
                 lambda: self._current.snapshot,
                 events=self.events,
                 ingest_counts=ingest_counts,
                 clock=clock,
+                errors=lambda: self.errors,
             )
         )
 
@@ -259,7 +271,10 @@ class Exporter:
         """Render ``snapshot`` and make it the one scrapes show (blocking, thread-safe)."""
         with self._refresh_lock:
             self._pending = snapshot
-            text = generate_latest(self._render_registry)
+            try:
+                text = generate_latest(self._render_registry)
+            finally:
+                self._pending = self._current.snapshot
             self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
             self._shown_at = max(self._shown_at, snapshot.computed_at.timestamp())
 
@@ -337,10 +352,23 @@ async def refresh_forever(exporter: Exporter, interval_seconds: float) -> None:
 
 
 async def _refresh_once(exporter: Exporter) -> None:
+    """One refresh; whatever it raises is logged and counted, and the last snapshot stays.
+
+    Deliberately broad: one bad stored row (say, a string no encoder takes) must not end the
+    refresh task, which would freeze /metrics for good without a word.
+    """
     try:
         await asyncio.to_thread(exporter.refresh)
     except (PubliccoreError, sqlite3.Error, OSError) as exc:
+        exporter.errors += 1
         log.warning("aggregate refresh failed, keeping the previous snapshot: %s", exc)
+    except Exception as exc:  # see the docstring; CancelledError is not an Exception
+        exporter.errors += 1
+        log.error(
+            "aggregate refresh failed (%s), keeping the previous snapshot: %s",
+            type(exc).__name__,
+            str(exc)[:200],
+        )
 
 
 def mount(

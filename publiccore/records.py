@@ -618,7 +618,7 @@ def _parse_time(value: Any, path: str) -> dt.datetime:
         )
     try:
         return parse_rfc3339(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00
         raise RecordError("not an RFC 3339 UTC timestamp", path, code="invalid_value") from None
 
 

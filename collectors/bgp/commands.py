@@ -186,6 +186,16 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
                 f"elements: {source.problem}",
                 file=sys.stderr,
             )
+    for note in analysis.notes:
+        print(f"publiccore: warning: {note}", file=sys.stderr)
+    from publiccore.collectors.bgp.bgpdump import CORRUPT_PREFIX
+
+    corrupt = [s for s in analysis.sources if s.problem.startswith(CORRUPT_PREFIX)]
+    if corrupt:
+        raise InputError(
+            f"{corrupt[0].file}: {corrupt[0].problem[:200]} (not truncated: the file is damaged; "
+            "nothing was stored)"
+        )
     return analysis, options, settings
 
 

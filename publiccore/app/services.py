@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from rich.console import RenderableType
 
+    from publiccore.collectors.connections import ConnectionLimits
     from publiccore.probes.agent import Measurement
     from publiccore.probes.spool import Spool
     from publiccore.records import ProbeRef, Record
@@ -138,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_configured(settings, args.store)
     try:
         app = collector_app(store, settings)
-        asyncio.run(serve_forever(app, host, port))
+        asyncio.run(serve_forever(app, host, port, limits=connection_limits(settings)))
     finally:
         store.close()
     return 0
@@ -183,7 +184,13 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
                 os.close(ready_write)
                 store = open_configured(settings, args.store)
                 try:
-                    asyncio.run(serve_forever(collector_app(store, settings), sock=sock))
+                    asyncio.run(
+                        serve_forever(
+                            collector_app(store, settings),
+                            sock=sock,
+                            limits=connection_limits(settings),
+                        )
+                    )
                     code = 0
                 finally:
                     store.close()
@@ -236,15 +243,49 @@ def _url(host: object, port: object) -> str:
     return f"http://{shown}:{port}"
 
 
+def connection_limits(settings: cfg.Settings) -> ConnectionLimits:
+    """The ``[serve]`` connection limits for ``collectors.connections``."""
+    from publiccore.collectors.connections import ConnectionLimits
+
+    serve = settings.serve
+    return ConnectionLimits(
+        max_connections=serve.max_connections,
+        max_connections_per_address=serve.max_connections_per_address,
+        header_timeout_seconds=serve.header_timeout_seconds,
+        keepalive_timeout_seconds=serve.keepalive_timeout_seconds,
+        per_address_exempt=frozenset(serve.per_address_exempt),
+    )
+
+
 async def start_site(
-    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+    app: web.Application,
+    host: str = "",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> tuple[web.AppRunner, list[str]]:
-    """Start serving ``app``; return its runner (``cleanup()`` it) and the bound URLs."""
+    """Start serving ``app``; return its runner (``cleanup()`` it) and the bound URLs.
+
+    Connections are bounded and timed out by ``limits`` (the defaults of ``[serve]`` when
+    None); repeated log lines are rate-limited and never carry a peer address.
+    """
     from aiohttp import web
 
+    from publiccore.collectors import connections
+
+    connections.install_log_hygiene()
     # No access log: the collector never records or exposes a probe's address.
     # auto_decompress off: collectors.ingest decompresses gzip itself, capped (no gzip bombs).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+    # lingering_time 0: a body refused early is not read and discarded (the handler closes).
+    runner = connections.GuardedRunner(
+        app,
+        limits=limits or connections.ConnectionLimits(),
+        access_log=None,
+        handle_signals=False,
+        auto_decompress=False,
+        lingering_time=0.0,
+    )
     await runner.setup()
     try:
         if sock is not None:
@@ -268,14 +309,19 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def serve_forever(
-    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+    app: web.Application,
+    host: str = "",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` on host:port (or a listening ``sock``) until SIGTERM/SIGINT.
 
     With host:port, prints ``listening on http://HOST:PORT`` once ready.
     """
     stop = stop_on_signals()
-    runner, urls = await start_site(app, host, port, sock=sock)
+    runner, urls = await start_site(app, host, port, sock=sock, limits=limits)
     try:
         if sock is None:
             for url in urls:
@@ -654,7 +700,7 @@ async def _run_async(
     stop = stop_on_signals()
     registry = CollectorRegistry()
     app = collector_app(store, settings, registry=registry)
-    runner, urls = await start_site(app, host, port)
+    runner, urls = await start_site(app, host, port, limits=connection_limits(settings))
     try:
         state.url = urls[0]
         options = agent_mod.AgentOptions(

@@ -20,8 +20,17 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PutResult:
+    """What ``put_records`` did: new rows, ids this probe already stored, and conflicts.
+
+    A conflict is a record id already stored from another probe: not stored, and not called a
+    duplicate (that would tell a probe another probe's id exists and let it squat ids);
+    ``conflict_ids`` lists them.
+    """
+
     accepted: int
     duplicates: int
+    conflicts: int = 0
+    conflict_ids: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +79,9 @@ class Store(Protocol):
         bodies: Sequence[str] | None = None,
     ) -> PutResult:
         """Insert records in one transaction; a record id already stored counts as duplicate.
+
+        A duplicate is an id stored from the same probe; an id stored from another probe is a
+        conflict (``PutResult.conflicts``), not stored.
 
         ``bodies``, when the caller already has them (the ingest service does, from parsing),
         are the records' ``Record.dumps()`` in the same order, stored as they are instead of

@@ -24,6 +24,7 @@ import dataclasses
 import math
 from collections.abc import Iterable
 
+from publiccore import domains
 from publiccore.records import Record
 from publiccore.sites import SiteTable
 
@@ -34,6 +35,7 @@ RTT_MIN_SECONDS = 1e-6  # smaller RTTs (clock granularity) share the lowest bin
 NO_ASN = -1
 LETTERS = "abcdefghijklm"
 _LOG_GAMMA = math.log(RTT_GAMMA)
+_LETTER_SET = frozenset(LETTERS)
 
 
 def bucket_of(time: float) -> float:
@@ -73,6 +75,7 @@ class FactBatch:
     """The facts of a batch of new records, summed per key, ready to add to the tables."""
 
     sites: SiteTable
+    skipped: int = 0  # records whose labels are outside their closed domains (no facts)
     queries: list[tuple[object, ...]] = dataclasses.field(default_factory=list)
     cells: collections.Counter[CellKey] = dataclasses.field(default_factory=collections.Counter)
     answered: collections.Counter[CellKey] = dataclasses.field(default_factory=collections.Counter)
@@ -102,6 +105,11 @@ class FactBatch:
         result, target = record.root, record.root_target
         country = record.probe.country
         if result is None or target is None or not country:
+            return
+        if target.letter.lower() not in _LETTER_SET or not domains.is_country(country):
+            # a label that no figure may carry (a record from before ingest checked domains):
+            # kept as a raw record, no facts, counted
+            self.skipped += 1
             return
         time = record.started.timestamp()
         bucket = bucket_of(time)

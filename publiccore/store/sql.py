@@ -153,6 +153,8 @@ class SqlStore:
         with self._lock:
             return self._get_version()
 
+    FACTS_SCHEMA = 2  # the migration that added the typed facts (rederived when upgrading)
+
     def _migrate(self) -> None:
         with self._transaction():
             version = self._get_version()
@@ -166,6 +168,8 @@ class SqlStore:
                     if statement.strip():
                         self._execute(statement)
                 self._set_version(step + 1)
+        if 0 < version < self.FACTS_SCHEMA <= self.schema_target:
+            self.rederive()  # a store from before parse-once: derive the facts of its records
 
     # --- records -----------------------------------------------------------------------------
 
@@ -185,14 +189,18 @@ class SqlStore:
         if not records:
             return PutResult(accepted=0, duplicates=0)
         with self._transaction():
-            known = self._known_ids([r.id for r in records])
+            owners = self._owners([r.id for r in records])
             rows = []
+            conflict_ids: list[str] = []
             answers: dict[str, bytes] = {}
             batch = factmod.FactBatch(sites=self.sites)
             for r, body in zip(records, bodies, strict=True):
-                if r.id in known:
+                owner = owners.get(r.id)
+                if owner is not None:
+                    if owner != r.probe.id:  # another probe's id: a conflict, not a duplicate
+                        conflict_ids.append(r.id)
                     continue
-                known.add(r.id)
+                owners[r.id] = r.probe.id
                 packed = compact.pack(body, r.kind)
                 answers.update(packed.answers)
                 rows.append(
@@ -214,7 +222,24 @@ class SqlStore:
                 self._put_answers(answers)
                 self._insert_rows(rows)
                 self._write_facts(batch)
-        return PutResult(accepted=len(rows), duplicates=len(records) - len(rows))
+        return PutResult(
+            accepted=len(rows),
+            duplicates=len(records) - len(rows) - len(conflict_ids),
+            conflicts=len(conflict_ids),
+            conflict_ids=tuple(conflict_ids),
+        )
+
+    def _owners(self, ids: Sequence[str]) -> dict[str, str]:
+        """The probe id of each of ``ids`` already stored (absent ids are left out; inside the
+        caller's transaction)."""
+        owners: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), self.ID_CHUNK):
+            chunk = unique[start : start + self.ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = self._sql(f"SELECT id, probe_id FROM records WHERE id IN ({marks})")
+            owners.update(self._execute(sql, chunk).fetchall())
+        return owners
 
     def _put_answers(self, answers: Mapping[str, bytes]) -> None:
         """Store the wire answers not stored yet (inside the caller's transaction)."""
@@ -258,16 +283,6 @@ class SqlStore:
                 self._sql("SELECT body, packed FROM records WHERE id = ?"), (record_id,)
             ).fetchone()
         return None if row is None else self._bodies([row])[0]
-
-    def _known_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` are stored already (inside the caller's transaction)."""
-        found: set[str] = set()
-        for start in range(0, len(ids), self.ID_CHUNK):
-            chunk = ids[start : start + self.ID_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._execute(self._sql(f"SELECT id FROM records WHERE id IN ({marks})"), chunk)
-            found.update(row[0] for row in rows.fetchall())
-        return found
 
     def _write_facts(self, batch: factmod.FactBatch) -> None:
         """Add a batch's typed rows and bucket sums (inside the caller's transaction)."""

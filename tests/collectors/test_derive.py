@@ -264,3 +264,66 @@ def test_store_rederive_command_rebuilds_lost_facts(tmp_path: pathlib.Path) -> N
     assert f"rederived the facts of {len(records)} root-dns records" in done.stdout
     with SqliteStore(path) as store:
         assert _facts(store) == before
+
+
+def test_a_store_from_before_parse_once_gets_its_facts_on_upgrade(tmp_path: pathlib.Path) -> None:
+    """Schema 1 stores kept bodies only: opening one migrates it and derives the facts."""
+    import sqlite3
+
+    from publiccore.store.sql import SCHEMA_V1
+
+    records = _with_round_ids(make_rounds(start=T0, rounds=1))
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        SCHEMA_V1.format(
+            real="REAL",
+            bigint="INTEGER",
+            serial="INTEGER PRIMARY KEY",
+            records_options="WITHOUT ROWID",
+        )
+        + ";\nPRAGMA user_version=1;"
+    )
+    db.executemany(
+        "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.id,
+                r.kind,
+                r.probe.id,
+                r.probe.country,
+                r.probe.asn,
+                r.started.timestamp(),
+                r.finished.timestamp(),
+                r.started.timestamp(),
+                r.dumps(),
+            )
+            for r in records
+        ],
+    )
+    db.commit()
+    db.close()
+    with SqliteStore(path) as store:
+        assert store.schema_version() == len(store.MIGRATIONS)
+        assert store.get_body(records[0].id) == records[0].dumps()
+        derived = _derived(store, T0.timestamp(), T0.timestamp() + 360)
+    _assert_equal(_exact(records), derived)
+
+
+def test_a_label_outside_its_domain_gets_no_facts(tmp_path: pathlib.Path) -> None:
+    """A stored record with a letter no label may carry (written before ingest checked
+    domains, or by a direct writer) is kept raw but derives nothing: the readers survive."""
+    good = make_rounds(start=T0, rounds=1)[:4]
+    bad = dataclasses.replace(
+        good[0],
+        id=rec.uuid7(),
+        target=dataclasses.replace(good[0].target, letter="\ud800"),
+    )
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records([*good, bad])
+        assert store.count_records() == 5
+        derived = _derived(store, T0.timestamp(), T0.timestamp() + 360)
+        snapshot = agg.Aggregator(store).refresh(T0 + dt.timedelta(minutes=5))
+    letters = {labels[1] for labels in derived["publiccore_root_availability_ratio"]}
+    assert "\ud800" not in letters and letters
+    assert snapshot.dumps().encode("utf-8")  # every label encodes
