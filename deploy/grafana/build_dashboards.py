@@ -384,12 +384,12 @@ def country() -> dict[str, Any]:
     )
     b.add(
         "timeseries",
-        "BGP: visible IPv4 space (/24) and its 24 h median",
+        "BGP: visible IPv4 space (/24) and its IODA baseline",
         [
             ts(f"publiccore_bgp_country_visible_slash24{COUNTRY}", "visible"),
             ts(
-                f"quantile_over_time(0.5, publiccore_bgp_country_visible_slash24{COUNTRY}[24h])",
-                "24 h median",
+                f"publiccore:bgp_country_visible_slash24:baseline{COUNTRY}",
+                "baseline (24 h median, off-baseline values kept out)",
             ),
         ],
     )
