@@ -159,7 +159,12 @@ def _options(args: argparse.Namespace, settings: cfg.Settings) -> Any:
 def _geo(files: Sequence[str]) -> Any:
     from publiccore.geo import Geo
 
-    return Geo.from_files(files) if files else None
+    if not files:
+        return None
+    geo = Geo.from_files(files)
+    for warning in geo.warnings:
+        print(f"publiccore: warning: {warning}", file=sys.stderr)
+    return geo
 
 
 def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Settings]:
@@ -186,6 +191,8 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
                 f"elements: {source.problem}",
                 file=sys.stderr,
             )
+    for note in analysis.notes:
+        print(f"publiccore: note: {note}", file=sys.stderr)
     return analysis, options, settings
 
 
@@ -286,10 +293,13 @@ def _visibility(args: argparse.Namespace) -> int:
             "countries": [c.to_json() for c in analysis.countries],
             "roots": [r.to_json() for r in analysis.roots],
             "transit": [t.to_json() for t in analysis.transit],
+            "hegemony": [h.to_json() for h in analysis.hegemony],
+            "notes": list(analysis.notes),
             "bins": [
                 {
                     "time": b.start,
                     "updates": b.updates,
+                    "partial": b.partial,
                     "countries": [c.to_json() for c in b.countries],
                     "roots": [
                         {
@@ -430,7 +440,7 @@ def _print_roots(console: Any, roots: Sequence[Any]) -> None:
         table.add_row(
             r.letter,
             r.address,
-            r.prefix or "not routed",
+            (r.prefix or "not routed") if r.covered else "not covered",
             f"{r.visibility_ratio:.2f}",
             " ".join(map(str, r.origins)) or "-",
             " ".join(map(str, r.expected_origins)) or "-",
@@ -456,10 +466,13 @@ def _transit(args: argparse.Namespace) -> int:
     )
     _store(args, settings, analysis, options, delegated, "bgp transit")
     result = analysis.transit[0]
+    hegemony = analysis.hegemony[0] if analysis.hegemony else None
     if args.json:
         out = result.to_json()
         out["sources"] = _sources_json(analysis)
         out["partial"] = analysis.partial
+        out["notes"] = list(analysis.notes)
+        out["hegemony"] = hegemony.to_json() if hegemony is not None else None
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -467,6 +480,9 @@ def _transit(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(width=160)
+    if not result.covered:
+        console.print(f"{country} {args.family}: no figure: {result.note}")
+        return 0
     table = Table(title=f"{country} {args.family}: international upstreams (top 10)", min_width=60)
     table.add_column("AS")
     table.add_column("share", justify="right")
@@ -477,8 +493,20 @@ def _transit(args: argparse.Namespace) -> int:
         f"{result.count} upstreams, effective number {result.effective_number:.2f}, "
         f"top share {result.top_share:.3f}, from {result.peer_asns_used} peer ASes "
         f"({result.paths_used:,} paths used, {result.paths_skipped:,} without a "
-        f"domestic origin or a foreign AS)"
+        f"domestic origin or a foreign AS, {result.paths_peer_upstream:,} whose only foreign AS "
+        f"is the collector peer's)"
     )
+    if hegemony is not None and hegemony.covered:
+        table = Table(title=f"{country} {args.family}: AS hegemony (IHR; top 10)", min_width=60)
+        table.add_column("AS")
+        table.add_column("hegemony", justify="right")
+        for dependency in hegemony.dependencies[:10]:
+            table.add_row(str(dependency.asn), f"{dependency.hegemony:.3f}")
+        console.print(table)
+        console.print(
+            f"{hegemony.dependent_ases()} ASes above 0.1, from {hegemony.peer_asns_used} peer "
+            f"ASes ({hegemony.sessions_used} full-feed sessions)"
+        )
     return 0
 
 

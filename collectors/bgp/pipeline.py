@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import functools
+import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
-from publiccore.collectors.bgp.elements import FileReport, ProgressCallback, Reader
+from publiccore.collectors.bgp.elements import Element, FileReport, ProgressCallback, Reader
+from publiccore.collectors.bgp.hegemony import Hegemony, country_hegemony
 from publiccore.collectors.bgp.rib import (
     FAMILIES,
     Family,
@@ -24,7 +27,7 @@ from publiccore.collectors.bgp.rib import (
 )
 from publiccore.collectors.bgp.roots import RootPrefix, root_prefixes
 from publiccore.collectors.bgp.timeline import Bin, Timeline, merged
-from publiccore.collectors.bgp.transit import Transit, country_transit
+from publiccore.collectors.bgp.transit import Transit, country_transit, uncovered
 from publiccore.collectors.bgp.visibility import (
     CountryIndex,
     CountryVisibility,
@@ -63,6 +66,8 @@ class Analysis:
     roots: tuple[RootPrefix, ...] = ()
     transit: tuple[Transit, ...] = ()
     bins: tuple[Bin, ...] = ()
+    hegemony: tuple[Hegemony, ...] = ()
+    notes: tuple[str, ...] = ()  # what the input does not cover (no value stored for it)
 
     @property
     def partial(self) -> bool:
@@ -129,6 +134,75 @@ def load_broker_rib(
     )
 
 
+# RIBs of one collector whose dump times differ by more than this are different dumps.
+SAME_DUMP_SECONDS = 300.0
+
+
+def _utc(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_ribs(reports: Sequence[FileReport]) -> None:
+    """Refuse RIBs of one collector from different dump times (InputError naming both).
+
+    Files whose collector is ``unknown`` (the path does not name one and no ``--collector`` was
+    given) cannot be checked and are let through.
+    """
+    first: dict[str, FileReport] = {}
+    for report in reports:
+        if report.collector == "unknown" or report.dump_time is None:
+            continue
+        seen = first.setdefault(report.collector, report)
+        if seen.dump_time is not None and abs(report.dump_time - seen.dump_time) > (
+            SAME_DUMP_SECONDS
+        ):
+            raise InputError(
+                f"{report.file} ({report.collector}, {_utc(report.dump_time)}) and "
+                f"{seen.file} ({_utc(seen.dump_time)}) are RIBs of one collector from different "
+                "dump times; merged they would mix two states of the table: analyse each dump "
+                "on its own"
+            )
+
+
+def check_updates(
+    ribs: Sequence[FileReport], path: str | os.PathLike[str], collector: str, first: float | None
+) -> None:
+    """Refuse an update file of another collector than the RIBs, or older than them.
+
+    ``first`` is the time of the file's first element. Raises InputError with the reason.
+    """
+    known = {r.collector for r in ribs if r.collector != "unknown"}
+    if collector != "unknown" and known and collector not in known:
+        raise InputError(
+            f"{os.fspath(path)}: updates of {collector} cannot be applied to RIBs of "
+            f"{', '.join(sorted(known))} (another collector's peers and table)"
+        )
+    if first is None:
+        return
+    dated = [r for r in ribs if r.dump_time is not None]
+    same = [r for r in dated if r.collector == collector]
+    times = [r.dump_time for r in (same or dated) if r.dump_time is not None]
+    if times and first < max(times):
+        raise InputError(
+            f"{os.fspath(path)}: updates start {_utc(first)}, before the RIB they would be "
+            f"applied to ({_utc(max(times))}): use a RIB from before the updates"
+        )
+
+
+def _peek(elements: Iterable[Element]) -> tuple[Element | None, Iterator[Element]]:
+    """The first element and an iterator that still yields it."""
+    iterator = iter(elements)
+    head = next(iterator, None)
+    if head is None:
+        return None, iterator
+    return head, itertools.chain((head,), iterator)
+
+
+def covered_families(full_feed: Mapping[Family, frozenset[int]]) -> tuple[Family, ...]:
+    """The families the input covers: those with at least one full-feed peer."""
+    return tuple(f for f in FAMILIES if full_feed[f])
+
+
 def analyze(
     *,
     ribs: Sequence[str | os.PathLike[str]],
@@ -144,8 +218,15 @@ def analyze(
     options: Options = Options(),
     progress: ProgressCallback | None = None,
     countries: bool = True,
+    hegemony: bool = True,
 ) -> Analysis:
-    """Run the derivation (see module doc); raise InputError on unusable input."""
+    """Run the derivation (see module doc); raise InputError on unusable input.
+
+    Refused (InputError): RIBs of one collector from different dump times, update files of
+    another collector than the RIBs or starting before them. A family without a full-feed
+    peer, and root addresses the input cannot speak for, get no figure and a note in
+    ``Analysis.notes``. ``hegemony`` adds country AS hegemony next to each transit row.
+    """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
     index: CountryIndex | None = None
@@ -160,8 +241,16 @@ def analyze(
         reports.append(load_broker_rib(broker, reader, rib, progress))
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
+    check_ribs(reports)
     rows = rib.peer_table(options.rule)
     ff = full_feed_sets(rows)
+    notes: list[str] = []
+    covered = covered_families(ff)
+    routed_families = {("ipv6" if ":" in p else "ipv4") for p in rib.routes}
+    for family in FAMILIES:
+        if family not in covered:
+            held = "routes but no full-feed peer" if family in routed_families else "no route"
+            notes.append(f"{family}: the input has {held}; no {family} figure is given")
     ff_counts, summary = tally(
         rib, ff, threshold=options.threshold, keep_documentation=options.keep_documentation
     )
@@ -172,9 +261,13 @@ def analyze(
             for prefix in rib.routes:
                 index.add(prefix, geo)
         if countries:
-            country_rows = all_country_visibility(
-                index, rib, ff_counts, ff, threshold=options.threshold
-            )
+            country_rows = [
+                c
+                for c in all_country_visibility(
+                    index, rib, ff_counts, ff, threshold=options.threshold
+                )
+                if c.family in covered
+            ]
     root_rows = (
         root_prefixes(
             rib,
@@ -183,11 +276,19 @@ def analyze(
             expected or {},
             threshold=options.threshold,
             keep_documentation=options.keep_documentation,
+            partial=any(r.partial for r in reports),
         )
         if servers
         else []
     )
+    not_covered = [r for r in root_rows if not r.covered]
+    if not_covered:
+        notes.append(
+            f"{len(not_covered)} root addresses not covered by the input (no figure stored): "
+            + "; ".join(sorted({r.note for r in not_covered}))
+        )
     transit_rows: list[Transit] = []
+    hegemony_rows: list[Hegemony] = []
     every = "*" in transit_countries
     if every and index is not None:
         transit_countries = sorted({country for country, _family in index.by_country})
@@ -197,25 +298,52 @@ def analyze(
         for family in transit_families:
             if every and not index.by_country.get((country, family)):
                 continue
-            transit_rows.append(
-                country_transit(
-                    rib,
-                    index,
-                    country.upper(),
-                    family,
-                    ff[family],
-                    geo.country_of_asn,
-                    keep_documentation=options.keep_documentation,
-                    trim=options.trim,
+            if family not in covered:
+                row = uncovered(
+                    country.upper(), family, f"the input has no {family} full-feed peer"
                 )
+                transit_rows.append(row)
+                if hegemony:
+                    hegemony_rows.append(Hegemony.absent(country.upper(), family, row.note))
+                notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
+                continue
+            row = country_transit(
+                rib,
+                index,
+                country.upper(),
+                family,
+                ff[family],
+                geo.country_of_asn,
+                keep_documentation=options.keep_documentation,
+                trim=options.trim,
             )
+            transit_rows.append(row)
+            if row.note and not every:
+                notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
+            if hegemony:
+                hegemony_rows.append(
+                    country_hegemony(
+                        rib,
+                        index,
+                        country.upper(),
+                        family,
+                        ff[family],
+                        keep_documentation=options.keep_documentation,
+                        trim=options.trim,
+                    )
+                )
     bins: list[Bin] = []
     if updates:
-        streams = [
-            reader.read(path, kind="updates", collector=collector, progress=progress)
-            for path in updates
-        ]
-        watched = [(f"{r.letter}", r.address) for r in root_rows]
+        streams = []
+        elements = []
+        for path in updates:
+            stream = reader.read(path, kind="updates", collector=collector, progress=progress)
+            head, rest = _peek(stream)
+            if head is not None:
+                check_updates(reports, path, head.collector, head.time)
+            streams.append(stream)
+            elements.append(rest)
+        watched = [(f"{r.letter}", r.address) for r in root_rows if r.family in covered]
         timeline = Timeline(
             rib,
             ff,
@@ -226,7 +354,7 @@ def analyze(
             bin_seconds=options.bin_seconds,
             threshold=options.threshold,
         )
-        bins = timeline.run(merged(streams))
+        bins = timeline.run(merged(elements))
         reports.extend(s.report for s in streams)
     return Analysis(
         sources=tuple(reports),
@@ -239,6 +367,8 @@ def analyze(
         roots=tuple(root_rows),
         transit=tuple(transit_rows),
         bins=tuple(bins),
+        hegemony=tuple(hegemony_rows),
+        notes=tuple(notes),
     )
 
 

@@ -31,6 +31,8 @@ class RootPrefix:
     visible: bool
     origins: tuple[int, ...]
     expected_origins: tuple[int, ...]
+    covered: bool = True  # False: the input cannot speak for this address (nothing stored)
+    note: str = ""  # why it is not covered
 
     @property
     def unexpected(self) -> bool:
@@ -49,6 +51,8 @@ class RootPrefix:
             "origins": list(self.origins),
             "expected_origins": list(self.expected_origins),
             "unexpected": self.unexpected,
+            "covered": self.covered,
+            "note": self.note,
         }
 
 
@@ -111,25 +115,38 @@ def root_prefixes(
     *,
     threshold: float = 0.5,
     keep_documentation: bool = False,
+    partial: bool = False,
 ) -> list[RootPrefix]:
-    """Every root address (IPv4 first per letter) with its covering prefix's view."""
+    """Every root address (IPv4 first per letter) with its covering prefix's view.
+
+    An address of a family without full-feed peers is not covered (the input says nothing about
+    it), nor is an address without a covering route when the input is ``partial`` (a truncated
+    file may stop before its prefix): such rows have ``covered`` False and a ``note``.
+    """
     out: list[RootPrefix] = []
     for server in servers:
         addresses: list[tuple[Family, str]] = [("ipv4", a) for a in server.ipv4]
         addresses += [("ipv6", a) for a in server.ipv6]
         for family, address in addresses:
             prefix = covering_prefix(rib, address)
-            if prefix is None:
+            note = ""
+            if not full_feed[family]:
+                note = f"no {family} full-feed peer in the input"
+            elif prefix is None and partial:
+                note = "no route in a partial (truncated) input, which may stop before it"
+            if prefix is None or note:
                 out.append(
                     RootPrefix(
                         letter=server.letter,
                         address=address,
                         family=family,
-                        prefix=None,
+                        prefix=prefix,
                         visibility_ratio=0.0,
                         visible=False,
                         origins=(),
                         expected_origins=expected.get(server.letter, ()),
+                        covered=not note,
+                        note=note,
                     )
                 )
                 continue

@@ -2,7 +2,9 @@
 
 Each bin is stamped with its start and holds the state at its end. The full-feed sessions are
 those of the RIB the updates start from, kept fixed over the window; a bin without updates
-repeats the previous bin's values.
+repeats the previous bin's values. The last bin is ``partial`` when the updates end before it
+does (its last element, plus the one-second resolution of MRT times, falls short of the bin's
+end): its state is the state when the data stops, not at the bin's end.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Bin:
     updates: int
     countries: tuple[CountryVisibility, ...]
     prefixes: tuple[PrefixPoint, ...]
+    partial: bool = False  # the data ends before the bin does (the last bin of a window)
 
 
 def merged(streams: Sequence[Iterable[Element]]) -> Iterable[Element]:
@@ -158,7 +161,9 @@ class Timeline:
         width = self.bin_seconds
         current: float | None = None
         in_bin = 0
+        last_time = 0.0
         for element in elements:
+            last_time = element.time
             start = element.time - element.time % width
             if current is None:
                 current = start
@@ -173,6 +178,8 @@ class Timeline:
             in_bin += 1
         if current is not None:
             done = self.snapshot(current, in_bin)
+            if last_time + 1.0 < current + width:
+                done = dataclasses.replace(done, partial=True)
             bins.append(done)
             if on_bin is not None:
                 on_bin(done)
