@@ -3,11 +3,21 @@ families, the partial last bin, region codes that are not countries, overlapping
 
 from __future__ import annotations
 
+import bisect
+import functools
+import ipaddress
+import json
 import pathlib
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
 
 import pytest
+from publiccore.collectors.bgp.bgpdump import BgpdumpReader
 from publiccore.collectors.bgp.elements import Element
 from publiccore.collectors.bgp.hegemony import combine_views, country_hegemony, view_scores
+from publiccore.collectors.bgp.pipeline import analyze
 from publiccore.collectors.bgp.rib import Rib
 from publiccore.collectors.bgp.roots import root_prefixes
 from publiccore.collectors.bgp.timeline import Timeline
@@ -219,3 +229,240 @@ def test_region_codes_are_no_country_in_delegated_rows(tmp_path: pathlib.Path, c
     file.write_text(f"ripencc|{code}|ipv4|10.0.0.0|256|19930901|allocated\n")
     with pytest.raises(InputError, match="no allocated/assigned rows"):
         Geo.from_files([file])
+
+
+# --- real MRT files through bgpdump ------------------------------------------------------------
+
+needs_bgpdump = pytest.mark.skipif(shutil.which("bgpdump") is None, reason="bgpdump not installed")
+MRT = {
+    "rrc05_2002": "bgpdump/bview.20020722.2337.gz",
+    "rrc00_2018": "bgpdump/bview.64k_stream_overflow.gz",
+    "rrc00_upd_2007": "bgpdump/updates.20071015.1505.gz",
+    "rrc05_upd_2010": "bgpdump/updates.20100722.2015.gz",
+    "rrc21_upd_2016": "bgpdump/updates.20160811.1600.gz",
+    "rv6_2015": "pyasn/rib6.20151101.0600_firstMB.bz2",
+}
+
+
+def _named(shared_data: pathlib.Path, tmp_path: pathlib.Path, key: str, collector: str) -> str:
+    """A real file under a folder naming its collector, as the RIS archive lays them out."""
+    source = shared_data / "mrt" / MRT[key]
+    folder = tmp_path / collector
+    folder.mkdir(exist_ok=True)
+    target = folder / source.name
+    if not target.exists():
+        target.symlink_to(source)
+    return str(target)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "publiccore", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@needs_bgpdump
+def test_updates_of_another_collector_are_refused(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    rib = _named(shared_data, tmp_path, "rrc05_2002", "rrc05")
+    updates = _named(shared_data, tmp_path, "rrc21_upd_2016", "rrc21")
+    with pytest.raises(InputError, match="updates of rrc21 cannot be applied to RIBs of rrc05"):
+        analyze(ribs=[rib], updates=[updates], reader=BgpdumpReader())
+
+
+@needs_bgpdump
+def test_updates_older_than_the_rib_are_refused(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    rib = _named(shared_data, tmp_path, "rrc00_2018", "rrc00")
+    updates = _named(shared_data, tmp_path, "rrc00_upd_2007", "rrc00")
+    with pytest.raises(InputError, match="updates start 2007-10-15 15:05:00 UTC, before the RIB"):
+        analyze(ribs=[rib], updates=[updates], reader=BgpdumpReader())
+    # one collector, updates after the RIB: accepted (and the CLI says the same as one line)
+    rib05 = _named(shared_data, tmp_path, "rrc05_2002", "rrc05")
+    ok = analyze(
+        ribs=[rib05],
+        updates=[_named(shared_data, tmp_path, "rrc05_upd_2010", "rrc05")],
+        reader=BgpdumpReader(),
+    )
+    assert ok.bins and ok.bins[-1].partial
+    run = _cli("bgp", "visibility", "--mrt", rib, "--updates", updates, "--no-store")
+    assert run.returncode == 1
+    assert run.stderr.startswith("publiccore: error: ") and run.stderr.count("\n") == 1
+
+
+@needs_bgpdump
+def test_ribs_of_one_collector_from_two_dump_times_are_refused(shared_data: pathlib.Path) -> None:
+    with pytest.raises(InputError, match="RIBs of one collector from different dump times"):
+        analyze(
+            ribs=[shared_data / "mrt" / MRT["rrc05_2002"], shared_data / "mrt" / MRT["rrc00_2018"]],
+            reader=BgpdumpReader(),
+            collector="rrc00",  # as if both were rrc00's
+        )
+
+
+@needs_bgpdump
+def test_ipv4_transit_on_a_v6_only_rib_stores_nothing(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    store = tmp_path / "s.sqlite"
+    common = [
+        "--mrt",
+        str(shared_data / "mrt" / MRT["rv6_2015"]),
+        "--delegated",
+        str(shared_data / "rir/ipzone/delegated-ripencc-latest"),
+        "--store",
+        str(store),
+    ]
+    run = _cli("bgp", "transit", "--country", "DE", "--family", "ipv4", "--json", *common)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["covered"] is False and out["count"] == 0
+    assert "no ipv4 full-feed peer" in out["note"]
+    assert "publiccore: note: DE ipv4: the input has no ipv4 full-feed peer" in run.stderr
+    # the same RIB, IPv6: a figure, stored
+    run6 = _cli("bgp", "transit", "--country", "DE", "--family", "ipv6", "--json", *common)
+    assert run6.returncode == 0, run6.stderr
+    assert json.loads(run6.stdout)["covered"] is True
+    vis = _cli("bgp", "visibility", "--json", *common)
+    assert vis.returncode == 0, vis.stderr
+    roots = json.loads(vis.stdout)["roots"]
+    assert {r["covered"] for r in roots if r["family"] == "ipv4"} == {False}
+    from publiccore.store import open_store
+
+    opened = open_store(str(store))
+    try:
+        observations = list(opened.iter_observations())
+    finally:
+        opened.close()
+    upstream = [o for o in observations if o.metric.startswith("bgp_country_upstream")]
+    assert upstream and {o.labels["family"] for o in upstream} == {"ipv6"}
+    ratios = [o for o in observations if o.metric == "bgp_prefix_visibility_ratio"]
+    assert ratios and {o.labels["family"] for o in ratios} == {"ipv6"}
+    assert not [o for o in observations if o.labels.get("family") == "ipv4"]
+    dependency = [o for o in observations if o.metric == "bgp_country_dependency_ratio"]
+    assert dependency and len(dependency) <= 5 * 2  # top 5, two runs of DE ipv6
+
+
+def _independent_hegemony(
+    lines: list[list[str]], delegated: pathlib.Path, country: str
+) -> dict[int, float]:
+    """IPv6 country hegemony straight from ``bgpdump -m`` lines and the delegated file."""
+    blocks: list[tuple[int, int, str]] = []  # (first, last address, country), sorted
+    for line in delegated.read_text().splitlines():
+        f = line.split("|")
+        if len(f) >= 7 and f[2] == "ipv6" and f[6] in ("allocated", "assigned"):
+            if f[1] not in ("", "ZZ", "EU", "AP"):
+                net = ipaddress.ip_network(f"{f[3]}/{f[4]}")
+                blocks.append((int(net.network_address), int(net.broadcast_address), f[1]))
+    blocks.sort()
+    starts = [b[0] for b in blocks]
+    ipv6 = [f for f in lines if f[0].startswith("TABLE_DUMP") and ":" in f[5]]
+    per_peer: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+    for f in ipv6:
+        per_peer[(f[3], int(f[4]))][f[5]] = f[6]
+    largest = max(len(routes) for routes in per_peer.values())
+    full = {peer: routes for peer, routes in per_peer.items() if len(routes) >= 0.75 * largest}
+
+    @functools.cache
+    def in_country(prefix: str) -> bool:
+        net = ipaddress.ip_network(prefix)
+        if net.prefixlen < 16:
+            return False
+        first, last = int(net.network_address), int(net.broadcast_address)
+        # the delegation holding the prefix (one file: delegations do not overlap) ...
+        i = bisect.bisect_right(starts, first) - 1
+        if i >= 0 and blocks[i][1] >= last:
+            return blocks[i][2] == country
+        # ... or, for an aggregate, the delegations inside it
+        j = bisect.bisect_left(starts, first)
+        k = bisect.bisect_right(starts, last)
+        return any(blocks[n][2] == country and blocks[n][1] <= last for n in range(j, k))
+
+    def cleaned(text: str) -> list[int]:
+        out: list[int] = []
+        for token in text.split():
+            if token.startswith("{"):
+                continue
+            asn = int(token)
+            if asn == 0 or asn == 23456 or 64496 <= asn <= 131071 or asn >= 4200000000:
+                continue
+            if not out or out[-1] != asn:
+                out.append(asn)
+        return out
+
+    views: dict[int, list[dict[int, float]]] = defaultdict(list)
+    for (_address, peer_asn), routes in full.items():
+        mine = [cleaned(p) for prefix, p in routes.items() if in_country(prefix)]
+        mine = [p for p in mine if p]
+        if not mine:
+            continue
+        score: dict[int, float] = defaultdict(float)
+        for path in mine:
+            for asn in set(path[:-1]) - {path[-1]}:
+                score[asn] += 1 / len(mine)
+        views[peer_asn].append(score)
+    averaged = []
+    for sessions in views.values():
+        merged: dict[int, float] = defaultdict(float)
+        for s in sessions:
+            for asn, v in s.items():
+                merged[asn] += v / len(sessions)
+        averaged.append(merged)
+    result = {}
+    for asn in {a for view in averaged for a in view}:
+        values = sorted(view.get(asn, 0.0) for view in averaged)
+        cut = int(0.1 * len(values))
+        kept = values[cut : len(values) - cut]
+        if sum(kept) > 0:
+            result[asn] = sum(kept) / len(kept)
+    return result
+
+
+@needs_bgpdump
+def test_hegemony_on_a_real_rib_equals_an_independent_computation(
+    shared_data: pathlib.Path,
+) -> None:
+    rib = shared_data / "mrt" / MRT["rv6_2015"]
+    delegated = shared_data / "rir/ipzone/delegated-ripencc-latest"
+    got = analyze(
+        ribs=[rib],
+        reader=BgpdumpReader(),
+        geo=Geo.from_files([delegated]),
+        countries=False,
+        transit_countries=["DE"],
+        transit_families=["ipv6"],
+    )
+    hegemony = got.hegemony[0]
+    assert hegemony.covered and hegemony.peer_asns_used >= 10  # enough to trim
+    lines = [
+        line.split("|")
+        for line in subprocess.run(
+            ["bgpdump", "-q", "-m", str(rib)], capture_output=True, text=True, timeout=300
+        ).stdout.splitlines()
+    ]
+    expected = _independent_hegemony(lines, delegated, "DE")
+    assert {d.asn: round(d.hegemony, 9) for d in hegemony.dependencies} == {
+        a: round(v, 9) for a, v in expected.items()
+    }
+    # compared with the upstream figure on the same RIB (docs/bgp.md)
+    transit = got.transit[0]
+    print(
+        "DE ipv6 2015: top upstreams",
+        [(u.asn, round(u.share, 3)) for u in transit.upstreams[:5]],
+        "effective",
+        round(transit.effective_number, 2),
+        "peer-only paths",
+        transit.paths_peer_upstream,
+        "of",
+        transit.paths_used + transit.paths_skipped + transit.paths_peer_upstream,
+        "| hegemony",
+        [(d.asn, round(d.hegemony, 3)) for d in hegemony.dependencies[:5]],
+        "above 0.1:",
+        hegemony.dependent_ases(),
+    )
