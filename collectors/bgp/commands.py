@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vis.add_argument(
         "--hints",
         metavar="FILE",
-        help="root hints (default: [root] hints, else the bundled IANA file)",
+        help="root hints (default: [root] hints, else the bundled IANA hints as of the "
+        "RIB's dump time)",
     )
     vis.add_argument(
         "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
@@ -88,7 +89,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     roots.add_argument(
         "--hints",
         metavar="FILE",
-        help="root hints (default: [root] hints, else the bundled IANA file)",
+        help="root hints (default: [root] hints, else the bundled IANA hints as of the "
+        "RIB's dump time)",
     )
     roots.add_argument(
         "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
@@ -220,10 +222,14 @@ def _store(
     print(f"stored {count} observations as source {source_id}", file=sys.stderr)
 
 
-def _servers(hints: str | None, settings: cfg.Settings) -> Any:
+def _servers(hints: str | None, settings: cfg.Settings) -> dict[str, Any]:
+    """``servers`` from --hints or [root] hints; otherwise hints as of the RIB's date."""
     from publiccore import roothints
 
-    return roothints.load_hints(hints or settings.root.hints or None)
+    chosen = hints or settings.root.hints
+    if chosen:
+        return {"servers": roothints.load_hints(chosen)}
+    return {"hints_as_of": roothints.hints_as_of}
 
 
 def _when(seconds: float | None) -> str:
@@ -278,9 +284,9 @@ def _visibility(args: argparse.Namespace) -> int:
         updates=args.updates,
         geo=geo,
         broker=broker,
-        servers=_servers(args.hints, settings),
         expected=load_expected_origins(args.origins),
         transit_countries=transit_countries,
+        **_servers(args.hints, settings),
     )
     _store(args, settings, analysis, options, delegated, "bgp visibility")
     if args.json:
@@ -516,9 +522,9 @@ def _roots(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
     analysis, options, settings = _run(
         args,
-        servers=_servers(args.hints, settings),
         expected=load_expected_origins(args.origins),
         countries=False,
+        **_servers(args.hints, settings),
     )
     _store(args, settings, analysis, options, (), "bgp roots")
     if args.json:

@@ -38,7 +38,7 @@ from publiccore.collectors.bgp.visibility import (
 
 from publiccore.errors import InputError
 from publiccore.geo import Geo
-from publiccore.roothints import RootServer
+from publiccore.roothints import DatedHints, RootServer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -219,6 +219,7 @@ def analyze(
     progress: ProgressCallback | None = None,
     countries: bool = True,
     hegemony: bool = True,
+    hints_as_of: Callable[[float | None], DatedHints] | None = None,
 ) -> Analysis:
     """Run the derivation (see module doc); raise InputError on unusable input.
 
@@ -226,6 +227,9 @@ def analyze(
     another collector than the RIBs or starting before them. A family without a full-feed
     peer, and root addresses the input cannot speak for, get no figure and a note in
     ``Analysis.notes``. ``hegemony`` adds country AS hegemony next to each transit row.
+    ``hints_as_of`` (when ``servers`` is empty) picks the root hints for the RIB's dump time
+    (``publiccore.roothints.hints_as_of``), so that old RIBs are read with the letters' old
+    addresses; the choice is noted.
     """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
@@ -268,6 +272,13 @@ def analyze(
                 )
                 if c.family in covered
             ]
+    if not servers and hints_as_of is not None:
+        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+        dated = hints_as_of(dump)
+        servers = dated.servers
+        notes.append(f"root hints as of {dated.valid_from} ({dated.file}) for this RIB")
+        if dated.note:
+            notes.append(dated.note)
     root_rows = (
         root_prefixes(
             rib,

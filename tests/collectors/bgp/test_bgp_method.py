@@ -4,6 +4,7 @@ families, the partial last bin, region codes that are not countries, overlapping
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import functools
 import ipaddress
 import json
@@ -19,11 +20,12 @@ from publiccore.collectors.bgp.elements import Element
 from publiccore.collectors.bgp.hegemony import combine_views, country_hegemony, view_scores
 from publiccore.collectors.bgp.pipeline import analyze
 from publiccore.collectors.bgp.rib import Rib
-from publiccore.collectors.bgp.roots import root_prefixes
+from publiccore.collectors.bgp.roots import load_expected_origins, root_prefixes
 from publiccore.collectors.bgp.timeline import Timeline
 from publiccore.collectors.bgp.transit import country_transit
 from publiccore.collectors.bgp.visibility import country_index
 
+from publiccore import roothints
 from publiccore.errors import InputError
 from publiccore.geo import Delegation, Geo
 from publiccore.roothints import RootServer
@@ -466,3 +468,58 @@ def test_hegemony_on_a_real_rib_equals_an_independent_computation(
         "above 0.1:",
         hegemony.dependent_ases(),
     )
+
+
+@pytest.mark.parametrize(
+    ("when", "file"),
+    [
+        (dt.datetime(2002, 7, 22, tzinfo=dt.UTC), "named.root.2011060800"),
+        (dt.datetime(2015, 11, 1, 6, tzinfo=dt.UTC), "named.root.2014060201"),
+        (dt.datetime(2024, 9, 1, tzinfo=dt.UTC), "named.root.2024081401"),
+        (dt.datetime(2026, 11, 30, tzinfo=dt.UTC), "named.root"),
+    ],
+)
+def test_root_hints_as_of_the_data(when: dt.datetime, file: str) -> None:
+    dated = roothints.hints_as_of(when)
+    assert dated.file == file and len(dated.servers) == 13
+    b = next(s for s in dated.servers if s.letter == "b")
+    if when.year < 2017:
+        assert b.ipv4 == ("192.228.79.201",)  # B-root before its 2017 renumbering
+    if when.year == 2002:
+        assert "older than the shipped root hints history" in dated.note
+    if when.year == 2015:
+        assert "letters b, h, l have other addresses" in dated.note
+
+
+def test_bundled_origins_hold_verisign_and_every_letter() -> None:
+    origins = load_expected_origins()
+    assert set(origins) == set("abcdefghijklm")
+    assert set(range(36617, 36632)) <= set(origins["a"]) & set(origins["j"])
+
+
+@needs_bgpdump
+def test_2015_rib_with_2015_hints_flags_no_root_origin(shared_data: pathlib.Path) -> None:
+    rib = shared_data / "mrt" / MRT["rv6_2015"]
+    run = _cli("bgp", "roots", "--mrt", str(rib), "--json", "--no-store")
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)
+    assert "root hints as of 2014-06-02 (named.root.2014060201)" in run.stderr
+    v6 = [r for r in rows if r["family"] == "ipv6"]
+    assert len(v6) == 11  # the 2014 hints: B, C, D… with IPv6, E and G without
+    assert not [r for r in v6 if r["unexpected"]], [r for r in v6 if r["unexpected"]]
+    b = next(r for r in v6 if r["letter"] == "b")
+    assert b["address"] == "2001:500:84::b" and b["prefix"] == "2001:500:84::/48"
+    assert b["origins"] == [226]
+    # with today's hints, B-root's 2023 address is not in a 2015 table
+    current = _cli(
+        "bgp",
+        "roots",
+        "--mrt",
+        str(rib),
+        "--json",
+        "--no-store",
+        "--hints",
+        str(roothints.bundled_hints_path()),
+    )
+    b_now = next(r for r in json.loads(current.stdout) if r["address"] == "2801:1b8:10::b")
+    assert b_now["prefix"] is None
