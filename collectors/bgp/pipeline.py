@@ -164,28 +164,44 @@ def check_ribs(reports: Sequence[FileReport]) -> None:
             )
 
 
-def check_updates(
-    ribs: Sequence[FileReport], path: str | os.PathLike[str], collector: str, first: float | None
-) -> None:
-    """Refuse an update file of another collector than the RIBs, or older than them.
-
-    ``first`` is the time of the file's first element. Raises InputError with the reason.
-    """
+def check_updates(ribs: Sequence[FileReport], path: str | os.PathLike[str], collector: str) -> None:
+    """Refuse an update file of another collector than the RIBs (InputError with the reason)."""
     known = {r.collector for r in ribs if r.collector != "unknown"}
     if collector != "unknown" and known and collector not in known:
         raise InputError(
             f"{os.fspath(path)}: updates of {collector} cannot be applied to RIBs of "
             f"{', '.join(sorted(known))} (another collector's peers and table)"
         )
-    if first is None:
-        return
+
+
+def rib_time(ribs: Sequence[FileReport], collector: str) -> float | None:
+    """The dump time updates of ``collector`` start from: its RIBs' latest (any RIB's if none)."""
     dated = [r for r in ribs if r.dump_time is not None]
     same = [r for r in dated if r.collector == collector]
     times = [r.dump_time for r in (same or dated) if r.dump_time is not None]
-    if times and first < max(times):
+    return max(times) if times else None
+
+
+def after_rib(
+    elements: Iterable[Element], path: str | os.PathLike[str], since: float | None
+) -> Iterator[Element]:
+    """The elements at or after the RIB's dump time ``since`` (earlier ones are in the RIB).
+
+    Raises InputError once the file is exhausted if every element was older than the RIB: an
+    update file older than the RIB it would be applied to.
+    """
+    kept = 0
+    last: float | None = None
+    for element in elements:
+        last = element.time
+        if since is not None and element.time < since:
+            continue
+        kept += 1
+        yield element
+    if not kept and last is not None and since is not None:
         raise InputError(
-            f"{os.fspath(path)}: updates start {_utc(first)}, before the RIB they would be "
-            f"applied to ({_utc(max(times))}): use a RIB from before the updates"
+            f"{os.fspath(path)}: updates end {_utc(last)}, before the RIB they would be "
+            f"applied to ({_utc(since)}): use a RIB from before the updates"
         )
 
 
@@ -224,7 +240,8 @@ def analyze(
     """Run the derivation (see module doc); raise InputError on unusable input.
 
     Refused (InputError): RIBs of one collector from different dump times, update files of
-    another collector than the RIBs or starting before them. A family without a full-feed
+    another collector than the RIBs or ending before them; update elements older than the RIB
+    (already in it) are skipped. A family without a full-feed
     peer, and root addresses the input cannot speak for, get no figure and a note in
     ``Analysis.notes``. ``hegemony`` adds country AS hegemony next to each transit row.
     ``hints_as_of`` (when ``servers`` is empty) picks the root hints for the RIB's dump time
@@ -351,7 +368,8 @@ def analyze(
             stream = reader.read(path, kind="updates", collector=collector, progress=progress)
             head, rest = _peek(stream)
             if head is not None:
-                check_updates(reports, path, head.collector, head.time)
+                check_updates(reports, path, head.collector)
+                rest = after_rib(rest, path, rib_time(reports, head.collector))
             streams.append(stream)
             elements.append(rest)
         watched = [(f"{r.letter}", r.address) for r in root_rows if r.family in covered]
