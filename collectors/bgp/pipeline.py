@@ -333,7 +333,8 @@ def analyze(
                 transit_rows.append(row)
                 if hegemony:
                     hegemony_rows.append(Hegemony.absent(country.upper(), family, row.note))
-                notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
+                if not every:  # with every country, the family's note above says it once
+                    notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
                 continue
             row = country_transit(
                 rib,

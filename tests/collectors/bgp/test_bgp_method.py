@@ -349,6 +349,16 @@ def test_ipv4_transit_on_a_v6_only_rib_stores_nothing(
     assert not [o for o in observations if o.labels.get("family") == "ipv4"]
     dependency = [o for o in observations if o.metric == "bgp_country_dependency_ratio"]
     assert dependency and len(dependency) <= 5 * 2  # top 5, two runs of DE ipv6
+    # exported as publiccore_bgp_country_dependency_ratio{country,family,asn}, top 5 only
+    from publiccore.collectors.aggregate import latest_observations
+
+    series, _newest = latest_observations(observations)
+    exported = series["publiccore_bgp_country_dependency_ratio"]
+    assert 0 < len(exported) <= 5
+    assert {(c, f) for c, f, _asn in exported} == {("DE", "ipv6")}
+    assert all(asn.isdigit() for _c, _f, asn in exported)
+    (count,) = series["publiccore_bgp_country_dependent_ases"].values()
+    assert count == sum(1 for v in exported.values() if v > 0.1)
 
 
 def _independent_hegemony(
