@@ -232,6 +232,21 @@ def _servers(hints: str | None, settings: cfg.Settings) -> dict[str, Any]:
     return {"hints_as_of": roothints.hints_as_of}
 
 
+def _expected(origins: str | None) -> Any:
+    """The expected root origins (``--origins`` or bundled) as of a RIB's dump time.
+
+    The table is read once here, so that a bad file fails before the RIB is read.
+    """
+    from publiccore.collectors.bgp.roots import load_expected_origins
+
+    load_expected_origins(origins)
+
+    def as_of(when: float | None) -> dict[str, tuple[int, ...]]:
+        return load_expected_origins(origins, as_of=when)
+
+    return as_of
+
+
 def _when(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -257,7 +272,6 @@ def _sources_json(analysis: Any) -> list[dict[str, Any]]:
 
 def _visibility(args: argparse.Namespace) -> int:
     from publiccore.collectors.bgp.pipeline import BrokerWindow
-    from publiccore.collectors.bgp.roots import load_expected_origins
     from publiccore.collectors.bgp.visibility import prefix_view
 
     from publiccore.clock import parse_when
@@ -284,7 +298,7 @@ def _visibility(args: argparse.Namespace) -> int:
         updates=args.updates,
         geo=geo,
         broker=broker,
-        expected=load_expected_origins(args.origins),
+        expected_as_of=_expected(args.origins),
         transit_countries=transit_countries,
         **_servers(args.hints, settings),
     )
@@ -517,12 +531,11 @@ def _transit(args: argparse.Namespace) -> int:
 
 
 def _roots(args: argparse.Namespace) -> int:
-    from publiccore.collectors.bgp.roots import load_expected_origins
 
     settings = cfg.load(args.config)
     analysis, options, settings = _run(
         args,
-        expected=load_expected_origins(args.origins),
+        expected_as_of=_expected(args.origins),
         countries=False,
         **_servers(args.hints, settings),
     )

@@ -236,6 +236,7 @@ def analyze(
     countries: bool = True,
     hegemony: bool = True,
     hints_as_of: Callable[[float | None], DatedHints] | None = None,
+    expected_as_of: Callable[[float | None], Mapping[str, tuple[int, ...]]] | None = None,
 ) -> Analysis:
     """Run the derivation (see module doc); raise InputError on unusable input.
 
@@ -246,7 +247,8 @@ def analyze(
     ``Analysis.notes``. ``hegemony`` adds country AS hegemony next to each transit row.
     ``hints_as_of`` (when ``servers`` is empty) picks the root hints for the RIB's dump time
     (``publiccore.roothints.hints_as_of``), so that old RIBs are read with the letters' old
-    addresses; the choice is noted.
+    addresses; the choice is noted. ``expected_as_of`` likewise gives the expected root origins
+    for the dump time (``roots.load_expected_origins(as_of=…)``), replacing ``expected``.
     """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
@@ -296,6 +298,9 @@ def analyze(
         notes.append(f"root hints as of {dated.valid_from} ({dated.file}) for this RIB")
         if dated.note:
             notes.append(dated.note)
+    if expected_as_of is not None:
+        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+        expected = expected_as_of(dump)
     root_rows = (
         root_prefixes(
             rib,

@@ -533,3 +533,18 @@ def test_2015_rib_with_2015_hints_flags_no_root_origin(shared_data: pathlib.Path
     )
     b_now = next(r for r in json.loads(current.stdout) if r["address"] == "2801:1b8:10::b")
     assert b_now["prefix"] is None
+
+
+def test_historic_root_origins_are_expected_up_to_their_last_sighting(
+    tmp_path: pathlib.Path,
+) -> None:
+    in_2002 = load_expected_origins(as_of=dt.datetime(2002, 7, 22, 23, 37, tzinfo=dt.UTC))
+    today = load_expected_origins(as_of=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    assert 11840 in in_2002["a"] and 11840 not in today["a"]  # A-root's 2002 origin
+    assert 5459 in in_2002["k"] and today["k"] == (25152,)
+    assert today["b"] == (394353,) and 226 in load_expected_origins(as_of=1446357600.0)["b"]
+    assert 11840 in load_expected_origins()["a"]  # no date: every listed origin
+    bad = tmp_path / "o.toml"
+    bad.write_text('[letters.a]\norigins = [1]\nlast_seen = { 1 = "yesterday" }\n')
+    with pytest.raises(InputError, match="is not ASN = YYYY-MM-DD"):
+        load_expected_origins(bad)
