@@ -417,6 +417,14 @@ def country() -> dict[str, Any]:
     )
     b.add(
         "timeseries",
+        "AS hegemony over the country's space (IHR, top 5) and ASes above 0.1",
+        [
+            ts(f"publiccore_bgp_country_dependency_ratio{COUNTRY}", "AS{{asn}} {{family}}"),
+            ts(f"publiccore_bgp_country_dependent_ases{COUNTRY}", "ASes above 0.1 {{family}}"),
+        ],
+    )
+    b.add(
+        "timeseries",
         "Border crossings (traceroute, 24 h)",
         [
             ts(f"publiccore_path_border_crossings_distinct{COUNTRY}", "distinct"),
