@@ -6,6 +6,22 @@ country and ASN, the first hop whose country differs from the previous located h
 border crossing: (exit AS, entry AS, entry country). Per probe country, the distinct crossings,
 their shares and the effective number 1 / Σ share² describe how many independent ways its
 traffic leaves it.
+
+Every trace has one outcome (``OUTCOMES``):
+
+- ``crossed``: a located hop in another country was found (the crossing).
+- ``left_unmapped``: no crossing, but after the last hop located in the probe's country (or
+  from the start, when none is) the trace reaches public addresses that no RIR file maps to a
+  country, and never comes back to a hop in the probe's country: the trace left through
+  unmapped space (e.g. ARIN space when no ARIN file is read) and where it went is unknown.
+- ``never_crossed``: every located hop is in the probe's country and the trace does not end in
+  unmapped space.
+
+Exit AS: the AS of the last located in-country hop, or the probe's ASN before any; an
+in-country hop whose address is not in the prefix → AS table keeps the previous AS as the exit
+AS. Entry AS: the AS of the first hop in the other country, ``None`` (printed "unknown") when
+the table does not have it; all crossings with an unknown entry AS, the same exit AS and entry
+country are one crossing.
 """
 
 from __future__ import annotations
@@ -72,6 +88,25 @@ class Crossing:
     entry_country: str
 
 
+CROSSED = "crossed"
+LEFT_UNMAPPED = "left_unmapped"
+NEVER_CROSSED = "never_crossed"
+OUTCOMES: tuple[str, ...] = (CROSSED, LEFT_UNMAPPED, NEVER_CROSSED)
+
+
+def asn_text(asn: int | None) -> str:
+    """``AS64500``, or ``unknown`` when the AS is not known."""
+    return f"AS{asn}" if asn is not None else "unknown"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TraceOutcome:
+    """What one trace says: its outcome (``OUTCOMES``) and its crossing when it crossed."""
+
+    outcome: str
+    crossing: Crossing | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CountryCrossings:
     """The crossings seen from one country's probes in a window, with the sample size."""
@@ -81,6 +116,7 @@ class CountryCrossings:
     traces_crossing: int
     probes: int
     crossings: tuple[tuple[Crossing, float], ...]  # (crossing, share), largest first
+    traces_left_unmapped: int = 0  # no crossing, left through unmapped space
 
     @property
     def distinct(self) -> int:
@@ -96,6 +132,11 @@ class CountryCrossings:
             "country": self.country,
             "traces": self.traces,
             "traces_crossing": self.traces_crossing,
+            "outcomes": {
+                CROSSED: self.traces_crossing,
+                LEFT_UNMAPPED: self.traces_left_unmapped,
+                NEVER_CROSSED: self.traces - self.traces_crossing - self.traces_left_unmapped,
+            },
             "probes": self.probes,
             "distinct": self.distinct,
             "effective_number": round(self.effective_number, 6),
@@ -119,21 +160,39 @@ def _hop_address(replies: Iterable[Any]) -> str | None:
 
 def border_crossing(record: Record, geo: Geo, asns: AsnTable) -> Crossing | None:
     """The first crossing on one trace, or None when it never leaves the probe's country."""
+    return trace_outcome(record, geo, asns).crossing
+
+
+def trace_outcome(record: Record, geo: Geo, asns: AsnTable) -> TraceOutcome:
+    """The outcome of one trace (see module doc); ``never_crossed`` for a non-trace record."""
     if not isinstance(record.result, TraceResult) or not record.probe.country:
-        return None
+        return TraceOutcome(NEVER_CROSSED)
     country, asn = record.probe.country, record.probe.asn
+    unmapped_since_home = False  # a public hop without country since the last in-country hop
     for hop in record.result.hops:
         address = _hop_address(hop.replies)
         if address is None or not _locatable(address):
             continue
         hop_country = geo.country_of_address(address)
         if hop_country is None:
-            continue  # unlocated hops neither cross nor stay
+            unmapped_since_home = True  # unlocated hops neither cross nor stay
+            continue
         hop_asn = asns.asn_of(address)
         if hop_country != country:
-            return Crossing(exit_asn=asn, entry_asn=hop_asn, entry_country=hop_country)
-        asn = hop_asn if hop_asn is not None else asn
-    return None
+            return TraceOutcome(
+                CROSSED, Crossing(exit_asn=asn, entry_asn=hop_asn, entry_country=hop_country)
+            )
+        unmapped_since_home = False
+        asn = hop_asn if hop_asn is not None else asn  # unknown AS: keep the previous one
+    return TraceOutcome(LEFT_UNMAPPED if unmapped_since_home else NEVER_CROSSED)
+
+
+def _order(crossing: Crossing) -> tuple[int, int]:
+    """Sort key of a crossing's ASes, unknown (None) last."""
+    return (
+        crossing.exit_asn if crossing.exit_asn is not None else 1 << 33,
+        crossing.entry_asn if crossing.entry_asn is not None else 1 << 33,
+    )
 
 
 _DOCUMENTATION = [
@@ -156,6 +215,7 @@ def crossings_by_country(
         collections.Counter
     )
     traces: collections.Counter[str] = collections.Counter()
+    unmapped: collections.Counter[str] = collections.Counter()
     probes: dict[str, set[str]] = collections.defaultdict(set)
     for record in records:
         if record.kind != "traceroute" or not record.probe.country:
@@ -163,16 +223,21 @@ def crossings_by_country(
         country = record.probe.country
         traces[country] += 1
         probes[country].add(record.probe.id)
-        crossing = border_crossing(record, geo, asns)
-        if crossing is not None:
-            per_country[country][crossing] += 1
+        found = trace_outcome(record, geo, asns)
+        if found.crossing is not None:
+            per_country[country][found.crossing] += 1
+        elif found.outcome == LEFT_UNMAPPED:
+            unmapped[country] += 1
     out = []
     for country in sorted(traces):
         counter = per_country[country]
         crossing_total = sum(counter.values())
         ranked = tuple(
             (c, n / crossing_total)
-            for c, n in sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+            for c, n in sorted(
+                counter.items(),
+                key=lambda item: (-item[1], item[0].entry_country, _order(item[0])),
+            )
         )
         out.append(
             CountryCrossings(
@@ -181,6 +246,7 @@ def crossings_by_country(
                 traces_crossing=crossing_total,
                 probes=len(probes[country]),
                 crossings=ranked,
+                traces_left_unmapped=unmapped[country],
             )
         )
     return out
@@ -210,6 +276,8 @@ def store_crossings(
             ("path_border_crossings_effective_number", result.effective_number),
             ("path_border_crossings_distinct", float(result.distinct)),
             ("path_traces", float(result.traces)),
+            # stored, not exported (yet): the traces that left through unmapped space
+            ("path_traces_left_unmapped", float(result.traces_left_unmapped)),
         ):
             observations.append(
                 Observation(

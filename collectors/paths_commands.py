@@ -61,6 +61,8 @@ def _crossings(args: argparse.Namespace) -> int:
     if not delegated:
         raise InputError("no delegated files: give --delegated FILE… or [bgp] delegated")
     geo = Geo.from_files(delegated)
+    for warning in geo.warnings:
+        print(f"publiccore: warning: {warning}", file=sys.stderr)
     asns = paths.AsnTable.from_file(args.asn_table)
     with open_configured(settings, args.store) as store:
         results = paths.crossings_by_country(
@@ -95,6 +97,7 @@ def _crossings(args: argparse.Namespace) -> int:
         "traces",
         "probes",
         "crossing",
+        "left unmapped",
         "distinct",
         "effective number",
         "top crossings (exit AS → entry AS, country: share)",
@@ -102,7 +105,8 @@ def _crossings(args: argparse.Namespace) -> int:
         table.add_column(column)
     for r in results:
         top = ", ".join(
-            f"AS{c.exit_asn}→AS{c.entry_asn} {c.entry_country}: {share:.0%}"
+            f"{paths.asn_text(c.exit_asn)}→{paths.asn_text(c.entry_asn)} "
+            f"{c.entry_country}: {share:.0%}"
             for c, share in r.crossings[:3]
         )
         table.add_row(
@@ -110,6 +114,7 @@ def _crossings(args: argparse.Namespace) -> int:
             str(r.traces),
             str(r.probes),
             str(r.traces_crossing),
+            str(r.traces_left_unmapped),
             str(r.distinct),
             f"{r.effective_number:.2f}",
             top or "-",

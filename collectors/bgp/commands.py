@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vis.add_argument(
         "--hints",
         metavar="FILE",
-        help="root hints (default: [root] hints, else the bundled IANA file)",
+        help="root hints (default: [root] hints, else the bundled IANA hints as of the "
+        "RIB's dump time)",
     )
     vis.add_argument(
         "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
@@ -88,7 +89,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     roots.add_argument(
         "--hints",
         metavar="FILE",
-        help="root hints (default: [root] hints, else the bundled IANA file)",
+        help="root hints (default: [root] hints, else the bundled IANA hints as of the "
+        "RIB's dump time)",
     )
     roots.add_argument(
         "--origins", metavar="FILE", help="expected root origins TOML (default: bundled)"
@@ -159,7 +161,12 @@ def _options(args: argparse.Namespace, settings: cfg.Settings) -> Any:
 def _geo(files: Sequence[str]) -> Any:
     from publiccore.geo import Geo
 
-    return Geo.from_files(files) if files else None
+    if not files:
+        return None
+    geo = Geo.from_files(files)
+    for warning in geo.warnings:
+        print(f"publiccore: warning: {warning}", file=sys.stderr)
+    return geo
 
 
 def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Settings]:
@@ -187,7 +194,7 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
                 file=sys.stderr,
             )
     for note in analysis.notes:
-        print(f"publiccore: warning: {note}", file=sys.stderr)
+        print(f"publiccore: note: {note}", file=sys.stderr)
     from publiccore.collectors.bgp.bgpdump import CORRUPT_PREFIX
 
     corrupt = [s for s in analysis.sources if s.problem.startswith(CORRUPT_PREFIX)]
@@ -220,10 +227,29 @@ def _store(
     print(f"stored {count} observations as source {source_id}", file=sys.stderr)
 
 
-def _servers(hints: str | None, settings: cfg.Settings) -> Any:
+def _servers(hints: str | None, settings: cfg.Settings) -> dict[str, Any]:
+    """``servers`` from --hints or [root] hints; otherwise hints as of the RIB's date."""
     from publiccore import roothints
 
-    return roothints.load_hints(hints or settings.root.hints or None)
+    chosen = hints or settings.root.hints
+    if chosen:
+        return {"servers": roothints.load_hints(chosen)}
+    return {"hints_as_of": roothints.hints_as_of}
+
+
+def _expected(origins: str | None) -> Any:
+    """The expected root origins (``--origins`` or bundled) as of a RIB's dump time.
+
+    The table is read once here, so that a bad file fails before the RIB is read.
+    """
+    from publiccore.collectors.bgp.roots import load_expected_origins
+
+    load_expected_origins(origins)
+
+    def as_of(when: float | None) -> dict[str, tuple[int, ...]]:
+        return load_expected_origins(origins, as_of=when)
+
+    return as_of
 
 
 def _when(seconds: float | None) -> str:
@@ -251,7 +277,6 @@ def _sources_json(analysis: Any) -> list[dict[str, Any]]:
 
 def _visibility(args: argparse.Namespace) -> int:
     from publiccore.collectors.bgp.pipeline import BrokerWindow
-    from publiccore.collectors.bgp.roots import load_expected_origins
     from publiccore.collectors.bgp.visibility import prefix_view
 
     from publiccore.clock import parse_when
@@ -278,9 +303,9 @@ def _visibility(args: argparse.Namespace) -> int:
         updates=args.updates,
         geo=geo,
         broker=broker,
-        servers=_servers(args.hints, settings),
-        expected=load_expected_origins(args.origins),
+        expected_as_of=_expected(args.origins),
         transit_countries=transit_countries,
+        **_servers(args.hints, settings),
     )
     _store(args, settings, analysis, options, delegated, "bgp visibility")
     if args.json:
@@ -293,10 +318,13 @@ def _visibility(args: argparse.Namespace) -> int:
             "countries": [c.to_json() for c in analysis.countries],
             "roots": [r.to_json() for r in analysis.roots],
             "transit": [t.to_json() for t in analysis.transit],
+            "hegemony": [h.to_json() for h in analysis.hegemony],
+            "notes": list(analysis.notes),
             "bins": [
                 {
                     "time": b.start,
                     "updates": b.updates,
+                    "partial": b.partial,
                     "countries": [c.to_json() for c in b.countries],
                     "roots": [
                         {
@@ -437,7 +465,7 @@ def _print_roots(console: Any, roots: Sequence[Any]) -> None:
         table.add_row(
             r.letter,
             r.address,
-            r.prefix or "not routed",
+            (r.prefix or "not routed") if r.covered else "not covered",
             f"{r.visibility_ratio:.2f}",
             " ".join(map(str, r.origins)) or "-",
             " ".join(map(str, r.expected_origins)) or "-",
@@ -463,10 +491,13 @@ def _transit(args: argparse.Namespace) -> int:
     )
     _store(args, settings, analysis, options, delegated, "bgp transit")
     result = analysis.transit[0]
+    hegemony = analysis.hegemony[0] if analysis.hegemony else None
     if args.json:
         out = result.to_json()
         out["sources"] = _sources_json(analysis)
         out["partial"] = analysis.partial
+        out["notes"] = list(analysis.notes)
+        out["hegemony"] = hegemony.to_json() if hegemony is not None else None
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -474,6 +505,9 @@ def _transit(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(width=160)
+    if not result.covered:
+        console.print(f"{country} {args.family}: no figure: {result.note}")
+        return 0
     table = Table(title=f"{country} {args.family}: international upstreams (top 10)", min_width=60)
     table.add_column("AS")
     table.add_column("share", justify="right")
@@ -484,20 +518,31 @@ def _transit(args: argparse.Namespace) -> int:
         f"{result.count} upstreams, effective number {result.effective_number:.2f}, "
         f"top share {result.top_share:.3f}, from {result.peer_asns_used} peer ASes "
         f"({result.paths_used:,} paths used, {result.paths_skipped:,} without a "
-        f"domestic origin or a foreign AS)"
+        f"domestic origin or a foreign AS, {result.paths_peer_upstream:,} whose only foreign AS "
+        f"is the collector peer's)"
     )
+    if hegemony is not None and hegemony.covered:
+        table = Table(title=f"{country} {args.family}: AS hegemony (IHR; top 10)", min_width=60)
+        table.add_column("AS")
+        table.add_column("hegemony", justify="right")
+        for dependency in hegemony.dependencies[:10]:
+            table.add_row(str(dependency.asn), f"{dependency.hegemony:.3f}")
+        console.print(table)
+        console.print(
+            f"{hegemony.dependent_ases()} ASes above 0.1, from {hegemony.peer_asns_used} peer "
+            f"ASes ({hegemony.sessions_used} full-feed sessions)"
+        )
     return 0
 
 
 def _roots(args: argparse.Namespace) -> int:
-    from publiccore.collectors.bgp.roots import load_expected_origins
 
     settings = cfg.load(args.config)
     analysis, options, settings = _run(
         args,
-        servers=_servers(args.hints, settings),
-        expected=load_expected_origins(args.origins),
+        expected_as_of=_expected(args.origins),
         countries=False,
+        **_servers(args.hints, settings),
     )
     _store(args, settings, analysis, options, (), "bgp roots")
     if args.json:

@@ -6,7 +6,8 @@ Metric names (the Prometheus exporter prefixes them with ``publiccore_``):
   ``bgp_country_visibility_ratio`` {family}, ``bgp_country_routed_units`` {family},
   ``bgp_country_unseen_prefixes`` {family}, ``bgp_country_upstreams`` {family},
   ``bgp_country_upstream_effective_number`` {family}, ``bgp_country_top_upstream_share``
-  {family}
+  {family}, ``bgp_country_dependency_ratio`` {family, asn} (the top 5 ASes by hegemony),
+  ``bgp_country_dependent_ases`` {family} (hegemony above 0.1)
 - prefix (subject_kind ``prefix``, subject the prefix, or the address when nothing covers it):
   ``bgp_prefix_visibility_ratio`` {prefix_set, letter, family},
   ``bgp_root_prefix_unexpected_origin`` {prefix_set, letter, family} (0 or 1)
@@ -18,6 +19,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from publiccore.collectors.bgp.hegemony import TOP_STORED
 from publiccore.collectors.bgp.pipeline import Analysis, Options
 from publiccore.collectors.bgp.roots import RootPrefix
 from publiccore.collectors.bgp.timeline import Bin
@@ -44,6 +46,8 @@ def source_meta(
         "dump_time": analysis.dump_time,
         "files": [s.to_json() for s in analysis.sources],
         "partial": analysis.partial,
+        "partial_bins": [b.start for b in analysis.bins if b.partial],
+        "notes": list(analysis.notes),
         "delegated": list(delegated),
         "peers": {
             "sessions": len(analysis.peers),
@@ -62,6 +66,8 @@ def source_meta(
 
 
 def _root(when: dt.datetime, row: RootPrefix) -> Iterator[Observation]:
+    if not row.covered:
+        return  # absent is not zero: the input does not speak for this address
     labels = {"prefix_set": "root", "letter": row.letter, "family": row.family}
     subject = row.prefix or row.address
     yield Observation(
@@ -143,6 +149,8 @@ def observations(analysis: Analysis) -> list[Observation]:
             )
         )
     for t in analysis.transit:
+        if not t.covered:
+            continue  # no path used: no upstream figure rather than 0 upstreams
         labels = {"family": t.family}
         out.append(
             Observation(when, "country", t.country, "bgp_country_upstreams", float(t.count), labels)
@@ -160,6 +168,30 @@ def observations(analysis: Analysis) -> list[Observation]:
         out.append(
             Observation(
                 when, "country", t.country, "bgp_country_top_upstream_share", t.top_share, labels
+            )
+        )
+    for h in analysis.hegemony:
+        if not h.covered:
+            continue
+        for d in h.dependencies[:TOP_STORED]:
+            out.append(
+                Observation(
+                    when,
+                    "country",
+                    h.country,
+                    "bgp_country_dependency_ratio",
+                    d.hegemony,
+                    {"family": h.family, "asn": str(d.asn)},
+                )
+            )
+        out.append(
+            Observation(
+                when,
+                "country",
+                h.country,
+                "bgp_country_dependent_ases",
+                float(h.dependent_ases()),
+                {"family": h.family},
             )
         )
     for row in analysis.roots:

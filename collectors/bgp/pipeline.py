@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import functools
+import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
-from publiccore.collectors.bgp.elements import FileReport, ProgressCallback, Reader
+from publiccore.collectors.bgp.elements import Element, FileReport, ProgressCallback, Reader
+from publiccore.collectors.bgp.hegemony import Hegemony, country_hegemony
 from publiccore.collectors.bgp.rib import (
     FAMILIES,
     Family,
@@ -24,7 +27,7 @@ from publiccore.collectors.bgp.rib import (
 )
 from publiccore.collectors.bgp.roots import RootPrefix, root_prefixes
 from publiccore.collectors.bgp.timeline import Bin, Timeline, merged
-from publiccore.collectors.bgp.transit import Transit, country_transit
+from publiccore.collectors.bgp.transit import Transit, country_transit, uncovered
 from publiccore.collectors.bgp.visibility import (
     CountryIndex,
     CountryVisibility,
@@ -35,7 +38,7 @@ from publiccore.collectors.bgp.visibility import (
 
 from publiccore.errors import InputError
 from publiccore.geo import Geo
-from publiccore.roothints import RootServer
+from publiccore.roothints import DatedHints, RootServer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ class Analysis:
     roots: tuple[RootPrefix, ...] = ()
     transit: tuple[Transit, ...] = ()
     bins: tuple[Bin, ...] = ()
-    notes: tuple[str, ...] = ()  # what the update timeline skipped or jumped over
+    hegemony: tuple[Hegemony, ...] = ()
+    notes: tuple[str, ...] = ()  # what the input does not cover (no value stored for it) and
+    # what the update timeline skipped or jumped over
 
     @property
     def partial(self) -> bool:
@@ -130,6 +135,91 @@ def load_broker_rib(
     )
 
 
+# RIBs of one collector whose dump times differ by more than this are different dumps.
+SAME_DUMP_SECONDS = 300.0
+
+
+def _utc(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_ribs(reports: Sequence[FileReport]) -> None:
+    """Refuse RIBs of one collector from different dump times (InputError naming both).
+
+    Files whose collector is ``unknown`` (the path does not name one and no ``--collector`` was
+    given) cannot be checked and are let through.
+    """
+    first: dict[str, FileReport] = {}
+    for report in reports:
+        if report.collector == "unknown" or report.dump_time is None:
+            continue
+        seen = first.setdefault(report.collector, report)
+        if seen.dump_time is not None and abs(report.dump_time - seen.dump_time) > (
+            SAME_DUMP_SECONDS
+        ):
+            raise InputError(
+                f"{report.file} ({report.collector}, {_utc(report.dump_time)}) and "
+                f"{seen.file} ({_utc(seen.dump_time)}) are RIBs of one collector from different "
+                "dump times; merged they would mix two states of the table: analyse each dump "
+                "on its own"
+            )
+
+
+def check_updates(ribs: Sequence[FileReport], path: str | os.PathLike[str], collector: str) -> None:
+    """Refuse an update file of another collector than the RIBs (InputError with the reason)."""
+    known = {r.collector for r in ribs if r.collector != "unknown"}
+    if collector != "unknown" and known and collector not in known:
+        raise InputError(
+            f"{os.fspath(path)}: updates of {collector} cannot be applied to RIBs of "
+            f"{', '.join(sorted(known))} (another collector's peers and table)"
+        )
+
+
+def rib_time(ribs: Sequence[FileReport], collector: str) -> float | None:
+    """The dump time updates of ``collector`` start from: its RIBs' latest (any RIB's if none)."""
+    dated = [r for r in ribs if r.dump_time is not None]
+    same = [r for r in dated if r.collector == collector]
+    times = [r.dump_time for r in (same or dated) if r.dump_time is not None]
+    return max(times) if times else None
+
+
+def after_rib(
+    elements: Iterable[Element], path: str | os.PathLike[str], since: float | None
+) -> Iterator[Element]:
+    """The elements at or after the RIB's dump time ``since`` (earlier ones are in the RIB).
+
+    Raises InputError once the file is exhausted if every element was older than the RIB: an
+    update file older than the RIB it would be applied to.
+    """
+    kept = 0
+    last: float | None = None
+    for element in elements:
+        last = element.time
+        if since is not None and element.time < since:
+            continue
+        kept += 1
+        yield element
+    if not kept and last is not None and since is not None:
+        raise InputError(
+            f"{os.fspath(path)}: updates end {_utc(last)}, before the RIB they would be "
+            f"applied to ({_utc(since)}): use a RIB from before the updates"
+        )
+
+
+def _peek(elements: Iterable[Element]) -> tuple[Element | None, Iterator[Element]]:
+    """The first element and an iterator that still yields it."""
+    iterator = iter(elements)
+    head = next(iterator, None)
+    if head is None:
+        return None, iterator
+    return head, itertools.chain((head,), iterator)
+
+
+def covered_families(full_feed: Mapping[Family, frozenset[int]]) -> tuple[Family, ...]:
+    """The families the input covers: those with at least one full-feed peer."""
+    return tuple(f for f in FAMILIES if full_feed[f])
+
+
 def analyze(
     *,
     ribs: Sequence[str | os.PathLike[str]],
@@ -145,8 +235,22 @@ def analyze(
     options: Options = Options(),
     progress: ProgressCallback | None = None,
     countries: bool = True,
+    hegemony: bool = True,
+    hints_as_of: Callable[[float | None], DatedHints] | None = None,
+    expected_as_of: Callable[[float | None], Mapping[str, tuple[int, ...]]] | None = None,
 ) -> Analysis:
-    """Run the derivation (see module doc); raise InputError on unusable input."""
+    """Run the derivation (see module doc); raise InputError on unusable input.
+
+    Refused (InputError): RIBs of one collector from different dump times, update files of
+    another collector than the RIBs or ending before them; update elements older than the RIB
+    (already in it) are skipped. A family without a full-feed
+    peer, and root addresses the input cannot speak for, get no figure and a note in
+    ``Analysis.notes``. ``hegemony`` adds country AS hegemony next to each transit row.
+    ``hints_as_of`` (when ``servers`` is empty) picks the root hints for the RIB's dump time
+    (``publiccore.roothints.hints_as_of``), so that old RIBs are read with the letters' old
+    addresses; the choice is noted. ``expected_as_of`` likewise gives the expected root origins
+    for the dump time (``roots.load_expected_origins(as_of=…)``), replacing ``expected``.
+    """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
     index: CountryIndex | None = None
@@ -161,8 +265,16 @@ def analyze(
         reports.append(load_broker_rib(broker, reader, rib, progress))
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
+    check_ribs(reports)
     rows = rib.peer_table(options.rule)
     ff = full_feed_sets(rows)
+    notes: list[str] = []
+    covered = covered_families(ff)
+    routed_families = {("ipv6" if ":" in p else "ipv4") for p in rib.routes}
+    for family in FAMILIES:
+        if family not in covered:
+            held = "routes but no full-feed peer" if family in routed_families else "no route"
+            notes.append(f"{family}: the input has {held}; no {family} figure is given")
     ff_counts, summary = tally(
         rib, ff, threshold=options.threshold, keep_documentation=options.keep_documentation
     )
@@ -173,9 +285,23 @@ def analyze(
             for prefix in rib.routes:
                 index.add(prefix, geo)
         if countries:
-            country_rows = all_country_visibility(
-                index, rib, ff_counts, ff, threshold=options.threshold
-            )
+            country_rows = [
+                c
+                for c in all_country_visibility(
+                    index, rib, ff_counts, ff, threshold=options.threshold
+                )
+                if c.family in covered
+            ]
+    if not servers and hints_as_of is not None:
+        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+        dated = hints_as_of(dump)
+        servers = dated.servers
+        notes.append(f"root hints as of {dated.valid_from} ({dated.file}) for this RIB")
+        if dated.note:
+            notes.append(dated.note)
+    if expected_as_of is not None:
+        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+        expected = expected_as_of(dump)
     root_rows = (
         root_prefixes(
             rib,
@@ -184,11 +310,19 @@ def analyze(
             expected or {},
             threshold=options.threshold,
             keep_documentation=options.keep_documentation,
+            partial=any(r.partial for r in reports),
         )
         if servers
         else []
     )
+    not_covered = [r for r in root_rows if not r.covered]
+    if not_covered:
+        notes.append(
+            f"{len(not_covered)} root addresses not covered by the input (no figure stored): "
+            + "; ".join(sorted({r.note for r in not_covered}))
+        )
     transit_rows: list[Transit] = []
+    hegemony_rows: list[Hegemony] = []
     every = "*" in transit_countries
     if every and index is not None:
         transit_countries = sorted({country for country, _family in index.by_country})
@@ -198,26 +332,54 @@ def analyze(
         for family in transit_families:
             if every and not index.by_country.get((country, family)):
                 continue
-            transit_rows.append(
-                country_transit(
-                    rib,
-                    index,
-                    country.upper(),
-                    family,
-                    ff[family],
-                    geo.country_of_asn,
-                    keep_documentation=options.keep_documentation,
-                    trim=options.trim,
+            if family not in covered:
+                row = uncovered(
+                    country.upper(), family, f"the input has no {family} full-feed peer"
                 )
+                transit_rows.append(row)
+                if hegemony:
+                    hegemony_rows.append(Hegemony.absent(country.upper(), family, row.note))
+                if not every:  # with every country, the family's note above says it once
+                    notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
+                continue
+            row = country_transit(
+                rib,
+                index,
+                country.upper(),
+                family,
+                ff[family],
+                geo.country_of_asn,
+                keep_documentation=options.keep_documentation,
+                trim=options.trim,
             )
+            transit_rows.append(row)
+            if row.note and not every:
+                notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
+            if hegemony:
+                hegemony_rows.append(
+                    country_hegemony(
+                        rib,
+                        index,
+                        country.upper(),
+                        family,
+                        ff[family],
+                        keep_documentation=options.keep_documentation,
+                        trim=options.trim,
+                    )
+                )
     bins: list[Bin] = []
-    notes: list[str] = []
     if updates:
-        streams = [
-            reader.read(path, kind="updates", collector=collector, progress=progress)
-            for path in updates
-        ]
-        watched = [(f"{r.letter}", r.address) for r in root_rows]
+        streams = []
+        elements = []
+        for path in updates:
+            stream = reader.read(path, kind="updates", collector=collector, progress=progress)
+            head, rest = _peek(stream)
+            if head is not None:
+                check_updates(reports, path, head.collector)
+                rest = after_rib(rest, path, rib_time(reports, head.collector))
+            streams.append(stream)
+            elements.append(rest)
+        watched = [(f"{r.letter}", r.address) for r in root_rows if r.family in covered]
         timeline = Timeline(
             rib,
             ff,
@@ -228,8 +390,8 @@ def analyze(
             bin_seconds=options.bin_seconds,
             threshold=options.threshold,
         )
-        bins = timeline.run(merged(streams))
-        notes = timeline.notes
+        bins = timeline.run(merged(elements))
+        notes.extend(timeline.notes)
         reports.extend(s.report for s in streams)
     return Analysis(
         sources=tuple(reports),
@@ -242,6 +404,7 @@ def analyze(
         roots=tuple(root_rows),
         transit=tuple(transit_rows),
         bins=tuple(bins),
+        hegemony=tuple(hegemony_rows),
         notes=tuple(notes),
     )
 

@@ -4,6 +4,7 @@ origin AS(es) against the expected ones (bundled ``publiccore/data/root_origins.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import pathlib
@@ -31,6 +32,8 @@ class RootPrefix:
     visible: bool
     origins: tuple[int, ...]
     expected_origins: tuple[int, ...]
+    covered: bool = True  # False: the input cannot speak for this address (nothing stored)
+    note: str = ""  # why it is not covered
 
     @property
     def unexpected(self) -> bool:
@@ -49,6 +52,8 @@ class RootPrefix:
             "origins": list(self.origins),
             "expected_origins": list(self.expected_origins),
             "unexpected": self.unexpected,
+            "covered": self.covered,
+            "note": self.note,
         }
 
 
@@ -57,8 +62,18 @@ def bundled_origins_path() -> pathlib.Path:
     return pathlib.Path(str(resources.files("publiccore") / "data" / "root_origins.toml"))
 
 
-def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[str, tuple[int, ...]]:
-    """Letter → expected origin ASNs from a TOML table (bundled when None); raise InputError."""
+def load_expected_origins(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    as_of: dt.datetime | float | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """Letter → expected origin ASNs from a TOML table (bundled when None); raise InputError.
+
+    A letter's optional ``last_seen`` table (ASN → ISO date) marks historic origins: with
+    ``as_of`` (a datetime or Unix seconds, the data's date) an origin whose last-seen date is
+    before that day is left out, so a later RIB showing it is flagged. Without ``as_of`` every
+    listed origin is expected.
+    """
     file = pathlib.Path(path) if path else bundled_origins_path()
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -69,6 +84,11 @@ def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[st
     letters = data.get("letters")
     if not isinstance(letters, dict):
         raise InputError(f"root origins {file}: no [letters.<x>] tables")
+    day: dt.date | None = None
+    if isinstance(as_of, dt.datetime):
+        day = as_of.astimezone(dt.UTC).date()
+    elif as_of is not None:
+        day = dt.datetime.fromtimestamp(as_of, dt.UTC).date()
     out: dict[str, tuple[int, ...]] = {}
     for letter, entry in letters.items():
         origins = entry.get("origins") if isinstance(entry, dict) else None
@@ -76,7 +96,26 @@ def load_expected_origins(path: str | os.PathLike[str] | None = None) -> dict[st
             isinstance(o, int) and not isinstance(o, bool) for o in origins
         ):
             raise InputError(f"root origins {file}: letters.{letter}.origins must list ASNs")
+        last_seen = _last_seen(file, letter, entry.get("last_seen", {}))
+        if day is not None:
+            origins = [o for o in origins if o not in last_seen or last_seen[o] >= day]
         out[letter.lower()] = tuple(origins)
+    return out
+
+
+def _last_seen(file: pathlib.Path, letter: str, table: object) -> dict[int, dt.date]:
+    """The ``last_seen`` table of a letter as ASN → date; raise InputError when malformed."""
+    if not isinstance(table, dict):
+        raise InputError(f"root origins {file}: letters.{letter}.last_seen must be a table")
+    out: dict[int, dt.date] = {}
+    for asn, when in table.items():
+        try:
+            out[int(asn)] = when if isinstance(when, dt.date) else dt.date.fromisoformat(when)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"root origins {file}: letters.{letter}.last_seen: {asn} = {when!r} is not "
+                "ASN = YYYY-MM-DD"
+            ) from None
     return out
 
 
@@ -111,25 +150,38 @@ def root_prefixes(
     *,
     threshold: float = 0.5,
     keep_documentation: bool = False,
+    partial: bool = False,
 ) -> list[RootPrefix]:
-    """Every root address (IPv4 first per letter) with its covering prefix's view."""
+    """Every root address (IPv4 first per letter) with its covering prefix's view.
+
+    An address of a family without full-feed peers is not covered (the input says nothing about
+    it), nor is an address without a covering route when the input is ``partial`` (a truncated
+    file may stop before its prefix): such rows have ``covered`` False and a ``note``.
+    """
     out: list[RootPrefix] = []
     for server in servers:
         addresses: list[tuple[Family, str]] = [("ipv4", a) for a in server.ipv4]
         addresses += [("ipv6", a) for a in server.ipv6]
         for family, address in addresses:
             prefix = covering_prefix(rib, address)
-            if prefix is None:
+            note = ""
+            if not full_feed[family]:
+                note = f"no {family} full-feed peer in the input"
+            elif prefix is None and partial:
+                note = "no route in a partial (truncated) input, which may stop before it"
+            if prefix is None or note:
                 out.append(
                     RootPrefix(
                         letter=server.letter,
                         address=address,
                         family=family,
-                        prefix=None,
+                        prefix=prefix,
                         visibility_ratio=0.0,
                         visible=False,
                         origins=(),
                         expected_origins=expected.get(server.letter, ()),
+                        covered=not note,
+                        note=note,
                     )
                 )
                 continue

@@ -3,7 +3,10 @@
 Each bin is stamped with its start and holds the state at its end. The full-feed sessions are
 those of the RIB the updates start from, kept fixed over the window; a bin without updates
 repeats the previous bin's values. Bins are bounded by the data: a corrupt timestamp far ahead is
-skipped, a real gap of more than a day is jumped over, and ``Timeline.notes`` says which.
+skipped, a real gap of more than a day is jumped over, and ``Timeline.notes`` says which. The last
+bin is ``partial`` when the updates end before it does (its last element, plus the one-second
+resolution of MRT times, falls short of the bin's end): its state is the state when the data
+stops, not at the bin's end.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Bin:
     updates: int
     countries: tuple[CountryVisibility, ...]
     prefixes: tuple[PrefixPoint, ...]
+    partial: bool = False  # the data ends before the bin does (the last bin of a window)
 
 
 def merged(streams: Sequence[Iterable[Element]]) -> Iterable[Element]:
@@ -172,11 +176,13 @@ class Timeline:
         """
         bins: list[Bin] = []
         width = self.bin_seconds
-        state: dict[str, float | int | None] = {"current": None, "in_bin": 0}
+        state: dict[str, float | int | None] = {"current": None, "in_bin": 0, "last_time": None}
         held: list[Element] = []
 
-        def emit(start: float, updates: int) -> None:
+        def emit(start: float, updates: int, *, last: bool = False) -> None:
             done = self.snapshot(start, updates)
+            if last and float(state["last_time"] or 0.0) + 1.0 < start + width:
+                done = dataclasses.replace(done, partial=True)  # the data stops inside it
             bins.append(done)
             if on_bin is not None:
                 on_bin(done)
@@ -191,6 +197,7 @@ class Timeline:
                 current += width
                 state["in_bin"] = 0
             state["current"] = current
+            state["last_time"] = element.time
             self.apply(element)
             state["in_bin"] = int(state["in_bin"] or 0) + 1
 
@@ -219,7 +226,7 @@ class Timeline:
         if held:
             self._skip(held)
         if state["current"] is not None:
-            emit(float(state["current"]), int(state["in_bin"] or 0))
+            emit(float(state["current"]), int(state["in_bin"] or 0), last=True)
         return bins
 
     def _skip(self, held: list[Element]) -> None:

@@ -3,7 +3,10 @@
 On each full-feed peer's path to each of the country's prefixes (cleaned: prepending collapsed,
 AS_SETs and private/reserved ASNs dropped), walk from the origin towards the peer while the ASes
 are registered to the country; the next AS is the international upstream. Paths whose origin is
-not registered to the country, and paths that never leave it, name none. Each upstream is weighted
+not registered to the country, and paths that never leave it, name none. A path whose only foreign
+AS is the collector peer itself (the first AS of the path is the peer's ASN) names none either:
+that AS is where the collector peers, not a choice of the country's networks (counted as
+``paths_peer_upstream``). Each upstream is weighted
 by the address space the peer forwards along that route (longest match: space under a
 more-specific route of the same peer counts for the more-specific). Shares are averaged per peer
 AS, then across peer ASes with a trimmed mean (10% each side, as IHR does), and renormalised.
@@ -38,6 +41,13 @@ class Transit:
     peer_asns_used: int
     paths_used: int
     paths_skipped: int
+    paths_peer_upstream: int = 0  # paths whose only foreign AS was the collector peer's
+    note: str = ""  # non-empty: the input does not cover this (no figure, nothing stored)
+
+    @property
+    def covered(self) -> bool:
+        """True when the figure says something (a path to one of the country's prefixes used)."""
+        return not self.note
 
     @property
     def count(self) -> int:
@@ -66,7 +76,23 @@ class Transit:
             "peer_asns_used": self.peer_asns_used,
             "paths_used": self.paths_used,
             "paths_skipped": self.paths_skipped,
+            "paths_peer_upstream": self.paths_peer_upstream,
+            "covered": self.covered,
+            "note": self.note,
         }
+
+
+def uncovered(country: str, family: Family, note: str) -> Transit:
+    """A transit row for input that does not cover the country and family: no figure."""
+    return Transit(
+        country=country,
+        family=family,
+        upstreams=(),
+        peer_asns_used=0,
+        paths_used=0,
+        paths_skipped=0,
+        note=note,
+    )
 
 
 def effective_number(shares: Iterable[float]) -> float:
@@ -128,18 +154,22 @@ def country_transit(
     prefixes = sorted(index.by_country.get((country, family), ()))
     # per full-feed session: its routes' (start, size, upstream) pieces inside the country
     per_session: dict[int, list[tuple[int, int, int | None]]] = defaultdict(list)
-    used = skipped = 0
+    used = skipped = peer_only = routed = 0
     for prefix in prefixes:
         per_peer = rib.routes.get(prefix)
         if not per_peer:
             continue
+        routed += 1
         pieces = [(s, z) for c, _f, s, z in index.pieces[prefix] if c == country]
         for session, path_text in per_peer.items():
             if session not in full_feed:
                 continue
             path = clean_path(path_text, keep_documentation=keep_documentation)
             upstream = upstream_of(path, country, country_of_asn)
-            if upstream is None:
+            if upstream is not None and upstream == path[0] == rib.peers[session].peer_asn:
+                upstream = None  # only the collector peer's own AS: says where it peers
+                peer_only += 1
+            elif upstream is None:
                 skipped += 1
             else:
                 used += 1
@@ -164,6 +194,11 @@ def country_transit(
             for asn, share in shares.items():
                 merged[asn] += share / len(sessions)
         averaged[peer_asn] = dict(merged)
+    note = ""
+    if not routed:
+        note = f"no routed {family} prefix of {country} in the input"
+    elif not used:
+        note = f"no full-feed path to a {country}-originated {family} prefix leaves {country}"
     return Transit(
         country=country,
         family=family,
@@ -171,4 +206,6 @@ def country_transit(
         peer_asns_used=len(averaged),
         paths_used=used,
         paths_skipped=skipped,
+        paths_peer_upstream=peer_only,
+        note=note,
     )

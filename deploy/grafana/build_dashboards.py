@@ -384,12 +384,12 @@ def country() -> dict[str, Any]:
     )
     b.add(
         "timeseries",
-        "BGP: visible IPv4 space (/24) and its 24 h median",
+        "BGP: visible IPv4 space (/24) and its IODA baseline",
         [
             ts(f"publiccore_bgp_country_visible_slash24{COUNTRY}", "visible"),
             ts(
-                f"quantile_over_time(0.5, publiccore_bgp_country_visible_slash24{COUNTRY}[24h])",
-                "24 h median",
+                f"publiccore:bgp_country_visible_slash24:baseline{COUNTRY}",
+                "baseline (24 h median, off-baseline values kept out)",
             ),
         ],
     )
@@ -414,6 +414,14 @@ def country() -> dict[str, Any]:
         "Largest upstream's share",
         [ts(f"publiccore_bgp_country_top_upstream_share{COUNTRY}", "{{family}}")],
         unit="percentunit",
+    )
+    b.add(
+        "timeseries",
+        "AS hegemony over the country's space (IHR, top 5) and ASes above 0.1",
+        [
+            ts(f"publiccore_bgp_country_dependency_ratio{COUNTRY}", "AS{{asn}} {{family}}"),
+            ts(f"publiccore_bgp_country_dependent_ases{COUNTRY}", "ASes above 0.1 {{family}}"),
+        ],
     )
     b.add(
         "timeseries",

@@ -23,7 +23,7 @@ from publiccore.collectors.bgp.bgpdump import CORRUPT_PREFIX, BgpdumpReader, is_
 pytestmark = pytest.mark.skipif(shutil.which("bgpdump") is None, reason="bgpdump not installed")
 
 UPDATES = "mrt/libbgpstream/ris.rrc06.updates.1427846400.gz"
-RIB = "mrt/bgpdump/bview.64k_stream_overflow.gz"
+RIB = "mrt/bgpdump/bview.20020722.2337.gz"  # older than the updates (refused otherwise)
 YEAR = 365 * 86_400
 
 

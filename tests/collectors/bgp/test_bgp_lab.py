@@ -230,9 +230,22 @@ def test_transit(lab_files: dict[str, pathlib.Path]) -> None:
     assert nl4.count == 2 and nl4.peer_asns_used == 3
     assert nl4.effective_number == pytest.approx(1.8)
     assert nl4.top_share == pytest.approx(2 / 3)
-    de4 = got[("DE", "ipv4")]  # p2's own AS is DE's upstream on its direct path
-    assert sorted(u.asn for u in de4.upstreams) == [64497, 64505, 64507]
-    assert de4.effective_number == pytest.approx(3.0)
+    # p2 (AS64497) announces DE's prefix straight from its origin: its only foreign AS is the
+    # collector peer itself, which says where the collector peers, not whom DE uses: dropped
+    de4 = got[("DE", "ipv4")]
+    assert sorted(u.asn for u in de4.upstreams) == [64505, 64507]
+    assert de4.paths_peer_upstream == 1 and de4.paths_used == 2
+    assert de4.effective_number == pytest.approx(2.0)
+    # hegemony over DE's /24: every peer AS (1 each in its own view) and the transit ASes on
+    # two of the three views; 3 peer ASes, nothing trimmed
+    hegemony = {(h.country, h.family): h for h in a.hegemony}[("DE", "ipv4")]
+    assert {d.asn: round(d.hegemony, 4) for d in hegemony.dependencies} == {
+        64496: 0.3333,
+        64497: 0.3333,
+        64498: 0.3333,
+        64505: 0.3333,
+        64507: 0.3333,
+    }
     nl6 = got[("NL", "ipv6")]
     assert [(u.asn, u.share) for u in nl6.upstreams] == [(64505, 0.5), (64506, 0.5)]
 

@@ -141,15 +141,19 @@ def test_updates_replay_matches_bgpdump(shared_data: pathlib.Path, name: str) ->
 
 
 def test_updates_bins_over_real_window(shared_data: pathlib.Path) -> None:
-    # rrc21, 2016-08-11 16:00:00-16:04:59: one 5-minute bin; the RIB is the 2002 rrc05 dump,
-    # so only the bin mechanics are checked here, not a meaningful series
+    # rrc05's 2002 RIB and rrc05's updates of 2010-07-22 20:15:01-20:20:00: one collector, the
+    # updates after the RIB (years after it: only the bin mechanics are checked here, not a
+    # meaningful series). The last element is at 20:20:00, so the 20:20 bin holds one second of
+    # its five minutes: partial.
     a = analyze(
-        ribs=[shared_data / "mrt/bgpdump/bview.64k_stream_overflow.gz"],
-        updates=[shared_data / "mrt/bgpdump/updates.20160811.1600.gz"],
+        ribs=[shared_data / "mrt/bgpdump/bview.20020722.2337.gz"],
+        updates=[shared_data / "mrt/bgpdump/updates.20100722.2015.gz"],
         reader=BgpdumpReader(),
+        collector="rrc05",
     )
-    assert [b.start for b in a.bins] == [1470931200.0]
-    assert a.bins[0].updates == 41_234
+    assert [b.start for b in a.bins] == [1279829700.0, 1279830000.0]
+    assert sum(b.updates for b in a.bins) == 5_654
+    assert [b.partial for b in a.bins] == [False, True]
 
 
 def test_cli_visibility_json_shape(shared_data: pathlib.Path, tmp_path: pathlib.Path) -> None:
