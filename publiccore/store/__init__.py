@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from publiccore.errors import StoreError
@@ -57,6 +57,44 @@ class Source:
     kind: str
     created: dt.datetime
     meta: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveFileState:
+    """One BGP archive file as the follower / backfill saw it (times in Unix seconds).
+
+    ``status``: ``claimed`` (a process works on it until ``lease_until``), ``done`` (its
+    observations are source ``source_id``), ``refused`` (inconsistent input, ``error`` says
+    why) or ``failed`` (``attempts`` so far, retried on later polls).
+    """
+
+    source: str
+    collector: str
+    name: str
+    kind: str
+    file_time: float
+    size: int | None
+    sha256: str
+    status: str
+    error: str
+    attempts: int
+    owner: str
+    lease_until: float | None
+    source_id: int | None
+    elements: int
+    observations: int
+    processed_at: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowSchedule:
+    """Missing archive files counted for one source, collector and kind (rib / updates)."""
+
+    source: str
+    collector: str
+    kind: str
+    missing_total: int
+    checked_until: float | None
 
 
 class Store(Protocol):
@@ -125,6 +163,60 @@ class Store(Protocol):
     ) -> Iterator[Observation]: ...
 
     def get_source(self, source_id: int) -> Source | None: ...
+
+    def claim_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        kind: str,
+        file_time: float,
+        size: int | None,
+        owner: str,
+        lease_until: float,
+        max_attempts: int,
+        now: float,
+        stale: Callable[[str], bool] | None = None,
+    ) -> bool:
+        """Take an archive file for processing atomically; True when ``owner`` holds it."""
+        ...
+
+    def renew_archive_claims(self, owner: str, lease_until: float) -> int: ...
+
+    def finish_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        owner: str,
+        status: str,
+        now: float,
+        sha256: str = "",
+        size: int | None = None,
+        error: str = "",
+        elements: int = 0,
+        source_kind: str = "",
+        meta: Mapping[str, Any] | None = None,
+        observations: Iterable[Observation] = (),
+    ) -> bool:
+        """End a claim (done with source + observations in one transaction, refused, failed)."""
+        ...
+
+    def archive_files(
+        self,
+        *,
+        source: str | None = None,
+        collector: str | None = None,
+        status: str | None = None,
+    ) -> list[ArchiveFileState]: ...
+
+    def add_missing_files(
+        self, *, source: str, collector: str, kind: str, missing: int, checked_until: float
+    ) -> None: ...
+
+    def follow_schedules(self) -> list[FollowSchedule]: ...
 
     def close(self) -> None: ...
 
