@@ -408,7 +408,7 @@ def test_two_followers_on_one_store_take_each_file_once(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     for p in processes:
