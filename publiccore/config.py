@@ -185,6 +185,7 @@ class BgpLiveSettings:
     backoff_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     heartbeat_seconds: float = 30.0
+    snapshot_seconds: float = 60.0  # how often the peer counts are stored between events
 
     def validate(self) -> None:
         """Raise ConfigError for a value outside its range."""
@@ -195,6 +196,7 @@ class BgpLiveSettings:
                 "backoff_seconds": (0, 600),
                 "backoff_max_seconds": (0, 3600),
                 "heartbeat_seconds": (1, 3600),
+                "snapshot_seconds": (1, 86400),
             },
             "bgp.live",
         )

@@ -554,35 +554,40 @@ class CollectorStatus:
     last_error: str
 
 
-def collector_status(store: Store, *, now: float | None = None) -> list[CollectorStatus]:
-    """Every followed collector's state, from the file-state table."""
+def collector_status(
+    store: Store, *, now: float | None = None, with_errors: bool = True
+) -> list[CollectorStatus]:
+    """Every followed collector's state, from the file-state table (``last_error`` only with
+    ``with_errors``: it reads the refused and failed rows)."""
     now = time.time() if now is None else now
-    rows = store.archive_files()
+    summary = store.archive_summary()
     missing: dict[tuple[str, str], int] = {}
     for s in store.follow_schedules():
         missing[(s.source, s.collector)] = missing.get((s.source, s.collector), 0) + s.missing_total
-    keys = sorted({(r.source, r.collector) for r in rows} | set(missing))
+    errors: dict[tuple[str, str], str] = {}
+    if with_errors:
+        for status in ("refused", "failed"):
+            for r in store.archive_files(status=status):
+                errors[(r.source, r.collector)] = f"{r.name}: {r.error}"
+    keys = sorted({(r.source, r.collector) for r in summary} | set(missing))
     out = []
     for source, collector in keys:
-        mine = [r for r in rows if r.source == source and r.collector == collector]
-        done = [r for r in mine if r.status == "done"]
-        failed = [r for r in mine if r.status == "failed"]
-        last = max(done, key=lambda r: (r.file_time, r.name)) if done else None
-        errors = sorted((r for r in mine if r.error), key=lambda r: r.processed_at or 0)
+        mine = {r.status: r for r in summary if (r.source, r.collector) == (source, collector)}
+        done = mine.get("done")
         out.append(
             CollectorStatus(
                 source=source,
                 collector=collector,
-                last_file=last.name if last else "",
-                last_file_time=last.file_time if last else None,
-                lag_seconds=max(0.0, now - last.file_time) if last else None,
-                processed=len(done),
-                refused=sum(1 for r in mine if r.status == "refused"),
-                failed=sum(r.attempts for r in mine),
-                failing=len(failed),
-                claimed=sum(1 for r in mine if r.status == "claimed"),
+                last_file=done.newest_name if done else "",
+                last_file_time=done.newest_time if done else None,
+                lag_seconds=max(0.0, now - done.newest_time) if done else None,
+                processed=done.files if done else 0,
+                refused=mine["refused"].files if "refused" in mine else 0,
+                failed=sum(r.attempts for r in mine.values()),
+                failing=mine["failed"].files if "failed" in mine else 0,
+                claimed=mine["claimed"].files if "claimed" in mine else 0,
                 missing=missing.get((source, collector), 0),
-                last_error=f"{errors[-1].name}: {errors[-1].error}" if errors else "",
+                last_error=errors.get((source, collector), ""),
             )
         )
     return out

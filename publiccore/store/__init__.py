@@ -87,6 +87,19 @@ class ArchiveFileState:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveSummary:
+    """Archive files of one source, collector and status: how many, attempts, the newest."""
+
+    source: str
+    collector: str
+    status: str
+    files: int
+    attempts: int
+    newest_time: float
+    newest_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FollowSchedule:
     """Missing archive files counted for one source, collector and kind (rib / updates)."""
 
@@ -211,6 +224,8 @@ class Store(Protocol):
         collector: str | None = None,
         status: str | None = None,
     ) -> list[ArchiveFileState]: ...
+
+    def archive_summary(self) -> list[ArchiveSummary]: ...
 
     def add_missing_files(
         self, *, source: str, collector: str, kind: str, missing: int, checked_until: float

@@ -20,6 +20,7 @@ from publiccore.clock import utc_now
 from publiccore.errors import StoreError
 from publiccore.store import (
     ArchiveFileState,
+    ArchiveSummary,
     FollowSchedule,
     Observation,
     ProbeRegistration,
@@ -628,6 +629,30 @@ class SqlStore:
                 args,
             ).fetchall()
         return [self._archive_state(r) for r in rows]
+
+    def archive_summary(self) -> list[ArchiveSummary]:
+        """Per source, collector and status: files, attempts, and the newest file."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT source, collector, status, count(*), sum(attempts), max(file_time), "
+                "(SELECT b.name FROM bgp_archive_files b WHERE b.source = a.source "
+                "AND b.collector = a.collector AND b.status = a.status "
+                "ORDER BY b.file_time DESC, b.name DESC LIMIT 1) "
+                "FROM bgp_archive_files a GROUP BY source, collector, status "
+                "ORDER BY source, collector, status"
+            ).fetchall()
+        return [
+            ArchiveSummary(
+                source=r[0],
+                collector=r[1],
+                status=r[2],
+                files=int(r[3]),
+                attempts=int(r[4] or 0),
+                newest_time=float(r[5]),
+                newest_name=r[6],
+            )
+            for r in rows
+        ]
 
     def add_missing_files(
         self, *, source: str, collector: str, kind: str, missing: int, checked_until: float
