@@ -428,5 +428,5 @@ def parse_source_overrides(items: Iterable[str]) -> dict[SourceName, str]:
         name, sep, url = item.partition("=")
         if not sep or name not in SOURCES or not url.startswith(("http://", "https://")):
             raise InputError(f"--source must be ris=URL or routeviews=URL, not {item!r}")
-        out[name] = url  # type: ignore[index]
+        out[name] = url
     return out

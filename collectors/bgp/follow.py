@@ -33,7 +33,7 @@ from typing import Any
 from publiccore.collectors.bgp import archive as arc
 from publiccore.collectors.bgp import process as proc
 
-from publiccore.config import BgpFollowSettings
+from publiccore.config import BgpFollowSettings, Settings
 from publiccore.store import ArchiveFileState, Store
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FollowOptions:
         chosen = {"ris": settings.ris, "routeviews": settings.routeviews}
         chosen.update(bases or {})
         return cls(
-            bases=chosen,  # type: ignore[arg-type]
+            bases=chosen,
             collectors=tuple(collectors or settings.collectors),
             cache_dir=pathlib.Path(settings.cache_dir),
             since=since,
@@ -479,7 +479,7 @@ class Follower:
                 job = proc.Job(
                     source=row.source,
                     collector=row.collector,
-                    kind=row.kind,  # type: ignore[arg-type]
+                    kind=row.kind,
                     name=row.name,
                     path=str(path),
                     file_time=row.file_time,
@@ -489,6 +489,18 @@ class Follower:
             finally:
                 if not self.options.keep:
                     path.unlink(missing_ok=True)
+
+
+def configured_follower(store: Store, settings: Settings) -> Follower | None:
+    """The follower ``[bgp.follow]`` describes, or None when it is not enabled."""
+    follow = settings.bgp.follow
+    if not follow.enabled:
+        return None
+    return Follower(
+        store,
+        FollowOptions.from_settings(follow),
+        proc.ProcessConfig.from_settings(settings.bgp, hints=settings.root.hints),
+    )
 
 
 def _from_base(files: Sequence[arc.ArchiveFile], start: float) -> list[arc.ArchiveFile]:
@@ -516,12 +528,12 @@ def _as_file(row: ArchiveFileState, archive: arc.Archive, like: arc.ArchiveFile)
         row.collector,
         when.year,
         when.month,
-        row.kind,  # type: ignore[arg-type]
+        row.kind,
     )
     return arc.ArchiveFile(
         source=source,
         collector=row.collector,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         name=row.name,
         url=directory + row.name,
         time=row.file_time,
