@@ -167,6 +167,8 @@ class Follower:
         self.clock = clock
         self.owner = owner_token()
         self.totals = PollCounts()
+        self.processing_seconds = 0.0  # in the workers, files stored or refused
+        self.worker_rss_kib: list[int] = []  # peak RSS of each worker process, read at close
         self._executors: list[concurrent.futures.ProcessPoolExecutor] = []
         self._slots = {c: i % options.workers for i, c in enumerate(sorted(options.collectors))}
         for collector in options.collectors:
@@ -203,8 +205,12 @@ class Follower:
             raise
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (noting each one's peak RSS first)."""
         for executor in self._executors:
+            try:
+                self.worker_rss_kib.append(executor.submit(proc.peak_rss_kib).result(timeout=30))
+            except (concurrent.futures.process.BrokenProcessPool, TimeoutError):
+                pass
             executor.shutdown(wait=True, cancel_futures=True)
         self._executors.clear()
 
@@ -395,6 +401,7 @@ class Follower:
         finally:
             if not self.options.keep:
                 path.unlink(missing_ok=True)
+        self.processing_seconds += outcome.seconds
         status = outcome.status if outcome.status != "no_base" else "failed"
         await self._finish(
             file,

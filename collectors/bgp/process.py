@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -96,6 +98,12 @@ class Outcome:
     elements: int = 0
     meta: Mapping[str, Any] | None = None
     observations: tuple[Observation, ...] = ()
+    seconds: float = 0.0  # processing time in the worker
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size, KiB (Linux ``ru_maxrss``)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 @dataclasses.dataclass(slots=True)
@@ -134,10 +142,10 @@ class Processor:
     def process(self, job: Job) -> Outcome:
         """Process one file; never raises for bad input (the outcome says failed / refused)."""
         size = _size(job.path)
+        start = time.perf_counter()
         try:
-            if job.kind == "rib":
-                return self._rib(job, size)
-            return self._updates(job, size)
+            outcome = self._rib(job, size) if job.kind == "rib" else self._updates(job, size)
+            return dataclasses.replace(outcome, seconds=time.perf_counter() - start)
         except InputError as exc:
             return Outcome(
                 job.source, job.collector, job.name, job.kind, "failed", str(exc), size=size

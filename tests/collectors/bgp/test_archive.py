@@ -76,3 +76,13 @@ def test_run_starts_the_follower_only_when_enabled(tmp_path) -> None:
         assert follower.options.bases["ris"] == "https://data.ris.ripe.net"
     finally:
         store.close()
+
+
+def test_bgpdump_runs_with_the_malloc_tunable() -> None:
+    from publiccore.collectors.bgp.bgpdump import MALLOC_TUNABLE, bgpdump_environment
+
+    assert bgpdump_environment({})["GLIBC_TUNABLES"] == MALLOC_TUNABLE
+    kept = bgpdump_environment({"GLIBC_TUNABLES": "glibc.malloc.top_pad=131072"})
+    assert kept["GLIBC_TUNABLES"] == "glibc.malloc.top_pad=131072"  # a chosen pad is kept
+    both = bgpdump_environment({"GLIBC_TUNABLES": "glibc.cpu.x86_ibt=off"})
+    assert both["GLIBC_TUNABLES"] == f"glibc.cpu.x86_ibt=off:{MALLOC_TUNABLE}"
