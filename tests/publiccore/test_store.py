@@ -14,6 +14,7 @@ import pytest
 from publiccore import records
 from publiccore.errors import StoreError
 from publiccore.store import Observation, ProbeRegistration, Store, open_store
+from publiccore.store.postgres import MIGRATIONS as PG_MIGRATIONS
 from publiccore.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -205,7 +206,11 @@ def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) ->
     first.close()
     second.close()
     with psycopg.connect(url) as db:
-        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (1, 1)
+        steps = len(PG_MIGRATIONS)
+        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (
+            steps,
+            steps,
+        )
 
 
 def test_unreachable_postgres_is_a_clear_error() -> None:
