@@ -32,14 +32,17 @@ PROGRESS_EVERY = 20_000
 # was half of bgpdump's CPU time (system time) in the measurements of issue 11; a 4 MiB top pad
 # keeps it. benchmarks/bgp_follow.py measures bgpdump with and without it.
 MALLOC_TUNABLE = "glibc.malloc.top_pad=4194304"
+TUNABLE_OVERRIDE = "PUBLICCORE_BGPDUMP_TUNABLE"  # another value for bgpdump only ("": none)
 
 
 def bgpdump_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment bgpdump runs in: ours plus ``MALLOC_TUNABLE`` in ``GLIBC_TUNABLES``."""
+    """The environment bgpdump runs in: ours plus ``MALLOC_TUNABLE`` in ``GLIBC_TUNABLES``
+    (or ``$PUBLICCORE_BGPDUMP_TUNABLE``, for measurements; a pad already chosen is kept)."""
     env = dict(os.environ if base is None else base)
+    tunable = env.pop(TUNABLE_OVERRIDE, MALLOC_TUNABLE)
     current = env.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.top_pad" not in current:
-        env["GLIBC_TUNABLES"] = f"{current}:{MALLOC_TUNABLE}" if current else MALLOC_TUNABLE
+    if tunable and "glibc.malloc.top_pad" not in current:
+        env["GLIBC_TUNABLES"] = f"{current}:{tunable}" if current else tunable
     return env
 
 

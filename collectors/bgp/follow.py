@@ -170,6 +170,7 @@ class Follower:
         self.processing_seconds = 0.0  # in the workers, files stored or refused
         self.worker_rss_kib: list[int] = []  # peak RSS of each worker process, read at close
         self._executors: list[concurrent.futures.ProcessPoolExecutor] = []
+        self._stop = asyncio.Event()
         self._slots = {c: i % options.workers for i, c in enumerate(sorted(options.collectors))}
         for collector in options.collectors:
             arc.source_of(collector)  # InputError for an unknown name, before anything starts
@@ -219,6 +220,7 @@ class Follower:
     async def run(self, stop: asyncio.Event | None = None) -> PollCounts:
         """Poll until ``stop`` is set (or once with ``once``); return the total counts."""
         stop = stop or asyncio.Event()
+        self._stop = stop
         renew = asyncio.create_task(self._renew_forever(stop))
         try:
             async with archive_for(self.options) as archive:
@@ -281,6 +283,8 @@ class Follower:
         )
         rows = {r.name: r for r in await asyncio.to_thread(self._rows, source, collector)}
         for file in files:
+            if self._stop.is_set():
+                break  # SIGTERM: the file in hand is finished, the rest waits for a restart
             row = rows.get(file.name)
             if row is not None and row.status in ("done", "refused"):
                 continue
@@ -349,14 +353,22 @@ class Follower:
     ) -> str:
         """Claim, download, process and finish one file: processed/refused/failed, or wait."""
         cache = cache_path(self.options.cache_dir, file)
-        if file.kind == "updates":
-            base = _base_rib(rows, file)
-            if base is None:
-                if any(r.kind == "rib" and r.file_time <= file.time for r in rows.values()):
-                    return "wait"  # a RIB before it is not done yet
-                return await self._refuse(
-                    file, f"no RIB of {file.collector} at or before {file.name} (updates need one)"
+        if file.kind == "updates" and _base_rib(rows, file) is None:
+            pending = [
+                r
+                for r in rows.values()
+                if r.kind == "rib"
+                and r.file_time <= file.time
+                and (
+                    r.status == "claimed"
+                    or (r.status == "failed" and r.attempts < self.options.max_attempts)
                 )
+            ]
+            if pending:
+                return "wait"  # a RIB before it may still be done
+            return await self._refuse(
+                file, f"no RIB of {file.collector} at or before {file.name} (updates need one)"
+            )
         if arc.directory_bytes(self.options.cache_dir) + (file.size or 0) > (
             self.options.cache_quota_bytes
         ):

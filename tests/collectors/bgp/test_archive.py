@@ -86,3 +86,4 @@ def test_bgpdump_runs_with_the_malloc_tunable() -> None:
     assert kept["GLIBC_TUNABLES"] == "glibc.malloc.top_pad=131072"  # a chosen pad is kept
     both = bgpdump_environment({"GLIBC_TUNABLES": "glibc.cpu.x86_ibt=off"})
     assert both["GLIBC_TUNABLES"] == f"glibc.cpu.x86_ibt=off:{MALLOC_TUNABLE}"
+    assert "GLIBC_TUNABLES" not in bgpdump_environment({"PUBLICCORE_BGPDUMP_TUNABLE": ""})

@@ -431,3 +431,37 @@ def test_two_followers_on_one_store_take_each_file_once(
 
 def test_download_error_codes_are_snake_case() -> None:
     assert DownloadError("not_found", "x").reason == "not_found"
+
+
+def test_without_once_it_polls_until_sigterm(
+    ris: ArchiveServer, shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    store_path = tmp_path / "poll.sqlite"
+    args = [
+        a for a in _follow_args(ris.url, store_path, tmp_path / "c", shared_data) if a != "--once"
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "publiccore", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        done = False
+        while time.monotonic() < deadline and process.poll() is None and not done:
+            time.sleep(0.2)
+            if store_path.exists():
+                store = open_store(str(store_path))
+                try:
+                    done = set(_statuses(store).values()) == {"done"} and len(_statuses(store)) == 2
+                finally:
+                    store.close()
+        assert done and process.poll() is None  # still running: it polls
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
