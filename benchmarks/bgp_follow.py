@@ -151,21 +151,22 @@ def main() -> int:
     server = ArchiveServer(_files(args.collectors))
     url = server.start()
     try:
-        results: dict[str, dict[str, float]] = {}
-        for label, workers, extra in (
+        configs = (
             ("1 worker", 1, {}),
             ("2 workers", 2, {}),
             ("1 worker, no tunable", 1, {"PUBLICCORE_BGPDUMP_TUNABLE": ""}),
             ("1 worker, tunable on all", 1, {"GLIBC_TUNABLES": TUNABLE}),
-        ):
-            runs = [_run_child(url, args.collectors, workers, extra) for _ in range(args.repeat)]
-            results[label] = min(runs, key=lambda r: r["seconds"])
-        alone = [_bgpdump_alone(p) for p in (RIB, UPDATES) for _ in range(args.repeat)]
-        per_file = {
-            p: min(s for s, _how in alone[i * args.repeat : (i + 1) * args.repeat])
-            for i, p in enumerate((RIB, UPDATES))
-        }
-        how = sorted({h for _s, h in alone})
+        )
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, _w, _e in configs}
+        alone: dict[pathlib.Path, list[tuple[float, str]]] = {RIB: [], UPDATES: []}
+        for _ in range(args.repeat):  # interleaved: the machine's load hits every side alike
+            for label, workers, extra in configs:
+                runs[label].append(_run_child(url, args.collectors, workers, extra))
+                for path in alone:
+                    alone[path].append(_bgpdump_alone(path))
+        results = {label: min(r, key=lambda x: x["seconds"]) for label, r in runs.items()}
+        per_file = {path: min(alone[path])[0] for path in alone}
+        how = sorted({min(alone[path])[1] for path in alone})
     finally:
         server.stop()
     elements_per_collector = results["1 worker"]["elements"] / args.collectors

@@ -91,14 +91,16 @@ def run_chain(task: ChainTask) -> list[proc.Outcome]:
     rib_failed = False
     for file, store in zip(task.chain.files, task.chain.store, strict=True):
         if file.kind == "updates" and (rib_failed or file is task.chain.files[0]):
-            why = "its base RIB could not be processed" if rib_failed else "updates need one"
+            # no RIB at all: refused; a RIB that failed (download…): failed, retried next run
+            status: proc.Status = "failed" if rib_failed else "refused"
+            why = "its base RIB failed" if rib_failed else "updates need one"
             outcomes.append(
                 proc.Outcome(
                     file.source,
                     file.collector,
                     file.name,
                     file.kind,
-                    "refused",
+                    status,
                     f"no RIB of {file.collector} at or before {file.name} ({why})",
                 )
             )

@@ -294,7 +294,7 @@ class Follower:
                 and row.attempts >= self.options.max_attempts
             ):
                 continue
-            outcome = await self._take(archive, file, rows)
+            outcome = await self._take(archive, file, rows, files)
             if outcome == "wait":
                 counts.waiting += 1
                 if file.kind == "updates":
@@ -338,18 +338,23 @@ class Follower:
                 continue
             period = layout.period(kind)
             gaps = [t for t in arc.slots(period, since, until) if t > since and t not in listed]
-            self.store.add_missing_files(
+            if self.store.add_missing_files(
                 source=source,
                 collector=collector,
                 kind=kind,
                 missing=len(gaps),
                 checked_until=until,
-            )
-            total += len(gaps)
+                previous=checked.get(kind),
+            ):
+                total += len(gaps)
         return total
 
     async def _take(
-        self, archive: arc.Archive, file: arc.ArchiveFile, rows: dict[str, ArchiveFileState]
+        self,
+        archive: arc.Archive,
+        file: arc.ArchiveFile,
+        rows: dict[str, ArchiveFileState],
+        listed: Sequence[arc.ArchiveFile] = (),
     ) -> str:
         """Claim, download, process and finish one file: processed/refused/failed, or wait."""
         cache = cache_path(self.options.cache_dir, file)
@@ -364,7 +369,10 @@ class Follower:
                     or (r.status == "failed" and r.attempts < self.options.max_attempts)
                 )
             ]
-            if pending:
+            untried = [
+                f for f in listed if f.kind == "rib" and f.time <= file.time and f.name not in rows
+            ]
+            if pending or untried:
                 return "wait"  # a RIB before it may still be done
             return await self._refuse(
                 file, f"no RIB of {file.collector} at or before {file.name} (updates need one)"

@@ -228,8 +228,17 @@ class Store(Protocol):
     def archive_summary(self) -> list[ArchiveSummary]: ...
 
     def add_missing_files(
-        self, *, source: str, collector: str, kind: str, missing: int, checked_until: float
-    ) -> None: ...
+        self,
+        *,
+        source: str,
+        collector: str,
+        kind: str,
+        missing: int,
+        checked_until: float,
+        previous: float | None = None,
+    ) -> bool:
+        """Count missing files once (compare-and-set on ``previous``, the last check)."""
+        ...
 
     def follow_schedules(self) -> list[FollowSchedule]: ...
 

@@ -655,10 +655,28 @@ class SqlStore:
         ]
 
     def add_missing_files(
-        self, *, source: str, collector: str, kind: str, missing: int, checked_until: float
-    ) -> None:
-        """Add ``missing`` to a collector's missing-file counter; note how far it was checked."""
+        self,
+        *,
+        source: str,
+        collector: str,
+        kind: str,
+        missing: int,
+        checked_until: float,
+        previous: float | None = None,
+    ) -> bool:
+        """Add ``missing`` to a collector's missing-file counter and note how far it was checked,
+        if it was still checked up to ``previous`` (None: never); False when another process
+        counted first (nothing changed, so no slot is counted twice)."""
         with self._transaction():
+            row = self._execute(
+                self._sql(
+                    "SELECT checked_until FROM bgp_follow_schedule "
+                    f"WHERE source = ? AND collector = ? AND kind = ?{self.FOR_UPDATE}"
+                ),
+                (source, collector, kind),
+            ).fetchone()
+            if (row[0] if row is not None else None) != previous:
+                return False
             self._execute(
                 self._sql(
                     "INSERT INTO bgp_follow_schedule "
@@ -670,6 +688,7 @@ class SqlStore:
                 ),
                 (source, collector, kind, missing, checked_until),
             )
+            return True
 
     def follow_schedules(self) -> list[FollowSchedule]:
         """Missing-file counters and schedule checks, per source, collector and kind."""

@@ -83,11 +83,14 @@ def test_failures_are_retried_up_to_max_attempts(store) -> None:
     (row,) = store.archive_files(status="failed")
     assert (row.attempts, row.error) == (2, "http_500: x")
     assert store.renew_archive_claims("late", 1e9) == 0
-    store.add_missing_files(
+    assert store.add_missing_files(
         source="ris", collector="rrc00", kind="updates", missing=2, checked_until=10
     )
-    store.add_missing_files(
-        source="ris", collector="rrc00", kind="updates", missing=1, checked_until=20
+    assert store.add_missing_files(
+        source="ris", collector="rrc00", kind="updates", missing=1, checked_until=20, previous=10
+    )
+    assert not store.add_missing_files(  # another follower counted (10, 20] already
+        source="ris", collector="rrc00", kind="updates", missing=1, checked_until=25, previous=10
     )
     (schedule,) = store.follow_schedules()
     assert (schedule.missing_total, schedule.checked_until) == (3, 20.0)

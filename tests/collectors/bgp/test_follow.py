@@ -465,3 +465,17 @@ def test_without_once_it_polls_until_sigterm(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
+
+
+def test_cache_quota_makes_files_wait(ris: ArchiveServer, tmp_path: pathlib.Path) -> None:
+    store = open_store(str(tmp_path / "s.sqlite"))
+    try:
+        counts = _follow(
+            store, _options(ris.url, tmp_path, cache_quota_bytes=1), proc.ProcessConfig()
+        )
+        assert (counts.processed, counts.waiting) == (0, 2)  # the RIB, then its updates behind it
+        assert ris.gets[RIB] == 0 and store.archive_files() == []
+        counts = _follow(store, _options(ris.url, tmp_path), proc.ProcessConfig())
+        assert counts.processed == 2
+    finally:
+        store.close()
