@@ -40,6 +40,9 @@ DEFAULT_BASES: dict[SourceName, str] = {
 }
 
 
+MAX_HEAD_REQUESTS = 3000  # names asked for one by one per directory without a listing
+
+
 class DownloadError(PubliccoreError):
     """A file could not be downloaded; ``reason`` is a short snake_case code."""
 
@@ -304,7 +307,29 @@ class Archive:
         for year, month in months(start, end):
             directories = {month_directory(base, source, collector, year, month, k) for k in kinds}
             for directory in sorted(directories):
-                entries = await self.listing(directory)
+                try:
+                    entries = await self.listing(directory)
+                except DownloadError as exc:
+                    if exc.reason not in ("http_401", "http_403"):
+                        raise
+                    # no index here (a mirror that forbids listings): ask for each due name
+                    kinds_here = [
+                        k
+                        for k in kinds
+                        if month_directory(base, source, collector, year, month, k) == directory
+                    ]
+                    for file in await self._probe(
+                        source,
+                        collector,
+                        directory,
+                        kinds_here,
+                        year=year,
+                        month=month,
+                        start=start,
+                        end=end,
+                    ):
+                        found[file.name] = file
+                    continue
                 for name, size in entries or ():
                     parsed = parse_name(name, source)
                     if parsed is None or parsed[0] not in kinds:
@@ -323,6 +348,55 @@ class Archive:
                         size_tolerance=size[1] if size else 0,
                     )
         return sorted(found.values(), key=lambda f: (f.time, f.kind != "rib", f.name))
+
+    async def _probe(
+        self,
+        source: SourceName,
+        collector: str,
+        directory: str,
+        kinds: Sequence[Kind],
+        *,
+        year: int,
+        month: int,
+        start: float,
+        end: float,
+    ) -> list[ArchiveFile]:
+        """HEAD every publication slot of a month's directory in [start, end]; the ones there.
+
+        Raises DownloadError (``too_many_requests``) past ``MAX_HEAD_REQUESTS`` names.
+        """
+        first = calendar.timegm((year, month, 1, 0, 0, 0))
+        following = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0))
+        layout = LAYOUTS[source]
+        wanted = [
+            (kind, when)
+            for kind in kinds
+            for when in slots(layout.period(kind), max(start, first), min(end, following - 1))
+        ]
+        if len(wanted) > MAX_HEAD_REQUESTS:
+            raise DownloadError(
+                "too_many_requests",
+                f"{directory}: no listing, and {len(wanted)} names to ask for one by one "
+                f"(more than {MAX_HEAD_REQUESTS}): shorten the window",
+            )
+        out = []
+        for kind, when in wanted:
+            name = file_name(source, kind, when)
+            async with self.session.head(directory + name) as response:
+                if response.status != 200:
+                    continue
+                out.append(
+                    ArchiveFile(
+                        source=source,
+                        collector=collector,
+                        kind=kind,
+                        name=name,
+                        url=directory + name,
+                        time=when,
+                        size=response.content_length,
+                    )
+                )
+        return out
 
     async def download(self, file: ArchiveFile, directory: pathlib.Path) -> pathlib.Path:
         """Fetch ``file`` into ``directory`` (``.part`` until complete); return its path.

@@ -45,6 +45,7 @@ class ArchiveServer:
         self.files = dict(files)
         self.exact_sizes = exact_sizes
         self.faults: dict[str, Fault] = {}
+        self.forbid_listings = False  # directories answer 403 (files are still served)
         self.gets: collections.Counter[str] = collections.Counter()
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,6 +103,8 @@ class ArchiveServer:
         path = request.path.lstrip("/")
         self.gets[path] += 1
         if path == "" or path.endswith("/"):
+            if self.forbid_listings:
+                raise web.HTTPForbidden()
             text = self._listing(path)
             if text is None:
                 raise web.HTTPNotFound()
@@ -110,6 +113,8 @@ class ArchiveServer:
         if file is None:
             raise web.HTTPNotFound()
         fault = self.faults.get(path) or Fault()
+        if request.method == "HEAD":
+            return web.Response(headers={"Content-Length": str(file.stat().st_size)})
         if fault.status_times > 0:
             fault.status_times -= 1
             return web.Response(status=fault.status, text="fault\n")

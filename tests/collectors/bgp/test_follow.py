@@ -479,3 +479,32 @@ def test_cache_quota_makes_files_wait(ris: ArchiveServer, tmp_path: pathlib.Path
         assert counts.processed == 2
     finally:
         store.close()
+
+
+def test_without_listings_the_due_names_are_asked_for(
+    shared_data: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    server = ArchiveServer(routeviews_archive(shared_data))
+    server.forbid_listings = True  # a mirror without directory indexes: HEAD per due name
+    url = server.start()
+    store = open_store(str(tmp_path / "s.sqlite"))
+    try:
+        options = _options(
+            url,
+            tmp_path,
+            collectors=("route-views2",),
+            since=parse_when("2014-05-23T05:30Z").timestamp(),
+        )
+        now = parse_when("2014-05-23T07:00Z").timestamp()
+        counts = asyncio.run(
+            fl.Follower(store, options, proc.ProcessConfig(), clock=lambda: now).run()
+        )
+        assert counts.processed == 1
+        (row,) = store.archive_files()
+        assert (row.name, row.status, row.elements) == ("rib.20140523.0600.bz2", "done", 270_005)
+        assert row.size == 1_048_576  # from the HEAD answer's length
+        assert server.gets["bgpdata/2014.05/RIBS/rib.20140523.0600.bz2"] == 2  # HEAD, then GET
+        assert server.gets["bgpdata/2014.05/UPDATES/updates.20140523.0600.bz2"] == 1  # asked
+    finally:
+        store.close()
+        server.stop()
