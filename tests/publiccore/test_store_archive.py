@@ -50,7 +50,13 @@ def test_claims_leases_and_finish(store) -> None:
     assert _claim(store, "a")
     assert not _claim(store, "b")  # held, lease running
     assert _claim(store, "b", stale=lambda owner: owner == "a")  # a is gone
+    assert store.renew_archive_claims("b", 170.0) == 1
+    assert not _claim(store, "x", now=165.0)  # b renewed its lease to 170
+    assert _claim(store, "b", now=165.0)  # the holder may claim again (a restart of the poll)
     assert not store.finish_archive_file(**FILE, owner="a", status="done", now=5, meta={})
+    assert _claim(store, "c", now=1000.0)  # b's lease ran out: taken over
+    assert not store.finish_archive_file(**FILE, owner="b", status="done", now=5, meta={})
+    assert _claim(store, "b", now=2000.0)  # and back (c's lease ran out too)
     when = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
     obs = [Observation(when, "country", "NL", "bgp_country_visible_slash24", 3.0, {})]
     assert store.finish_archive_file(
