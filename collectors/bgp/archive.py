@@ -398,8 +398,13 @@ class Archive:
                 )
         return out
 
-    async def download(self, file: ArchiveFile, directory: pathlib.Path) -> pathlib.Path:
+    async def download(
+        self, file: ArchiveFile, directory: pathlib.Path, *, retries: int | None = None
+    ) -> pathlib.Path:
         """Fetch ``file`` into ``directory`` (``.part`` until complete); return its path.
+
+        A complete file already there (a prefetch, ``--keep``) is used when its size agrees
+        with the listing. ``retries`` overrides the archive's.
 
         Resumes a ``.part`` left by an interrupted transfer with a Range request (restarts when
         the server sends the whole file). Raises DownloadError with a reason code: ``not_found``,
@@ -408,8 +413,11 @@ class Archive:
         _mkdir(directory)
         final = directory / file.name
         part = directory / f".{file.name}.part"
+        have = _size(final)
+        if have and (file.size is None or abs(have - file.size) <= file.size_tolerance):
+            return final
         last: DownloadError | None = None
-        for attempt in range(self.retries + 1):
+        for attempt in range((self.retries if retries is None else retries) + 1):
             if attempt:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
             try:

@@ -282,18 +282,53 @@ class Follower:
             self._count_missing, source, collector, files, start, now
         )
         rows = {r.name: r for r in await asyncio.to_thread(self._rows, source, collector)}
-        for file in files:
+        todo = [f for f in files if not self._finished(rows.get(f.name))]
+        prefetch: dict[str, asyncio.Task[None]] = {}
+        try:
+            await self._follow_files(archive, todo, files, rows, counts, prefetch)
+        finally:
+            for task in prefetch.values():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return counts
+
+    def _finished(self, row: ArchiveFileState | None) -> bool:
+        if row is None:
+            return False
+        exhausted = row.status == "failed" and row.attempts >= self.options.max_attempts
+        return row.status in ("done", "refused") or exhausted
+
+    async def _prefetch(self, archive: arc.Archive, file: arc.ArchiveFile) -> None:
+        """Download the next file while the current one is processed (one attempt; the
+        file's own turn retries and records a failure)."""
+        if arc.directory_bytes(self.options.cache_dir) + (file.size or 0) > (
+            self.options.cache_quota_bytes
+        ):
+            return
+        with contextlib.suppress(arc.DownloadError):
+            await archive.download(file, cache_path(self.options.cache_dir, file), retries=0)
+
+    async def _follow_files(
+        self,
+        archive: arc.Archive,
+        todo: Sequence[arc.ArchiveFile],
+        files: Sequence[arc.ArchiveFile],
+        rows: dict[str, ArchiveFileState],
+        counts: PollCounts,
+        prefetch: dict[str, asyncio.Task[None]],
+    ) -> None:
+        source, collector = (todo[0].source, todo[0].collector) if todo else ("", "")
+        for index, file in enumerate(todo):
             if self._stop.is_set():
                 break  # SIGTERM: the file in hand is finished, the rest waits for a restart
-            row = rows.get(file.name)
-            if row is not None and row.status in ("done", "refused"):
+            if self._finished(rows.get(file.name)):
                 continue
-            if (
-                row is not None
-                and row.status == "failed"
-                and row.attempts >= self.options.max_attempts
-            ):
-                continue
+            if index + 1 < len(todo) and todo[index + 1].name not in prefetch:
+                following = todo[index + 1]
+                prefetch[following.name] = asyncio.create_task(self._prefetch(archive, following))
+            if file.name in prefetch:
+                await prefetch.pop(file.name)  # never two downloads of one file at once
             outcome = await self._take(archive, file, rows, files)
             if outcome == "wait":
                 counts.waiting += 1
@@ -301,10 +336,10 @@ class Follower:
                     break  # update files apply in order: the rest waits for this one
                 continue
             setattr(counts, outcome, getattr(counts, outcome) + 1)
-            rows = {r.name: r for r in await asyncio.to_thread(self._rows, source, collector)}
+            rows.clear()
+            rows.update({r.name: r for r in await asyncio.to_thread(self._rows, source, collector)})
             if outcome == "failed" and file.kind == "updates":
                 break
-        return counts
 
     def _rows(self, source: str, collector: str) -> list[ArchiveFileState]:
         return self.store.archive_files(source=source, collector=collector)
