@@ -208,6 +208,73 @@ class LiveCollector(Collector):
             yield family
 
 
+class BgpFollowCollector(Collector):
+    """``bgp follow`` and ``bgp live`` from the store, per scrape (docs/metrics.md)."""
+
+    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        from publiccore.collectors.bgp.follow_metrics import follow_metrics
+
+        try:
+            metrics = follow_metrics(self._store, now=self._clock().timestamp())
+        except (PubliccoreError, sqlite3.Error) as exc:
+            log.warning("bgp follow metrics unavailable: %s", exc)
+            return
+        labels = ["source", "collector"]
+        lag = GaugeMetricFamily(
+            "publiccore_bgp_follow_lag_seconds",
+            "Now minus the start time of the newest archive file processed",
+            labels=labels,
+        )
+        processed = CounterMetricFamily(
+            "publiccore_bgp_follow_files_processed",
+            "Archive files processed and stored",
+            labels=labels,
+        )
+        failed = CounterMetricFamily(
+            "publiccore_bgp_follow_files_failed",
+            "Failed attempts at archive files (download or processing)",
+            labels=labels,
+        )
+        refused = CounterMetricFamily(
+            "publiccore_bgp_follow_files_refused",
+            "Archive files refused as inconsistent (older than their RIB, no RIB, …)",
+            labels=labels,
+        )
+        missing = CounterMetricFamily(
+            "publiccore_bgp_follow_missing_files",
+            "Archive files not published past their slot and the grace period",
+            labels=labels,
+        )
+        for c in metrics.collectors:
+            key = [c.source, c.collector]
+            if c.lag_seconds is not None:
+                lag.add_metric(key, c.lag_seconds)
+            processed.add_metric(key, c.processed)
+            failed.add_metric(key, c.failed)
+            refused.add_metric(key, c.refused)
+            missing.add_metric(key, c.missing)
+        yield from (lag, processed, failed, refused, missing)
+        peers = GaugeMetricFamily(
+            "publiccore_bgp_live_peers",
+            "RIS Live peers with a route into the watched prefix",
+            labels=["prefix"],
+        )
+        withdrawn = GaugeMetricFamily(
+            "publiccore_bgp_live_prefix_withdrawn",
+            "1 while enough RIS Live peers have withdrawn the watched prefix",
+            labels=["prefix"],
+        )
+        for p in metrics.live:
+            peers.add_metric([p.prefix], p.peers)
+            withdrawn.add_metric([p.prefix], 1.0 if p.withdrawn else 0.0)
+        yield peers
+        yield withdrawn
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Rendered:
     snapshot: Snapshot
@@ -400,6 +467,7 @@ def mount(
         clock=clock,
         lease_seconds=max(60.0, 3 * settings.serve.aggregate_interval_seconds),
     )
+    exporter.registry.register(BgpFollowCollector(store, clock=clock))
     app[EXPORTER_KEY] = exporter
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/v1/events", events_handler)

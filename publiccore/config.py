@@ -123,6 +123,93 @@ class BgpSettings:
     visibility_threshold: float = 0.5
     bin_seconds: int = 300
     delegated: list[str] = dataclasses.field(default_factory=list)
+    follow: BgpFollowSettings = dataclasses.field(default_factory=lambda: BgpFollowSettings())
+    live: BgpLiveSettings = dataclasses.field(default_factory=lambda: BgpLiveSettings())
+
+
+def _default_bgp_cache() -> str:
+    return str(data_home() / "bgp-cache")
+
+
+def _check_ranges(obj: Any, ranges: dict[str, tuple[float, float]], section: str) -> None:
+    """Raise ConfigError for a numeric setting of ``obj`` outside its (low, high) range."""
+    for name, (low, high) in ranges.items():
+        value = getattr(obj, name)
+        if not low <= value <= high:
+            raise ConfigError(f"{section}.{name} must be between {low:g} and {high:g}, not {value}")
+
+
+@dataclasses.dataclass(slots=True)
+class BgpFollowSettings:
+    """``[bgp.follow]``: the RIS / RouteViews archive follower (``publiccore bgp follow``)."""
+
+    enabled: bool = False  # ``publiccore run`` starts the follower (downloads GB a day)
+    ris: str = "https://data.ris.ripe.net"
+    routeviews: str = "https://archive.routeviews.org"
+    collectors: list[str] = dataclasses.field(default_factory=lambda: ["rrc00", "route-views2"])
+    poll_seconds: float = 60.0
+    grace_seconds: float = 3600.0  # a file this late past its slot counts as missing
+    lookback_seconds: float = 86400.0  # where a follower without --since starts
+    cache_dir: str = dataclasses.field(default_factory=_default_bgp_cache)
+    cache_quota_bytes: int = 20 * 1024**3
+    keep: bool = False  # keep processed files in the cache
+    connections_per_host: int = 2
+    timeout_seconds: float = 120.0  # connect, and between two reads of a body
+    retries: int = 4
+    backoff_seconds: float = 2.0
+    max_attempts: int = 5  # polls a failing file is tried in before it stays failed
+    workers: int = 2  # processes (collectors are spread over them, each keeps its RIB state)
+    lease_seconds: float = 900.0  # a claim not renewed for this long is taken over
+    reader: str = "bgpdump"
+
+    def validate(self) -> None:
+        """Raise ConfigError for a value outside its range."""
+        _check_ranges(
+            self,
+            {
+                "poll_seconds": (1, 86400),
+                "grace_seconds": (0, 7 * 86400),
+                "lookback_seconds": (0, 366 * 86400),
+                "cache_quota_bytes": (1 << 20, 1 << 50),
+                "connections_per_host": (1, 64),
+                "timeout_seconds": (0.1, 3600),
+                "retries": (0, 20),
+                "backoff_seconds": (0, 600),
+                "max_attempts": (1, 1000),
+                "workers": (1, 256),
+                "lease_seconds": (1, 86400),
+            },
+            "bgp.follow",
+        )
+        if self.reader not in ("auto", "bgpdump", "bgpstream"):
+            raise ConfigError("bgp.follow.reader must be auto, bgpdump or bgpstream")
+
+
+@dataclasses.dataclass(slots=True)
+class BgpLiveSettings:
+    """``[bgp.live]``: the RIS Live WebSocket client (``publiccore bgp live``)."""
+
+    url: str = "wss://ris-live.ripe.net/v1/ws/?client=publiccore"
+    prefixes: list[str] = dataclasses.field(default_factory=list)  # besides the root prefixes
+    withdrawn_peers: int = 3  # a withdrawal seen by this many peers becomes an observation
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    heartbeat_seconds: float = 30.0
+    snapshot_seconds: float = 60.0  # how often the peer counts are stored between events
+
+    def validate(self) -> None:
+        """Raise ConfigError for a value outside its range."""
+        _check_ranges(
+            self,
+            {
+                "withdrawn_peers": (1, 10000),
+                "backoff_seconds": (0, 600),
+                "backoff_max_seconds": (0, 3600),
+                "heartbeat_seconds": (1, 3600),
+                "snapshot_seconds": (1, 86400),
+            },
+            "bgp.live",
+        )
 
 
 @dataclasses.dataclass(slots=True)
@@ -310,6 +397,9 @@ RANGES: dict[str, Check] = {
     "bgp.visibility_threshold": _number(0, 1, low_open=True),
     "bgp.bin_seconds": _number(1, _DAY),
     "bgp.delegated": lambda value: None,  # paths, each read when used
+    # nested sections hold their own ranges (``validate``, run when the section is read)
+    "bgp.follow": lambda value: None,
+    "bgp.live": lambda value: None,
     "aggregate.sites": _ANY_PATH,
     "aggregate.root_window_seconds": _number(1, _YEAR),
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
@@ -344,6 +434,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
         if key not in names:
             raise ConfigError(f"unknown setting {where}")
         setattr(obj, key, _coerce(hints[key], value, where))
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate()
     return obj
 
 
@@ -375,14 +468,23 @@ def to_toml(settings: Settings) -> str:
     for section in dataclasses.fields(settings):
         if section.name == "source":
             continue
-        lines.append(f"\n[{section.name}]")
-        table = getattr(settings, section.name)
-        for f in dataclasses.fields(table):
-            value = getattr(table, f.name)
-            if f.name == "token" and value:
-                value = "***"
-            lines.append(f"{f.name} = {_toml_value(value)}")
+        _toml_table(lines, section.name, getattr(settings, section.name))
     return "\n".join(lines) + "\n"
+
+
+def _toml_table(lines: list[str], name: str, table: Any) -> None:
+    lines.append(f"\n[{name}]")
+    nested = []
+    for f in dataclasses.fields(table):
+        value = getattr(table, f.name)
+        if dataclasses.is_dataclass(value):
+            nested.append((f"{name}.{f.name}", value))
+            continue
+        if f.name == "token" and value:
+            value = "***"
+        lines.append(f"{f.name} = {_toml_value(value)}")
+    for sub, value in nested:
+        _toml_table(lines, sub, value)
 
 
 def _toml_value(value: Any) -> str:

@@ -69,6 +69,24 @@ def classify(
     return CORRUPT_PREFIX + text
 
 
+# glibc returns freed memory to the kernel on every free by default, which on a full-table RIB
+# was half of bgpdump's CPU time (system time) in the measurements of issue 11; a 4 MiB top pad
+# keeps it. benchmarks/bgp_follow.py measures bgpdump with and without it.
+MALLOC_TUNABLE = "glibc.malloc.top_pad=4194304"
+TUNABLE_OVERRIDE = "PUBLICCORE_BGPDUMP_TUNABLE"  # another value for bgpdump only ("": none)
+
+
+def bgpdump_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment bgpdump runs in: ours plus ``MALLOC_TUNABLE`` in ``GLIBC_TUNABLES``
+    (or ``$PUBLICCORE_BGPDUMP_TUNABLE``, for measurements; a pad already chosen is kept)."""
+    env = dict(os.environ if base is None else base)
+    tunable = env.pop(TUNABLE_OVERRIDE, MALLOC_TUNABLE)
+    current = env.get("GLIBC_TUNABLES", "")
+    if tunable and "glibc.malloc.top_pad" not in current:
+        env["GLIBC_TUNABLES"] = f"{current}:{tunable}" if current else tunable
+    return env
+
+
 def available() -> bool:
     """True when the ``bgpdump`` binary is on PATH."""
     return shutil.which("bgpdump") is not None
@@ -204,6 +222,7 @@ class BgpdumpRead(FileRead):
                 stdout=subprocess.PIPE,
                 stderr=err,
                 stdin=feeder.stdout if feeder is not None else subprocess.DEVNULL,
+                env=bgpdump_environment(),
                 text=True,
                 encoding="ascii",
                 errors="replace",

@@ -97,6 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     roots.set_defaults(func=_roots)
 
+    from publiccore.collectors.bgp import follow_commands
+
+    follow_commands.register(kinds)  # follow [status], live, backfill
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -734,15 +734,33 @@ async def _run_async(
 
         agent_task = asyncio.create_task(agent.run(stop), name="agent")
         watcher = asyncio.create_task(_watch(state, refresh, stop, rounds=rounds, live=live))
+        follow_task = _start_bgp_follow(store, settings, stop)  # [bgp.follow] enabled = true
         try:
             await agent_task
         finally:
             stop.set()
             await watcher
+            if follow_task is not None:
+                follow_task.cancel()  # a claim left open is taken over once this process ends
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow_task
         await refresh()
         _print_final(state)
     finally:
         await runner.cleanup()
+
+
+def _start_bgp_follow(
+    store: Store, settings: cfg.Settings, stop: asyncio.Event
+) -> asyncio.Task[object] | None:
+    """The archive follower as a task of ``run`` when ``[bgp.follow] enabled`` (never ``serve``)."""
+    from publiccore.collectors.bgp.follow import configured_follower
+
+    follower = configured_follower(store, settings)
+    if follower is None:
+        return None
+    task: asyncio.Task[object] = asyncio.create_task(follower.run(stop), name="bgp-follow")
+    return task
 
 
 async def _watch(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from publiccore.errors import StoreError
@@ -66,6 +66,57 @@ class Source:
     kind: str
     created: dt.datetime
     meta: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveFileState:
+    """One BGP archive file as the follower / backfill saw it (times in Unix seconds).
+
+    ``status``: ``claimed`` (a process works on it until ``lease_until``), ``done`` (its
+    observations are source ``source_id``), ``refused`` (inconsistent input, ``error`` says
+    why) or ``failed`` (``attempts`` so far, retried on later polls).
+    """
+
+    source: str
+    collector: str
+    name: str
+    kind: str
+    file_time: float
+    size: int | None
+    sha256: str
+    status: str
+    error: str
+    attempts: int
+    owner: str
+    lease_until: float | None
+    source_id: int | None
+    elements: int
+    observations: int
+    processed_at: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveSummary:
+    """Archive files of one source, collector and status: how many, attempts, the newest."""
+
+    source: str
+    collector: str
+    status: str
+    files: int
+    attempts: int
+    newest_time: float
+    newest_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowSchedule:
+    """Missing archive files counted for one source, collector and kind (rib / updates)."""
+
+    source: str
+    collector: str
+    kind: str
+    missing_total: int
+    checked_until: float | None
 
 
 class Store(Protocol):
@@ -176,6 +227,71 @@ class Store(Protocol):
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild the typed rows and buckets from the raw records; return records read."""
         ...
+
+    def claim_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        kind: str,
+        file_time: float,
+        size: int | None,
+        owner: str,
+        lease_until: float,
+        max_attempts: int,
+        now: float,
+        stale: Callable[[str], bool] | None = None,
+    ) -> bool:
+        """Take an archive file for processing atomically; True when ``owner`` holds it."""
+        ...
+
+    def renew_archive_claims(self, owner: str, lease_until: float) -> int: ...
+
+    def finish_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        owner: str,
+        status: str,
+        now: float,
+        sha256: str = "",
+        size: int | None = None,
+        error: str = "",
+        elements: int = 0,
+        source_kind: str = "",
+        meta: Mapping[str, Any] | None = None,
+        observations: Iterable[Observation] = (),
+    ) -> bool:
+        """End a claim (done with source + observations in one transaction, refused, failed)."""
+        ...
+
+    def archive_files(
+        self,
+        *,
+        source: str | None = None,
+        collector: str | None = None,
+        status: str | None = None,
+    ) -> list[ArchiveFileState]: ...
+
+    def archive_summary(self) -> list[ArchiveSummary]: ...
+
+    def add_missing_files(
+        self,
+        *,
+        source: str,
+        collector: str,
+        kind: str,
+        missing: int,
+        checked_until: float,
+        previous: float | None = None,
+    ) -> bool:
+        """Count missing files once (compare-and-set on ``previous``, the last check)."""
+        ...
+
+    def follow_schedules(self) -> list[FollowSchedule]: ...
 
     def close(self) -> None: ...
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from publiccore.errors import StoreError
 from publiccore.store.facts import SCHEMA_V2
-from publiccore.store.sql import SCHEMA_V1, SqlStore
+from publiccore.store.sql import SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY", records_options=""
     ),
     SCHEMA_V2.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
+    SCHEMA_BGP_FOLLOW.format(real="DOUBLE PRECISION", bigint="BIGINT"),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 
@@ -29,6 +30,7 @@ class PostgresStore(SqlStore):
     MIGRATIONS = MIGRATIONS
     PARAM = "%s"
     LEAST, GREATEST = "LEAST", "GREATEST"
+    FOR_UPDATE = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         super().__init__()

@@ -12,14 +12,23 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 from publiccore import records as rec
 from publiccore.clock import utc_now
 from publiccore.errors import StoreError
 from publiccore.sites import SiteTable, load_sites
-from publiccore.store import Observation, ProbeRegistration, PutResult, Source, compact
+from publiccore.store import (
+    ArchiveFileState,
+    ArchiveSummary,
+    FollowSchedule,
+    Observation,
+    ProbeRegistration,
+    PutResult,
+    Source,
+    compact,
+)
 from publiccore.store import facts as factmod
 
 # Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
@@ -69,6 +78,45 @@ SCHEMA_V1 = """
     CREATE INDEX observations_subject ON observations (subject_kind, subject, metric, time)
 """
 
+# BGP archive follower (publiccore bgp follow / backfill): one row per archive file, claimed
+# atomically, finished in the same transaction as its source and observations; and per
+# (source, collector, kind) the missing-file counter and how far the schedule was checked.
+SCHEMA_BGP_FOLLOW = """
+    CREATE TABLE bgp_archive_files (
+        source TEXT NOT NULL,
+        collector TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        file_time {real} NOT NULL,
+        size {bigint},
+        sha256 TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until {real},
+        source_id {bigint},
+        elements {bigint} NOT NULL DEFAULT 0,
+        observations {bigint} NOT NULL DEFAULT 0,
+        processed_at {real},
+        PRIMARY KEY (source, collector, name)
+    );
+    CREATE INDEX bgp_archive_files_time ON bgp_archive_files (source, collector, file_time);
+    CREATE TABLE bgp_follow_schedule (
+        source TEXT NOT NULL,
+        collector TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        missing_total {bigint} NOT NULL DEFAULT 0,
+        checked_until {real},
+        PRIMARY KEY (source, collector, kind)
+    )
+"""
+
+_ARCHIVE_COLUMNS = (
+    "source, collector, name, kind, file_time, size, sha256, status, error, attempts, owner, "
+    "lease_until, source_id, elements, observations, processed_at"
+)
+
 
 def ts(when: dt.datetime) -> float:
     return when.timestamp()
@@ -87,6 +135,7 @@ class SqlStore:
     MIGRATIONS: tuple[str, ...] = ()
     PARAM = "?"
     LEAST, GREATEST = "min", "max"  # the dialect's two-argument minimum and maximum
+    FOR_UPDATE = ""  # row lock clause of the dialect (PostgreSQL: " FOR UPDATE")
     label = "store"
     ID_CHUNK = 500  # ids per "IN (...)" look-up
 
@@ -574,12 +623,14 @@ class SqlStore:
 
     def add_source(self, kind: str, meta: Mapping[str, Any]) -> int:
         with self._transaction():
-            row = self._execute(
-                self._sql(
-                    "INSERT INTO sources (kind, created, meta) VALUES (?, ?, ?) RETURNING id"
-                ),
-                (kind, ts(utc_now()), json.dumps(meta, sort_keys=True, default=str)),
-            ).fetchone()
+            return self._insert_source(kind, meta)
+
+    def _insert_source(self, kind: str, meta: Mapping[str, Any]) -> int:
+        """Insert a source row inside the caller's transaction; return its id."""
+        row = self._execute(
+            self._sql("INSERT INTO sources (kind, created, meta) VALUES (?, ?, ?) RETURNING id"),
+            (kind, ts(utc_now()), json.dumps(meta, sort_keys=True, default=str)),
+        ).fetchone()
         return int(row[0])
 
     def get_source(self, source_id: int) -> Source | None:
@@ -594,6 +645,11 @@ class SqlStore:
         return Source(id=row[0], kind=row[1], created=created, meta=json.loads(row[3]))
 
     def put_observations(self, source_id: int, observations: Iterable[Observation]) -> int:
+        with self._transaction():
+            return self._insert_observations(source_id, observations)
+
+    def _insert_observations(self, source_id: int, observations: Iterable[Observation]) -> int:
+        """Insert observation rows inside the caller's transaction; return how many."""
         rows = [
             (
                 source_id,
@@ -607,15 +663,14 @@ class SqlStore:
             for o in observations
         ]
         if rows:
-            with self._transaction():
-                self._executemany(
-                    self._sql(
-                        "INSERT INTO observations "
-                        "(source_id, time, subject_kind, subject, metric, value, labels) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    rows,
-                )
+            self._executemany(
+                self._sql(
+                    "INSERT INTO observations "
+                    "(source_id, time, subject_kind, subject, metric, value, labels) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                rows,
+            )
         return len(rows)
 
     def iter_observations(
@@ -663,3 +718,264 @@ class SqlStore:
                 value=row[4],
                 labels=json.loads(row[5]),
             )
+
+    # --- BGP archive files (follow / backfill) ---------------------------------------------
+
+    @staticmethod
+    def _archive_state(row: Sequence[Any]) -> ArchiveFileState:
+        return ArchiveFileState(
+            source=row[0],
+            collector=row[1],
+            name=row[2],
+            kind=row[3],
+            file_time=float(row[4]),
+            size=None if row[5] is None else int(row[5]),
+            sha256=row[6],
+            status=row[7],
+            error=row[8],
+            attempts=int(row[9]),
+            owner=row[10],
+            lease_until=None if row[11] is None else float(row[11]),
+            source_id=None if row[12] is None else int(row[12]),
+            elements=int(row[13]),
+            observations=int(row[14]),
+            processed_at=None if row[15] is None else float(row[15]),
+        )
+
+    def claim_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        kind: str,
+        file_time: float,
+        size: int | None,
+        owner: str,
+        lease_until: float,
+        max_attempts: int,
+        now: float,
+        stale: Callable[[str], bool] | None = None,
+    ) -> bool:
+        """Take a file for processing, atomically; True when this owner now holds it.
+
+        A file is taken when it is new, failed fewer than ``max_attempts`` times, or claimed
+        by an owner whose lease ran out or that ``stale`` says is gone (a dead process). A
+        done or refused file is never taken again.
+        """
+        with self._transaction():
+            cur = self._execute(
+                self._sql(
+                    f"INSERT INTO bgp_archive_files ({_ARCHIVE_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, '', 'claimed', '', 0, ?, ?, NULL, 0, 0, NULL) "
+                    "ON CONFLICT (source, collector, name) DO NOTHING"
+                ),
+                (source, collector, name, kind, file_time, size, owner, lease_until),
+            )
+            if cur.rowcount == 1:
+                return True
+            row = self._execute(
+                self._sql(
+                    "SELECT status, owner, lease_until, attempts FROM bgp_archive_files "
+                    f"WHERE source = ? AND collector = ? AND name = ?{self.FOR_UPDATE}"
+                ),
+                (source, collector, name),
+            ).fetchone()
+            status, holder, lease, attempts = row
+            if status in ("done", "refused"):
+                return False
+            if status == "failed" and attempts >= max_attempts:
+                return False
+            if (
+                status == "claimed"
+                and holder != owner
+                and (lease or 0) > now
+                and not (stale is not None and stale(holder))
+            ):
+                return False
+            self._execute(
+                self._sql(
+                    "UPDATE bgp_archive_files SET status = 'claimed', owner = ?, lease_until = ?, "
+                    "size = COALESCE(?, size) WHERE source = ? AND collector = ? AND name = ?"
+                ),
+                (owner, lease_until, size, source, collector, name),
+            )
+            return True
+
+    def renew_archive_claims(self, owner: str, lease_until: float) -> int:
+        """Extend every claim ``owner`` holds; return how many."""
+        with self._transaction():
+            cur = self._execute(
+                self._sql(
+                    "UPDATE bgp_archive_files SET lease_until = ? "
+                    "WHERE owner = ? AND status = 'claimed'"
+                ),
+                (lease_until, owner),
+            )
+            return int(cur.rowcount)
+
+    def finish_archive_file(
+        self,
+        *,
+        source: str,
+        collector: str,
+        name: str,
+        owner: str,
+        status: str,
+        now: float,
+        sha256: str = "",
+        size: int | None = None,
+        error: str = "",
+        elements: int = 0,
+        source_kind: str = "",
+        meta: Mapping[str, Any] | None = None,
+        observations: Iterable[Observation] = (),
+    ) -> bool:
+        """End a claim: ``done`` (with its source and observations), ``refused`` or ``failed``.
+
+        One transaction: the observations are stored if and only if the file's row says done.
+        Returns False (and changes nothing) when ``owner`` no longer holds the claim.
+        """
+        if status not in ("done", "refused", "failed"):
+            raise ValueError(f"unknown file status {status!r}")
+        with self._transaction():
+            row = self._execute(
+                self._sql(
+                    "SELECT status, owner FROM bgp_archive_files "
+                    f"WHERE source = ? AND collector = ? AND name = ?{self.FOR_UPDATE}"
+                ),
+                (source, collector, name),
+            ).fetchone()
+            if row is None or row[0] != "claimed" or row[1] != owner:
+                return False
+            source_id = None
+            stored = 0
+            if status == "done" and meta is not None:
+                source_id = self._insert_source(source_kind, meta)
+                stored = self._insert_observations(source_id, observations)
+            self._execute(
+                self._sql(
+                    "UPDATE bgp_archive_files SET status = ?, owner = '', lease_until = NULL, "
+                    "sha256 = ?, size = COALESCE(?, size), error = ?, elements = ?, "
+                    "observations = ?, source_id = ?, processed_at = ?, "
+                    "attempts = attempts + ? WHERE source = ? AND collector = ? AND name = ?"
+                ),
+                (
+                    status,
+                    sha256,
+                    size,
+                    error,
+                    elements,
+                    stored,
+                    source_id,
+                    now,
+                    1 if status == "failed" else 0,
+                    source,
+                    collector,
+                    name,
+                ),
+            )
+            return True
+
+    def archive_files(
+        self,
+        *,
+        source: str | None = None,
+        collector: str | None = None,
+        status: str | None = None,
+    ) -> list[ArchiveFileState]:
+        """File rows, oldest file first (then by name)."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (("source", source), ("collector", collector), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._lock:
+            rows = self._execute(
+                self._sql(
+                    f"SELECT {_ARCHIVE_COLUMNS} FROM bgp_archive_files{where} "
+                    "ORDER BY file_time, name"
+                ),
+                args,
+            ).fetchall()
+        return [self._archive_state(r) for r in rows]
+
+    def archive_summary(self) -> list[ArchiveSummary]:
+        """Per source, collector and status: files, attempts, and the newest file."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT source, collector, status, count(*), sum(attempts), max(file_time), "
+                "(SELECT b.name FROM bgp_archive_files b WHERE b.source = a.source "
+                "AND b.collector = a.collector AND b.status = a.status "
+                "ORDER BY b.file_time DESC, b.name DESC LIMIT 1) "
+                "FROM bgp_archive_files a GROUP BY source, collector, status "
+                "ORDER BY source, collector, status"
+            ).fetchall()
+        return [
+            ArchiveSummary(
+                source=r[0],
+                collector=r[1],
+                status=r[2],
+                files=int(r[3]),
+                attempts=int(r[4] or 0),
+                newest_time=float(r[5]),
+                newest_name=r[6],
+            )
+            for r in rows
+        ]
+
+    def add_missing_files(
+        self,
+        *,
+        source: str,
+        collector: str,
+        kind: str,
+        missing: int,
+        checked_until: float,
+        previous: float | None = None,
+    ) -> bool:
+        """Add ``missing`` to a collector's missing-file counter and note how far it was checked,
+        if it was still checked up to ``previous`` (None: never); False when another process
+        counted first (nothing changed, so no slot is counted twice)."""
+        with self._transaction():
+            row = self._execute(
+                self._sql(
+                    "SELECT checked_until FROM bgp_follow_schedule "
+                    f"WHERE source = ? AND collector = ? AND kind = ?{self.FOR_UPDATE}"
+                ),
+                (source, collector, kind),
+            ).fetchone()
+            if (row[0] if row is not None else None) != previous:
+                return False
+            self._execute(
+                self._sql(
+                    "INSERT INTO bgp_follow_schedule "
+                    "(source, collector, kind, missing_total, checked_until) "
+                    "VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (source, collector, kind) DO UPDATE SET "
+                    "missing_total = bgp_follow_schedule.missing_total + excluded.missing_total, "
+                    "checked_until = excluded.checked_until"
+                ),
+                (source, collector, kind, missing, checked_until),
+            )
+            return True
+
+    def follow_schedules(self) -> list[FollowSchedule]:
+        """Missing-file counters and schedule checks, per source, collector and kind."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT source, collector, kind, missing_total, checked_until "
+                "FROM bgp_follow_schedule ORDER BY source, collector, kind"
+            ).fetchall()
+        return [
+            FollowSchedule(
+                source=r[0],
+                collector=r[1],
+                kind=r[2],
+                missing_total=int(r[3]),
+                checked_until=None if r[4] is None else float(r[4]),
+            )
+            for r in rows
+        ]

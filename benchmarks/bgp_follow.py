@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Benchmark: the archive follower end to end (loopback download + processing + storing).
+
+    python benchmarks/bgp_follow.py [--collectors N] [--repeat N]
+
+A local archive (tests/collectors/bgp/archive_server.py) serves the real rrc05 RIB of
+2002-07-22 (115,521 entries) and its collector's real update file (5,654 elements) under N RIS
+collector names (rrc01…: the same bytes under each name, so that there is parallel work). The
+follower runs ``--once`` over all of them with 1 worker process, then with 2, each in a fresh
+child process with a fresh store; printed: files per minute, elements per second, the peak RSS
+of the largest worker process, and per-file elements/s ÷ elements/s of bgpdump alone on the
+same files in the same run (the fastest of ``bgpdump -m FILE`` and the decompressor piped into
+``bgpdump -m -``, each with and without ``GLIBC_TUNABLES=glibc.malloc.top_pad=4194304``; target
+≥ 0.8). The follower runs with the tunable (collectors/bgp/bgpdump.py) and once more without
+(glibc's default top pad, 128 KiB), and once with it for the Python worker processes as well
+(``GLIBC_TUNABLES`` in the follower's environment), to measure what it changes. Best of N runs
+(default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DATA = pathlib.Path(os.environ.get("PUBLICCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
+RIB = DATA / "mrt/bgpdump/bview.20020722.2337.gz"
+UPDATES = DATA / "mrt/bgpdump/updates.20100722.2015.gz"
+TUNABLE = "glibc.malloc.top_pad=4194304"
+DEFAULT_PAD = "glibc.malloc.top_pad=131072"  # glibc's default: the tunable off
+
+
+def _files(collectors: int) -> dict[str, pathlib.Path]:
+    out = {}
+    for i in range(1, collectors + 1):
+        name = f"rrc{i:02d}"
+        out[f"{name}/2002.07/bview.20020722.2337.gz"] = RIB
+        out[f"{name}/2010.07/updates.20100722.2015.gz"] = UPDATES
+    return out
+
+
+def _child(url: str, collectors: int, workers: int) -> dict[str, float]:
+    """In a child process: one follower run; timings, counts and peak RSS."""
+    import asyncio
+
+    sys.path.insert(0, str(REPO))
+    from publiccore.collectors.bgp import follow as fl
+    from publiccore.collectors.bgp import process as proc
+
+    from publiccore.clock import parse_when
+    from publiccore.store import open_store
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="publiccore-bench-"))
+    try:
+        store = open_store(str(tmp / "s.sqlite"))
+        options = fl.FollowOptions(
+            bases={"ris": url, "routeviews": url},
+            collectors=tuple(f"rrc{i:02d}" for i in range(1, collectors + 1)),
+            cache_dir=tmp / "cache",
+            since=parse_when("2002-07-22").timestamp(),
+            once=True,
+            workers=workers,
+        )
+        now = parse_when("2010-07-22T21:00Z").timestamp()
+        follower = fl.Follower(store, options, proc.ProcessConfig(), clock=lambda: now)
+        start = time.perf_counter()
+        counts = asyncio.run(follower.run())
+        seconds = time.perf_counter() - start
+        rows = store.archive_files()
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "seconds": seconds,
+        "files": counts.processed,
+        "elements": sum(r.elements for r in rows if r.status == "done"),
+        "processing_seconds": follower.processing_seconds,
+        "worker_max_rss_kib": max(follower.worker_rss_kib, default=0),
+    }
+
+
+def _run_child(
+    url: str, collectors: int, workers: int, env_extra: dict[str, str]
+) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env.update(env_extra)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(collectors), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=3600,
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _bgpdump_alone(path: pathlib.Path) -> tuple[float, str]:
+    """The fastest way of running bgpdump alone on ``path``: (seconds, how)."""
+    runs = []
+    tool = {b"\x1f\x8b": "gzip", b"BZ": "bzip2"}.get(path.read_bytes()[:2])
+    for pad, label in ((TUNABLE, "tunable"), (DEFAULT_PAD, "default malloc")):
+        env = dict(os.environ, GLIBC_TUNABLES=pad)
+        with open(os.devnull, "wb") as null:
+            start = time.perf_counter()
+            subprocess.run(
+                ["bgpdump", "-m", str(path)], stdout=null, stderr=null, env=env, check=False
+            )
+            runs.append((time.perf_counter() - start, f"bgpdump -m FILE ({label})"))
+            if tool and shutil.which(tool):
+                start = time.perf_counter()
+                feed = subprocess.Popen([tool, "-dc", str(path)], stdout=subprocess.PIPE)
+                subprocess.run(
+                    ["bgpdump", "-m", "-"],
+                    stdin=feed.stdout,
+                    stdout=null,
+                    stderr=null,
+                    env=env,
+                    check=False,
+                )
+                assert feed.stdout is not None
+                feed.stdout.close()
+                feed.wait()
+                runs.append((time.perf_counter() - start, f"{tool} -dc | bgpdump -m - ({label})"))
+    return min(runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collectors", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        url, collectors, workers = args.child
+        print(json.dumps(_child(url, int(collectors), int(workers))))
+        return 0
+    if shutil.which("bgpdump") is None:
+        print("bgpdump not installed (apt install bgpdump)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(REPO))
+    from tests.collectors.bgp.archive_server import ArchiveServer
+
+    server = ArchiveServer(_files(args.collectors))
+    url = server.start()
+    try:
+        configs = (
+            ("1 worker", 1, {}),
+            ("2 workers", 2, {}),
+            ("1 worker, no tunable", 1, {"PUBLICCORE_BGPDUMP_TUNABLE": ""}),
+            ("1 worker, tunable on all", 1, {"GLIBC_TUNABLES": TUNABLE}),
+        )
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, _w, _e in configs}
+        alone: dict[pathlib.Path, list[tuple[float, str]]] = {RIB: [], UPDATES: []}
+        for _ in range(args.repeat):  # interleaved: the machine's load hits every side alike
+            for label, workers, extra in configs:
+                runs[label].append(_run_child(url, args.collectors, workers, extra))
+                for path in alone:
+                    alone[path].append(_bgpdump_alone(path))
+        results = {label: min(r, key=lambda x: x["seconds"]) for label, r in runs.items()}
+        per_file = {path: min(alone[path])[0] for path in alone}
+        how = sorted({min(alone[path])[1] for path in alone})
+    finally:
+        server.stop()
+    elements_per_collector = results["1 worker"]["elements"] / args.collectors
+    bgpdump_seconds = (per_file[RIB] + per_file[UPDATES]) * args.collectors
+    bgpdump_rate = elements_per_collector * args.collectors / bgpdump_seconds
+    print(f"{args.collectors} collectors × (RIB {RIB.name} + updates {UPDATES.name}), loopback")
+    print(
+        f"{'run':24} {'files':>5} {'seconds':>8} {'files/min':>9} {'elements/s':>11} "
+        f"{'÷ bgpdump':>9} {'worker RSS':>11}"
+    )
+    for label, r in results.items():
+        rate = r["elements"] / r["seconds"]
+        print(
+            f"{label:24} {int(r['files']):>5} {r['seconds']:>8.2f} "
+            f"{r['files'] / r['seconds'] * 60:>9.1f} {rate:>11,.0f} {rate / bgpdump_rate:>9.2f} "
+            f"{r['worker_max_rss_kib'] / 1024:>8.0f} MiB"
+        )
+    print(
+        f"bgpdump alone: {bgpdump_rate:,.0f} elements/s ({bgpdump_seconds:.2f} s for the same "
+        f"files; fastest of: {', '.join(how)})"
+    )
+    one, two = results["1 worker"], results["2 workers"]
+    print(
+        f"2 workers ÷ 1 worker: {one['seconds'] / two['seconds']:.2f}× files/min; "
+        f"bgpdump's tunable: {results['1 worker, no tunable']['seconds'] / one['seconds']:.2f}× "
+        f"(seconds without ÷ with); on the workers too: "
+        f"{one['seconds'] / results['1 worker, tunable on all']['seconds']:.2f}× faster again"
+    )
+    ratio = one["elements"] / one["seconds"] / bgpdump_rate
+    inner = one["elements"] / one["processing_seconds"] / bgpdump_rate
+    print(
+        f"per-file ratio (1 worker ÷ bgpdump alone): {ratio:.2f} end to end, {inner:.2f} "
+        "processing only (in the worker: read + derive) (target ≥ 0.8)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
