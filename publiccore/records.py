@@ -1,4 +1,4 @@
-"""The record envelope (schema 1) and the typed result of every record kind.
+"""The record envelope (schema 2; schema 1 keeps parsing) and the typed result of every kind.
 
 A record is the unit that is spooled, uploaded, stored and cited. ``Record.to_json`` gives the wire
 form; ``parse_record`` turns a decoded JSON object back into a ``Record`` or raises ``RecordError``
@@ -25,7 +25,13 @@ from publiccore import SOFTWARE_NAME, __version__
 from publiccore.clock import parse_rfc3339, to_rfc3339
 from publiccore.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Every schema version ever emitted. Schema 2 added ``round`` (the id the measurer gives every
+# record of one round) and ``source`` (where an imported record comes from); a schema 1 record
+# has neither, and its wire form stays exactly as it was written.
+SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+SourceName = Literal["volunteer", "ripe-atlas"]
+SOURCES: tuple[str, ...] = typing.get_args(SourceName)
 Kind = Literal["root-dns", "traceroute"]
 KINDS: tuple[str, ...] = typing.get_args(Kind)
 Family = Literal["ipv4", "ipv6"]
@@ -57,6 +63,19 @@ class Software:
 
     name: str
     version: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordSource:
+    """Provenance of a record: a volunteer probe, or an import (with what it was imported from)."""
+
+    name: SourceName
+    measurement: int | None = None
+    file_sha256: str | None = None
+    query: str | None = None
+
+
+VOLUNTEER = RecordSource(name="volunteer")
 
 
 # --- kind "root-dns" --------------------------------------------------------------------------
@@ -128,6 +147,31 @@ class RootResult:
     integrity: Integrity
     consistency: Consistency = Consistency()
 
+    def soa(self, transport: str) -> DnsQuery | None:
+        """The ``. SOA`` query of ``transport`` (the first one, if several), or None."""
+        for query in self.queries:
+            if query.qtype == "SOA" and query.qname == "." and query.transport == transport:
+                return query
+        return None
+
+    def soa_queries(self) -> dict[str, DnsQuery]:
+        """Transport → its ``. SOA`` query (the first of each transport)."""
+        out: dict[str, DnsQuery] = {}
+        for query in self.queries:
+            if query.qtype == "SOA" and query.qname == "." and query.transport not in out:
+                out[query.transport] = query
+        return out
+
+    @property
+    def answered(self) -> bool:
+        """Whether any ``. SOA`` query was answered (``DnsQuery.answered``): the one rule."""
+        return any(q.answered for q in self.soa_queries().values())
+
+    @property
+    def serial(self) -> int | None:
+        """The SOA serial of the first ``. SOA`` answer that carried one."""
+        return next((q.serial for q in self.soa_queries().values() if q.serial is not None), None)
+
 
 # --- kind "traceroute" ------------------------------------------------------------------------
 
@@ -185,10 +229,27 @@ class Record:
     result: ResultT
     software: Software = Software(name=SOFTWARE_NAME, version=__version__)
     schema: int = SCHEMA_VERSION
+    round: str | None = None
+    source: RecordSource | None = None
+
+    @property
+    def source_name(self) -> str:
+        """``volunteer`` unless the record says it was imported from elsewhere."""
+        return self.source.name if self.source is not None else "volunteer"
+
+    @property
+    def root(self) -> RootResult | None:
+        """The result of a root-dns record, else None (no isinstance at every reader)."""
+        return self.result if isinstance(self.result, RootResult) else None
+
+    @property
+    def root_target(self) -> RootTarget | None:
+        """The target of a root-dns record, else None."""
+        return self.target if isinstance(self.target, RootTarget) else None
 
     def to_json(self) -> dict[str, Any]:
-        """Return the wire form (a JSON-ready dict)."""
-        return {
+        """Return the wire form (a JSON-ready dict); a schema 1 record keeps its schema 1 form."""
+        wire = {
             "schema": self.schema,
             "id": self.id,
             "kind": self.kind,
@@ -199,6 +260,10 @@ class Record:
             "result": _to_obj(self.result),
             "software": _to_obj(self.software),
         }
+        if self.schema >= 2:
+            wire["round"] = self.round
+            wire["source"] = _to_obj(self.source)
+        return wire
 
     def dumps(self) -> str:
         """Return the record as one line of compact JSON (the canonical form that is stored)."""
@@ -235,8 +300,13 @@ def make_record(
     started: dt.datetime,
     finished: dt.datetime,
     record_id: str | None = None,
+    round_id: str | None = None,
+    source: RecordSource | None = None,
 ) -> Record:
-    """Build a record of the current schema with a fresh id and this software's version."""
+    """Build a record of the current schema with a fresh id and this software's version.
+
+    ``round_id`` is the id the measurer shares between the records of one round.
+    """
     return Record(
         id=record_id or uuid7(),
         kind=kind,
@@ -245,6 +315,8 @@ def make_record(
         finished=finished,
         target=target,
         result=result,
+        round=round_id,
+        source=source,
     )
 
 
@@ -413,18 +485,22 @@ def _canonical_time(value: Any) -> dt.datetime:
 
 
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(Record))
+_SCHEMA2_FIELDS = frozenset({"round", "source"})
+_FIELDS_BY_SCHEMA = {1: _RECORD_FIELDS - _SCHEMA2_FIELDS, 2: _RECORD_FIELDS}
 
 
 def _parse_canonical(obj: Any) -> Record:
     """The record from its canonical wire form; raise _NotCanonical for anything else."""
-    if type(obj) is not dict or obj.keys() != _RECORD_FIELDS:
+    if type(obj) is not dict:
         raise _NotCanonical
-    schema = obj["schema"]
+    schema = obj.get("schema")
+    if type(schema) is not int or obj.keys() != _FIELDS_BY_SCHEMA.get(schema):
+        raise _NotCanonical
     kind = obj["kind"]
     record_id = obj["id"]
+    round_id = obj.get("round")
     if (
-        type(schema) is not int
-        or schema != SCHEMA_VERSION
+        (round_id is not None and (type(round_id) is not str or not 0 < len(round_id) <= 64))
         or type(kind) is not str
         or kind not in KIND_TYPES
         or type(record_id) is not str
@@ -453,6 +529,8 @@ def _parse_canonical(obj: Any) -> Record:
         result=_compiled(result_cls)(obj["result"]),
         software=_compiled(Software)(obj["software"]),
         schema=schema,
+        round=round_id,
+        source=None if obj.get("source") is None else _compiled(RecordSource)(obj["source"]),
     )
 
 
@@ -468,14 +546,20 @@ def _parse_checked(obj: Any) -> Record:
         raise RecordError("missing field", "schema")
     if type(schema) is not int:
         raise RecordError(f"expected integer, got {_json_type(schema)}", "schema")
-    if schema != SCHEMA_VERSION:
+    if schema not in SCHEMA_VERSIONS:
         raise RecordError(f"unknown schema version {schema}", "schema")
     _check_keys(
         obj,
         required=("id", "kind", "probe", "started", "finished", "target", "result", "software"),
-        optional=("schema",),
+        optional=("schema", "round", "source") if schema >= 2 else ("schema",),
         path="",
     )
+    round_id = obj.get("round")
+    if round_id is not None:
+        if not isinstance(round_id, str):
+            raise RecordError(f"expected string, got {_json_type(round_id)}", "round")
+        if not 0 < len(round_id) <= 64:
+            raise RecordError("round id must be 1 to 64 characters", "round")
     kind = obj["kind"]
     if not isinstance(kind, str):  # also keeps an unhashable value out of the lookup below
         raise RecordError(f"expected string, got {_json_type(kind)}", "kind")
@@ -504,6 +588,8 @@ def _parse_checked(obj: Any) -> Record:
         result=_from_obj(result_cls, obj["result"], "result"),
         software=_from_obj(Software, obj["software"], "software"),
         schema=schema,
+        round=round_id,
+        source=_from_obj(RecordSource | None, obj.get("source"), "source"),
     )
 
 

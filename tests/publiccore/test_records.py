@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 import pathlib
@@ -93,7 +94,7 @@ def _mutated(change: Any) -> dict[str, Any]:
     [
         (lambda o: o.pop("kind"), "kind", "missing field"),
         (lambda o: o.update(kind="ping"), "kind", "unknown kind"),
-        (lambda o: o.update(schema=2), "schema", "unknown schema version 2"),
+        (lambda o: o.update(schema=3), "schema", "unknown schema version 3"),
         (lambda o: o.update(schema="1"), "schema", "expected integer"),
         (lambda o: o.update(id="not-a-uuid"), "id", "not a UUID"),
         (lambda o: o.update(started="yesterday"), "started", "RFC 3339"),
@@ -450,3 +451,35 @@ def test_any_mutation_gets_the_checked_walks_answer(data: st.DataObject) -> None
 
 
 _FIXTURE_WIRES = [json.loads(r.dumps()) for r in _fixture_records()]
+
+
+def test_every_schema_keeps_its_wire_form_byte_for_byte() -> None:
+    """A stored record of any schema reads back to exactly the bytes that were written."""
+    for path in sorted(FIXTURES.glob("v*/*.jsonl")):
+        version = int(path.parent.name.removeprefix("v"))
+        for line in path.read_text().splitlines():
+            record = records.loads(line)
+            assert record.schema == version
+            assert record.dumps() == records.dumps_wire(json.loads(line))
+
+
+def test_schema_2_carries_round_and_source_schema_1_has_neither() -> None:
+    v2 = [
+        records.loads(x) for x in (FIXTURES / "v2" / "root-dns-lab.jsonl").read_text().splitlines()
+    ]
+    assert {r.round for r in v2} == {"01936f2a-0000-7000-8000-000000000001"}
+    assert {r.source_name for r in v2} == {"volunteer"}
+    trace = (FIXTURES / "v2" / "traceroute-atlas-3082698.jsonl").read_text().splitlines()[0]
+    assert records.loads(trace).source == records.RecordSource("ripe-atlas", measurement=3082698)
+    v1 = records.loads((FIXTURES / "v1" / "root-dns-lab.jsonl").read_text().splitlines()[0])
+    assert v1.round is None and "round" not in v1.to_json()
+    with pytest.raises(records.RecordError, match="unknown field"):
+        records.parse_record({**v1.to_json(), "round": "r1"})
+
+
+def test_round_id_is_bounded() -> None:
+    record = _root_record()
+    assert record.schema == records.SCHEMA_VERSION == 2
+    with pytest.raises(RecordError, match="round id"):
+        records.loads(dataclasses.replace(record, round="x" * 65).dumps())
+    assert records.loads(dataclasses.replace(record, round="r-1").dumps()).round == "r-1"
