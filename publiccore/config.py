@@ -124,6 +124,41 @@ class AggregateSettings:
 
 
 @dataclasses.dataclass(slots=True)
+class AtlasSettings:
+    """RIPE Atlas import and follow (docs/atlas.md); ``check`` enforces the ranges."""
+
+    api_url: str = "https://atlas.ripe.net"  # base URL; /api/v2/... is appended
+    key: str = ""  # API key (only needed for non-public measurements)
+    follow_interval_seconds: float = 300.0  # 10 s … 1 day
+    window_seconds: float = 3600.0  # one results request covers this much time: 60 s … 1 day
+    lag_seconds: float = 900.0  # re-read this much before the position (late results): 0 … 1 day
+    batch_records: int = 1000  # records per store transaction: 1 … 100000
+    retries: int = 5  # attempts after a 429 / 5xx: 0 … 20
+    backoff_seconds: float = 1.0  # first retry delay, doubled each time: 0.01 … 600
+    backoff_max_seconds: float = 120.0  # 0.01 … 3600
+    timeout_seconds: float = 120.0  # one HTTP request: 1 … 3600
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first setting outside its range."""
+        ranges: dict[str, tuple[float, float]] = {
+            "follow_interval_seconds": (10.0, 86400.0),
+            "window_seconds": (60.0, 86400.0),
+            "lag_seconds": (0.0, 86400.0),
+            "batch_records": (1, 100_000),
+            "retries": (0, 20),
+            "backoff_seconds": (0.01, 600.0),
+            "backoff_max_seconds": (0.01, 3600.0),
+            "timeout_seconds": (1.0, 3600.0),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"atlas.{name} must be between {low:g} and {high:g}, got {value}")
+        if not self.api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"atlas.api_url must be an http(s) URL, got {self.api_url!r}")
+
+
+@dataclasses.dataclass(slots=True)
 class EventsSettings:
     extra_files: list[str] = dataclasses.field(default_factory=list)
 
@@ -139,6 +174,7 @@ class Settings:
     bgp: BgpSettings = dataclasses.field(default_factory=BgpSettings)
     aggregate: AggregateSettings = dataclasses.field(default_factory=AggregateSettings)
     events: EventsSettings = dataclasses.field(default_factory=EventsSettings)
+    atlas: AtlasSettings = dataclasses.field(default_factory=AtlasSettings)
     source: str = ""  # which file these came from ("" = defaults only)
 
 
@@ -221,7 +257,7 @@ def to_toml(settings: Settings) -> str:
         table = getattr(settings, section.name)
         for f in dataclasses.fields(table):
             value = getattr(table, f.name)
-            if f.name == "token" and value:
+            if f.name in ("token", "key") and value:
                 value = "***"
             lines.append(f"{f.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

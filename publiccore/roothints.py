@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import pathlib
+import re
+from collections.abc import Sequence
 from importlib import resources
 
 import dns.exception
@@ -84,3 +87,84 @@ def targets(servers: list[RootServer]) -> list[RootTarget]:
                 for a in addresses
             )
     return out
+
+
+# --- hints in force at a time (imports of past results) ----------------------------------------
+
+_ZONE_VERSION = re.compile(r"related version of root zone:\s*(\d{10})")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HintsVersion:
+    """One root hints file and the day it came into force (its root zone version's date)."""
+
+    valid_from: dt.datetime
+    zone_version: int
+    servers: tuple[RootServer, ...]
+    path: str
+
+
+def bundled_history_paths() -> list[pathlib.Path]:
+    """The hints history shipped with publiccore: ``named.root.<zone version>`` and the current."""
+    data = pathlib.Path(str(resources.files("publiccore") / "data"))
+    return [*sorted(data.glob("named.root.*")), bundled_hints_path()]
+
+
+def load_version(path: str | os.PathLike[str]) -> HintsVersion:
+    """Read one hints file with its ``related version of root zone`` header; raise InputError."""
+    hints_path = pathlib.Path(path)
+    servers = load_hints(hints_path)
+    match = _ZONE_VERSION.search(hints_path.read_text(encoding="ascii", errors="replace"))
+    if match is None:
+        raise InputError(f"root hints {hints_path} do not say their root zone version")
+    version = int(match.group(1))
+    try:
+        day = dt.datetime.strptime(match.group(1)[:8], "%Y%m%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise InputError(f"root hints {hints_path}: bad root zone version {version}") from None
+    return HintsVersion(
+        valid_from=day, zone_version=version, servers=tuple(servers), path=str(hints_path)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HintsHistory:
+    """Root hints versions, oldest first: which root addresses were in force when.
+
+    A time before the oldest version uses the oldest (the history cannot say more).
+    """
+
+    versions: tuple[HintsVersion, ...]
+    _index: tuple[dict[str, RootTarget], ...] = dataclasses.field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            raise ValueError("a hints history needs at least one version")
+        index = tuple({t.address: t for t in targets(list(v.servers))} for v in self.versions)
+        object.__setattr__(self, "_index", index)
+
+    @classmethod
+    def load(cls, paths: Sequence[str | os.PathLike[str]] | None = None) -> HintsHistory:
+        """The history from hints files (the bundled history when None); raise InputError."""
+        chosen = list(paths) if paths else bundled_history_paths()
+        versions = sorted((load_version(p) for p in chosen), key=lambda v: v.zone_version)
+        return cls(versions=tuple(versions))
+
+    def version_at(self, when: dt.datetime) -> HintsVersion:
+        """The newest version in force at ``when`` (the oldest for earlier times)."""
+        return self.versions[self._position(when)]
+
+    def _position(self, when: dt.datetime) -> int:
+        position = 0
+        for i, version in enumerate(self.versions):
+            if version.valid_from <= when:
+                position = i
+        return position
+
+    def target_at(self, address: str, when: dt.datetime) -> RootTarget | None:
+        """The root target at ``address`` by the hints in force at ``when``, or None."""
+        try:
+            text = str(ipaddress.ip_address(address))
+        except ValueError:
+            return None
+        return self._index[self._position(when)].get(text)

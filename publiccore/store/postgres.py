@@ -11,12 +11,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.sql import SCHEMA_V1, SqlStore
+from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY", records_options=""
     ),
+    SCHEMA_ATLAS_POSITIONS.format(real="DOUBLE PRECISION", bigint="BIGINT"),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 

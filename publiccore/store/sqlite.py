@@ -11,12 +11,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.sql import SCHEMA_V1, SqlStore
+from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY", records_options="WITHOUT ROWID"
     ),
+    SCHEMA_ATLAS_POSITIONS.format(real="REAL", bigint="INTEGER"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
