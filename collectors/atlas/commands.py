@@ -155,6 +155,8 @@ def _progress(stats: importer.ImportStats, rounds: int) -> None:
 
 def _report(stats: importer.ImportStats, *, as_json: bool) -> None:
     data: dict[str, Any] = stats.to_json()
+    for where in stats.malformed_at:
+        print(f"publiccore: malformed result at {where}", file=sys.stderr)
     if as_json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -166,5 +168,3 @@ def _report(stats: importer.ImportStats, *, as_json: bool) -> None:
         f"(records: {kinds}); skipped: {skipped}; malformed: {stats.malformed}; "
         f"probes without a country: {data['probes_without_country']}"
     )
-    for where in stats.malformed_at:
-        print(f"publiccore: malformed result at {where}", file=sys.stderr)
