@@ -113,7 +113,7 @@ def atlas_dir(shared_data: pathlib.Path) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def monitor(atlas_dir: pathlib.Path) -> Any:
-    """``monitor(msm)``: one ripe-atlas-monitor file (results, probes, meta_data), fresh each call."""
+    """``monitor(msm)``: one ripe-atlas-monitor file (results, probes, meta_data), fresh."""
 
     def load(msm: int) -> dict[str, Any]:
         path = atlas_dir / "ripe-atlas-monitor" / f"{msm}.json"
