@@ -129,7 +129,7 @@ class AtlasSettings:
 
     api_url: str = "https://atlas.ripe.net"  # base URL; /api/v2/... is appended
     key: str = ""  # API key (only needed for non-public measurements)
-    follow_interval_seconds: float = 300.0  # 10 s … 1 day
+    follow_interval_seconds: float = 300.0  # 1 s … 1 day
     window_seconds: float = 3600.0  # one results request covers this much time: 60 s … 1 day
     lag_seconds: float = 900.0  # re-read this much before the position (late results): 0 … 1 day
     batch_records: int = 1000  # records per store transaction: 1 … 100000
@@ -141,7 +141,7 @@ class AtlasSettings:
     def check(self) -> None:
         """Raise ConfigError naming the first setting outside its range."""
         ranges: dict[str, tuple[float, float]] = {
-            "follow_interval_seconds": (10.0, 86400.0),
+            "follow_interval_seconds": (1.0, 86400.0),
             "window_seconds": (60.0, 86400.0),
             "lag_seconds": (0.0, 86400.0),
             "batch_records": (1, 100_000),
