@@ -18,10 +18,10 @@ import sys
 import time
 from typing import Any
 
-from publiccore.app import cli
 from publiccore.collectors.atlas import mapping
 
 from publiccore import records as rec
+from publiccore.app import cli
 from publiccore.store import open_store
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
