@@ -194,6 +194,8 @@ def test_unopenable_store_is_a_clear_error(tmp_path: pathlib.Path) -> None:
 def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) -> None:
     import psycopg
 
+    from publiccore.store import postgres
+
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute("CREATE DATABASE shared_by_two")
     url = postgres_url.rsplit("/", 1)[0] + "/shared_by_two"
@@ -205,9 +207,33 @@ def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) ->
     first.close()
     second.close()
     with psycopg.connect(url) as db:
-        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (1, 1)
+        steps = len(postgres.MIGRATIONS)  # one row per migration step, each applied once
+        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (
+            steps,
+            steps,
+        )
 
 
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
         open_store(url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_atlas_follow_positions(
+    dialect: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "sqlite":
+        store = open_store(str(tmp_path / "s.sqlite"))
+    else:
+        store = open_store(url=request.getfixturevalue("postgres_url"))
+    try:
+        assert store.get_atlas_position(10001) is None
+        first = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        store.set_atlas_position(10001, first)
+        store.set_atlas_position(10001, first + dt.timedelta(hours=1))
+        store.set_atlas_position(5001, first)
+        assert store.get_atlas_position(10001) == first + dt.timedelta(hours=1)
+        assert store.get_atlas_position(5001) == first
+    finally:
+        store.close()
