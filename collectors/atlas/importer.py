@@ -6,7 +6,7 @@ import collections
 import dataclasses
 from collections.abc import Iterable
 
-from publiccore.collectors.atlas import files, mapping
+from publiccore.collectors.atlas import files, mapping, wire
 
 from publiccore.records import Record, RecordSource
 from publiccore.store import Store
@@ -95,7 +95,8 @@ class Importer:
         """Write what is pending in one transaction."""
         if not self._pending:
             return
-        result = self.store.put_records(self._pending)
+        bodies = [wire.body(r) for r in self._pending]
+        result = self.store.put_records(self._pending, bodies=bodies)
         self.stats.stored += result.accepted
         self.stats.duplicates += result.duplicates
         self._pending = []

@@ -17,6 +17,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import uuid
 from collections.abc import Mapping, Sequence
@@ -459,6 +460,15 @@ _UNREACHABLE_V4 = {"N": 0, "H": 1, "P": 2, "p": 3, "A": 13}
 _UNREACHABLE_V6 = {"N": 0, "A": 1, "h": 2, "H": 3, "p": 4}
 
 
+@functools.lru_cache(maxsize=65536)
+def _address(text: str) -> str:
+    """The canonical text of an address (cached: hops repeat); raise MalformedResult."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise MalformedResult(f"hop reply from {text[:60]!r} is not an address") from None
+
+
 def _reply(packet: Mapping[str, Any], version: int) -> TraceReply:
     """One Atlas traceroute packet → TraceReply; ``x: "*"`` (no reply) → an empty one.
 
@@ -468,10 +478,7 @@ def _reply(packet: Mapping[str, Any], version: int) -> TraceReply:
     origin = packet.get("from")
     if not isinstance(origin, str):
         return TraceReply()
-    try:
-        address = str(ipaddress.ip_address(origin))
-    except ValueError:
-        raise MalformedResult(f"hop reply from {origin[:60]!r} is not an address") from None
+    address = _address(origin)
     ttl = packet.get("ttl")
     err = packet.get("err")
     icmp_type = icmp_code = None
