@@ -247,3 +247,19 @@ def test_hints_history_decides_what_is_a_root_address(monitor: Any) -> None:
     assert out.target.letter == "b"
     old_b["timestamp"] = 1_735_689_600  # 2025: B has moved (hints 2024 and 2026)
     assert mapper.map(old_b, source=source) == mapping.Skip("not_root", "192.228.79.201")
+
+
+def test_stored_bodies_are_the_canonical_json(
+    atlas_dir: pathlib.Path, tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    import sqlite3
+
+    store = tmp_path / "s.sqlite"
+    inputs = [atlas_dir / L_ROOT, atlas_dir / TRACES]
+    argv = ["--store", str(store), "--probes", str(atlas_dir / TRACES)]
+    assert _run(capsys, *argv, *map(str, inputs))[0] == 0
+    with sqlite3.connect(store) as db:
+        bodies = [row[0] for row in db.execute("SELECT body FROM records")]
+    assert len(bodies) == 13
+    for body in bodies:
+        assert rec.loads(body).dumps() == body  # what wire.body wrote is Record.dumps()
