@@ -134,7 +134,7 @@ class Mapper:
         _check_ids(obj)
         if isinstance(parsed, TracerouteResult):
             return self._traceroute(obj, parsed, source)
-        return self._dns(obj, source)
+        return self._dns(obj, parsed, source)
 
     # --- probe ------------------------------------------------------------------------------
 
@@ -147,9 +147,13 @@ class Mapper:
 
     # --- DNS --------------------------------------------------------------------------------
 
-    def _dns(self, obj: dict[str, Any], source: RecordSource) -> Record | Skip:
+    def _dns(self, obj: dict[str, Any], parsed: Any, source: RecordSource) -> Record | Skip:
         started = _time(obj["timestamp"])
-        responses = _responses(obj)
+        # sagan's responses (a single result or a result set, alike); an error has none.
+        responses = [
+            r.raw_data for r in getattr(parsed, "responses", ()) if isinstance(r.raw_data, dict)
+        ]
+        responses = responses or _responses(obj)
         if not responses:
             return Skip("no_destination", "no result, no resultset")
         by_destination: dict[str, list[dict[str, Any]]] = {}
