@@ -204,7 +204,7 @@ def test_kill_9_during_follow_resumes_without_loss_or_duplicates(
         deadline = time.monotonic() + 120
         while True:  # until some, not all, windows are stored; bounded by the deadline
             stored = len(_stored_ids(store)) if store.exists() else 0
-            if stored >= 200 or process.poll() is not None:
+            if stored >= 1200 or process.poll() is not None:
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
