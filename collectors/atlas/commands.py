@@ -94,6 +94,8 @@ def _import_atlas(args: argparse.Namespace) -> int:
         raise ConfigError("give either FILEs or --measurement, not both")
     if args.follow and not args.measurement:
         raise ConfigError("--follow needs --measurement ID…")
+    if args.measurement and not args.follow and not args.start:
+        raise ConfigError("--measurement without --follow needs --start")
     probe_table: dict[int, probemeta.ProbeInfo] = probemeta.load(args.probes) if args.probes else {}
     mapper = mapping.Mapper(
         hints=HintsHistory.load(args.hints),
@@ -132,8 +134,7 @@ def _import_atlas(args: argparse.Namespace) -> int:
                             on_round=lambda n: _progress(imp.stats, n),
                         )
                     else:
-                        if start is None:
-                            raise ConfigError("--measurement without --follow needs --start")
+                        assert start is not None  # checked above
                         await api.import_period(fetcher, args.measurement, start=start, stop=stop)
 
             asyncio.run(run())
