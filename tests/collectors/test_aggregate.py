@@ -216,3 +216,17 @@ def test_site_table_on_real_l_root_nsids(shared_data):
         ("atl01.l.root-servers.org", "US"),
         ("her01.l.root-servers.org", "GR"),
     }
+
+
+def test_not_measured_integrity_is_no_failure_and_no_share():
+    import dataclasses
+
+    sites = agg.load_sites()
+    measured = [row(1.0, probe="p1"), row(2.0, probe="p2")]
+    imported = [dataclasses.replace(row(3.0, probe="a1"), outcome="not_measured")] * 3
+    out = agg.compute_root(measured + imported, max_asn_share=1.0, sites=sites)
+    shares = out["publiccore_root_integrity_ratio"]
+    assert shares[("NL", "iana")] == 1.0  # the three not_measured rows do not dilute it
+    assert ("NL", "not_measured") not in shares
+    only = agg.compute_root(imported, max_asn_share=1.0, sites=sites)
+    assert only["publiccore_root_integrity_ratio"] == {}  # absent, not a zero
