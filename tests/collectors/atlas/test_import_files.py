@@ -263,3 +263,19 @@ def test_stored_bodies_are_the_canonical_json(
     assert len(bodies) == 13
     for body in bodies:
         assert rec.loads(body).dumps() == body  # what wire.body wrote is Record.dumps()
+
+
+def test_atlas_settings_outside_their_range_are_refused(
+    tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    config = tmp_path / "c.toml"
+    for line, message in (
+        ("window_seconds = 5", "atlas.window_seconds must be between 60 and 86400, got 5.0"),
+        ("retries = 99", "atlas.retries must be between 0 and 20, got 99"),
+        ('api_url = "ftp://x"', "atlas.api_url must be an http(s) URL"),
+    ):
+        config.write_text(f"[atlas]\n{line}\n")
+        argv = ["--config", str(config), "import", "atlas", "--store", str(tmp_path / "s")]
+        assert cli.main([*argv, "x.json"]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
