@@ -145,7 +145,7 @@ def main() -> int:
     )
     peaks = []
     for kind, results in sources.items():
-        count = args.results // 3
+        count = -(-args.results // 3)  # at least --results in all
         path = workdir / f"{kind}.jsonl"
         build(path, results, count)
         floor_seconds = min(floor(path) for _ in range(3))
