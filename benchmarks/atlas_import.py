@@ -28,6 +28,7 @@ import json
 import os
 import pathlib
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -180,7 +181,9 @@ def main() -> int:
         f"{'all':<13} {total:>8} {total / total_floor:>13,.0f} {total / total_import:>10,.0f} "
         f"{total_floor / total_import:>6.3f}"
     )
-    print(f"peak RSS of an import process: {max(peaks):,.0f} MiB; files in {workdir}")
+    print(f"peak RSS of an import process: {max(peaks):,.0f} MiB")
+    if not args.keep:
+        shutil.rmtree(workdir)
     return 0
 
 
