@@ -155,8 +155,16 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 def _stored_ids(store: pathlib.Path) -> list[str]:
-    with sqlite3.connect(store) as db:
+    """The stored record ids; none while the follower is still creating the store."""
+    db = sqlite3.connect(store, timeout=30)
+    try:
         return [row[0] for row in db.execute("SELECT id FROM records")]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        db.close()
 
 
 def test_follow_picks_up_results_added_later(
