@@ -17,25 +17,18 @@ of the largest ASN, so thin or lopsided data stays visible.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import dataclasses
 import datetime as dt
-import functools
+import json
 import logging
 import math
-import pathlib
-import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
-
-import pycountry
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AggregateSettings
-from publiccore.errors import ConfigError
-from publiccore.records import INTEGRITY_OUTCOMES, KINDS, Record, RootResult, RootTarget
+from publiccore.records import KINDS
+from publiccore.sites import SiteTable, load_sites
 from publiccore.store import Observation, Store
 
 log = logging.getLogger(__name__)
@@ -119,6 +112,22 @@ METRICS: tuple[MetricSpec, ...] = (
         "ratio",
         "country",
         "M-root-rss",
+    ),
+    _spec(
+        "publiccore_root_rss_availability_ratio",
+        "RSSAC047 section 6.1 RSS availability: sum over probe rounds of min(k, letters that "
+        "answered) / sum of k, k = 8, per family and transport (threshold 0.99999)",
+        "ratio",
+        "country family transport",
+        "M-root-rss-availability",
+    ),
+    _spec(
+        "publiccore_root_rss_latency_seconds",
+        "RSSAC047 section 6.2 RSS response latency: median of the k = 8 lowest letter latencies "
+        "of every probe round, per family and transport (thresholds UDP 0.15 s, TCP 0.3 s)",
+        "seconds",
+        "country family transport",
+        "M-root-rss-latency",
     ),
     _spec(
         "publiccore_root_integrity_ratio",
@@ -288,160 +297,17 @@ Labels = tuple[str, ...]
 Series = dict[str, dict[Labels, float]]
 
 
-# --- site table ---------------------------------------------------------------------------------
+# --- publication-latency sightings ------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SiteTable:
-    """Per-letter identity patterns and code tables (``publiccore/data/root_sites.toml``)."""
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
+class Sighting:
+    """A serial seen on a letter from a country at ``time`` (POSIX seconds)."""
 
-    patterns: Mapping[str, tuple[re.Pattern[str], ...]]
-    codes: Mapping[str, Mapping[str, str]]  # letter → site code → ISO country
-
-    cache: dict[tuple[str, tuple[str | None, ...]], tuple[str | None, str | None]] = (
-        dataclasses.field(default_factory=dict, compare=False, repr=False)
-    )
-
-    def locate(self, letter: str, identities: Iterable[str | None]) -> str | None:
-        """Return the ISO country of the site named by the first identity that maps, or None."""
-        return self.site(letter, identities)[1]
-
-    def site(self, letter: str, identities: Iterable[str | None]) -> tuple[str | None, str | None]:
-        """(site key, ISO country or None) for a record's identities (NSID, hostname.bind, …).
-
-        The site key is the location code the table reads (``nl-ams``, ``ams``), so several
-        servers of one site count once; for an identity the table cannot read, the identity
-        itself. Both are None without any identity.
-        """
-        key = (letter, tuple(identities))
-        if key not in self.cache:
-            if len(self.cache) > 100_000:
-                self.cache.clear()
-            self.cache[key] = self._site(letter, key[1])
-        return self.cache[key]
-
-    def _site(
-        self, letter: str, identities: tuple[str | None, ...]
-    ) -> tuple[str | None, str | None]:
-        patterns = self.patterns.get(letter, ())
-        codes = self.codes.get(letter, {})
-        first: str | None = None
-        for identity in identities:
-            if not identity:
-                continue
-            text = identity.strip().lower()
-            first = first or text
-            for pattern in patterns:
-                match = pattern.fullmatch(text)
-                if match is None:
-                    continue
-                groups = match.groupdict()
-                cc, site = groups.get("cc"), groups.get("site")
-                where = "-".join(g for g in (cc, site) if g) or text
-                if cc and _is_country(cc):
-                    return where, cc.upper()
-                if site and site in codes:
-                    return where, codes[site]
-                first = where
-        return first, None
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_country(code: str) -> bool:
-    return pycountry.countries.get(alpha_2=code.upper()) is not None
-
-
-def bundled_sites_path() -> pathlib.Path:
-    """The site table shipped with publiccore."""
-    return pathlib.Path(str(resources.files("publiccore") / "data" / "root_sites.toml"))
-
-
-def load_sites(path: str | pathlib.Path | None = None) -> SiteTable:
-    """Read a site table (the bundled one when ``path`` is None); raise ConfigError."""
-    chosen = pathlib.Path(path) if path else bundled_sites_path()
-    try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read site table {chosen}: {exc}") from None
-    tables = data.get("codes", {})
-    patterns: dict[str, tuple[re.Pattern[str], ...]] = {}
-    codes: dict[str, dict[str, str]] = {}
-    for letter, spec in data.get("letters", {}).items():
-        try:
-            patterns[letter] = tuple(re.compile(p) for p in spec.get("patterns", ()))
-        except re.error as exc:
-            raise ConfigError(f"site table {chosen}: letter {letter}: bad pattern: {exc}") from None
-        table_name = spec.get("codes", "iata")
-        table = tables.get(table_name)
-        if table is None:
-            raise ConfigError(f"site table {chosen}: letter {letter}: no [codes.{table_name}]")
-        for code, country in table.items():
-            if not _is_country(country):
-                raise ConfigError(
-                    f"site table {chosen}: [codes.{table_name}] {code}: "
-                    f"{country!r} is not an ISO 3166-1 alpha-2 code"
-                )
-        codes[letter] = {k.lower(): v.upper() for k, v in table.items()}
-    return SiteTable(patterns=patterns, codes=codes)
-
-
-# --- root rows ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SoaProbe:
-    """The outcome of one ``. SOA`` query: answered, RTT and serial."""
-
-    answered: bool
-    rtt_seconds: float | None
-    serial: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RootRow:
-    """What the aggregates need from one root-dns record."""
-
-    time: float  # started, POSIX seconds
-    probe: str
-    asn: int | None
+    time: float
     country: str
     letter: str
-    family: str
-    soa: Mapping[str, SoaProbe]  # transport → outcome
-    identities: tuple[str | None, ...]  # NSID, hostname.bind, id.server
-    outcome: str
-
-    @property
-    def answered(self) -> bool:
-        return any(s.answered for s in self.soa.values())
-
-    @property
-    def serial(self) -> int | None:
-        return next((s.serial for s in self.soa.values() if s.serial is not None), None)
-
-
-def root_row(record: Record) -> RootRow | None:
-    """Extract a ``RootRow``; None for other kinds and for records without a country."""
-    if not isinstance(record.result, RootResult) or not isinstance(record.target, RootTarget):
-        return None
-    if not record.probe.country:
-        return None
-    soa: dict[str, SoaProbe] = {}
-    for query in record.result.queries:
-        if query.qtype == "SOA" and query.qname == "." and query.transport not in soa:
-            soa[query.transport] = SoaProbe(query.answered, query.rtt_seconds, query.serial)
-    identity = record.result.identity
-    return RootRow(
-        time=record.started.timestamp(),
-        probe=record.probe.id,
-        asn=record.probe.asn,
-        country=record.probe.country,
-        letter=record.target.letter.lower(),
-        family=record.target.family,
-        soa=soa,
-        identities=(identity.nsid, identity.hostname_bind, identity.id_server),
-        outcome=record.result.integrity.outcome,
-    )
+    serial: int
 
 
 # --- weighting and quantiles --------------------------------------------------------------------
@@ -453,26 +319,46 @@ def asn_weights(counts: Mapping[int | None, int], max_share: float) -> dict[int 
     Weights are scaled so the total weight equals the total record count. With fewer than
     1 / ``max_share`` ASNs every ASN gets an equal share of the total.
     """
+    common, special = asn_weight_split(counts, max_share)
+    return {asn: special.get(asn, common) for asn in counts}
+
+
+def asn_weight_split(
+    counts: Mapping[int | None, int], max_share: float
+) -> tuple[float, dict[int | None, float]]:
+    """``asn_weights`` as (the weight every uncapped ASN shares, {ASN: weight} of the others).
+
+    Water-filling gives every uncapped ASN the same per-record weight, so a weighted sum is
+    that weight times the plain sum plus corrections for the few capped ASNs: what lets the
+    derive stage merge buckets without a probe-ASN dimension. With fewer than 1 / ``max_share``
+    ASNs every ASN is "special" (equal shares, common weight 0).
+    """
     total = sum(counts.values())
     if not counts or total == 0:
-        return {}
+        return 0.0, {}
     n = len(counts)
     if max_share >= 1.0:
-        return dict.fromkeys(counts, 1.0)
+        return 1.0, {}
     if n * max_share < 1.0:
-        return {asn: (total / n) / c for asn, c in counts.items()}
+        return 0.0, {asn: (total / n) / c for asn, c in counts.items()}
     capped: set[int | None] = set()
     while True:
         free = 1.0 - len(capped) * max_share
         rest = sum(c for asn, c in counts.items() if asn not in capped)
-        shares = {
-            asn: (max_share if asn in capped else free * c / rest) for asn, c in counts.items()
+        if rest == 0:
+            break
+        over = {
+            asn
+            for asn, c in counts.items()
+            if asn not in capped and free * c / rest > max_share + 1e-12
         }
-        over = {asn for asn, s in shares.items() if asn not in capped and s > max_share + 1e-12}
         if not over:
             break
         capped |= over
-    return {asn: shares[asn] * total / counts[asn] for asn in counts}
+    special = {asn: max_share * total / counts[asn] for asn in capped}
+    if rest == 0:  # every ASN capped (n = 1 / max_share): equal shares
+        return 0.0, special
+    return free * total / rest, special
 
 
 def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]) -> list[float]:
@@ -521,8 +407,8 @@ class PublicationTracker:
     last_answer: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     keep_serials: int = 8
 
-    def update(self, rows: Iterable[RootRow]) -> None:
-        """Record the serials the rows saw."""
+    def update(self, rows: Iterable[Sighting]) -> None:
+        """Record the serials the sightings saw."""
         for row in rows:
             serial = row.serial
             if serial is None:
@@ -556,163 +442,6 @@ class PublicationTracker:
             elif last >= published:  # answering, but still with an older serial
                 out[(country, letter)] = max(0.0, now - published)
         return out
-
-
-# --- the root aggregates -------------------------------------------------------------------------
-
-
-def _rounds_available(rows: Sequence[RootRow]) -> list[bool]:
-    """Per probe round (records of one probe closer than ROUND_GAP_SECONDS): ≥ k letters?"""
-    out: list[bool] = []
-    letters: set[str] = set()
-    start = -math.inf
-    for row in sorted(rows, key=lambda r: r.time):
-        if row.time - start > ROUND_GAP_SECONDS:
-            if start > -math.inf:
-                out.append(len(letters) >= RSS_K)
-            letters, start = set(), row.time
-        if row.answered:
-            letters.add(row.letter)
-    if start > -math.inf:
-        out.append(len(letters) >= RSS_K)
-    return out
-
-
-def compute_root(
-    rows: Iterable[RootRow],
-    *,
-    max_asn_share: float,
-    sites: SiteTable,
-    tracker: PublicationTracker | None = None,
-    now: float | None = None,
-) -> Series:
-    """Every root aggregate over ``rows`` (one window), weighted per country (module doc).
-
-    ``tracker`` (already fed with these rows) supplies publication latency as of ``now``.
-    """
-    by_country: dict[str, list[RootRow]] = collections.defaultdict(list)
-    for row in rows:
-        by_country[row.country].append(row)
-    out: Series = {
-        spec.name: {}
-        for spec in METRICS
-        if spec.name.startswith(("publiccore_root_", "publiccore_aggregate_"))
-    }
-    for country, crows in sorted(by_country.items()):
-        _country_root(country, crows, max_asn_share, sites, out)
-    if tracker is not None and now is not None:
-        out["publiccore_root_publication_latency_seconds"] = tracker.latency(now)
-    return out
-
-
-def _country_root(
-    country: str, rows: list[RootRow], max_asn_share: float, sites: SiteTable, out: Series
-) -> None:
-    asn_counts = collections.Counter(r.asn for r in rows)
-    weights = asn_weights(asn_counts, max_asn_share)
-    total = len(rows)
-    sample = ("root-dns",)
-    out["publiccore_aggregate_records"][(country, *sample)] = float(total)
-    out["publiccore_aggregate_probes"][(country, *sample)] = float(len({r.probe for r in rows}))
-    out["publiccore_aggregate_probe_asns"][(country, *sample)] = float(
-        len({r.asn for r in rows if r.asn is not None})
-    )
-    out["publiccore_aggregate_top_asn_share"][(country, *sample)] = max(asn_counts.values()) / total
-
-    sent: dict[Labels, float] = collections.defaultdict(float)
-    answered: dict[Labels, float] = collections.defaultdict(float)
-    rtts: dict[Labels, list[tuple[float, float]]] = collections.defaultdict(list)
-    outcomes: dict[str, float] = collections.defaultdict(float)
-    site_names: dict[str, set[str]] = collections.defaultdict(set)
-    located: dict[Labels, float] = collections.defaultdict(float)
-    located_total: dict[str, float] = collections.defaultdict(float)
-    per_probe: dict[str, list[RootRow]] = collections.defaultdict(list)
-    probe_weight: dict[str, float] = {}
-    for row in rows:
-        w = weights[row.asn]
-        if row.outcome != "not_measured":  # nothing claimed: not in the integrity shares
-            outcomes[row.outcome] += w
-        per_probe[row.probe].append(row)
-        probe_weight[row.probe] = w
-        for transport, soa in row.soa.items():
-            cell: Labels = (row.letter, row.family, transport)
-            sent[cell] += w
-            if soa.answered:
-                answered[cell] += w
-                if soa.rtt_seconds is not None:
-                    rtts[cell].append((soa.rtt_seconds, w))
-        if row.answered:
-            site, where = sites.site(row.letter, row.identities)
-            if site:
-                site_names[row.letter].add(site)
-            outcome = "unknown" if where is None else "in_country" if where == country else "abroad"
-            located[(row.letter, outcome)] += w
-            located_total[row.letter] += w
-
-    reach = out["publiccore_root_reachable_ratio"]
-    rtt_out = out["publiccore_root_rtt_seconds"]
-    for key, n in sent.items():
-        reach[(country, *key)] = answered[key] / n
-        if rtts[key]:
-            for q, value in zip(QUANTILES, weighted_quantiles(rtts[key], QUANTILES), strict=True):
-                rtt_out[(country, *key, _qtext(q))] = value
-
-    letters = sorted({k[0] for k in sent})
-    letters_ok = 0
-    for letter in letters:
-        keys = [k for k in sent if k[0] == letter]
-        availability = sum(answered[k] for k in keys) / sum(sent[k] for k in keys)
-        out["publiccore_root_availability_ratio"][(country, letter)] = availability
-        letters_ok += availability >= AVAILABILITY_THRESHOLD
-        for transport in TRANSPORTS:
-            pairs = [p for k in keys if k[2] == transport for p in rtts[k]]
-            if pairs:
-                out["publiccore_root_median_latency_seconds"][(country, letter, transport)] = (
-                    weighted_quantile(pairs, 0.5)
-                )
-        out["publiccore_root_sites"][(country, letter)] = float(len(site_names[letter]))
-        if located_total[letter] > 0:
-            for outcome in SITE_OUTCOMES:
-                out["publiccore_root_site_location_ratio"][(country, letter, outcome)] = (
-                    located[(letter, outcome)] / located_total[letter]
-                )
-    out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
-
-    rounds_ok = rounds_all = 0.0
-    for probe, prows in per_probe.items():
-        for ok in _rounds_available(prows):
-            rounds_all += probe_weight[probe]
-            rounds_ok += probe_weight[probe] * ok
-    if rounds_all:
-        out["publiccore_root_system_available_ratio"][(country,)] = rounds_ok / rounds_all
-
-    weight_total = sum(outcomes.values())
-    for outcome in INTEGRITY_OUTCOMES:
-        if weight_total and outcome != "not_measured":
-            out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-                outcomes.get(outcome, 0.0) / weight_total
-            )
-
-
-def _qtext(q: float) -> str:
-    return repr(q)
-
-
-def probes_active(
-    hour: Iterable[RootRow], window: Iterable[RootRow], *, registered: Mapping[str, str]
-) -> dict[Labels, float]:
-    """Active probes per country: registered probes (id → country) with a row in ``hour``,
-    plus any probe with a row in ``window`` (unregistered ones, e.g. `publiccore probe root`
-    writing straight into the store). Registered countries start at 0. Same rule as
-    ``Aggregator`` applies live, where registered probes are found by counting their records.
-    """
-    active: dict[str, set[str]] = {country: set() for country in registered.values()}
-    for row in hour:
-        if row.probe in registered:
-            active[registered[row.probe]].add(row.probe)
-    for row in window:
-        active.setdefault(row.country, set()).add(row.probe)
-    return {(c,): float(len(p)) for c, p in sorted(active.items())}
 
 
 # --- observations (BGP, paths) ------------------------------------------------------------------
@@ -787,6 +516,41 @@ class Snapshot:
         """A snapshot with no data (before the first refresh)."""
         return cls(computed_at=when, series={}, newest_record={}, newest_bgp_dump=None)
 
+    def dumps(self) -> str:
+        """The snapshot as JSON (what the deriver stores for every HTTP worker to serve)."""
+        return json.dumps(
+            {
+                "computed_at": self.computed_at.timestamp(),
+                "series": {
+                    name: [[list(labels), value] for labels, value in sorted(values.items())]
+                    for name, values in self.series.items()
+                },
+                "newest_record": {k: v.timestamp() for k, v in self.newest_record.items()},
+                "newest_bgp_dump": (
+                    None if self.newest_bgp_dump is None else self.newest_bgp_dump.timestamp()
+                ),
+                "duration_seconds": self.duration_seconds,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Snapshot:
+        """The snapshot ``dumps`` wrote."""
+        obj = json.loads(text)
+        dump = obj["newest_bgp_dump"]
+        return cls(
+            computed_at=_from_ts(obj["computed_at"]),
+            series={
+                name: {tuple(labels): float(value) for labels, value in values}
+                for name, values in obj["series"].items()
+            },
+            newest_record={k: _from_ts(v) for k, v in obj["newest_record"].items()},
+            newest_bgp_dump=None if dump is None else _from_ts(dump),
+            duration_seconds=float(obj["duration_seconds"]),
+        )
+
 
 def _from_ts(value: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.UTC)
@@ -853,33 +617,35 @@ class Aggregator:
         self.tracker = PublicationTracker()
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
-        """Compute a fresh snapshot as of ``now`` (default: the clock)."""
+        """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets."""
+        from publiccore.collectors.derive import root as derive_root
+
         started = self.clock()
         now = now or started
-        window = dt.timedelta(seconds=self.settings.root_window_seconds)
-        rows = [
-            row
-            for record in self.store.iter_records(kind="root-dns", since=now - window, until=now)
-            if (row := root_row(record)) is not None
-        ]
-        self.tracker.update(rows)
-        series = compute_root(
-            rows,
-            max_asn_share=self.settings.max_asn_share,
-            sites=self.sites,
-            tracker=self.tracker,
-            now=now.timestamp(),
+        since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)
+        buckets = derive_root.RootBuckets.load(self.store, since=since, until=until)
+        window = buckets.window(since, until)
+        series = derive_root.compute(window, max_asn_share=self.settings.max_asn_share)
+        series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
+            self.store, now=now.timestamp()
         )
-        series["publiccore_probes_active"] = self._probes_active(rows, now)
+        registered = {
+            p.id: p.country
+            for p in self.store.list_probes()
+            if p.revoked is None or p.revoked > now
+        }
+        series["publiccore_probes_active"] = derive_root.probes_active(
+            self.store, now=now.timestamp(), registered=registered
+        )
         observations, newest_obs = latest_observations(
             read_observations(self.store, now), until=now.timestamp()
         )
         series.update(observations)
         newest: dict[str, dt.datetime] = {}
         for kind in KINDS:
-            if kind == "root-dns" and rows:
-                newest[kind] = _from_ts(max(r.time for r in rows))
-            elif (when := newest_record_time(self.store, kind, now)) is not None:
+            # probe clocks slightly ahead are tolerated, as in newest_record_time
+            when = self.store.newest_started(kind, until=now + dt.timedelta(days=1))
+            if when is not None:
                 newest[kind] = when
         return Snapshot(
             computed_at=now,
@@ -888,25 +654,3 @@ class Aggregator:
             newest_bgp_dump=None if newest_obs is None else _from_ts(newest_obs),
             duration_seconds=(self.clock() - started).total_seconds(),
         )
-
-    def _probes_active(self, rows: Sequence[RootRow], now: dt.datetime) -> dict[Labels, float]:
-        """Registered probes with a record (any kind) in the last hour, found by counting
-        (indexed), plus every probe seen in the window (see ``probes_active``)."""
-        since = now - dt.timedelta(seconds=ACTIVE_SECONDS)
-        active: dict[str, set[str]] = collections.defaultdict(set)
-        for probe in self.store.list_probes():
-            if probe.revoked is not None and probe.revoked <= now:
-                continue
-            active.setdefault(probe.country, set())
-            if self.store.count_records(probe_id=probe.id, since=since, until=now):
-                active[probe.country].add(probe.id)
-        for row in rows:
-            active[row.country].add(row.probe)
-        return {(c,): float(len(p)) for c, p in sorted(active.items())}
-
-
-def rows_between(
-    rows: Sequence[RootRow], times: Sequence[float], since: float, until: float
-) -> Sequence[RootRow]:
-    """Rows with ``since`` ≤ time < ``until`` from rows sorted by time (``times`` their times)."""
-    return rows[bisect.bisect_left(times, since) : bisect.bisect_left(times, until)]

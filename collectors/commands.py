@@ -63,7 +63,9 @@ def _probes_add(args: argparse.Namespace) -> int:
 
     settings = cfg.load(args.config)
     country = args.country.upper()
-    if not _COUNTRY.match(country):
+    from publiccore.domains import is_country
+
+    if not _COUNTRY.match(country) or not is_country(country):
         raise ConfigError(f"--country must be an ISO 3166-1 alpha-2 code, got {args.country!r}")
     token = new_token()
     probe = ProbeRegistration(
@@ -73,11 +75,8 @@ def _probes_add(args: argparse.Namespace) -> int:
         token_hash=token_hash(token),
         name=args.name,
     )
-    store = _open_store(args, settings)
-    try:
+    with _open_store(args, settings) as store:
         store.add_probe(probe)
-    finally:
-        store.close()
     if args.json:
         sys.stdout.write(json.dumps({"id": probe.id, "token": token}) + "\n")
         return 0
@@ -93,11 +92,8 @@ def _probes_add(args: argparse.Namespace) -> int:
 
 def _probes_list(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
-    store = _open_store(args, settings)
-    try:
+    with _open_store(args, settings) as store:
         probes = store.list_probes()
-    finally:
-        store.close()
     if args.json:
         for p in probes:
             sys.stdout.write(
@@ -129,11 +125,8 @@ def _probes_list(args: argparse.Namespace) -> int:
 
 def _probes_revoke(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
-    store = _open_store(args, settings)
-    try:
+    with _open_store(args, settings) as store:
         revoked = store.revoke_probe(args.probe_id)
-    finally:
-        store.close()
     if not revoked:
         raise StoreError(f"no active probe {args.probe_id!r}")
     sys.stdout.write(f"probe {args.probe_id} revoked\n")

@@ -4,8 +4,11 @@
 or with ``Content-Encoding: gzip``, and a probe's ``Authorization: Bearer <token>``. One batch is
 one transaction: every record is validated first, and any bad record rejects the whole batch with
 a 4xx JSON body ``{error, reason, index, path}`` so nothing of it is half-stored. A good batch is
-answered ``200 {accepted, duplicates, rejected}``; a record id already stored counts as duplicate,
-so a retried batch never duplicates. ``GET /healthz`` answers ``{"status": "ok"}``.
+answered ``200 {accepted, duplicates, rejected}``; a record id this probe already stored counts as
+duplicate, so a retried batch never duplicates. An id already stored from another probe is a
+conflict: not stored, counted (reason ``id_conflict``) and answered as ``rejected``, with
+``conflicts`` and ``conflict_indexes`` (positions in the batch). ``GET /healthz`` answers
+``{"status": "ok"}``.
 
 The app never records or exposes a probe's address: the country and ASN stored are the ones the
 probe was registered with (``publiccore probes add``), rewritten into every record.
@@ -30,7 +33,9 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from publiccore.collectors import connections
 
+from publiccore import domains
 from publiccore.clock import Clock, utc_now
 from publiccore.config import Settings
 from publiccore.errors import RecordError, StoreError
@@ -149,21 +154,6 @@ class Rejection(Exception):
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
-def _record_error_code(exc: RecordError) -> str:
-    reason = exc.reason
-    if reason == "missing field":
-        return "missing_field"
-    if reason == "unknown field":
-        return "unknown_field"
-    if reason.startswith("unknown schema"):
-        return "unknown_schema"
-    if reason.startswith("unknown kind"):
-        return "unknown_kind"
-    if reason.startswith(("expected", "must not be null")):
-        return "wrong_type"
-    return "invalid_value"
-
-
 # --- body decoding (pure; runs in a worker thread) -------------------------------------------
 
 
@@ -216,7 +206,9 @@ def split_batch(body: bytes) -> list[Any]:
             raise Rejection(400, "bad_json", "expected a JSON array")
         return items
     items = []
-    for line in stripped.splitlines():
+    # "\n" only: str.splitlines also splits at U+2028, U+2029 and U+0085, which may stand
+    # unescaped inside a JSON string of a valid line.
+    for line in stripped.split("\n"):
         if not line.strip():
             continue
         try:
@@ -235,11 +227,12 @@ def validate_batch(
 ) -> tuple[list[Record], list[str]]:
     """Parse every item as a record of ``probe``; rewrite its country/ASN from the registration.
 
-    Returns the records and their canonical JSON (``Record.dumps()`` of each, with the
-    registered country/ASN) for the store. Raises Rejection (400 invalid, 403 another probe's
-    record) naming the first bad item.
+    Every record is also held to the closed domains of ``publiccore.domains`` (root letters,
+    IP addresses, bounded text, valid Unicode, times from 2000-01-01 to ``max_future_seconds``
+    ahead of ``now``, no nil UUID). Returns the records and their canonical JSON
+    (``Record.dumps()`` of each, with the registered country/ASN) for the store. Raises
+    Rejection (400 invalid, 403 another probe's record) naming the first bad item.
     """
-    limit = now + dt.timedelta(seconds=max_future_seconds)
     registered = ProbeRef(id=probe.id, asn=probe.asn, country=probe.country)
     registered_wire = {"id": probe.id, "asn": probe.asn, "country": probe.country}
     records: list[Record] = []
@@ -250,7 +243,7 @@ def validate_batch(
         except RecordError as exc:
             raise Rejection(
                 400,
-                _record_error_code(exc),
+                exc.code,
                 str(exc),
                 index=index,
                 path=exc.path,
@@ -264,28 +257,43 @@ def validate_batch(
             raise Rejection(
                 403,
                 "wrong_probe",
-                f"record for probe {record.probe.id[:64]!r} sent with the token of "
+                f"record for probe {_shown(record.probe.id)} sent with the token of "
                 f"probe {probe.id!r}",
                 index=index,
                 path="probe.id",
                 records=len(items),
             )
-        for name, when in (("started", record.started), ("finished", record.finished)):
-            if when > limit:
-                raise Rejection(
-                    400,
-                    "future_timestamp",
-                    f"{name} is more than {max_future_seconds:g} s in the future",
-                    index=index,
-                    path=name,
-                    records=len(items),
-                )
         if record.probe != registered:
             record = dataclasses.replace(record, probe=registered)
             wire = {**wire, "probe": registered_wire}
+        body = dumps_wire(wire)
+        try:
+            domains.check_record(
+                record, wire, now=now, max_future_seconds=max_future_seconds, body=body
+            )
+        except RecordError as exc:
+            raise Rejection(
+                400,
+                _domain_error_code(exc),
+                str(exc),
+                index=index,
+                path=exc.path,
+                records=len(items),
+            ) from None
         records.append(record)
-        bodies.append(dumps_wire(wire))
+        bodies.append(body)
     return records, bodies
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: at most 64 characters, escaped (no lone surrogate)."""
+    return ascii(text[:64])
+
+
+def _domain_error_code(exc: RecordError) -> str:
+    if exc.path in ("started", "finished"):
+        return "future_timestamp" if "future" in exc.reason else "implausible_timestamp"
+    return "invalid_value"
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -361,13 +369,21 @@ async def _authenticate(request: web.Request) -> ProbeRegistration:
     return probe
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, *, piece_seconds: float) -> bytes:
+    """Read the body: at most ``limit`` bytes, each piece within ``piece_seconds``.
+
+    Raises Rejection (413 too large, 408 stalled, 400 undecodable).
+    """
     if request.content_length is not None and request.content_length > limit:
         raise Rejection(413, "too_large", f"body exceeds {limit} bytes")
     body = bytearray()
     while True:
         try:
-            chunk = await request.content.read(READ_CHUNK)
+            chunk = await asyncio.wait_for(request.content.read(READ_CHUNK), piece_seconds)
+        except TimeoutError:
+            raise Rejection(
+                408, "body_timeout", f"no body data for {piece_seconds:g} s: closing"
+            ) from None
         except HttpProcessingError as exc:  # aiohttp's own decompression refused the body
             raise Rejection(400, "bad_gzip", f"cannot decode body: {exc.message}"[:300]) from None
         if not chunk:
@@ -432,7 +448,9 @@ async def post_records(request: web.Request) -> web.Response:
                 "unsupported_encoding",
                 f"Content-Encoding {encoding[:40]!r} not supported (gzip or none)",
             )
-        raw = await _read_body(request, serve.max_body_bytes)
+        raw = await _read_body(
+            request, serve.max_body_bytes, piece_seconds=serve.body_timeout_seconds
+        )
         now = app[CLOCK_KEY]()
         records, result = await _in_thread(
             request,
@@ -450,15 +468,31 @@ async def post_records(request: web.Request) -> web.Response:
     except Rejection as rejection:
         stats.rejected_by_reason[rejection.code] += rejection.records
         stats.batches_rejected += 1
-        return rejection.response()
+        response = rejection.response()
+        if not request.content.at_eof():
+            # Refused before the body was read (401, 413, 429, a stalled body): close now
+            # rather than read and discard the rest of it.
+            response.force_close()
+        return response
     _count(stats, records, result)
-    return web.json_response(
-        {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": 0}
-    )
+    answer: dict[str, Any] = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.conflicts,
+    }
+    if result.conflicts:
+        conflicting = set(result.conflict_ids)
+        answer["conflicts"] = result.conflicts
+        answer["conflict_indexes"] = [i for i, r in enumerate(records) if r.id in conflicting]
+    return web.json_response(answer)
 
 
 def _count(stats: IngestStats, records: list[Record], result: PutResult) -> None:
     stats.batches_accepted += 1
+    if result.conflicts:
+        stats.rejected_by_reason["id_conflict"] += result.conflicts
+        conflicting = set(result.conflict_ids)
+        records = [r for r in records if r.id not in conflicting]
     kinds = collections.Counter(r.kind for r in records)
     if result.duplicates == 0:
         stats.accepted_by_kind.update(kinds)
@@ -491,7 +525,10 @@ def make_app(
     counters an exporter reads), ``LIMITER_KEY``, ``CLOCK_KEY``; the worker pool for blocking
     store work lives in ``cleanup_ctx``.
     """
-    app = web.Application(client_max_size=settings.serve.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.serve.max_body_bytes,
+        middlewares=[connections.request_started],
+    )
     app[STORE_KEY] = store
     app[SETTINGS_KEY] = settings
     app[STATS_KEY] = IngestStats()

@@ -62,8 +62,7 @@ def _crossings(args: argparse.Namespace) -> int:
         raise InputError("no delegated files: give --delegated FILE… or [bgp] delegated")
     geo = Geo.from_files(delegated)
     asns = paths.AsnTable.from_file(args.asn_table)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         results = paths.crossings_by_country(
             store.iter_records(kind="traceroute", since=since, until=until), geo, asns
         )
@@ -75,8 +74,6 @@ def _crossings(args: argparse.Namespace) -> int:
                 window=(since, until),
                 sources=[*delegated, args.asn_table],
             )
-    finally:
-        store.close()
     if args.json:
         json.dump(
             {

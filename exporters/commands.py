@@ -159,9 +159,8 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--step/--chunk: {exc}") from None
     events = ev.load(settings.events.extra_files)
-    store = open_configured(settings, args.store)
     total = files = 0
-    try:
+    with open_configured(settings, args.store) as store:
         if args.out_dir:
             out_dir = pathlib.Path(args.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,8 +193,6 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
             )
             openmetrics.write(families, sys.stdout)
             total, files = sum(openmetrics.sample_count(families).values()), 1
-    finally:
-        store.close()
     print(f"publiccore: {total} samples in {files} file(s)", file=sys.stderr)
     return 0
 
@@ -217,8 +214,7 @@ def _report(args: argparse.Namespace) -> int:
     if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
         raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
     path = args.store or settings.store.path
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         built = report.build(
             store,
             country=country,
@@ -228,8 +224,6 @@ def _report(args: argparse.Namespace) -> int:
             store_label=settings.store.url or path,
             events=ev.load(settings.events.extra_files),
         )
-    finally:
-        store.close()
     out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")
     for written in report.write(built, out):
         sys.stdout.write(f"{written}\n")

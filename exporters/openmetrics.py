@@ -13,6 +13,7 @@ chunk, each to be handed to promtool.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import datetime as dt
@@ -21,11 +22,10 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest
-from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import root as derive_root
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
 from publiccore import events as ev
@@ -99,7 +99,7 @@ def history_chunks(
     observations and data ages carry over from chunk to chunk. Each series' samples are in time
     order within a chunk.
     """
-    sites = sites or agg.load_sites(settings.sites or None)
+    del sites  # the site of each answer is a fact written with the record (store.sites)
     lead = max(settings.root_window_seconds, agg.ACTIVE_SECONDS)
     obs_since = since - dt.timedelta(seconds=OBSERVATION_HISTORY_SECONDS)
     observations = sorted(
@@ -114,46 +114,47 @@ def history_chunks(
     registered = {p.id: p.country for p in store.list_probes() if p.revoked is None}
     tracker = agg.PublicationTracker()
     window = settings.root_window_seconds
-    newest_record: float | None = None
     all_steps = list(steps(since, until, step_seconds))
     first = 0
+    fed_until = -math.inf
     while first < len(all_steps):
         end = all_steps[first] + (chunk_seconds or math.inf)
         group = [t for t in all_steps[first:] if t < end]
         first += len(group)
-        rows = sorted(
-            (
-                row
-                for record in store.iter_records(
-                    kind="root-dns", since=_dt(group[0] - lead), until=_dt(group[-1])
-                )
-                if (row := agg.root_row(record)) is not None
-            ),
-            key=lambda r: r.time,
+        load_since = derive_root.window_bounds(group[0] - lead, 0.0)[0]
+        buckets = derive_root.RootBuckets.load(store, since=load_since, until=group[-1])
+        serials = sorted(
+            agg.Sighting(first, country, letter, serial)
+            for _b, country, letter, serial, first in store.fact_rows(
+                "agg_root_serials", since=load_since, until=group[-1]
+            )
         )
-        times = [r.time for r in rows]
+        serial_times = [r.time for r in serials]
         families: dict[str, Metric] = {}
         for t in group:
-            in_window = agg.rows_between(rows, times, t - window, t)
-            tracker.update(in_window)
-            series = agg.compute_root(
-                in_window, max_asn_share=settings.max_asn_share, sites=sites, tracker=tracker, now=t
-            )
-            series["publiccore_probes_active"] = agg.probes_active(
-                agg.rows_between(rows, times, t - agg.ACTIVE_SECONDS, t),
-                in_window,
-                registered=registered,
+            low, high = derive_root.window_bounds(t, window)
+            in_window = buckets.window(low, high)
+            # publication latency: first sightings up to this step (fed once, in time order)
+            start_at = bisect.bisect_left(serial_times, max(fed_until, low))
+            stop_at = bisect.bisect_left(serial_times, high)
+            tracker.update(serials[start_at:stop_at])
+            fed_until = max(fed_until, high)
+            series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
+            series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
+            series["publiccore_probes_active"] = derive_root.probes_active(
+                store, now=t, registered=registered
             )
             latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
             series.update(latest)
-            before = agg.rows_between(rows, times, -math.inf, t)
-            if before and (newest_record is None or before[-1].time > newest_record):
-                newest_record = before[-1].time
+            newest = store.newest_started("root-dns", until=_dt(t))
             snapshot = agg.Snapshot(
                 computed_at=_dt(t), series=series, newest_record={}, newest_bgp_dump=None
             )
             _merge(families, snapshot_families(snapshot, timestamp=t))
-            _merge(families, _age_families(newest_record, newest_dump, t))
+            _merge(
+                families,
+                _age_families(None if newest is None else newest.timestamp(), newest_dump, t),
+            )
             _merge(families, event_families(events, timestamp=t))
         for family in families.values():
             family.samples.sort(key=lambda s: (sorted(s.labels.items()), s.timestamp or 0.0))
@@ -214,19 +215,37 @@ def _age_families(newest_record: float | None, newest_dump: float | None, t: flo
     return [records, dump]
 
 
-class _Families(Collector):
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from (f for f in self._families if f.samples)
+def _escape(text: str) -> str:
+    """OpenMetrics escaping of a HELP text or label value: backslash, newline, double quote."""
+    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def write(families: Sequence[Metric], out: TextIO) -> None:
-    """Write ``families`` as OpenMetrics text (ending with ``# EOF``)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    out.write(generate_latest(registry).decode("utf-8"))
+    """Write ``families`` as OpenMetrics text (ending with ``# EOF``), directly.
+
+    The same bytes as ``prometheus_client``'s OpenMetrics exposition of these families (a test
+    checks it), without its per-sample escaping work: each label set is escaped once per family.
+    Families without samples are left out.
+    """
+    for family in families:
+        if not family.samples:
+            continue
+        name = family.name
+        out.write(f"# HELP {name} {_escape(family.documentation)}\n# TYPE {name} {family.type}\n")
+        if family.unit:
+            out.write(f"# UNIT {name} {family.unit}\n")
+        label_text: dict[tuple[tuple[str, str], ...], str] = {}
+        lines = []
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            text = label_text.get(key)
+            if text is None:
+                text = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in key) + "}" if key else ""
+                label_text[key] = text
+            stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
+            lines.append(f"{sample.name}{text} {floatToGoString(sample.value)}{stamp}\n")
+        out.write("".join(lines))
+    out.write("# EOF\n")
 
 
 def sample_count(families: Iterable[Metric]) -> dict[str, int]:

@@ -21,8 +21,12 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
+import os
+import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -71,6 +75,9 @@ LIVE_HELP: dict[str, str] = {
     "publiccore_bgp_newest_dump_age_seconds": "Seconds since the newest stored BGP observation",
     "publiccore_aggregate_age_seconds": "Seconds since the aggregates were computed",
     "publiccore_aggregate_duration_seconds": "Seconds the last aggregate refresh took",
+    "publiccore_aggregate_errors": (
+        "Aggregate refreshes that failed (the previous snapshot is kept and its age grows)"
+    ),
     "publiccore_regulatory_event_timestamp_seconds": (
         "Date of a regulatory event (00:00 UTC) as a Unix time"
     ),
@@ -136,11 +143,13 @@ class LiveCollector(Collector):
         events: Sequence[ev.Event] = (),
         ingest_counts: IngestCounts | None = None,
         clock: Clock = utc_now,
+        errors: Callable[[], int] = lambda: 0,
     ) -> None:
         self._current = current
         self._events = tuple(events)
         self._ingest_counts = ingest_counts
         self._clock = clock
+        self._errors = errors
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._current()
@@ -175,6 +184,11 @@ class LiveCollector(Collector):
             LIVE_HELP["publiccore_aggregate_duration_seconds"],
             value=snapshot.duration_seconds,
         )
+        yield CounterMetricFamily(
+            "publiccore_aggregate_errors",
+            LIVE_HELP["publiccore_aggregate_errors"],
+            value=self._errors(),
+        )
         yield from event_families(self._events)
         if self._ingest_counts is not None:
             accepted, rejected = self._ingest_counts()
@@ -200,8 +214,17 @@ class _Rendered:
     text: bytes
 
 
+SNAPSHOT_NAME = "aggregate"
+
+
 class Exporter:
-    """Holds the latest snapshot and its rendering; ``registry`` gets the live collector."""
+    """Holds the latest snapshot and its rendering; ``registry`` gets the live collector.
+
+    One deriver per deployment: ``refresh`` computes a snapshot only while this exporter holds
+    the store's ``aggregate`` lease (renewed at every refresh; another worker or collector takes
+    it over once it lapses) and stores it; every exporter serves the newest stored snapshot, so
+    ``/metrics`` is the same whichever worker answers.
+    """
 
     def __init__(
         self,
@@ -213,7 +236,13 @@ class Exporter:
         ingest_counts: IngestCounts | None = None,
         clock: Clock = utc_now,
         aggregator: Aggregator | None = None,
+        lease_seconds: float = 120.0,
     ) -> None:
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._shown_at = -math.inf  # computed_at of the newest snapshot published
         self.registry = registry
         self.events = tuple(events)
         self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
@@ -222,12 +251,14 @@ class Exporter:
         self._pending = Snapshot.empty(clock())
         self._current = _Rendered(self._pending, generate_latest(self._render_registry))
         self._refresh_lock = threading.RLock()
+        self.errors = 0  # failed refreshes (publiccore_aggregate_errors_total)
         registry.register(
             LiveCollector(
                 lambda: self._current.snapshot,
                 events=self.events,
                 ingest_counts=ingest_counts,
                 clock=clock,
+                errors=lambda: self.errors,
             )
         )
 
@@ -240,15 +271,42 @@ class Exporter:
         """Render ``snapshot`` and make it the one scrapes show (blocking, thread-safe)."""
         with self._refresh_lock:
             self._pending = snapshot
-            text = generate_latest(self._render_registry)
+            try:
+                text = generate_latest(self._render_registry)
+            finally:
+                self._pending = self._current.snapshot
             self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
+            self._shown_at = max(self._shown_at, snapshot.computed_at.timestamp())
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
-        """Recompute the aggregates from the store and publish them (blocking)."""
+        """As the deriver (holding the lease): recompute the aggregates, store and publish
+        them; otherwise publish the newest stored snapshot (blocking)."""
         with self._refresh_lock:
-            snapshot = self.aggregator.refresh(now)
-            self.publish(snapshot)
-        return snapshot
+            when = (now or self.clock()).timestamp()
+            if self.store.claim_lease(
+                SNAPSHOT_NAME, owner=self.owner, now=when, seconds=self.lease_seconds
+            ):
+                snapshot = self.aggregator.refresh(now)
+                self.store.put_snapshot(
+                    SNAPSHOT_NAME,
+                    computed_at=snapshot.computed_at.timestamp(),
+                    body=snapshot.dumps(),
+                )
+                self.publish(snapshot)
+                return snapshot
+            self.follow()
+            return self.snapshot
+
+    def follow(self) -> None:
+        """Publish the stored snapshot if it is newer than the one shown (blocking, cheap when
+        it is not: one indexed look-up)."""
+        stored_at = self.store.snapshot_time(SNAPSHOT_NAME)
+        if stored_at is None or stored_at <= self._shown_at:
+            return
+        with self._refresh_lock:
+            stored = self.store.get_snapshot(SNAPSHOT_NAME)
+            if stored is not None and stored[0] > self._shown_at:
+                self.publish(Snapshot.loads(stored[1]))
 
     def render(self) -> bytes:
         """The /metrics body: the pre-rendered aggregates, then the live registry."""
@@ -261,6 +319,10 @@ EXPORTER_KEY = web.AppKey("publiccore_exporter", Exporter)
 async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics: the pre-rendered aggregates plus the live registry (text format 0.0.4)."""
     exporter = request.app[EXPORTER_KEY]
+    try:
+        await asyncio.to_thread(exporter.follow)  # the deriver may be another worker
+    except (PubliccoreError, sqlite3.Error, OSError) as exc:
+        log.warning("reading the stored snapshot failed, serving the previous one: %s", exc)
     return web.Response(body=exporter.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -290,10 +352,23 @@ async def refresh_forever(exporter: Exporter, interval_seconds: float) -> None:
 
 
 async def _refresh_once(exporter: Exporter) -> None:
+    """One refresh; whatever it raises is logged and counted, and the last snapshot stays.
+
+    Deliberately broad: one bad stored row (say, a string no encoder takes) must not end the
+    refresh task, which would freeze /metrics for good without a word.
+    """
     try:
         await asyncio.to_thread(exporter.refresh)
     except (PubliccoreError, sqlite3.Error, OSError) as exc:
+        exporter.errors += 1
         log.warning("aggregate refresh failed, keeping the previous snapshot: %s", exc)
+    except Exception as exc:  # see the docstring; CancelledError is not an Exception
+        exporter.errors += 1
+        log.error(
+            "aggregate refresh failed (%s), keeping the previous snapshot: %s",
+            type(exc).__name__,
+            str(exc)[:200],
+        )
 
 
 def mount(
@@ -323,6 +398,7 @@ def mount(
         events=chosen,
         ingest_counts=ingest_counts,
         clock=clock,
+        lease_seconds=max(60.0, 3 * settings.serve.aggregate_interval_seconds),
     )
     app[EXPORTER_KEY] = exporter
     app.router.add_get("/metrics", metrics_handler)

@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import root as derive_root
 
 from publiccore import __version__
 from publiccore import events as ev
@@ -46,6 +47,9 @@ class Report:
     store_label: str
 
 
+_DAY = dt.timedelta(days=1)
+
+
 def build(
     store: Store,
     *,
@@ -59,21 +63,23 @@ def build(
 ) -> Report:
     """Compute the report's figures for ``country`` over [since, until)."""
     country = country.upper()
-    sites = agg.load_sites(settings.sites or None)
-    rows = [
-        row
-        for record in store.iter_records(kind="root-dns", since=since, until=until, country=country)
-        if (row := agg.root_row(record)) is not None
-    ]
-    root = agg.compute_root(rows, max_asn_share=settings.max_asn_share, sites=sites)
-    by_day: dict[dt.date, list[agg.RootRow]] = collections.defaultdict(list)
-    for row in rows:
-        by_day[dt.datetime.fromtimestamp(row.time, dt.UTC).date()].append(row)
+    buckets = derive_root.RootBuckets.load(
+        store, since=since.timestamp(), until=until.timestamp(), country=country
+    )
+    root = derive_root.compute(
+        buckets.window(since.timestamp(), until.timestamp()), max_asn_share=settings.max_asn_share
+    )
     daily: dict[str, list[tuple[dt.date, float]]] = collections.defaultdict(list)
-    for day, day_rows in sorted(by_day.items()):
-        series = agg.compute_root(day_rows, max_asn_share=settings.max_asn_share, sites=sites)
+    day = since.date()
+    while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
+        start, stop = max(since, midnight), min(until, midnight + _DAY)
+        series = derive_root.compute(
+            buckets.window(start.timestamp(), stop.timestamp()),
+            max_asn_share=settings.max_asn_share,
+        )
         for (_, letter), value in series["publiccore_root_availability_ratio"].items():
             daily[letter].append((day, value))
+        day += dt.timedelta(days=1)
     observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]] = {}
     for metric, name in agg.OBSERVED_METRICS.items():
         kept = []

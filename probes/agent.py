@@ -6,7 +6,12 @@
 - Every record of a round is committed to the spool (``probes.spool``) before anything uploads.
 - The uploader sends the oldest records first as one gzip JSON array per request with the probe's
   bearer token, and removes a record only after the collector acknowledged it (accepted or
-  duplicate). Failures back off exponentially with full jitter and honour ``Retry-After``.
+  duplicate). Failures back off exponentially with full jitter and honour ``Retry-After``
+  (never sooner than the backoff: ``Retry-After: 0`` or a past date does not mean "at once").
+- Records the collector refuses for good (a validation refusal, another probe's record, too
+  large, an id another probe holds) are quarantined in the spool (``Spool.quarantine``), so the
+  records behind them keep uploading; a 401 (token unknown or revoked) is not the records' fault
+  and keeps them waiting.
 - The probe's own numbers are on a local ``/metrics`` (a registry passed in, never the global one).
 
 The agent never puts its own address in a record: records carry the probe id, registered country
@@ -32,10 +37,12 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 import aiohttp
+import dns.rcode
 import prometheus_client
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from publiccore.probes.failure import rcode
 from publiccore.probes.spool import Spool, SpooledRecord, SpoolError, SpoolStats
 
 from publiccore import __version__
@@ -168,9 +175,9 @@ class AgentMetrics:
                 continue
             for query in record.result.queries:
                 self.queries.labels(kind=kind, transport=query.transport).inc()
-                if query.failure and query.failure != "truncated":
+                if query.failure and not query.answered:
                     self.query_failures.labels(kind=kind, code=query.failure).inc()
-                elif query.rcode and query.rcode != "NOERROR":
+                elif query.rcode and rcode(query.rcode) != dns.rcode.Rcode.NOERROR:
                     self.query_failures.labels(kind=kind, code=f"rcode_{query.rcode.lower()}").inc()
 
 
@@ -202,6 +209,11 @@ class _SpoolCollector(Collector):
         )
         yield CounterMetricFamily(
             "publiccore_agent_spooled_records", "Records ever spooled.", value=stats.spooled_total
+        )
+        yield GaugeMetricFamily(
+            "publiccore_agent_spool_quarantined_records",
+            "Records the collector refused for good, kept aside in the spool.",
+            value=stats.quarantined,
         )
         if stats.last_upload_success is not None:
             yield GaugeMetricFamily(
@@ -237,6 +249,8 @@ class UploadOutcome:
     dropped: int = 0
     failure: str = ""
     retry_after: float | None = None
+    quarantined: int = 0
+    retry_now: bool = False  # the agent made progress (quarantined, halved): try again at once
 
     @property
     def ok(self) -> bool:
@@ -302,45 +316,71 @@ class Uploader:
             reason = f"cannot reach collector: {type(exc).__name__}: {exc}"[:300]
             return await self._failed(len(batch), reason)
         if status == 200:
-            answer = _error_json(text)
-            accepted, duplicates = answer.get("accepted"), answer.get("duplicates")
-            if (
-                not isinstance(accepted, int)
-                or not isinstance(duplicates, int)
-                or accepted + duplicates != len(batch)
-            ):
-                # Acknowledge only what the collector says it holds, all of it or nothing.
-                return await self._failed(
-                    len(batch),
-                    f"collector acknowledged {accepted!r} + {duplicates!r} duplicates "
-                    f"of {len(batch)} records",
-                )
-            acked = await asyncio.to_thread(
-                self.spool.ack, [b.seq for b in batch], now=self.clock()
-            )
-            if self.metrics is not None:
-                self.metrics.uploads.inc()
-                self.metrics.uploaded_records.inc(acked)
-            return UploadOutcome(sent=len(batch), acked=acked)
+            return await self._acknowledged(batch, _error_json(text))
         detail = _error_detail(text)
         if status == 413 and len(batch) > 1:
             self.batch_records = max(1, len(batch) // 2)
-            return await self._failed(
-                len(batch), f"HTTP 413 batch too large: {detail}", retry_after=0.0
+            outcome = await self._failed(len(batch), f"HTTP 413 batch too large: {detail}")
+            return dataclasses.replace(outcome, retry_now=True)
+        doomed = _refused_for_good(status, _error_index(text), batch)
+        if doomed:
+            # The collector will never take these: keep them aside, keep the rest moving.
+            first = doomed[0].id
+            more = f" and {len(doomed) - 1} more" if len(doomed) > 1 else ""
+            reason = f"HTTP {status} refused record {first}{more}: {detail}"
+            moved = await asyncio.to_thread(
+                self.spool.quarantine, [d.seq for d in doomed], reason=reason, now=self.clock()
             )
-        index = _error_index(text)
-        permanent = status in (400, 413, 422) and (status == 413 or index is not None)
-        if permanent:
-            # The collector will never take this record: keep the rest moving, count the loss.
-            doomed = batch[index] if index is not None and 0 <= index < len(batch) else batch[0]
-            reason = f"HTTP {status} refused record {doomed.id}: {detail}"
-            dropped = await asyncio.to_thread(
-                self.spool.drop, [doomed.seq], reason=reason, now=self.clock()
+            log.warning(
+                "collector refused %d record(s) for good (%s); quarantined in the spool",
+                moved,
+                detail,
             )
-            log.warning("collector refused record %s for good (%s); dropped it", doomed.id, detail)
-            outcome = await self._failed(len(batch), reason, retry_after=0.0)
-            return dataclasses.replace(outcome, dropped=dropped)
+            outcome = await self._failed(len(batch), reason)
+            return dataclasses.replace(outcome, quarantined=moved, retry_now=True)
         return await self._failed(len(batch), f"HTTP {status}: {detail}", retry_after=retry_after)
+
+    async def _acknowledged(
+        self, batch: list[SpooledRecord], answer: dict[str, object]
+    ) -> UploadOutcome:
+        """A 200: ack what the collector holds, quarantine the ids it called conflicts."""
+        accepted, duplicates = answer.get("accepted"), answer.get("duplicates")
+        conflicts = answer.get("conflicts", 0)
+        indexes = answer.get("conflict_indexes", [])
+        if (
+            not isinstance(accepted, int)
+            or not isinstance(duplicates, int)
+            or not isinstance(conflicts, int)
+            or not isinstance(indexes, list)
+            or not all(isinstance(i, int) and 0 <= i < len(batch) for i in indexes)
+            or len(set(indexes)) != conflicts
+            or accepted + duplicates + conflicts != len(batch)
+        ):
+            # Acknowledge only what the collector says it holds, all of it or nothing.
+            return await self._failed(
+                len(batch),
+                f"collector acknowledged {accepted!r} + {duplicates!r} duplicates "
+                f"of {len(batch)} records",
+            )
+        quarantined = 0
+        if conflicts:
+            doomed = [batch[i] for i in sorted(set(indexes))]
+            reason = (
+                f"collector: record id {doomed[0].id} is already stored from another probe "
+                f"({conflicts} such in one batch)"
+            )
+            quarantined = await asyncio.to_thread(
+                self.spool.quarantine, [d.seq for d in doomed], reason=reason, now=self.clock()
+            )
+            log.warning("%d record id(s) conflict with another probe's; quarantined", conflicts)
+        taken = {d.seq for d in batch} - {batch[i].seq for i in indexes}
+        acked = await asyncio.to_thread(
+            self.spool.ack, [b.seq for b in batch if b.seq in taken], now=self.clock()
+        )
+        if self.metrics is not None:
+            self.metrics.uploads.inc()
+            self.metrics.uploaded_records.inc(acked)
+        return UploadOutcome(sent=len(batch), acked=acked, quarantined=quarantined)
 
     async def _failed(
         self, sent: int, reason: str, *, retry_after: float | None = None
@@ -349,6 +389,42 @@ class Uploader:
             self.metrics.upload_failures.inc()
         await asyncio.to_thread(self.spool.note_failure, reason, now=self.clock())
         return UploadOutcome(sent=sent, acked=0, failure=reason, retry_after=retry_after)
+
+
+def _refused_for_good(
+    status: int, index: int | None, batch: list[SpooledRecord]
+) -> list[SpooledRecord]:
+    """The records of ``batch`` the collector will never take, from its answer; else [].
+
+    - 400/422 naming a record (``index``): that record fails validation;
+    - 400 naming none: the batch as a whole cannot be read (the agent wrote it, so it is the
+      records' bytes, not a passing fault): every record of it;
+    - 413 for a single record: that record is too large;
+    - 403 naming a record: it belongs to another probe (records spooled under an earlier probe
+      id): every record of the batch with that probe id.
+
+    401 (token unknown or revoked) and every 5xx or 429 are not the records' fault: they wait.
+    """
+    if index is not None and not 0 <= index < len(batch):
+        index = None
+    if status in (400, 422) and index is not None:
+        return [batch[index]]
+    if status == 400:
+        return list(batch)
+    if status == 413 and len(batch) == 1:
+        return list(batch)
+    if status == 403 and index is not None:
+        owner = _probe_id(batch[index].body)
+        return [b for b in batch if _probe_id(b.body) == owner] or [batch[index]]
+    return []
+
+
+def _probe_id(body: str) -> object:
+    try:
+        probe = json.loads(body).get("probe")
+    except (ValueError, AttributeError):
+        return None
+    return probe.get("id") if isinstance(probe, dict) else None
 
 
 def _error_json(text: str) -> dict[str, object]:
@@ -561,9 +637,10 @@ class Agent:
             if outcome.ok:
                 attempt = 0
                 delay = self.options.upload_interval_seconds
-            elif outcome.retry_after == 0.0:
-                continue
+            elif outcome.retry_now:
+                continue  # progress was made (records set aside, batch halved)
             else:
+                # A Retry-After of 0 or a past date is floored at the normal backoff.
                 delay = backoff_delay(
                     attempt,
                     base=BACKOFF_BASE_SECONDS,
@@ -624,7 +701,7 @@ async def flush_spool(
             outcome = await uploader.upload_once()
             if outcome.ok and not outcome.sent:
                 break
-            if not outcome.ok and outcome.retry_after != 0.0:
+            if not outcome.ok and not outcome.retry_now:
                 break
     return await asyncio.to_thread(spool.stats)
 

@@ -1,4 +1,4 @@
-"""``publiccore agent run | status``: the volunteer probe agent and what its spool holds."""
+"""``publiccore agent run | flush | requeue | status``: the probe agent and what its spool holds."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--verbose", "-v", action="store_true", help="log every round and upload")
     run.set_defaults(func=_agent_run)
     flush = actions.add_parser(
-        "flush", help="upload what the spool holds without measuring; exit 0 once it is empty"
+        "flush",
+        help="upload what the spool holds without measuring; exit 0 once it is empty "
+        "(quarantined records do not count)",
     )
     _common(flush)
     flush.add_argument(
@@ -49,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="give up after this long (default 300)",
     )
     flush.set_defaults(func=_agent_flush)
+    requeue = actions.add_parser(
+        "requeue", help="put the quarantined records back in the upload queue (once fixed)"
+    )
+    _common(requeue)
+    requeue.set_defaults(func=_agent_requeue)
     status = actions.add_parser(
         "status", help="what the spool holds, the last upload and why the last one failed"
     )
@@ -134,24 +141,18 @@ def build_measurements(
     anchors.
     """
     from publiccore.probes import agent as agent_mod
-    from publiccore.probes import dnssec, root
+    from publiccore.probes import root
 
     from publiccore import roothints
 
     targets = roothints.targets(roothints.load_hints(settings.root.hints or None))
-    anchors = dnssec.load_anchors(settings.root.anchors or None)
+    round_cfg = root.RootConfig.from_settings(settings.root)
     delay = (
         settings.root.start_delay_max_seconds
         if start_delay_max_seconds is None
         else start_delay_max_seconds
     )
     try:
-        round_cfg = root.RootConfig(
-            anchors=tuple(anchors),
-            timeout_seconds=settings.root.timeout_seconds,
-            concurrency=settings.root.concurrency,
-            udp_payload_bytes=settings.root.udp_payload_bytes,
-        )
         schedule = agent_mod.Schedule(settings.root.interval_seconds, delay)
     except ValueError as exc:
         raise ConfigError(f"[root]: {exc}") from None
@@ -250,7 +251,31 @@ def _agent_flush(args: argparse.Namespace) -> int:
             f"{stats.last_failure_reason or 'time is up'}\n"
         )
         return 1
+    # Quarantined records will never upload (the collector refused them for good): they do not
+    # make a flush fail, but they are said.
     sys.stdout.write(f"spool empty; {stats.acked_total} records uploaded in all\n")
+    if stats.quarantined:
+        sys.stderr.write(
+            f"publiccore: note: {stats.quarantined} records quarantined (refused for good; "
+            f"see agent status): {stats.last_quarantine_reason}\n"
+        )
+    return 0
+
+
+def _agent_requeue(args: argparse.Namespace) -> int:
+    from publiccore.probes.spool import Spool
+
+    settings = cfg.load(args.config)
+    path = pathlib.Path(args.spool or settings.agent.spool_path)
+    if not path.exists():
+        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
+    _check_owner(path)
+    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    try:
+        moved = spool.requeue()
+    finally:
+        spool.close()
+    sys.stdout.write(f"{moved} quarantined records back in the upload queue\n")
     return 0
 
 
@@ -303,6 +328,12 @@ def _agent_status(args: argparse.Namespace) -> int:
     ]
     if stats.last_failure_reason:
         lines.append(f"failure reason  {stats.last_failure_reason}")
+    lines.append(
+        f"quarantined     {stats.quarantined} records refused for good, kept aside "
+        f"({stats.quarantined_total} ever)"
+    )
+    if stats.last_quarantine_reason:
+        lines.append(f"why             {stats.last_quarantine_reason}")
     if not settings.probe.collector_url:
         lines.append("note            probe.collector_url is not set: nothing will upload")
     sys.stdout.write("\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ from publiccore import cliargs
 from publiccore import config as cfg
 from publiccore.clock import parse_when
 from publiccore.errors import ConfigError
-from publiccore.records import ProbeRef, Record, RootResult, RootTarget, TraceResult, TraceTarget
+from publiccore.records import ProbeRef, Record, TraceResult, TraceTarget
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,7 +90,7 @@ def probe_ref(settings: cfg.Settings) -> ProbeRef:
 
 
 def _probe_root(args: argparse.Namespace) -> int:
-    from publiccore.probes import dnssec, root
+    from publiccore.probes import root
 
     from publiccore import roothints
 
@@ -102,12 +102,11 @@ def _probe_root(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"--validation-time: {exc}") from None
     targets = roothints.targets(roothints.load_hints(args.hints or settings.root.hints or None))
-    anchors = dnssec.load_anchors(args.anchors or settings.root.anchors or None)
-    round_cfg = root.RootConfig(
-        anchors=tuple(anchors),
-        timeout_seconds=args.timeout or settings.root.timeout_seconds,
-        concurrency=args.concurrency or settings.root.concurrency,
-        udp_payload_bytes=settings.root.udp_payload_bytes,
+    round_cfg = root.RootConfig.from_settings(
+        settings.root,
+        anchors=args.anchors,
+        timeout_seconds=args.timeout,
+        concurrency=args.concurrency,
         validation_time=validation_time,
     )
     records = asyncio.run(root.run_round(targets, round_cfg, probe=probe_ref(settings)))
@@ -127,15 +126,13 @@ def _store_records(
 
     if args.no_store:
         return
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         store.put_records(records)
-    finally:
-        store.close()
 
 
 def _probe_trace(args: argparse.Namespace) -> int:
     from publiccore.probes import traceroute
+    from publiccore.probes.failure import Failure
 
     settings = cfg.load(args.config)
     try:
@@ -177,7 +174,7 @@ def _probe_trace(args: argparse.Namespace) -> int:
                 for r in hop.replies
             ]
             print(f"{hop.ttl:>3}  " + "  ".join(shown))
-        if result.failure == "permission_denied":
+        if result.failure == Failure.PERMISSION_DENIED:
             print(
                 "raw sockets need CAP_NET_RAW (run as root or grant the capability)",
                 file=sys.stderr,
@@ -187,6 +184,7 @@ def _probe_trace(args: argparse.Namespace) -> int:
 
 def print_root_table(records: Sequence[Record]) -> None:
     """Letter × family × transport: reachable, RTT, site, serial, integrity."""
+    from publiccore.probes.summary import summarise_round
     from rich.console import Console
     from rich.table import Table
 
@@ -204,39 +202,34 @@ def print_root_table(records: Sequence[Record]) -> None:
         "consistency",
     ):
         table.add_column(column)
-    answered_targets = 0
-    for record in records:
-        assert isinstance(record.target, RootTarget) and isinstance(record.result, RootResult)
-        result = record.result
-        soa = [q for q in result.queries if q.qtype == "SOA"]
-        answered_targets += any(q.answered for q in soa)
-        for query in soa:
-            reachable = "yes" if query.answered else (query.failure or query.rcode or "no")
+    summary = summarise_round(records)
+    for address in summary.addresses:
+        integrity: str = address.integrity
+        if address.integrity_reason and integrity != "iana":
+            integrity += f" ({address.integrity_reason[:60]})"
+        consistency: str = address.consistency
+        if address.differs:
+            consistency += ": " + "; ".join(address.differs)
+        for query in address.soa:
             rtt = f"{query.rtt_seconds * 1000:.1f}" if query.rtt_seconds is not None else "-"
-            integrity: str = result.integrity.outcome
-            if result.integrity.reason and integrity != "iana":
-                integrity += f" ({result.integrity.reason[:60]})"
-            consistency: str = result.consistency.status
-            if result.consistency.differs:
-                consistency += ": " + "; ".join(result.consistency.differs)
             table.add_row(
-                record.target.letter,
-                record.target.family,
+                address.letter,
+                address.family,
                 query.transport,
-                record.target.address,
-                reachable,
+                address.address,
+                "yes" if query.answered else query.problem,
                 rtt,
-                result.identity.site or "-",
+                address.site or "-",
                 str(query.serial) if query.serial is not None else "-",
                 integrity,
                 consistency,
             )
     console = Console(width=200)
     console.print(table)
-    if answered_targets == 0:
+    if summary.answered_addresses == 0:
         console.print(
             f"no root server answered ({len(records)} addresses tried); "
             "the round is stored as measured"
         )
     else:
-        console.print(f"{answered_targets} of {len(records)} addresses answered")
+        console.print(f"{summary.answered_addresses} of {len(records)} addresses answered")

@@ -33,6 +33,8 @@ from publiccore.probes import dnssec
 from publiccore.probes.failure import classify
 
 from publiccore.clock import Clock, utc_now
+from publiccore.config import RootSettings
+from publiccore.errors import ConfigError
 from publiccore.records import (
     Consistency,
     ConsistencyStatus,
@@ -44,6 +46,7 @@ from publiccore.records import (
     SiteIdentity,
     Transport,
     make_record,
+    uuid7,
 )
 
 
@@ -62,6 +65,33 @@ class RootConfig:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RootSettings,
+        *,
+        anchors: str | None = None,
+        timeout_seconds: float | None = None,
+        concurrency: int | None = None,
+        validation_time: dt.datetime | None = None,
+    ) -> RootConfig:
+        """The round ``[root]`` describes, with a command's overrides (None: the setting).
+
+        Loads the trust anchors (``anchors``, else ``settings.anchors``, else the bundled ones).
+        Raises InputError for unreadable anchors and ConfigError for a bad setting.
+        """
+        loaded = dnssec.load_anchors(anchors or settings.anchors or None)
+        try:
+            return cls(
+                anchors=tuple(loaded),
+                timeout_seconds=timeout_seconds or settings.timeout_seconds,
+                concurrency=concurrency or settings.concurrency,
+                udp_payload_bytes=settings.udp_payload_bytes,
+                validation_time=validation_time,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[root]: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -183,7 +213,6 @@ async def _exchange(
             nsid_text=_printable(nsid) if nsid is not None else None,
             size_bytes=len(wire),
             wire_b64=base64.b64encode(wire).decode("ascii"),
-            failure="truncated" if truncated else None,
         ),
         response,
     )
@@ -247,7 +276,14 @@ async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observ
     )
 
 
-def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Clock) -> Record:
+def _to_record(
+    seen: _Observed,
+    cfg: RootConfig,
+    *,
+    probe: ProbeRef,
+    clock: Clock,
+    round_id: str | None = None,
+) -> Record:
     soa_message = _answered(seen.soa_udp) or _answered(seen.soa_tcp)
     nsid = next(
         (
@@ -275,6 +311,7 @@ def _to_record(seen: _Observed, cfg: RootConfig, *, probe: ProbeRef, clock: Cloc
         result=result,
         started=seen.started,
         finished=seen.finished,
+        round_id=round_id,
     )
 
 
@@ -293,10 +330,8 @@ def _dnskey_tags(record: Record) -> str | None:
 
 
 def _record_serial(record: Record) -> int | None:
-    assert isinstance(record.result, RootResult)
-    return next(
-        (q.serial for q in record.result.queries if q.qtype == "SOA" and q.serial is not None), None
-    )
+    assert record.root is not None
+    return record.root.serial
 
 
 def _majority(per_letter: dict[str, collections.Counter[object]]) -> object | None:
@@ -348,7 +383,11 @@ def mark_consistency(records: Sequence[Record]) -> list[Record]:
 async def run_round(
     targets: Sequence[RootTarget], cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
 ) -> list[Record]:
-    """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each."""
+    """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each.
+
+    Every record of the round carries the same fresh round id (a UUIDv7).
+    """
+    round_id = uuid7()
     gate = asyncio.Semaphore(cfg.concurrency)
 
     async def one(target: RootTarget) -> _Observed:
@@ -358,4 +397,6 @@ async def run_round(
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
     # wake-up of queries still in flight and inflate their RTT.
     observed = await asyncio.gather(*(one(t) for t in targets))
-    return mark_consistency([_to_record(seen, cfg, probe=probe, clock=clock) for seen in observed])
+    return mark_consistency(
+        [_to_record(seen, cfg, probe=probe, clock=clock, round_id=round_id) for seen in observed]
+    )

@@ -5,8 +5,13 @@ has acknowledged it (``ack``) or when the size quota forces the oldest out (``ad
 counts them in ``dropped_total``; nothing is dropped silently). A ``kill -9`` at any moment loses
 nothing already committed: SQLite's WAL with ``synchronous=FULL`` makes every commit durable.
 
+Records the collector refuses for good (a validation refusal, another probe's id, a record too
+large) are moved to a quarantine table (``quarantine``): kept on disk with the reason, counted,
+shown by ``agent status``, and never uploaded again, so newer records do not wait behind them.
+Their bytes count against the quota; past it the oldest quarantined records go first.
+
 Counters kept in the same transactions as the rows they count, so that at every commit
-``spooled_total == acked_total + dropped_total + depth``.
+``spooled_total == acked_total + dropped_total + depth + quarantined``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
+from publiccore import sqlitedb
 from publiccore.clock import utc_now
 from publiccore.errors import PubliccoreError
 from publiccore.records import Record
@@ -38,6 +44,16 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    spooled REAL NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    quarantined REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 """
 _COUNTERS = (
     "spooled_total",
@@ -46,6 +62,7 @@ _COUNTERS = (
     "upload_successes_total",
     "upload_failures_total",
     "bytes",
+    "quarantined_total",
 )
 
 
@@ -79,6 +96,9 @@ class SpoolStats:
     last_upload_success: dt.datetime | None = None
     last_upload_failure: dt.datetime | None = None
     last_failure_reason: str = ""
+    quarantined: int = 0  # records refused for good, kept in the quarantine table
+    quarantined_total: int = 0
+    last_quarantine_reason: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Return the stats as a JSON-ready dict (times as RFC 3339 text or null)."""
@@ -110,13 +130,8 @@ class Spool:
         self.quota_bytes = quota_bytes
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=10000")
-            # only takes effect on a new file: lets close() give freed pages back to the disk
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # auto_vacuum only takes effect on a new file: lets close() give freed pages back
+            self._db = sqlitedb.connect(self.path, synchronous="FULL", auto_vacuum="INCREMENTAL")
             with self._transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -128,19 +143,9 @@ class Spool:
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from None
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """One write transaction under the lock: commit on success, roll back otherwise."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            committed = False
-            try:
-                yield
-                self._db.execute("COMMIT")
-                committed = True
-            finally:
-                if not committed:
-                    self._db.execute("ROLLBACK")
+        return sqlitedb.transaction(self._db, self._lock)
 
     def _bump(self, key: str, by: int) -> None:
         self._db.execute("UPDATE state SET value = value + ? WHERE key = ?", (by, key))
@@ -184,26 +189,82 @@ class Spool:
         return dropped
 
     def _enforce_quota(self) -> int:
-        """Inside a transaction: delete the oldest rows until the body bytes fit the quota."""
+        """Inside a transaction: delete the oldest rows until the body bytes fit the quota.
+
+        Quarantined records go first (they will never upload), then the oldest spooled ones.
+        """
         total = int(self._get("bytes") or 0)
         if total <= self.quota_bytes:
             return 0
         excess = total - self.quota_bytes
         dropped = 0
         freed = 0
-        cursor = self._db.execute("SELECT seq, size FROM spool ORDER BY seq")
-        doomed: list[tuple[int]] = []
-        for seq, size in cursor:
+        for table in ("quarantine", "spool"):
             if freed >= excess:
                 break
-            doomed.append((seq,))
-            freed += size
-            dropped += 1
-        cursor.close()
-        self._db.executemany("DELETE FROM spool WHERE seq = ?", doomed)
+            cursor = self._db.execute(f"SELECT seq, size FROM {table} ORDER BY seq")
+            doomed: list[tuple[int]] = []
+            for seq, size in cursor:
+                if freed >= excess:
+                    break
+                doomed.append((seq,))
+                freed += size
+                dropped += 1
+            cursor.close()
+            self._db.executemany(f"DELETE FROM {table} WHERE seq = ?", doomed)
         self._bump("dropped_total", dropped)
         self._bump("bytes", -freed)
         return dropped
+
+    def quarantine(
+        self, seqs: Iterable[int], *, reason: str, now: dt.datetime | None = None
+    ) -> int:
+        """Move records the collector refused for good out of the upload queue, with why.
+
+        They stay on disk (``quarantined`` in ``stats``; ``quarantined_records``), are never
+        peeked again, and count against the quota. Returns how many were moved.
+        """
+        when = _ts(now or utc_now())
+        try:
+            with self._transaction():
+                moved = 0
+                for seq in seqs:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO quarantine "
+                        "(seq, id, kind, spooled, size, body, quarantined, reason) "
+                        "SELECT seq, id, kind, spooled, size, body, ?, ? FROM spool WHERE seq = ?",
+                        (when, reason[:500], seq),
+                    )
+                    self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
+                    moved += max(0, cur.rowcount)
+                self._bump("quarantined_total", moved)
+                self._set("last_quarantine_reason", reason[:500])
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return moved
+
+    def requeue(self) -> int:
+        """Put every quarantined record back in the upload queue, where it was (e.g. once the
+        collector was fixed); returns how many."""
+        try:
+            with self._transaction():
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO spool (seq, id, kind, spooled, size, body) "
+                    "SELECT seq, id, kind, spooled, size, body FROM quarantine"
+                ).rowcount
+                self._db.execute("DELETE FROM quarantine")
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
+        return max(0, moved)
+
+    def quarantined_records(self, limit: int = 1000) -> list[tuple[SpooledRecord, str]]:
+        """The quarantined records, oldest first, each with the collector's reason."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id, body, kind, reason FROM quarantine ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(SpooledRecord(seq=r[0], id=r[1], body=r[2], kind=r[3]), r[4]) for r in rows]
 
     def peek(self, limit: int) -> list[SpooledRecord]:
         """Return up to ``limit`` of the oldest records, oldest first (they stay spooled)."""
@@ -263,15 +324,12 @@ class Spool:
     def stats(self) -> SpoolStats:
         """Return a consistent snapshot of the spool's contents and upload history."""
         try:
-            with self._lock:
-                self._db.execute("BEGIN")
-                try:
-                    depth, oldest = self._db.execute(
-                        "SELECT count(*), min(spooled) FROM spool"
-                    ).fetchone()
-                    state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
-                finally:
-                    self._db.execute("COMMIT")
+            with sqlitedb.transaction(self._db, self._lock, mode="DEFERRED"):
+                depth, oldest = self._db.execute(
+                    "SELECT count(*), min(spooled) FROM spool"
+                ).fetchone()
+                (quarantined,) = self._db.execute("SELECT count(*) FROM quarantine").fetchone()
+                state = dict(self._db.execute("SELECT key, value FROM state").fetchall())
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot read spool {self.path}: {exc}") from None
 
@@ -291,6 +349,9 @@ class Spool:
             last_upload_success=_dt(state.get("last_upload_success")),
             last_upload_failure=_dt(state.get("last_upload_failure")),
             last_failure_reason=str(state.get("last_failure_reason") or ""),
+            quarantined=int(quarantined),
+            quarantined_total=count("quarantined_total"),
+            last_quarantine_reason=str(state.get("last_quarantine_reason") or ""),
         )
 
     def ids(self) -> list[str]:

@@ -18,7 +18,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from publiccore.probes.failure import classify
+from publiccore.probes.failure import Failure, classify
 
 from publiccore.clock import Clock, utc_now
 from publiccore.records import (
@@ -187,7 +187,7 @@ def trace_blocking(target: TraceTarget, cfg: TraceConfig) -> TraceResult:
         hops=tuple(hops),
         destination_reached=reached_at is not None,
         paris_id=cfg.paris_id,
-        failure=None if replies else "no_reply",
+        failure=None if replies else Failure.NO_REPLY,
     )
 
 

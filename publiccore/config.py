@@ -1,6 +1,7 @@
 """One TOML file → typed settings.
 
-Every setting has a default; ``publiccore config show`` prints the effective ones.
+Every setting has a default and a valid range (``RANGES``, checked at load with a one-line error
+naming the setting); ``publiccore config show`` prints the effective ones.
 
 The file is found at ``--config FILE``, else ``$PUBLICCORE_CONFIG``, else
 ``$XDG_CONFIG_HOME/publiccore/publiccore.toml`` when it exists; otherwise the defaults apply.
@@ -13,6 +14,7 @@ import os
 import pathlib
 import tomllib
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from publiccore.errors import ConfigError
@@ -103,6 +105,14 @@ class ServeSettings:
     rate_limit_requests_per_minute: float = 120.0
     rate_limit_burst: int = 30
     aggregate_interval_seconds: float = 30.0
+    # connection limits (docs/ingest.md "Limits"): a slow or idle client is closed after these
+    header_timeout_seconds: float = 10.0  # from connect to the end of the request headers
+    body_timeout_seconds: float = 30.0  # longest wait for the next piece of a body
+    keepalive_timeout_seconds: float = 15.0  # idle time between requests on one connection
+    max_connections: int = 512  # open connections per serve process (beyond: closed at once)
+    max_connections_per_address: int = 32  # open connections from one source address
+    # addresses the per-address cap does not apply to: a reverse proxy in front (on this host)
+    per_address_exempt: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclasses.dataclass(slots=True)
@@ -125,7 +135,7 @@ class AggregateSettings:
 
 @dataclasses.dataclass(slots=True)
 class AtlasSettings:
-    """RIPE Atlas import and follow (docs/atlas.md); ``check`` enforces the ranges."""
+    """RIPE Atlas import and follow (docs/atlas.md); ranges in ``RANGES``."""
 
     api_url: str = "https://atlas.ripe.net"  # base URL; /api/v2/... is appended
     key: str = ""  # API key (only needed for non-public measurements)
@@ -139,23 +149,13 @@ class AtlasSettings:
     timeout_seconds: float = 120.0  # one HTTP request: 1 … 3600
 
     def check(self) -> None:
-        """Raise ConfigError naming the first setting outside its range."""
-        ranges: dict[str, tuple[float, float]] = {
-            "follow_interval_seconds": (1.0, 86400.0),
-            "window_seconds": (60.0, 86400.0),
-            "lag_seconds": (0.0, 86400.0),
-            "batch_records": (1, 100_000),
-            "retries": (0, 20),
-            "backoff_seconds": (0.01, 600.0),
-            "backoff_max_seconds": (0.01, 3600.0),
-            "timeout_seconds": (1.0, 3600.0),
-        }
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ConfigError(f"atlas.{name} must be between {low:g} and {high:g}, got {value}")
-        if not self.api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"atlas.api_url must be an http(s) URL, got {self.api_url!r}")
+        """Hold these settings to ``RANGES`` again (after command-line overrides)."""
+        for f in dataclasses.fields(self):
+            where = f"atlas.{f.name}"
+            problem = RANGES[where](getattr(self, f.name))
+            if problem is not None:
+                value = getattr(self, f.name)
+                raise ConfigError(f"{where} = {value!r} is out of range: must be {problem}")
 
 
 @dataclasses.dataclass(slots=True)
@@ -199,6 +199,10 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
         data = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config {chosen}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config {chosen} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {chosen} is not valid TOML: {exc}") from None
     settings = from_mapping(data)
@@ -207,8 +211,162 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def from_mapping(data: dict[str, Any]) -> Settings:
-    """Build settings from a decoded TOML table, rejecting unknown keys and wrong types."""
-    return _build(Settings, data, "")
+    """Build settings from a decoded TOML table, rejecting unknown keys and wrong types.
+
+    Every setting is then held to its valid range (``RANGES``); raises ConfigError naming the
+    first one outside it.
+    """
+    settings: Settings = _build(Settings, data, "")
+    check_ranges(settings)
+    return settings
+
+
+# --- valid ranges ------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # the value → None when valid, else what it must be
+
+
+def _number(low: float, high: float, *, low_open: bool = False) -> Check:
+    def text(bound: float) -> str:
+        return f"{int(bound)}" if bound == int(bound) else f"{bound:g}"
+
+    shown = f"{'>' if low_open else '>='} {text(low)} and <= {text(high)}"
+
+    def check(value: Any) -> str | None:
+        ok = (low < value if low_open else low <= value) and value <= high  # False for NaN
+        return None if ok else f"a number {shown}"
+
+    return check
+
+
+def _listen(empty_ok: bool) -> Check:
+    def check(value: Any) -> str | None:
+        if empty_ok and value == "":
+            return None
+        try:
+            parse_listen(value)
+        except ValueError:
+            return "HOST:PORT" + (" or empty" if empty_ok else "")
+        return None
+
+    return check
+
+
+def _url(*schemes: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value == "" or (value.split("://", 1)[0] in schemes and "://" in value):
+            return None
+        return "empty or a URL starting " + " or ".join(f"{s}://" for s in schemes)
+
+    return check
+
+
+def _country(value: Any) -> str | None:
+    from publiccore.domains import is_country  # the pycountry table, read when needed
+
+    return (
+        None if value == "" or is_country(value.upper()) else "empty or an ISO 3166-1 alpha-2 code"
+    )
+
+
+def _addresses(value: Any) -> str | None:
+    import ipaddress
+
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            return f"a list of IP addresses ({item[:60]!r} is not one)"
+    return None
+
+
+def _text(limit: int, *, empty_ok: bool = True) -> Check:
+    def check(value: Any) -> str | None:
+        if (not empty_ok and not value) or len(value) > limit or not value.isprintable():
+            return f"{'non-empty ' if not empty_ok else ''}printable text of <= {limit} characters"
+        return None
+
+    return check
+
+
+_DAY = 86_400.0
+_YEAR = 366 * _DAY
+_BIG = float(2**53)
+_ANY_PATH = _text(4096)
+RANGES: dict[str, Check] = {
+    "probe.id": _text(64, empty_ok=False),
+    "probe.country": _country,
+    "probe.asn": _number(0, 2**32 - 1),
+    "probe.token": _text(256),
+    "probe.collector_url": _url("http", "https"),
+    "root.hints": _ANY_PATH,
+    "root.anchors": _ANY_PATH,
+    "root.timeout_seconds": _number(0, 120, low_open=True),
+    "root.concurrency": _number(1, 4096),
+    "root.udp_payload_bytes": _number(512, 65535),
+    "root.interval_seconds": _number(0, _DAY, low_open=True),
+    "root.start_delay_max_seconds": _number(0, _DAY),
+    "traceroute.interval_seconds": _number(0, _DAY, low_open=True),
+    "traceroute.max_ttl": _number(1, 255),
+    "traceroute.timeout_seconds": _number(0, 120, low_open=True),
+    "traceroute.targets": lambda value: None,  # each is checked where it is parsed
+    "store.path": _ANY_PATH,
+    "store.url": _url("postgresql", "postgres"),
+    "agent.spool_path": _ANY_PATH,
+    "agent.spool_quota_bytes": _number(4096, 2**50),
+    "agent.upload_batch_records": _number(1, 100_000),
+    "agent.upload_interval_seconds": _number(0, _DAY, low_open=True),
+    "agent.backoff_max_seconds": _number(0, _DAY, low_open=True),
+    "agent.metrics_listen": _listen(empty_ok=True),
+    "serve.listen": _listen(empty_ok=False),
+    "serve.max_body_bytes": _number(1024, 2**30),
+    "serve.max_future_seconds": _number(0, 7 * _DAY),
+    "serve.rate_limit_requests_per_minute": _number(0, _BIG),
+    "serve.rate_limit_burst": _number(0, 2**31),
+    "serve.aggregate_interval_seconds": _number(0.05, _DAY),
+    "serve.header_timeout_seconds": _number(0, 300, low_open=True),
+    "serve.body_timeout_seconds": _number(0, 300, low_open=True),
+    "serve.keepalive_timeout_seconds": _number(0, 3600, low_open=True),
+    "serve.max_connections": _number(1, 1_000_000),
+    "serve.max_connections_per_address": _number(1, 1_000_000),
+    "serve.per_address_exempt": _addresses,
+    "bgp.full_feed_ratio": _number(0, 1, low_open=True),
+    "bgp.full_feed_min_ipv4": _number(0, 2**32),
+    "bgp.full_feed_min_ipv6": _number(0, 2**32),
+    "bgp.visibility_threshold": _number(0, 1, low_open=True),
+    "bgp.bin_seconds": _number(1, _DAY),
+    "bgp.delegated": lambda value: None,  # paths, each read when used
+    "aggregate.sites": _ANY_PATH,
+    "aggregate.root_window_seconds": _number(1, _YEAR),
+    "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
+    "aggregate.max_asn_share": _number(0, 1, low_open=True),
+    "events.extra_files": lambda value: None,  # each file is validated when loaded
+    "atlas.api_url": _url("http", "https"),
+    "atlas.key": _text(256),
+    "atlas.follow_interval_seconds": _number(1, _DAY),
+    "atlas.window_seconds": _number(60, _DAY),
+    "atlas.lag_seconds": _number(0, _DAY),
+    "atlas.batch_records": _number(1, 100_000),
+    "atlas.retries": _number(0, 20),
+    "atlas.backoff_seconds": _number(0.01, 600),
+    "atlas.backoff_max_seconds": _number(0.01, 3600),
+    "atlas.timeout_seconds": _number(1, 3600),
+}
+
+
+def check_ranges(settings: Settings) -> None:
+    """Hold every setting to its range in ``RANGES``; raise ConfigError naming the first."""
+    for section in dataclasses.fields(settings):
+        if section.name == "source":
+            continue
+        table = getattr(settings, section.name)
+        for f in dataclasses.fields(table):
+            where = f"{section.name}.{f.name}"
+            value = getattr(table, f.name)
+            problem = RANGES[where](value)
+            if problem is not None:
+                shown = repr(value) if not isinstance(value, str) else repr(value[:80])
+                raise ConfigError(f"{where} = {shown} is out of range: must be {problem}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:

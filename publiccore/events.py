@@ -44,7 +44,45 @@ SCOPES: tuple[str, ...] = (
 CONFIDENCE: tuple[str, ...] = ("high", "medium")
 PRECISIONS: tuple[str, ...] = ("day", "month")
 SPECIAL_COUNTRIES: tuple[str, ...] = ("INT", "EU")
-_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # with fullmatch: "id\n" is not an id
+_MAX_ID_CHARS = 128
+# YAML 1.1 reads these unquoted as booleans; no event field is a boolean, so they are refused
+_YAML11_BOOLEANS = re.compile(
+    r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and unquoted booleans (``NO`` for Norway)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> bool:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"unquoted {node.value!r} reads as a boolean; no field is one: quote it",
+            node.start_mark,
+        )
+
+
+_StrictLoader.add_constructor(
+    "tag:yaml.org,2002:bool",
+    _StrictLoader.construct_yaml_bool,
+)
 _REQUIRED = (
     "id",
     "date",
@@ -149,8 +187,9 @@ def parse_event(obj: Any, where: str) -> Event:
     if not isinstance(obj, dict):
         raise InputError(f"{where}: expected a mapping")
     raw_id = obj.get("id")
-    if not isinstance(raw_id, str) or not _ID.match(raw_id):
-        raise InputError(f"{where}: field id: expected a lower-case slug, got {raw_id!r}")
+    if not isinstance(raw_id, str) or len(raw_id) > _MAX_ID_CHARS or not _ID.fullmatch(raw_id):
+        shown = raw_id[:_MAX_ID_CHARS] if isinstance(raw_id, str) else raw_id
+        raise InputError(f"{where}: field id: expected a lower-case slug, got {shown!r}")
     at = f"{where}: event {raw_id}: field"
     for key in _REQUIRED:
         if key not in obj:
@@ -191,11 +230,20 @@ def load_file(path: str | os.PathLike[str]) -> list[Event]:
     """Read and validate one events file (``events:`` list, or a bare list); raise InputError."""
     chosen = pathlib.Path(path)
     try:
-        data = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+        text = chosen.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read events file {chosen}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"events file {chosen} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise InputError(f"events file {chosen} is not valid YAML: {exc}") from None
+        detail = " ".join(str(exc).split())  # one line
+        raise InputError(f"events file {chosen} is not valid YAML: {detail}"[:500]) from None
+    except RecursionError:
+        raise InputError(f"events file {chosen} is nested too deeply") from None
     items = data.get("events") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError(f"{chosen}: expected a top-level 'events:' list")

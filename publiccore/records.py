@@ -41,6 +41,7 @@ ConsistencyStatus = Literal["consistent", "inconsistent", "unknown"]
 IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer", "not_measured"]
 INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
 
+LEGACY_TRUNCATED = "truncated"  # a failure code older probes wrote for a TC answer (not a failure)
 MAX_STRING = 262_144  # longest accepted string (a base64 TCP answer of 64 KiB fits)
 MAX_ITEMS = 4_096  # longest accepted list
 _COUNTRY = re.compile(r"[A-Z]{2}")  # used with fullmatch: "NL\n" is not a country
@@ -111,8 +112,9 @@ class DnsQuery:
 
     @property
     def answered(self) -> bool:
-        """RSSAC047 'answered': RCODE NOERROR within the timeout (a truncated answer counts)."""
-        return self.rcode == "NOERROR" and self.failure in (None, "truncated")
+        """RSSAC047 'answered': RCODE NOERROR within the timeout. A truncated answer counts:
+        truncation is the ``tc`` flag (schema 1 records also wrote ``failure: "truncated"``)."""
+        return self.rcode == "NOERROR" and self.failure in (None, LEGACY_TRUNCATED)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -329,7 +331,7 @@ def loads(text: str | bytes) -> Record:
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise RecordError(f"bad JSON: {exc}") from None
+        raise RecordError(f"bad JSON: {exc}", code="invalid_value") from None
     return parse_record(obj)
 
 
@@ -541,14 +543,16 @@ def _parse_canonical(obj: Any) -> Record:
 def _parse_checked(obj: Any) -> Record:
     """Validate ``obj`` field by field; raise RecordError at the first offending one."""
     if not isinstance(obj, Mapping):
-        raise RecordError(f"expected a JSON object, got {_json_type(obj)}")
+        raise RecordError(f"expected a JSON object, got {_json_type(obj)}", code="wrong_type")
     schema = obj.get("schema")
     if schema is None:
-        raise RecordError("missing field", "schema")
+        raise RecordError("missing field", "schema", code="missing_field")
     if type(schema) is not int:
-        raise RecordError(f"expected integer, got {_json_type(schema)}", "schema")
+        raise RecordError(
+            f"expected integer, got {_json_type(schema)}", "schema", code="wrong_type"
+        )
     if schema not in SCHEMA_VERSIONS:
-        raise RecordError(f"unknown schema version {schema}", "schema")
+        raise RecordError(f"unknown schema version {schema}", "schema", code="unknown_schema")
     _check_keys(
         obj,
         required=("id", "kind", "probe", "started", "finished", "target", "result", "software"),
@@ -558,27 +562,29 @@ def _parse_checked(obj: Any) -> Record:
     round_id = obj.get("round")
     if round_id is not None:
         if not isinstance(round_id, str):
-            raise RecordError(f"expected string, got {_json_type(round_id)}", "round")
+            raise RecordError(
+                f"expected string, got {_json_type(round_id)}", "round", code="wrong_type"
+            )
         if not 0 < len(round_id) <= 64:
-            raise RecordError("round id must be 1 to 64 characters", "round")
+            raise RecordError("round id must be 1 to 64 characters", "round", code="invalid_value")
     kind = obj["kind"]
     if not isinstance(kind, str):  # also keeps an unhashable value out of the lookup below
-        raise RecordError(f"expected string, got {_json_type(kind)}", "kind")
+        raise RecordError(f"expected string, got {_json_type(kind)}", "kind", code="wrong_type")
     if kind not in KIND_TYPES:
-        raise RecordError(f"unknown kind {kind[:40]!r}", "kind")
+        raise RecordError(f"unknown kind {kind[:40]!r}", "kind", code="unknown_kind")
     record_id = _parse_uuid(obj["id"])
     target_cls, result_cls = KIND_TYPES[kind]
     probe = _from_obj(ProbeRef, obj["probe"], "probe")
     if probe.country is not None and not _COUNTRY.fullmatch(probe.country):
-        raise RecordError("expected an ISO 3166-1 alpha-2 code", "probe.country")
+        raise RecordError("expected an ISO 3166-1 alpha-2 code", "probe.country", code="wrong_type")
     if probe.asn is not None and not 0 <= probe.asn < 2**32:
-        raise RecordError("ASN out of range", "probe.asn")
+        raise RecordError("ASN out of range", "probe.asn", code="invalid_value")
     if not probe.id:
-        raise RecordError("empty probe id", "probe.id")
+        raise RecordError("empty probe id", "probe.id", code="invalid_value")
     started = _parse_time(obj["started"], "started")
     finished = _parse_time(obj["finished"], "finished")
     if finished < started:
-        raise RecordError("finished before started", "finished")
+        raise RecordError("finished before started", "finished", code="invalid_value")
     return Record(
         id=record_id,
         kind=typing.cast(Kind, kind),  # checked against KIND_TYPES above
@@ -596,23 +602,25 @@ def _parse_checked(obj: Any) -> Record:
 
 def _parse_uuid(value: Any) -> str:
     if not isinstance(value, str):
-        raise RecordError(f"expected string, got {_json_type(value)}", "id")
+        raise RecordError(f"expected string, got {_json_type(value)}", "id", code="wrong_type")
     try:
         parsed = uuid.UUID(value)
     except ValueError:
-        raise RecordError("not a UUID", "id") from None
+        raise RecordError("not a UUID", "id", code="invalid_value") from None
     if str(parsed) != value:
-        raise RecordError("UUID not in canonical lower-case form", "id")
+        raise RecordError("UUID not in canonical lower-case form", "id", code="invalid_value")
     return value
 
 
 def _parse_time(value: Any, path: str) -> dt.datetime:
     if not isinstance(value, str):
-        raise RecordError(f"expected RFC 3339 string, got {_json_type(value)}", path)
+        raise RecordError(
+            f"expected RFC 3339 string, got {_json_type(value)}", path, code="wrong_type"
+        )
     try:
         return parse_rfc3339(value)
-    except ValueError:
-        raise RecordError("not an RFC 3339 UTC timestamp", path) from None
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00
+        raise RecordError("not an RFC 3339 UTC timestamp", path, code="invalid_value") from None
 
 
 def _json_type(value: Any) -> str:
@@ -637,11 +645,11 @@ def _check_keys(
     prefix = f"{path}." if path else ""
     for key in required:
         if key not in obj:
-            raise RecordError("missing field", prefix + key)
+            raise RecordError("missing field", prefix + key, code="missing_field")
     allowed = set(required) | set(optional)
     for key in obj:
         if key not in allowed:
-            raise RecordError("unknown field", prefix + str(key)[:64])
+            raise RecordError("unknown field", prefix + str(key)[:64], code="unknown_field")
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -661,7 +669,7 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
         if value is None:
             if type(None) in args:
                 return None
-            raise RecordError("must not be null", path)
+            raise RecordError("must not be null", path, code="wrong_type")
         (inner,) = [a for a in args if a is not type(None)]
         return _from_obj(inner, value, path)
     if origin is Literal:
@@ -669,18 +677,20 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
         if value not in allowed or isinstance(value, bool):
             shown = str(value)[:40] if isinstance(value, str) else _json_type(value)
             choices = ", ".join(map(str, allowed))
-            raise RecordError(f"expected one of {choices}, got {shown!r}", path)
+            raise RecordError(f"expected one of {choices}, got {shown!r}", path, code="wrong_type")
         return value
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise RecordError(f"expected array, got {_json_type(value)}", path)
+            raise RecordError(f"expected array, got {_json_type(value)}", path, code="wrong_type")
         if len(value) > MAX_ITEMS:
-            raise RecordError(f"too many items ({len(value)} > {MAX_ITEMS})", path)
+            raise RecordError(
+                f"too many items ({len(value)} > {MAX_ITEMS})", path, code="invalid_value"
+            )
         return tuple(_from_obj(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise RecordError(f"expected object, got {_json_type(value)}", path)
+            raise RecordError(f"expected object, got {_json_type(value)}", path, code="wrong_type")
         fields = dataclasses.fields(tp)
         required = tuple(
             f.name
@@ -698,27 +708,29 @@ def _from_obj(tp: Any, value: Any, path: str) -> Any:
         return tp(**kwargs)
     if tp is bool:
         if not isinstance(value, bool):
-            raise RecordError(f"expected boolean, got {_json_type(value)}", path)
+            raise RecordError(f"expected boolean, got {_json_type(value)}", path, code="wrong_type")
         return value
     if tp is int:
         if type(value) is not int:
-            raise RecordError(f"expected integer, got {_json_type(value)}", path)
+            raise RecordError(f"expected integer, got {_json_type(value)}", path, code="wrong_type")
         if not -(2**63) <= value < 2**63:
-            raise RecordError("integer out of range", path)
+            raise RecordError("integer out of range", path, code="invalid_value")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecordError(f"expected number, got {_json_type(value)}", path)
+            raise RecordError(f"expected number, got {_json_type(value)}", path, code="wrong_type")
         if isinstance(value, int) and abs(value) > 2**53:
-            raise RecordError("number out of range", path)
+            raise RecordError("number out of range", path, code="invalid_value")
         if not math.isfinite(value):
-            raise RecordError("number not finite", path)
+            raise RecordError("number not finite", path, code="invalid_value")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise RecordError(f"expected string, got {_json_type(value)}", path)
+            raise RecordError(f"expected string, got {_json_type(value)}", path, code="wrong_type")
         if len(value) > MAX_STRING:
-            raise RecordError(f"string too long ({len(value)} > {MAX_STRING})", path)
+            raise RecordError(
+                f"string too long ({len(value)} > {MAX_STRING})", path, code="invalid_value"
+            )
         return value
     raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a programming error
 

@@ -33,6 +33,7 @@ import dns.rdataclass
 import dns.rdatatype
 from publiccore.collectors.atlas.probemeta import ProbeInfo
 from publiccore.probes import dnssec
+from publiccore.probes.failure import Failure
 from ripe.atlas.sagan import Result, ResultParseError
 from ripe.atlas.sagan.base import ParsingDict
 from ripe.atlas.sagan.traceroute import TracerouteResult
@@ -211,7 +212,7 @@ class Mapper:
         if abuf is None:
             if question is None:
                 return None
-            failure = _error_code(error) if error is not None else "no_answer"
+            failure = _error_code(error) if error is not None else Failure.UNKNOWN_FAILURE.value
             return _query(question, transport, failure=failure), None
         if not isinstance(abuf, str):
             raise MalformedResult("abuf is not a string")
@@ -225,7 +226,7 @@ class Mapper:
         except (dns.exception.DNSException, ValueError, IndexError):
             if question is None:
                 return None
-            query = _query(question, transport, failure="dns_malformed")
+            query = _query(question, transport, failure=Failure.DNS_MALFORMED.value)
             return dataclasses.replace(
                 query,
                 rtt_seconds=rtt,
@@ -257,7 +258,7 @@ class Mapper:
             nsid_text=_printable(nsid) if nsid is not None else None,
             size_bytes=len(wire),
             wire_b64=base64.b64encode(wire).decode("ascii"),
-            failure="truncated" if truncated else None,
+            failure=None,  # truncation is the tc flag (schema 2), as the probe writes it
         ), message
 
     def _question(
@@ -321,7 +322,9 @@ class Mapper:
             )
             hops.append(TraceHop(ttl=hop["hop"], replies=replies))
         answered = any(r.address for h in hops for r in h.replies)
-        failure = None if answered else ("unknown_failure" if "error" in obj else "no_reply")
+        failure = None
+        if not answered:
+            failure = (Failure.UNKNOWN_FAILURE if "error" in obj else Failure.NO_REPLY).value
         started = _time(obj["timestamp"])
         end = obj.get("endtime")
         finished = _time(end) if isinstance(end, int | float) and end >= obj["timestamp"] else None
@@ -400,8 +403,8 @@ def _rtt(value: Any) -> float | None:
 def _error_code(error: Any) -> str:
     """Atlas ``error`` → the probe's failure codes (``timeout`` is the only one Atlas names)."""
     if isinstance(error, Mapping) and "timeout" in error:
-        return "dns_timeout"
-    return "unknown_failure"
+        return Failure.DNS_TIMEOUT.value
+    return Failure.UNKNOWN_FAILURE.value
 
 
 def _query(question: Question, transport: Transport, *, failure: str) -> DnsQuery:

@@ -3,13 +3,16 @@
 ``bgpdump -m`` decodes raw, gzip and bzip2 MRT: TABLE_DUMP (v1) and TABLE_DUMP_V2 RIBs, BGP4MP
 (and legacy BGP) updates and state changes. It runs as its own process, so decoding overlaps with
 the Python derivation on a second core. bgpdump exits 0 even on a truncated file; its ``-v``
-diagnostics (``[error]`` / ``[warn]`` lines on stderr) are what mark a file partial.
+diagnostics (``[error]`` / ``[warn]`` lines on stderr) are what mark a file partial, and tell a
+truncated file (``truncated: …``: it ends inside a plausible record) from a corrupt one
+(``corrupt MRT data: …``: a bad marker, an impossible length or AFI inside the data).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +31,42 @@ from publiccore.errors import InputError
 
 NAME = "bgpdump"
 PROGRESS_EVERY = 20_000
+CORRUPT_PREFIX = "corrupt MRT data: "  # FileReport.problem of a damaged (not truncated) file
+# A longer "expected" record length is a corrupt header: BGP4MP carries one BGP message (at most
+# 65,535 bytes with RFC 8654 extended messages) plus its header; a RIB entry may list many peers.
+MAX_RECORD_BYTES = {"updates": 65_535 + 1024, "rib": 16 * 1024 * 1024}
+_INCOMPLETE = re.compile(r"incomplete dump record \((\d+) bytes read, expecting (-?\d+)\)")
+
+
+def is_truncation(diagnostic: str, *, kind: Literal["rib", "updates"] = "updates") -> bool:
+    """Whether a bgpdump diagnostic says only that the file ends inside a plausible record.
+
+    bgpdump reports a file cut short as ``incomplete dump record (R bytes read, expecting E)``
+    for its last record; a corrupt header gives the same line with an absurd E (negative or
+    huge), and damage inside records gives other lines (``bad marker``, ``unsupported AFI``,
+    ``attribute is truncated``).
+    """
+    match = _INCOMPLETE.search(diagnostic)
+    if match is None:
+        return "stream ends early (truncated)" in diagnostic
+    read, expected = int(match.group(1)), int(match.group(2))
+    return 0 <= read < expected <= MAX_RECORD_BYTES[kind]
+
+
+def classify(
+    problems: list[str], *, returncode: int, kind: Literal["rib", "updates"] = "updates"
+) -> str:
+    """The ``problem`` text of a file report: ``truncated: …`` or ``corrupt MRT data: …``.
+
+    A file is truncated when every diagnostic is a truncation (and bgpdump exited normally);
+    anything else is damage the decoder saw inside the data. "" when there is no problem.
+    """
+    if not problems:
+        return ""
+    text = "; ".join(problems[:5])
+    if returncode in (0, -9) and all(is_truncation(p, kind=kind) for p in problems):
+        return f"truncated: {text}"
+    return CORRUPT_PREFIX + text
 
 
 def available() -> bool:
@@ -233,7 +272,7 @@ class BgpdumpRead(FileRead):
             dump_time=first,
             elements=count,
             partial=bool(problems),
-            problem="; ".join(problems[:5]),
+            problem=classify(problems, returncode=returncode, kind=self.kind),
             last_time=last,
             reader=NAME,
             kind=self.kind,

@@ -186,6 +186,16 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
                 f"elements: {source.problem}",
                 file=sys.stderr,
             )
+    for note in analysis.notes:
+        print(f"publiccore: warning: {note}", file=sys.stderr)
+    from publiccore.collectors.bgp.bgpdump import CORRUPT_PREFIX
+
+    corrupt = [s for s in analysis.sources if s.problem.startswith(CORRUPT_PREFIX)]
+    if corrupt:
+        raise InputError(
+            f"{corrupt[0].file}: {corrupt[0].problem[:200]} (not truncated: the file is damaged; "
+            "nothing was stored)"
+        )
     return analysis, options, settings
 
 
@@ -203,13 +213,10 @@ def _store(
 
     from publiccore.store import open_configured
 
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         source_id, count = store_analysis(
             store, analysis, options=options, delegated=tuple(delegated), command=command
         )
-    finally:
-        store.close()
     print(f"stored {count} observations as source {source_id}", file=sys.stderr)
 
 

@@ -63,6 +63,7 @@ class Analysis:
     roots: tuple[RootPrefix, ...] = ()
     transit: tuple[Transit, ...] = ()
     bins: tuple[Bin, ...] = ()
+    notes: tuple[str, ...] = ()  # what the update timeline skipped or jumped over
 
     @property
     def partial(self) -> bool:
@@ -210,6 +211,7 @@ def analyze(
                 )
             )
     bins: list[Bin] = []
+    notes: list[str] = []
     if updates:
         streams = [
             reader.read(path, kind="updates", collector=collector, progress=progress)
@@ -227,6 +229,7 @@ def analyze(
             threshold=options.threshold,
         )
         bins = timeline.run(merged(streams))
+        notes = timeline.notes
         reports.extend(s.report for s in streams)
     return Analysis(
         sources=tuple(reports),
@@ -239,6 +242,7 @@ def analyze(
         roots=tuple(root_rows),
         transit=tuple(transit_rows),
         bins=tuple(bins),
+        notes=tuple(notes),
     )
 
 

@@ -2,12 +2,14 @@
 
 Each bin is stamped with its start and holds the state at its end. The full-feed sessions are
 those of the RIB the updates start from, kept fixed over the window; a bin without updates
-repeats the previous bin's values.
+repeats the previous bin's values. Bins are bounded by the data: a corrupt timestamp far ahead is
+skipped, a real gap of more than a day is jumped over, and ``Timeline.notes`` says which.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -17,6 +19,9 @@ from publiccore.collectors.bgp.roots import covering_prefix
 from publiccore.collectors.bgp.visibility import CountryIndex, CountryVisibility, country_visibility
 
 from publiccore.geo import Geo
+
+MAX_GAP_SECONDS = 86_400.0  # a longer jump between consecutive updates is not filled with bins
+JUMP_CONFIRM = 3  # updates in a row beyond such a jump that make it a real gap, not corruption
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class Timeline:
         watched: Sequence[tuple[str, str]] = (),
         bin_seconds: int = 300,
         threshold: float = 0.5,
+        max_gap_seconds: float = MAX_GAP_SECONDS,
     ) -> None:
         self.rib = rib
         self.full_feed = full_feed
@@ -69,6 +75,9 @@ class Timeline:
         self.watched = tuple(watched)
         self.bin_seconds = bin_seconds
         self.threshold = threshold
+        self.max_gap_seconds = max_gap_seconds
+        self.notes: list[str] = []  # gaps jumped and updates skipped (see ``run``)
+        self.skipped = 0
         self._dirty: set[tuple[str, Family]] = set()
         self._countries: dict[tuple[str, Family], CountryVisibility] = {}
         if index is not None:
@@ -153,27 +162,77 @@ class Timeline:
     def run(
         self, elements: Iterable[Element], on_bin: Callable[[Bin], None] | None = None
     ) -> list[Bin]:
-        """Apply time-ordered updates; return one bin per ``bin_seconds`` from first to last."""
+        """Apply time-ordered updates; return one bin per ``bin_seconds`` from first to last.
+
+        Bins are bounded by the data: an element more than ``max_gap_seconds`` after the
+        current bin is held back. If the data carries on from there (``JUMP_CONFIRM`` such
+        elements in a row) it is a real gap: the bins jump over it without filling it with
+        empty ones. If the data comes back instead, the held elements had corrupt timestamps
+        and are skipped. Either way ``notes`` says so (one line each, for the command to show).
+        """
         bins: list[Bin] = []
         width = self.bin_seconds
-        current: float | None = None
-        in_bin = 0
-        for element in elements:
-            start = element.time - element.time % width
-            if current is None:
-                current = start
-            while start > current:
-                done = self.snapshot(current, in_bin)
-                bins.append(done)
-                if on_bin is not None:
-                    on_bin(done)
-                current += width
-                in_bin = 0
-            self.apply(element)
-            in_bin += 1
-        if current is not None:
-            done = self.snapshot(current, in_bin)
+        state: dict[str, float | int | None] = {"current": None, "in_bin": 0}
+        held: list[Element] = []
+
+        def emit(start: float, updates: int) -> None:
+            done = self.snapshot(start, updates)
             bins.append(done)
             if on_bin is not None:
                 on_bin(done)
+
+        def feed(element: Element) -> None:
+            start = element.time - element.time % width
+            current = state["current"]
+            if current is None:
+                current = start
+            while start > current:
+                emit(current, int(state["in_bin"] or 0))
+                current += width
+                state["in_bin"] = 0
+            state["current"] = current
+            self.apply(element)
+            state["in_bin"] = int(state["in_bin"] or 0) + 1
+
+        for element in elements:
+            current = state["current"]
+            far = current is not None and element.time - current > self.max_gap_seconds + width
+            if far:
+                held.append(element)
+                if len(held) < JUMP_CONFIRM:
+                    continue
+                assert current is not None
+                emit(current, int(state["in_bin"] or 0))
+                jump_to = held[0].time - held[0].time % width
+                self.notes.append(
+                    f"updates jump {jump_to - current:,.0f} s ahead after {_utc(current)} "
+                    f"(to {_utc(jump_to)}): the gap has no bins"
+                )
+                state["current"], state["in_bin"] = jump_to, 0
+                for item in held:
+                    feed(item)
+                held.clear()
+                continue
+            if held:
+                self._skip(held)
+            feed(element)
+        if held:
+            self._skip(held)
+        if state["current"] is not None:
+            emit(float(state["current"]), int(state["in_bin"] or 0))
         return bins
+
+    def _skip(self, held: list[Element]) -> None:
+        self.skipped += len(held)
+        self.notes.append(
+            f"skipped {len(held)} update(s) timestamped far ahead of the data "
+            f"(first at {_utc(held[0].time)}): corrupt timestamps"
+        )
+        held.clear()
+
+
+def _utc(seconds: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.0f} (Unix seconds)"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from publiccore import __version__
 from publiccore import config as cfg
-from publiccore.app import services
+from publiccore.app import services, store_commands
 from publiccore.collectors import commands as collector_commands
 from publiccore.collectors import paths_commands
 from publiccore.collectors.atlas import commands as atlas_commands
@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     paths_commands,
     atlas_commands,
     exporter_commands,
+    store_commands,
 )
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from rich.console import RenderableType
 
+    from publiccore.collectors.connections import ConnectionLimits
     from publiccore.probes.agent import Measurement
     from publiccore.probes.spool import Spool
     from publiccore.records import ProbeRef, Record
@@ -138,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_configured(settings, args.store)
     try:
         app = collector_app(store, settings)
-        asyncio.run(serve_forever(app, host, port))
+        asyncio.run(serve_forever(app, host, port, limits=connection_limits(settings)))
     finally:
         store.close()
     return 0
@@ -183,7 +184,13 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
                 os.close(ready_write)
                 store = open_configured(settings, args.store)
                 try:
-                    asyncio.run(serve_forever(collector_app(store, settings), sock=sock))
+                    asyncio.run(
+                        serve_forever(
+                            collector_app(store, settings),
+                            sock=sock,
+                            limits=connection_limits(settings),
+                        )
+                    )
                     code = 0
                 finally:
                     store.close()
@@ -236,15 +243,49 @@ def _url(host: object, port: object) -> str:
     return f"http://{shown}:{port}"
 
 
+def connection_limits(settings: cfg.Settings) -> ConnectionLimits:
+    """The ``[serve]`` connection limits for ``collectors.connections``."""
+    from publiccore.collectors.connections import ConnectionLimits
+
+    serve = settings.serve
+    return ConnectionLimits(
+        max_connections=serve.max_connections,
+        max_connections_per_address=serve.max_connections_per_address,
+        header_timeout_seconds=serve.header_timeout_seconds,
+        keepalive_timeout_seconds=serve.keepalive_timeout_seconds,
+        per_address_exempt=frozenset(serve.per_address_exempt),
+    )
+
+
 async def start_site(
-    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+    app: web.Application,
+    host: str = "",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> tuple[web.AppRunner, list[str]]:
-    """Start serving ``app``; return its runner (``cleanup()`` it) and the bound URLs."""
+    """Start serving ``app``; return its runner (``cleanup()`` it) and the bound URLs.
+
+    Connections are bounded and timed out by ``limits`` (the defaults of ``[serve]`` when
+    None); repeated log lines are rate-limited and never carry a peer address.
+    """
     from aiohttp import web
 
+    from publiccore.collectors import connections
+
+    connections.install_log_hygiene()
     # No access log: the collector never records or exposes a probe's address.
     # auto_decompress off: collectors.ingest decompresses gzip itself, capped (no gzip bombs).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+    # lingering_time 0: a body refused early is not read and discarded (the handler closes).
+    runner = connections.GuardedRunner(
+        app,
+        limits=limits or connections.ConnectionLimits(),
+        access_log=None,
+        handle_signals=False,
+        auto_decompress=False,
+        lingering_time=0.0,
+    )
     await runner.setup()
     try:
         if sock is not None:
@@ -268,14 +309,19 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def serve_forever(
-    app: web.Application, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+    app: web.Application,
+    host: str = "",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` on host:port (or a listening ``sock``) until SIGTERM/SIGINT.
 
     With host:port, prints ``listening on http://HOST:PORT`` once ready.
     """
     stop = stop_on_signals()
-    runner, urls = await start_site(app, host, port, sock=sock)
+    runner, urls = await start_site(app, host, port, sock=sock, limits=limits)
     try:
         if sock is None:
             for url in urls:
@@ -430,48 +476,24 @@ class LetterRow:
 
 def letter_rows(records: Sequence[Record]) -> list[LetterRow]:
     """Summarise one root round per letter (``. SOA`` over UDP and TCP, each family)."""
-    from publiccore.records import RootResult, RootTarget
+    from publiccore.probes.summary import summarise_round
 
-    by_letter: dict[str, list[Record]] = {}
-    for record in records:
-        if isinstance(record.result, RootResult) and isinstance(record.target, RootTarget):
-            by_letter.setdefault(record.target.letter, []).append(record)
     rows = []
-    for letter in sorted(by_letter):
-        cells: dict[tuple[str, str], str] = {}
-        reachable: dict[tuple[str, str], bool] = {}
-        sites: list[str] = []
-        serials: list[str] = []
-        outcomes: list[str] = []
-        for record in by_letter[letter]:
-            assert isinstance(record.result, RootResult)
-            assert isinstance(record.target, RootTarget)
-            family = record.target.family
-            for query in record.result.queries:
-                if query.qname != "." or query.qtype != "SOA":
-                    continue
-                ok = query.failure is None and query.rcode == "NOERROR"
-                reachable[(family, query.transport)] = ok
-                if ok and query.rtt_seconds is not None:
-                    cells[(family, query.transport)] = f"{query.rtt_seconds * 1000:.0f} ms"
-                else:
-                    cells[(family, query.transport)] = query.failure or f"rcode {query.rcode}"
-                if ok and query.serial is not None and str(query.serial) not in serials:
-                    serials.append(str(query.serial))
-            site = record.result.identity.site
-            if site and site not in sites:
-                sites.append(site)
-            outcome = record.result.integrity.outcome
-            if outcome not in outcomes:
-                outcomes.append(outcome)
+    for letter in summarise_round(records).letters:
+        cells = {
+            key: f"{q.rtt_seconds * 1000:.0f} ms"
+            if q.answered and q.rtt_seconds is not None
+            else q.problem or "-"
+            for key, q in letter.soa.items()
+        }
         rows.append(
             LetterRow(
-                letter=letter,
+                letter=letter.letter,
                 cells=cells,
-                reachable=reachable,
-                site=", ".join(sites) or "-",
-                serial=", ".join(serials) or "-",
-                integrity=", ".join(outcomes) or "-",
+                reachable={key: q.answered for key, q in letter.soa.items()},
+                site=", ".join(letter.sites) or "-",
+                serial=", ".join(map(str, letter.serials)) or "-",
+                integrity=", ".join(letter.outcomes) or "-",
             )
         )
     return rows
@@ -479,26 +501,22 @@ def letter_rows(records: Sequence[Record]) -> list[LetterRow]:
 
 def round_line(number: int, records: Sequence[Record]) -> str:
     """One plain line for a root round: answered targets per family × transport, integrity."""
-    rows = letter_rows(records)
+    from publiccore.probes.summary import summarise_round
+
+    summary = summarise_round(records)
     parts = []
     for family in FAMILIES:
         for transport in TRANSPORTS:
-            asked = sum((family, transport) in r.reachable for r in rows)
+            ok, asked = summary.soa_answered(family, transport)
             if asked:
-                ok = sum(r.reachable.get((family, transport), False) for r in rows)
                 parts.append(f"{family}/{transport} {ok}/{asked}")
-    outcomes: dict[str, int] = {}
-    for row in rows:
-        for outcome in row.integrity.split(", "):
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes = summary.outcome_letters()
     integrity = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
     silent = (
-        ""
-        if any(any(r.reachable.values()) for r in rows)
-        else " — no root server answered (is this host offline?)"
+        "" if summary.answered_addresses else " — no root server answered (is this host offline?)"
     )
     return (
-        f"root round {number}: {len(records)} addresses of {len(rows)} letters; SOA "
+        f"root round {number}: {len(records)} addresses of {len(summary.letters)} letters; SOA "
         f"answered {', '.join(parts) or 'by none'}; integrity {integrity or '-'}{silent}"
     )
 
@@ -593,7 +611,7 @@ def render_summary(state: RunState, now: dt.datetime) -> RenderableType:
 
 def _run(args: argparse.Namespace) -> int:
     from publiccore import roothints
-    from publiccore.probes import agent_commands, dnssec
+    from publiccore.probes import agent_commands, root
     from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
@@ -604,7 +622,7 @@ def _run(args: argparse.Namespace) -> int:
     host, port = listen_address(args.listen or settings.serve.listen)
     # Bad hints or anchors are refused before anything is created or registered.
     roothints.load_hints(settings.root.hints or None)
-    dnssec.load_anchors(settings.root.anchors or None)
+    root.RootConfig.from_settings(settings.root)
     spool_path, credentials = run_state_paths(settings, args.store)
     store = open_configured(settings, args.store)
     try:
@@ -682,7 +700,7 @@ async def _run_async(
     stop = stop_on_signals()
     registry = CollectorRegistry()
     app = collector_app(store, settings, registry=registry)
-    runner, urls = await start_site(app, host, port)
+    runner, urls = await start_site(app, host, port, limits=connection_limits(settings))
     try:
         state.url = urls[0]
         options = agent_mod.AgentOptions(

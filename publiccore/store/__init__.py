@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from publiccore.errors import StoreError
 from publiccore.records import Record
@@ -20,8 +20,17 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PutResult:
+    """What ``put_records`` did: new rows, ids this probe already stored, and conflicts.
+
+    A conflict is a record id already stored from another probe: not stored, and not called a
+    duplicate (that would tell a probe another probe's id exists and let it squat ids);
+    ``conflict_ids`` lists them.
+    """
+
     accepted: int
     duplicates: int
+    conflicts: int = 0
+    conflict_ids: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +80,9 @@ class Store(Protocol):
     ) -> PutResult:
         """Insert records in one transaction; a record id already stored counts as duplicate.
 
+        A duplicate is an id stored from the same probe; an id stored from another probe is a
+        conflict (``PutResult.conflicts``), not stored.
+
         ``bodies``, when the caller already has them (the ingest service does, from parsing),
         are the records' ``Record.dumps()`` in the same order, stored as they are instead of
         serialising every record again; raises ValueError when their number differs.
@@ -78,6 +90,10 @@ class Store(Protocol):
         ...
 
     def get_record(self, record_id: str) -> Record | None: ...
+
+    def get_body(self, record_id: str) -> str | None:
+        """The stored record's canonical JSON, byte for byte as written (for citation)."""
+        ...
 
     def iter_records(
         self,
@@ -101,6 +117,10 @@ class Store(Protocol):
         probe_id: str | None = None,
         country: str | None = None,
     ) -> int: ...
+
+    def newest_started(self, kind: str, *, until: dt.datetime) -> dt.datetime | None:
+        """Start time of the newest record of ``kind`` started before ``until``."""
+        ...
 
     def add_probe(self, probe: ProbeRegistration) -> None: ...
 
@@ -126,6 +146,37 @@ class Store(Protocol):
 
     def get_source(self, source_id: int) -> Source | None: ...
 
+    def fact_rows(
+        self,
+        table: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        country: str | None = None,
+        asns: Collection[int] | None = None,
+        without_round: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a facts table (``publiccore.store.facts``) by bucket (or time)."""
+        ...
+
+    def claim_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:
+        """Take or renew a lease (one deriver per deployment); False while another holds it."""
+        ...
+
+    def put_snapshot(self, name: str, *, computed_at: float, body: str) -> None: ...
+
+    def snapshot_time(self, name: str) -> float | None: ...
+
+    def get_snapshot(self, name: str) -> tuple[float, str] | None: ...
+
+    def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
+        """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
+        ...
+
+    def rederive(self, *, chunk: int = 2000) -> int:
+        """Rebuild the typed rows and buckets from the raw records; return records read."""
+        ...
+
     def get_atlas_position(self, measurement: int) -> dt.datetime | None:
         """Where following RIPE Atlas measurement ``measurement`` stands (None: not started)."""
         ...
@@ -135,6 +186,12 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        """``with open_store(...) as store:`` closes the store when the block ends."""
+        ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def open_store(path: str = "", url: str = "") -> Store:
@@ -154,7 +211,17 @@ def open_store(path: str = "", url: str = "") -> Store:
 
 
 def open_configured(settings: Settings, path: str | None = None) -> Store:
-    """The store a command's ``--store PATH`` names, else the configured one ([store])."""
-    if path:
-        return open_store(path)
-    return open_store(settings.store.path, settings.store.url)
+    """The store a command's ``--store PATH`` names, else the configured one ([store]).
+
+    Its facts are written with the configured site table (``[aggregate] sites``).
+    """
+    store = open_store(path) if path else open_store(settings.store.path, settings.store.url)
+    if settings.aggregate.sites:
+        from publiccore.sites import load_sites
+
+        try:
+            store.sites = load_sites(settings.aggregate.sites)  # type: ignore[attr-defined]
+        except Exception:
+            store.close()
+            raise
+    return store

@@ -11,12 +11,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
+from publiccore.store.facts import SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="DOUBLE PRECISION", bigint="BIGINT", serial="BIGSERIAL PRIMARY KEY", records_options=""
     ),
+    SCHEMA_V2.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
     SCHEMA_ATLAS_POSITIONS.format(real="DOUBLE PRECISION", bigint="BIGINT"),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
@@ -27,6 +29,7 @@ class PostgresStore(SqlStore):
 
     MIGRATIONS = MIGRATIONS
     PARAM = "%s"
+    LEAST, GREATEST = "LEAST", "GREATEST"
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -56,15 +59,14 @@ class PostgresStore(SqlStore):
         with self._lock, self._db.transaction():
             yield
 
-    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        with self._transaction(), self._db.cursor() as cur:
+    def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        with self._db.cursor() as cur:
             cur.executemany(
                 "INSERT INTO records "
-                "(id, kind, probe_id, country, asn, started, finished, received, body) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                "(id, kind, probe_id, country, asn, started, finished, received, body, packed) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 rows,
             )
-            return int(cur.rowcount)
 
     def _get_version(self) -> int:
         self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))

@@ -12,13 +12,15 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Self
 
 from publiccore import records as rec
 from publiccore.clock import utc_now
 from publiccore.errors import StoreError
-from publiccore.store import Observation, ProbeRegistration, PutResult, Source
+from publiccore.sites import SiteTable, load_sites
+from publiccore.store import Observation, ProbeRegistration, PutResult, Source, compact
+from publiccore.store import facts as factmod
 
 # Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
 # integer wide enough for ASNs, {serial} an auto-numbered primary key, {records_options} table
@@ -95,10 +97,24 @@ class SqlStore:
 
     MIGRATIONS: tuple[str, ...] = ()
     PARAM = "?"
+    LEAST, GREATEST = "min", "max"  # the dialect's two-argument minimum and maximum
     label = "store"
+    ID_CHUNK = 500  # ids per "IN (...)" look-up
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._sites: SiteTable | None = None
+
+    @property
+    def sites(self) -> SiteTable:
+        """The site table facts are written with (the bundled one unless set)."""
+        if self._sites is None:
+            self._sites = load_sites()
+        return self._sites
+
+    @sites.setter
+    def sites(self, table: SiteTable) -> None:
+        self._sites = table
 
     # --- dialect hooks -------------------------------------------------------------------------
 
@@ -113,8 +129,8 @@ class SqlStore:
         raise NotImplementedError
         yield
 
-    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert record rows in one transaction, skipping known ids; return how many were new."""
+    def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert record rows (none of them stored yet) inside the caller's transaction."""
         raise NotImplementedError
 
     def _get_version(self) -> int:
@@ -129,6 +145,12 @@ class SqlStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # --- schema ------------------------------------------------------------------------------
 
     def _sql(self, sql: str) -> str:
@@ -141,6 +163,8 @@ class SqlStore:
     def schema_version(self) -> int:
         with self._lock:
             return self._get_version()
+
+    FACTS_SCHEMA = 2  # the migration that added the typed facts (rederived when upgrading)
 
     def _migrate(self) -> None:
         with self._transaction():
@@ -155,6 +179,8 @@ class SqlStore:
                     if statement.strip():
                         self._execute(statement)
                 self._set_version(step + 1)
+        if 0 < version < self.FACTS_SCHEMA <= self.schema_target:
+            self.rederive()  # a store from before parse-once: derive the facts of its records
 
     # --- records -----------------------------------------------------------------------------
 
@@ -171,31 +197,200 @@ class SqlStore:
             bodies = [r.dumps() for r in records]
         elif len(bodies) != len(records):
             raise ValueError(f"{len(bodies)} bodies for {len(records)} records")
-        rows = [
-            (
-                r.id,
-                r.kind,
-                r.probe.id,
-                r.probe.country,
-                r.probe.asn,
-                ts(r.started),
-                ts(r.finished),
-                now,
-                body,
-            )
-            for r, body in zip(records, bodies, strict=True)
-        ]
-        if not rows:
+        if not records:
             return PutResult(accepted=0, duplicates=0)
-        accepted = self._insert_records(rows)
-        return PutResult(accepted=accepted, duplicates=len(rows) - accepted)
+        with self._transaction():
+            owners = self._owners([r.id for r in records])
+            rows = []
+            conflict_ids: list[str] = []
+            answers: dict[str, bytes] = {}
+            batch = factmod.FactBatch(sites=self.sites)
+            for r, body in zip(records, bodies, strict=True):
+                owner = owners.get(r.id)
+                if owner is not None:
+                    if owner != r.probe.id:  # another probe's id: a conflict, not a duplicate
+                        conflict_ids.append(r.id)
+                    continue
+                owners[r.id] = r.probe.id
+                packed = compact.pack(body, r.kind)
+                answers.update(packed.answers)
+                rows.append(
+                    (
+                        r.id,
+                        r.kind,
+                        r.probe.id,
+                        r.probe.country,
+                        r.probe.asn,
+                        ts(r.started),
+                        ts(r.finished),
+                        now,
+                        "",
+                        packed.blob,
+                    )
+                )
+                batch.add(r)
+            if rows:
+                self._put_answers(answers)
+                self._insert_rows(rows)
+                self._write_facts(batch)
+        return PutResult(
+            accepted=len(rows),
+            duplicates=len(records) - len(rows) - len(conflict_ids),
+            conflicts=len(conflict_ids),
+            conflict_ids=tuple(conflict_ids),
+        )
 
-    def get_record(self, record_id: str) -> rec.Record | None:
+    def _owners(self, ids: Sequence[str]) -> dict[str, str]:
+        """The probe id of each of ``ids`` already stored (absent ids are left out; inside the
+        caller's transaction)."""
+        owners: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), self.ID_CHUNK):
+            chunk = unique[start : start + self.ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = self._sql(f"SELECT id, probe_id FROM records WHERE id IN ({marks})")
+            owners.update(self._execute(sql, chunk).fetchall())
+        return owners
+
+    def _put_answers(self, answers: Mapping[str, bytes]) -> None:
+        """Store the wire answers not stored yet (inside the caller's transaction)."""
+        if answers:
+            self._executemany(
+                self._sql(
+                    "INSERT INTO wire_answers (hash, blob) VALUES (?, ?) "
+                    "ON CONFLICT (hash) DO NOTHING"
+                ),
+                list(answers.items()),
+            )
+
+    def _bodies(self, rows: Sequence[Sequence[Any]]) -> list[str]:
+        """The canonical JSON of stored (body, packed) rows: packed ones unpacked with their
+        wire answers (looked up once per distinct answer of the rows)."""
+        refs = {
+            ref
+            for body, packed in rows
+            if packed is not None
+            for ref in compact.answer_refs(packed)
+        }
+        answers: dict[str, bytes] = {}
+        ordered = sorted(refs)
+        for start in range(0, len(ordered), self.ID_CHUNK):
+            chunk = ordered[start : start + self.ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            with self._lock:
+                found = self._execute(
+                    self._sql(f"SELECT hash, blob FROM wire_answers WHERE hash IN ({marks})"), chunk
+                ).fetchall()
+            answers.update((h, bytes(b)) for h, b in found)
+        return [
+            body if packed is None else compact.unpack(bytes(packed), answers)
+            for body, packed in rows
+        ]
+
+    def get_body(self, record_id: str) -> str | None:
+        """The stored record's canonical JSON, byte for byte as it was written, or None."""
         with self._lock:
             row = self._execute(
-                self._sql("SELECT body FROM records WHERE id = ?"), (record_id,)
+                self._sql("SELECT body, packed FROM records WHERE id = ?"), (record_id,)
             ).fetchone()
-        return None if row is None else rec.loads(row[0])
+        return None if row is None else self._bodies([row])[0]
+
+    def _write_facts(self, batch: factmod.FactBatch) -> None:
+        """Add a batch's typed rows and bucket sums (inside the caller's transaction)."""
+        for statement, rows in factmod.upserts(batch, least=self.LEAST, greatest=self.GREATEST):
+            self._executemany(self._sql(statement), rows)
+
+    # --- derived facts (parse once) ----------------------------------------------------------
+
+    def fact_rows(
+        self,
+        table: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        country: str | None = None,
+        asns: Collection[int] | None = None,
+        without_round: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of one facts table (``facts.AGG_TABLES``) with ``since`` ≤ bucket < ``until``
+        (``root_serials``: every row; ``root_queries``: by ``time``, and with
+        ``without_round`` only the rows of schema 1 records), optionally of one country."""
+        if table not in factmod.AGG_TABLES:
+            raise ValueError(f"not a facts table: {table}")
+        column = "time" if table == "root_queries" else "bucket"
+        clauses, args = [], []
+        if table != "root_serials":
+            if since is not None:
+                clauses.append(f"{column} >= ?")
+                args.append(since)
+            if until is not None:
+                clauses.append(f"{column} < ?")
+                args.append(until)
+        if country is not None:
+            clauses.append("country = ?")
+            args.append(country)
+        if asns is not None:
+            chosen = sorted(set(asns))
+            clauses.append(f"asn IN ({', '.join('?' * len(chosen))})")
+            args.extend(chosen)
+        if without_round and table == "root_queries":
+            clauses.append("round IS NULL")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._lock:
+            return [
+                tuple(r) for r in self._execute(self._sql(f"SELECT * FROM {table}{where}"), args)
+            ]
+
+    def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
+        """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
+        with self._lock:
+            rows = self._execute(
+                self._sql(
+                    "SELECT DISTINCT country, probe_id FROM agg_root_probes "
+                    "WHERE bucket >= ? AND bucket < ?"
+                ),
+                (since, until),
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def rederive(self, *, chunk: int = 2000) -> int:
+        """Rebuild every typed row and bucket from the raw records; return the records read.
+
+        Run after a definition change (or a new site table). One transaction: readers see the
+        old facts or the new ones, never a mix.
+        """
+        count = 0
+        with self._transaction():
+            for table in factmod.AGG_TABLES:
+                self._execute(f"DELETE FROM {table}")
+            for records in self._record_chunks(kind="root-dns", chunk=chunk):
+                batch = factmod.FactBatch(sites=self.sites)
+                batch.extend(records)
+                self._write_facts(batch)
+                count += len(records)
+        return count
+
+    def _record_chunks(self, *, kind: str, chunk: int) -> Iterator[list[rec.Record]]:
+        """Every record of ``kind`` by (started, id), ``chunk`` at a time (keyset paging, so
+        memory stays bounded whatever the store holds)."""
+        last: tuple[float, str] = (-1e300, "")
+        while True:
+            with self._lock:
+                rows = self._execute(
+                    self._sql(
+                        "SELECT started, id, body, packed FROM records WHERE kind = ? AND "
+                        "(started > ? OR (started = ? AND id > ?)) ORDER BY started, id LIMIT ?"
+                    ),
+                    (kind, last[0], last[0], last[1], chunk),
+                ).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            yield [rec.loads(body) for body in self._bodies([(r[2], r[3]) for r in rows])]
+
+    def get_record(self, record_id: str) -> rec.Record | None:
+        body = self.get_body(record_id)
+        return None if body is None else rec.loads(body)
 
     @staticmethod
     def _where(
@@ -230,14 +425,31 @@ class SqlStore:
         limit: int | None = None,
     ) -> Iterator[rec.Record]:
         where, args = self._where(kind, since, until, probe_id, country)
-        sql = f"SELECT body FROM records{where} ORDER BY started, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        with self._lock:
-            bodies = [row[0] for row in self._execute(self._sql(sql), args).fetchall()]
-        for body in bodies:
-            yield rec.loads(body)
+        # Keyset paging: rows are read and parsed a page at a time, never the whole range.
+        page = 1000 if limit is None else min(1000, limit)
+        last: tuple[float, str] | None = None
+        left = limit
+        while left is None or left > 0:
+            clause, page_args = where, list(args)
+            if last is not None:
+                clause += (" AND " if clause else " WHERE ") + (
+                    "(started > ? OR (started = ? AND id > ?))"
+                )
+                page_args += [last[0], last[0], last[1]]
+            size = page if left is None else min(page, left)
+            sql = (
+                f"SELECT started, id, body, packed FROM records{clause} "
+                "ORDER BY started, id LIMIT ?"
+            )
+            with self._lock:
+                rows = self._execute(self._sql(sql), [*page_args, size]).fetchall()
+            for body in self._bodies([(row[2], row[3]) for row in rows]):
+                yield rec.loads(body)
+            if len(rows) < size:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            if left is not None:
+                left -= len(rows)
 
     def count_records(
         self,
@@ -252,6 +464,65 @@ class SqlStore:
         with self._lock:
             row = self._execute(self._sql(f"SELECT count(*) FROM records{where}"), args).fetchone()
         return int(row[0])
+
+    def newest_started(self, kind: str, *, until: dt.datetime) -> dt.datetime | None:
+        """Start time of the newest record of ``kind`` that started before ``until`` (indexed)."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT max(started) FROM records WHERE kind = ? AND started < ?"),
+                (kind, ts(until)),
+            ).fetchone()
+        return from_ts(row[0]) if row and row[0] is not None else None
+
+    # --- the deriver: one per deployment, its output shared by every HTTP worker -------------
+
+    def claim_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` until ``now + seconds``; False while
+        another owner holds an unexpired one."""
+        with self._transaction():
+            row = self._execute(
+                self._sql("SELECT owner, expires FROM leases WHERE name = ?"), (name,)
+            ).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            self._execute(
+                self._sql(
+                    "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "expires = excluded.expires"
+                ),
+                (name, owner, now + seconds),
+            )
+        return True
+
+    def put_snapshot(self, name: str, *, computed_at: float, body: str) -> None:
+        """Store the newest derived snapshot ``name`` (replacing the previous one)."""
+        with self._transaction():
+            self._execute(
+                self._sql(
+                    "INSERT INTO derived_snapshots (name, computed_at, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET computed_at = excluded.computed_at, "
+                    "body = excluded.body"
+                ),
+                (name, computed_at, body),
+            )
+
+    def snapshot_time(self, name: str) -> float | None:
+        """When the stored snapshot ``name`` was computed, or None (a cheap look-up)."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT computed_at FROM derived_snapshots WHERE name = ?"), (name,)
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def get_snapshot(self, name: str) -> tuple[float, str] | None:
+        """(computed_at, body) of the stored snapshot ``name``, or None."""
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT computed_at, body FROM derived_snapshots WHERE name = ?"),
+                (name,),
+            ).fetchone()
+        return None if row is None else (float(row[0]), str(row[1]))
 
     # --- probes ------------------------------------------------------------------------------
 

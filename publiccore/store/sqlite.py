@@ -10,13 +10,16 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from publiccore import sqlitedb
 from publiccore.errors import StoreError
+from publiccore.store.facts import SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
         real="REAL", bigint="INTEGER", serial="INTEGER PRIMARY KEY", records_options="WITHOUT ROWID"
     ),
+    SCHEMA_V2.format(real="REAL", bigint="INTEGER", blob="BLOB"),
     SCHEMA_ATLAS_POSITIONS.format(real="REAL", bigint="INTEGER"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -31,6 +34,7 @@ _RECORD_COLUMNS = (
     "finished",
     "received",
     "body",
+    "packed",
 )
 
 
@@ -53,12 +57,7 @@ class SqliteStore(SqlStore):
         self.path = pathlib.Path(path)
         self.label = f"store {self.path}"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = sqlitedb.connect(self.path, synchronous="NORMAL", foreign_keys=True)
             self._rows_per_insert = max(
                 1,
                 min(
@@ -79,31 +78,13 @@ class SqliteStore(SqlStore):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """Hold the lock and one write transaction; commit on success, roll back otherwise."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            committed = False
-            try:
-                yield
-                self._db.execute("COMMIT")
-                committed = True
-            finally:
-                if not committed:
-                    self._db.execute("ROLLBACK")
+        with sqlitedb.transaction(self._db, self._lock):
+            yield
 
-    def _insert_records(self, rows: Sequence[Sequence[Any]]) -> int:
-        # Multi-row INSERTs rather than executemany, which takes the GIL back for every row: in
-        # ``serve``, with other threads parsing, it waited for it each time while holding the
-        # write lock the other processes need. A batch that fits in one statement needs no
-        # BEGIN/COMMIT either: that statement is its own transaction (all rows or none), so the
-        # write lock is taken, used and released within one step that runs without the GIL.
-        if len(rows) <= self._rows_per_insert:
-            with self._lock:
-                return self._insert_chunk(rows)
-        with self._transaction():
-            return sum(
-                self._insert_chunk(rows[start : start + self._rows_per_insert])
-                for start in range(0, len(rows), self._rows_per_insert)
-            )
+    def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        # Multi-row INSERTs rather than executemany, which takes the GIL back for every row.
+        for start in range(0, len(rows), self._rows_per_insert):
+            self._insert_chunk(rows[start : start + self._rows_per_insert])
 
     def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes

@@ -9,6 +9,7 @@ from publiccore.collectors import aggregate as agg
 
 from publiccore.errors import ConfigError
 from publiccore.store import Observation
+from tests.collectors import exact_root as exact
 
 
 @pytest.mark.parametrize(
@@ -118,9 +119,11 @@ def row(
     serial: int | None = 1,
     probe: str = "p1",
     answered: bool = True,
-) -> agg.RootRow:
-    soa = {"udp": agg.SoaProbe(answered, 0.01 if answered else None, serial if answered else None)}
-    return agg.RootRow(
+) -> exact.RootRow:
+    soa = {
+        "udp": exact.SoaProbe(answered, 0.01 if answered else None, serial if answered else None)
+    }
+    return exact.RootRow(
         time=t,
         probe=probe,
         asn=1,
@@ -133,28 +136,36 @@ def row(
     )
 
 
+def sighting(t: float, *, letter: str = "k", serial: int = 1) -> agg.Sighting:
+    return agg.Sighting(time=t, country="NL", letter=letter, serial=serial)
+
+
 def test_publication_latency_needs_a_serial_change():
     tracker = agg.PublicationTracker()
-    tracker.update([row(100, letter="a"), row(110, letter="k")])
+    tracker.update([sighting(100, letter="a"), sighting(110, letter="k")])
     assert tracker.latency(200) == {}
 
 
 def test_publication_latency_of_the_newest_serial():
     tracker = agg.PublicationTracker()
     tracker.update(
-        [row(0, letter="a", serial=1), row(0, letter="k", serial=1), row(0, letter="m", serial=1)]
+        [
+            sighting(0, letter="a", serial=1),
+            sighting(0, letter="k", serial=1),
+            sighting(0, letter="m", serial=1),
+        ]
     )
     # serial 2 first seen on a at 1000, on k at 1600; m still serves serial 1 at 2000
     tracker.update(
         [
-            row(1000, letter="a", serial=2),
-            row(1600, letter="k", serial=2),
-            row(2000, letter="m", serial=1),
-            row(1300, letter="k", serial=1),
+            sighting(1000, letter="a", serial=2),
+            sighting(1600, letter="k", serial=2),
+            sighting(2000, letter="m", serial=1),
+            sighting(1300, letter="k", serial=1),
         ]
     )
     assert tracker.latency(2500) == {("NL", "a"): 0.0, ("NL", "k"): 600.0, ("NL", "m"): 1500.0}
-    tracker.update([row(2400, letter="m", serial=2)])  # m catches up
+    tracker.update([sighting(2400, letter="m", serial=2)])  # m catches up
     assert tracker.latency(2500)[("NL", "m")] == 1400.0
 
 
@@ -162,7 +173,7 @@ def test_rounds_count_k_of_n():
     letters = "abcdefghijklm"
     good = [row(10 + i, letter=letter) for i, letter in enumerate(letters)]
     bad = [row(400 + i, letter=letter, answered=i < 7) for i, letter in enumerate(letters)]
-    assert agg._rounds_available(good + bad) == [True, False]
+    assert exact._rounds_available(good + bad) == [True, False]
 
 
 def test_latest_observations_drop_series_missing_from_the_newest_dump():
@@ -216,17 +227,3 @@ def test_site_table_on_real_l_root_nsids(shared_data):
         ("atl01.l.root-servers.org", "US"),
         ("her01.l.root-servers.org", "GR"),
     }
-
-
-def test_not_measured_integrity_is_no_failure_and_no_share():
-    import dataclasses
-
-    sites = agg.load_sites()
-    measured = [row(1.0, probe="p1"), row(2.0, probe="p2")]
-    imported = [dataclasses.replace(row(3.0, probe="a1"), outcome="not_measured")] * 3
-    out = agg.compute_root(measured + imported, max_asn_share=1.0, sites=sites)
-    shares = out["publiccore_root_integrity_ratio"]
-    assert shares[("NL", "iana")] == 1.0  # the three not_measured rows do not dilute it
-    assert ("NL", "not_measured") not in shares
-    only = agg.compute_root(imported, max_asn_share=1.0, sites=sites)
-    assert only["publiccore_root_integrity_ratio"] == {}  # absent, not a zero

@@ -467,6 +467,132 @@ def test_fuzz_never_5xx_never_partial(
     assert S.get(server.port, "/healthz")[0] == 200
 
 
+# Hostile alphabets for the fields that become labels or grouping keys, and timestamps across
+# the whole range Python can represent (and past it, written out by hand).
+_HOSTILE_TEXT = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=4),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=8),
+    st.text(alphabet=st.sampled_from('a\u2028\u2029\x85\ufeff\\"{}\n'), max_size=12),
+    st.tuples(st.sampled_from("a\u00e9\U0001f600\x00"), st.integers(65, 60_000)).map(
+        lambda c: c[0] * c[1]
+    ),
+    st.sampled_from(["a", "m", "n", "A", "a\n", " a", "ipv4", "udp", "iana", "", "ZZ", "NL"]),
+    st.text(max_size=20),
+)
+_LABEL_FIELDS = (
+    "target.letter",
+    "target.family",
+    "target.name",
+    "target.address",
+    "result.queries.0.transport",
+    "result.queries.0.rcode",
+    "result.queries.0.failure",
+    "result.identity.nsid",
+    "result.identity.hostname_bind",
+    "result.integrity.outcome",
+    "result.integrity.reason",
+    "software.name",
+    "software.version",
+)
+_TIMES = st.one_of(
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00+01:00",
+            "0999-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:59:59.999999Z",
+            "1999-12-31T23:59:59Z",
+            "2000-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+        ]
+    ),
+)
+
+
+def _set_dotted(obj: Any, path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        obj = obj[int(part)] if part.isdigit() else obj[part]
+    obj[last] = value
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    fields=st.lists(st.tuples(st.sampled_from(_LABEL_FIELDS), _HOSTILE_TEXT), max_size=3),
+    started=st.none() | _TIMES,
+    finished=st.none() | _TIMES,
+    lines=st.booleans(),
+)
+def test_fuzz_hostile_labels_and_times(
+    server: Any,
+    fields: list[tuple[str, str]],
+    started: str | None,
+    finished: str | None,
+    lines: bool,
+) -> None:
+    a_id, a_token = server.probes["a"]
+    obj = S.make_root_record(a_id).to_json()
+    for path, value in fields:
+        _set_dotted(obj, path, value)
+    for name, value in (("started", started), ("finished", finished)):
+        if value is not None:
+            obj[name] = value
+    text = json.dumps(obj) if lines else json.dumps([obj])
+    before = _count(server)
+    status, out, _ = S.post(server.port, text.encode(), token=a_token)
+    after = _count(server)
+    assert status in (200, 400, 413), (status, out)
+    assert after - before == (1 if status == 200 else 0)
+    if status == 200:  # what was taken reads back, and is in its domain
+        (row,) = [r for r in S.store_rows(server.store) if r[0] == obj["id"]]
+        record = rec.loads(row[4])
+        assert record.target.letter in "abcdefghijklm" and len(record.target.letter) == 1
+        assert record.started.year >= 2000
+        record.dumps().encode("utf-8")
+
+
+def test_after_the_fuzz_every_reader_still_works(server: Any, tmp_path: pathlib.Path) -> None:
+    """/metrics, ``report`` and ``export openmetrics`` on the fuzzed store; /metrics bounded."""
+    assert S.wait_until(lambda: S.get(server.port, "/metrics")[0] == 200, timeout=30)
+    status, body = S.get(server.port, "/metrics")
+    assert status == 200 and len(body) < 2_000_000
+    assert b"publiccore_aggregate_errors_total 0.0" in body
+    body.decode("utf-8")
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    done = S.run_cli(
+        "report",
+        "--country",
+        "NL",
+        "--since",
+        since,
+        "--store",
+        str(server.store),
+        "--out",
+        str(tmp_path / "report"),
+    )
+    assert done.returncode == 0, done.stderr
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = S.run_cli(
+        "export",
+        "openmetrics",
+        "--since",
+        start,
+        "--until",
+        until,
+        "--store",
+        str(server.store),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("# EOF")
+
+
 def test_make_app_under_aiohttp_defaults(tmp_path: pathlib.Path) -> None:
     """Mounted elsewhere (aiohttp decompressing for us): same answers, bombs still capped."""
     import asyncio

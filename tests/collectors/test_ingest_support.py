@@ -202,11 +202,17 @@ def store_ids(store: pathlib.Path) -> list[str]:
 
 
 def store_rows(store: pathlib.Path) -> list[tuple[Any, ...]]:
+    """(id, probe id, country, ASN, canonical JSON) of every stored record (bodies through the
+    store, which keeps them packed)."""
+    from publiccore.store.sqlite import SqliteStore
+
     db = sqlite3.connect(store, timeout=30)
     try:
-        return db.execute("SELECT id, probe_id, country, asn, body FROM records").fetchall()
+        rows = db.execute("SELECT id, probe_id, country, asn FROM records").fetchall()
     finally:
         db.close()
+    with SqliteStore(store) as opened:
+        return [(*row, opened.get_body(row[0])) for row in rows]
 
 
 def spool_state(spool: pathlib.Path) -> tuple[list[str], dict[str, Any]]:

@@ -6,11 +6,11 @@ BIRD announcing static documentation prefixes with crafted AS paths (``bgp_path.
 its export filter), over one veth to the collector: an IPv4 session and, when it announces
 IPv6, an IPv6 session.
 
-Safety: namespaces only, named ``pcb<pid>…``; documentation addresses (192.0.2.0/24 for links,
-2001:db8:ffff::/48 for IPv6 links) and documentation ASNs only; no link to the host namespace,
-no kernel protocol (nothing is installed into any routing table), no default route. Every
-namespace and BIRD process is removed in ``close()``, which the context manager always calls.
-Waits are bounded.
+Safety: namespaces only, named ``pcl<pid>-<n>-<role>`` (netns.py); documentation addresses
+(192.0.2.0/24 for links, 2001:db8:ffff::/48 for IPv6 links) and documentation ASNs only; no
+link to the host namespace, no kernel protocol (nothing is installed into any routing table),
+no default route. Every namespace and BIRD process is removed in ``close()``, which the
+context manager always calls. Waits are bounded.
 """
 
 from __future__ import annotations
@@ -18,14 +18,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
-import os
 import pathlib
 import re
-import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+
+from .netns import (
+    LabUnavailable,
+    Namespaces,
+    address_lines,
+    cleanup_stale_namespaces,
+    die_with_parent,
+    exec_cmd,
+    new_base,
+    ns_sh,
+    require_root,
+    run,
+    veth,
+    which,
+)
 
 COLLECTOR_ASN = 64511
 _LINK_V4 = ipaddress.ip_network("192.0.2.0/24")
@@ -34,10 +46,6 @@ _DOCUMENTATION_V4 = [
 ]
 _DOCUMENTATION_V6 = ipaddress.ip_network("2001:db8::/32")
 _DOCUMENTATION_ASNS = (range(64496, 64512), range(65536, 65552))
-
-
-class LabUnavailable(Exception):
-    """The lab cannot run here (not root, no netns, BIRD missing); tests skip with the reason."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,39 +87,21 @@ def _static_name(prefix: str) -> str:
 
 
 def _run(args: Sequence[str], *, timeout: float = 10.0) -> str:
-    result = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout
+    """Run ``args``; return its output, raise LabError when it fails."""
+    return run(args, timeout=timeout).stdout
 
 
 def check_available() -> None:
     """Raise LabUnavailable saying why the lab cannot run here."""
-    if os.geteuid() != 0:
-        raise LabUnavailable("needs root (network namespaces)")
+    require_root("network namespaces")
     for tool in ("ip", "bird", "birdc"):
-        if shutil.which(tool) is None:
+        if which(tool) is None:
             raise LabUnavailable(f"{tool} not found (Debian packages iproute2, bird2)")
-    probe = f"pcb{os.getpid()}t"
+    probe = Namespaces()
     try:
-        _run(["ip", "netns", "add", probe])
-    except (RuntimeError, OSError) as exc:
-        raise LabUnavailable(f"ip netns add not permitted: {exc}") from None
-    _run(["ip", "netns", "del", probe])
-
-
-def _cleanup_stale() -> None:
-    """Remove ``pcb<pid>…`` namespaces left by dead processes."""
-    try:
-        names = _run(["ip", "netns", "list"]).split()
-    except (RuntimeError, OSError):
-        return
-    for name in names:
-        found = re.fullmatch(r"pcb(\d+)[a-z]\w*", name)
-        if found and not pathlib.Path(f"/proc/{found.group(1)}").exists():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        probe.add(f"{new_base()}-t")  # LabUnavailable when netns is not permitted
+    finally:
+        probe.teardown()
 
 
 class BgpLab:
@@ -121,15 +111,16 @@ class BgpLab:
         _check_safe(specs)
         self.specs = tuple(specs)
         self.workdir = workdir
-        self.prefix = f"pcb{os.getpid()}"
-        self.namespaces: list[str] = []
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.prefix = new_base()
+        self._lab = Namespaces()
+        self.namespaces = self._lab.namespaces
+        self.processes = self._lab.procs
         self.updates_path = workdir / "collector-updates.mrt"
 
     # --- topology -----------------------------------------------------------------------
 
     def ns(self, role: str) -> str:
-        return f"{self.prefix}{role}"
+        return f"{self.prefix}-{role}"
 
     def _link(self, n: int) -> tuple[str, str, str, str]:
         """(collector v4, peer v4, collector v6, peer v6) of link ``n`` (1-based)."""
@@ -140,47 +131,25 @@ class BgpLab:
 
     def start(self, *, timeout: float = 30.0) -> None:
         """Build the namespaces, start BIRD everywhere, wait for every session; bounded."""
-        _cleanup_stale()
+        with contextlib.suppress(Exception):
+            cleanup_stale_namespaces()
         collector = self.ns("c")
         self._add_ns(collector)
         for n, spec in enumerate(self.specs, 1):
             peer = self.ns(spec.name)
             self._add_ns(peer)
             v4c, v4p, v6c, v6p = self._link(n)
-            _run(
-                [
-                    "ip",
-                    "-n",
-                    collector,
-                    "link",
-                    "add",
-                    f"v{spec.name}",
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "e0",
-                    "netns",
-                    peer,
-                ]
-            )
-            _run(["ip", "-n", collector, "addr", "add", f"{v4c}/30", "dev", f"v{spec.name}"])
-            _run(
-                ["ip", "-n", collector, "addr", "add", f"{v6c}/64", "dev", f"v{spec.name}", "nodad"]
-            )
-            _run(["ip", "-n", peer, "addr", "add", f"{v4p}/30", "dev", "e0"])
-            _run(["ip", "-n", peer, "addr", "add", f"{v6p}/64", "dev", "e0", "nodad"])
-            _run(["ip", "-n", collector, "link", "set", f"v{spec.name}", "up"])
-            _run(["ip", "-n", peer, "link", "set", "e0", "up"])
+            veth(collector, f"v{spec.name}", peer, "e0")
+            run(ns_sh(collector, address_lines(f"v{spec.name}", f"{v4c}/30", f"{v6c}/64")))
+            run(ns_sh(peer, address_lines("e0", f"{v4p}/30", f"{v6p}/64")))
         self._start_bird("c", self._collector_conf())
         for n, spec in enumerate(self.specs, 1):
             self._start_bird(spec.name, self._peer_conf(n, spec))
         self.wait_established(timeout=timeout)
 
     def _add_ns(self, name: str) -> None:
-        _run(["ip", "netns", "add", name])
-        self.namespaces.append(name)
-        _run(["ip", "-n", name, "link", "set", "lo", "up"])
+        self._lab.add(name)
+        _run(exec_cmd(name, "ip", "link", "set", "lo", "up"))
 
     def _families(self, spec: PeerSpec) -> tuple[bool, bool]:
         v6 = any(":" in r.prefix for r in spec.routes)
@@ -263,14 +232,10 @@ class BgpLab:
         _run(["bird", "-p", "-c", str(conf_path)])  # parse check: a clear error early
         log = (self.workdir / f"{role}.log").open("wb")
         # setpriv: BIRD dies with the test process even if teardown never runs
-        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
         process = subprocess.Popen(
             [
-                *guard,
-                "ip",
-                "netns",
-                "exec",
-                self.ns(role),
+                *die_with_parent("KILL"),
+                *exec_cmd(self.ns(role)),
                 "bird",
                 "-f",
                 "-c",
@@ -343,21 +308,7 @@ class BgpLab:
 
     def close(self) -> None:
         """Stop every BIRD and delete every namespace (safe to call twice)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        self.processes.clear()
-        for name in reversed(self.namespaces):
-            subprocess.run(
-                ["ip", "netns", "del", name], capture_output=True, check=False, timeout=10
-            )
-        self.namespaces.clear()
+        self._lab.teardown(grace_seconds=5.0)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,8 @@
 """A real DNS root lab: Linux network namespaces + NSD authoritative servers.
 
+Namespace plumbing is in ``netns.py``, the zones and their signing in ``rootzone.py``;
+this module holds the server specs, the topology and the NSD processes.
+
 Topology (everything on documentation addresses, no link to the host's
 namespace, no default route anywhere)::
 
@@ -48,18 +51,42 @@ import json
 import os
 import re
 import select
-import shlex
-import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .netns import (  # noqa: F401 (os, NS_PREFIX, _pid_alive and the cleanup: lab API)
+    NS_PREFIX,
+    LabError,
+    LabUnavailable,
+    Namespaces,
+    address_lines,
+    cleanup_stale_namespaces,
+    die_with_parent,
+    exec_cmd,
+    ip,
+    list_lab_namespaces,
+    new_base,
+    ns_sh,
+    require_root,
+    run,
+    run_parallel,
+    which,
+)
+from .netns import pid_alive as _pid_alive  # noqa: F401 (tests use dnslab._pid_alive)
+from .rootzone import (  # noqa: F401 (the IANA constants are lab API)
+    IANA_KSK_TAG,
+    IANA_OTHER_SERIAL,
+    IANA_SERIAL,
+    IANA_ZSK_TAG,
+    hints_text,
+    prepare_zones,
+    root_data_dir,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,14 +101,8 @@ _DEFAULT_ZONE = {
     "silent": "",
 }
 
-IANA_SERIAL = 2023051100
-IANA_OTHER_SERIAL = 2023051000  # one day "behind": a lagging instance
-IANA_KSK_TAG = 20326
-IANA_ZSK_TAG = 60955
-
 PROBE_IPV4 = "198.51.100.10"
 PROBE_IPV6 = "2001:db8:100::10"
-NS_PREFIX = "pcl"
 DELAY_TABLE = 100
 TUN_NAME = "tund"
 MAX_SERVERS = 40
@@ -90,22 +111,9 @@ MAX_DELAY_MS = 10_000
 _DOC_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 _SERVER_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "203.0.113.0/24")]
 _DOC_V6 = ipaddress.ip_network("2001:db8::/32")
-_STALE_RE = re.compile(rf"^{NS_PREFIX}(\d+)-\d+-[a-z0-9]+$")
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9 ._:@+/=-]{0,64}$")
 _LETTER = re.compile(r"^[a-z0-9]{1,8}$")
 _NAME = re.compile(r"^([A-Za-z0-9-]{1,63}\.)+$")
-
-_lab_counter = 0
-
-
-class LabUnavailable(RuntimeError):
-    """The lab cannot be built on this machine (not root, no netns, missing tool
-    or data).  The pytest fixtures turn it into ``pytest.skip``."""
-
-
-class LabError(RuntimeError):
-    """Building the lab failed although it should have worked."""
-
 
 # --------------------------------------------------------------------------- data
 
@@ -180,7 +188,7 @@ class DnsLab:
     ready: dict[str, Any] = field(default_factory=dict)  # labwait result per address
 
     def probe_cmd(self, *argv: str) -> list[str]:
-        return [_ip(), "netns", "exec", self.probe_ns, *argv]
+        return exec_cmd(self.probe_ns, *argv)
 
     def run_in_probe(
         self,
@@ -219,126 +227,10 @@ class DnsLab:
         return [s for s in self.servers if s.scenario == scenario]
 
     def server_cmd(self, letter: str, *argv: str) -> list[str]:
-        return [_ip(), "netns", "exec", self.server_ns[letter], *argv]
+        return exec_cmd(self.server_ns[letter], *argv)
 
     def router_cmd(self, *argv: str) -> list[str]:
-        return [_ip(), "netns", "exec", self.router_ns, *argv]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _ip() -> str:
-    return shutil.which("ip") or "/usr/sbin/ip"
-
-
-def _which(tool: str) -> str | None:
-    return shutil.which(tool) or next(
-        (p for d in ("/usr/sbin", "/sbin", "/usr/bin") if os.access(p := f"{d}/{tool}", os.X_OK)),
-        None,
-    )
-
-
-def _run(
-    cmd: Sequence[str], *, timeout: float = 30, check: bool = True, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, input=input)
-    if check and p.returncode != 0:
-        raise LabError(f"command failed (rc={p.returncode}): {shlex.join(cmd)}\n{p.stderr.strip()}")
-    return p
-
-
-def _run_parallel(cmds: Sequence[Sequence[str]], timeout: float = 30) -> None:
-    procs = [
-        (c, subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        for c in cmds
-    ]
-    errors = []
-    for c, p in procs:
-        try:
-            _out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _out, err = p.communicate()
-            errors.append(f"timeout: {shlex.join(c)}")
-            continue
-        if p.returncode != 0:
-            errors.append(f"rc={p.returncode}: {shlex.join(c)}\n{err.strip()}")
-    if errors:
-        raise LabError("lab setup command(s) failed:\n" + "\n".join(errors))
-
-
-def _ns_sh(ns: str, lines: Iterable[str]) -> list[str]:
-    return [_ip(), "netns", "exec", ns, "sh", "-ec", "\n".join(lines)]
-
-
-def _die_with_parent() -> list[str]:
-    """``setpriv --pdeathsig TERM --`` prefix so a daemon goes away with this process
-    even if it is SIGKILLed (only from the main thread: the signal fires when the
-    creating *thread* exits)."""
-    setpriv = _which("setpriv")
-    if setpriv and threading.current_thread() is threading.main_thread():
-        return [setpriv, "--pdeathsig", "TERM", "--"]
-    return []
-
-
-def root_data_dir() -> Path | None:
-    """``shared/data/root``: $PUBLICCORE_ROOT_DATA, else beside the repo, else /work/shared."""
-    cands = []
-    if env := os.environ.get("PUBLICCORE_ROOT_DATA"):
-        cands.append(Path(env))
-    cands += [HERE.parents[2] / "shared" / "data" / "root", Path("/work/shared/data/root")]
-    for c in cands:
-        if (c / "dns_audit" / "root.zone").is_file():
-            return c
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _ns_pids(ns: str) -> list[int]:
-    p = _run([_ip(), "netns", "pids", ns], check=False, timeout=10)
-    return [int(x) for x in p.stdout.split() if x.isdigit()]
-
-
-def _delete_ns(ns: str) -> None:
-    """Kill what still runs in *ns* (our own nsd children) and delete it."""
-    for _ in range(3):
-        pids = [p for p in _ns_pids(ns) if p != os.getpid()]
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    _run([_ip(), "netns", "del", ns], check=False, timeout=10)
-
-
-def list_lab_namespaces() -> list[str]:
-    p = _run([_ip(), "netns", "list"], check=False, timeout=10)
-    names = [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
-    return [n for n in names if _STALE_RE.match(n)]
-
-
-def cleanup_stale_namespaces() -> list[str]:
-    """Delete ``pcl<pid>-...`` namespaces whose creating process is gone."""
-    removed = []
-    for ns in list_lab_namespaces():
-        m = _STALE_RE.match(ns)
-        assert m is not None
-        if _pid_alive(int(m.group(1))):
-            continue
-        _delete_ns(ns)
-        removed.append(ns)
-    return removed
+        return exec_cmd(self.router_ns, *argv)
 
 
 # --------------------------------------------------------------------------- specs
@@ -456,167 +348,7 @@ def normalize_specs(specs: Iterable[SpecLike], alternate_serial: int) -> list[La
     return out
 
 
-# --------------------------------------------------------------------------- zones
-
-
-def _small_zone(servers: list[LabServer], serial: int) -> str:
-    first = servers[0].name
-    lines = [
-        "$ORIGIN .",
-        "$TTL 86400",
-        f".\t86400\tIN\tSOA\t{first} nstld.root-servers.test. {serial} 1800 900 604800 86400",
-    ]
-    lines += [f".\t518400\tIN\tNS\t{s.name}" for s in servers]
-    for s in servers:
-        lines.append(f"{s.name}\t518400\tIN\tA\t{s.ipv4}")
-        lines.append(f"{s.name}\t518400\tIN\tAAAA\t{s.ipv6}")
-    # one unsigned delegation so NSEC/denial paths exist (data only, never routed)
-    lines += [
-        "example.\t172800\tIN\tNS\tns1.example.",
-        "ns1.example.\t172800\tIN\tA\t203.0.113.254",
-        "ns1.example.\t172800\tIN\tAAAA\t2001:db8:ffff::53",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class _ZoneInfo:
-    paths: dict[str, Path] = field(default_factory=dict)
-    anchor_path: Path | None = None
-    ds: str = ""
-    ksk_tag: int | None = None
-    algorithm: int | None = None
-
-
-def _prepare_zones(
-    servers: list[LabServer],
-    zdir: Path,
-    root_data: Path | None,
-    alternate_serial: int,
-    algorithm: int,
-) -> _ZoneInfo:
-    zdir.mkdir(parents=True, exist_ok=True)
-    needed = {s.zone for s in servers if s.zone}
-    info = _ZoneInfo()
-    if needed & {"iana", "iana-other-serial"}:
-        assert root_data is not None
-        iana = root_data / "dns_audit" / "root.zone"
-        info.paths["iana"] = iana
-        if "iana-other-serial" in needed:
-            dst = zdir / "iana-other-serial.zone"
-            with iana.open("rb") as fin, dst.open("wb") as fout:
-                first = fin.readline().decode()
-                new, n = re.subn(
-                    rf"(\sSOA\s+\S+\s+\S+\s+){IANA_SERIAL}(\s)",
-                    rf"\g<1>{IANA_OTHER_SERIAL}\g<2>",
-                    first,
-                    count=1,
-                )
-                if n != 1:
-                    raise LabError(f"could not find the SOA serial on the first line of {iana}")
-                fout.write(new.encode())
-                shutil.copyfileobj(fin, fout, 1 << 20)
-            info.paths["iana-other-serial"] = dst
-    if needed & {"alternate", "unsigned"}:
-        text = _small_zone(servers, alternate_serial)
-        unsigned = zdir / "unsigned.zone"
-        unsigned.write_text(text)
-        info.paths["unsigned"] = unsigned
-        if "alternate" in needed:
-            _sign_alternate(unsigned, zdir, algorithm, info)
-    return info
-
-
-def _sign_alternate(unsigned: Path, zdir: Path, algorithm: int, info: _ZoneInfo) -> None:
-    kdir = zdir / "keys"
-    kdir.mkdir(exist_ok=True)
-    alg_name = {8: "RSASHA256", 13: "ECDSAP256SHA256", 15: "ED25519"}[algorithm]
-    bits = ["-b", "2048"] if algorithm == 8 else []
-
-    def keygen(*extra: str) -> str:
-        p = subprocess.run(
-            ["ldns-keygen", "-a", alg_name, *bits, *extra, "."],
-            cwd=kdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if p.returncode != 0:
-            raise LabError(f"ldns-keygen failed: {p.stderr}")
-        return p.stdout.strip().splitlines()[-1]
-
-    with concurrent.futures.ThreadPoolExecutor(2) as ex:
-        fk, fz = ex.submit(keygen, "-k"), ex.submit(keygen)
-        ksk, zsk = fk.result(), fz.result()
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    inception = now - dt.timedelta(days=1)
-    expiration = now + dt.timedelta(days=30)
-    signed = zdir / "alternate.zone"
-    p = subprocess.run(
-        [
-            "ldns-signzone",
-            "-o",
-            ".",
-            "-i",
-            inception.strftime("%Y%m%d%H%M%S"),
-            "-e",
-            expiration.strftime("%Y%m%d%H%M%S"),
-            "-f",
-            str(signed),
-            str(unsigned),
-            str(kdir / zsk),
-            str(kdir / ksk),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if p.returncode != 0 or not signed.is_file():
-        raise LabError(f"ldns-signzone failed: {p.stderr}")
-    p = subprocess.run(
-        ["ldns-key2ds", "-n", "-2", str(kdir / f"{ksk}.key")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if p.returncode != 0:
-        raise LabError(f"ldns-key2ds failed: {p.stderr}")
-    fields = p.stdout.split()
-    tag, alg, dtype, digest = fields[-4:]
-    info.paths["alternate"] = signed
-    info.ksk_tag = int(tag)
-    info.algorithm = int(alg)
-    info.ds = f".\t86400\tIN\tDS\t{tag} {alg} {dtype} {digest.upper()}"
-    (zdir / "alternate.ds").write_text(info.ds + "\n")
-    valid_from = inception.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<TrustAnchor id="{str(uuid.uuid4()).upper()}" source="publiccore-dns-lab">\n'
-        "<Zone>.</Zone>\n"
-        f'<KeyDigest id="Klab{tag}" validFrom="{valid_from}">\n'
-        f"<KeyTag>{tag}</KeyTag>\n"
-        f"<Algorithm>{alg}</Algorithm>\n"
-        f"<DigestType>{dtype}</DigestType>\n"
-        f"<Digest>{digest.upper()}</Digest>\n"
-        "</KeyDigest>\n"
-        "</TrustAnchor>\n"
-    )
-    info.anchor_path = zdir / "alternate-root-anchors.xml"
-    info.anchor_path.write_text(xml)
-
-
-def _hints_text(servers: list[LabServer]) -> str:
-    out = [
-        ";       publiccore DNS lab root hints (named.root format)",
-        ";       documentation addresses only (RFC 5737 / RFC 3849); lab use only",
-        ";",
-    ]
-    for s in servers:
-        out.append(f".{' ' * 24}3600000      NS    {s.name}")
-        out.append(f"{s.name:<25}3600000      A     {s.ipv4}")
-        out.append(f"{s.name:<25}3600000      AAAA  {s.ipv6}")
-    out.append("; End of file")
-    return "\n".join(out) + "\n"
+# --------------------------------------------------------------------------- nsd
 
 
 def _nsd_conf(s: LabServer, sdir: Path, zonefile: Path) -> str:
@@ -656,54 +388,12 @@ def _nsd_conf(s: LabServer, sdir: Path, zonefile: Path) -> str:
 # --------------------------------------------------------------------------- runtime
 
 
-class _Runtime:
-    """Namespaces and processes of one lab; torn down by :meth:`teardown`."""
-
-    def __init__(self) -> None:
-        self.namespaces: list[str] = []
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: list[Any] = []
-
-    def add_ns(self, ns: str) -> None:
-        p = _run([_ip(), "netns", "add", ns], check=False, timeout=10)
-        if p.returncode != 0:
-            msg = p.stderr.strip()
-            if not self.namespaces:  # the very first one: a permission problem
-                raise LabUnavailable(f"`ip netns add` is not permitted here: {msg}")
-            raise LabError(f"ip netns add {ns} failed: {msg}")
-        self.namespaces.append(ns)
-
-    def teardown(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.terminate()
-        deadline = time.monotonic() + 3.0
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.01, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=2)
-        for f in self.logs:
-            with contextlib.suppress(Exception):
-                f.close()
-        for ns in reversed(self.namespaces):
-            with contextlib.suppress(Exception):
-                _delete_ns(ns)
-        self.namespaces.clear()
-
-
 def _preflight(servers: list[LabServer], root_data: Path | None) -> None:
-    if not sys.platform.startswith("linux"):
-        raise LabUnavailable("needs Linux network namespaces")
-    if os.geteuid() != 0:
-        raise LabUnavailable(f"needs root for network namespaces and nsd (euid={os.geteuid()})")
-    missing = [t for t in ("ip", "nsd") if not _which(t)]
+    require_root("network namespaces and nsd")
+    missing = [t for t in ("ip", "nsd") if not which(t)]
     if any(s.zone == "alternate" for s in servers):
-        missing += [t for t in ("ldns-keygen", "ldns-signzone", "ldns-key2ds") if not _which(t)]
-    if any(s.scenario == "notcp" for s in servers) and not _which("nft"):
+        missing += [t for t in ("ldns-keygen", "ldns-signzone", "ldns-key2ds") if not which(t)]
+    if any(s.scenario == "notcp" for s in servers) and not which("nft"):
         missing.append("nft")
     if missing:
         raise LabUnavailable(
@@ -736,7 +426,6 @@ def build_lab(
     *specs*: ServerSpec / LabServer / dict / ("f", "iana", 100) / "f:iana:100".
     Raises :class:`LabUnavailable` when the machine can't host the lab.
     """
-    global _lab_counter
     t0 = time.monotonic()
     today = dt.datetime.now(dt.UTC)
     alternate_serial = int(today.strftime("%Y%m%d")) * 100 + 1
@@ -756,16 +445,15 @@ def build_lab(
     with contextlib.suppress(Exception):
         cleanup_stale_namespaces()
 
-    _lab_counter += 1
-    base = f"{NS_PREFIX}{os.getpid()}-{_lab_counter}"
+    base = new_base()
     probe_ns, router_ns = f"{base}-p", f"{base}-r"
     server_ns = {s.letter: f"{base}-s{i}" for i, s in enumerate(servers)}
-    rt = _Runtime()
+    rt = Namespaces()
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
         # zones (key generation) run while the network is being built
         zfut = pool.submit(
-            _prepare_zones,
+            prepare_zones,
             servers,
             workdir / "zones",
             root_data,
@@ -773,7 +461,7 @@ def build_lab(
             alternate_algorithm,
         )
         for ns in (probe_ns, router_ns, *server_ns.values()):
-            rt.add_ns(ns)
+            rt.add(ns)
 
         common = [
             "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad",
@@ -791,10 +479,10 @@ def build_lab(
             "echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects",
             "echo 0 > /proc/sys/net/ipv4/conf/default/send_redirects",
         ]
-        _run_parallel(
+        run_parallel(
             [
-                _ns_sh(router_ns, router_sys),
-                *(_ns_sh(ns, common) for ns in (probe_ns, *server_ns.values())),
+                ns_sh(router_ns, router_sys),
+                *(ns_sh(ns, common) for ns in (probe_ns, *server_ns.values())),
             ]
         )
 
@@ -835,25 +523,19 @@ def build_lab(
                 ]
         if delayed:
             r += [f"ip tuntap add dev {TUN_NAME} mode tun", f"ip link set {TUN_NAME} up"]
-        _run(_ns_sh(router_ns, r))
+        run(ns_sh(router_ns, r))
 
         # ---- probe and servers: addresses and lab-only routes (no default route)
         cmds = []
-        pr = [
-            f"ip addr add {p4}/24 dev eth0",
-            f"ip addr add {p6}/64 dev eth0 nodad",
-            "ip link set eth0 up",
-        ]
+        pr = address_lines("eth0", f"{p4}/24", f"{p6}/64")
         pr += [f"ip route add {n} via {r_p4}" for n in gw4]
         pr.append(f"ip -6 route add 2001:db8::/32 via {r_p6}")
-        cmds.append(_ns_sh(probe_ns, pr))
+        cmds.append(ns_sh(probe_ns, pr))
         for s in servers:
             n4 = ipaddress.IPv4Network(f"{s.ipv4}/24", strict=False)
             n6 = ipaddress.IPv6Network(f"{s.ipv6}/64", strict=False)
             sr = [
-                f"ip addr add {s.ipv4}/24 dev eth0",
-                f"ip addr add {s.ipv6}/64 dev eth0 nodad",
-                "ip link set eth0 up",
+                *address_lines("eth0", f"{s.ipv4}/24", f"{s.ipv6}/64"),
                 f"ip route add {p4net} via {gw4[n4]}",
             ]
             sr += [f"ip route add {n} via {gw4[n4]}" for n in gw4 if n != n4]
@@ -865,8 +547,8 @@ def build_lab(
                     "'{ type filter hook input priority 0; policy accept; }'",
                     "nft add rule inet pcl_notcp input tcp dport 53 reject with tcp reset",
                 ]
-            cmds.append(_ns_sh(server_ns[s.letter], sr))
-        _run_parallel(cmds)
+            cmds.append(ns_sh(server_ns[s.letter], sr))
+        run_parallel(cmds)
 
         # ---- delay forwarder
         if delayed:
@@ -877,7 +559,7 @@ def build_lab(
             rt.logs.append(log)
             proc = subprocess.Popen(
                 [
-                    _ip(),
+                    ip(),
                     "netns",
                     "exec",
                     router_ns,
@@ -914,7 +596,7 @@ def build_lab(
                     f"ip -6 rule add pref {pref} iif vp to {s.ipv6}/128 lookup {DELAY_TABLE}",
                     f"ip -6 rule add pref {pref} iif br0 from {s.ipv6}/128 lookup {DELAY_TABLE}",
                 ]
-            _run(_ns_sh(router_ns, rr))
+            run(ns_sh(router_ns, rr))
 
         # ---- zones + nsd
         zinfo = zfut.result(timeout=120)
@@ -931,9 +613,9 @@ def build_lab(
             nsd_logs[s.letter] = sdir / "nsd.log"
             rt.procs[f"nsd-{s.letter}"] = subprocess.Popen(
                 [
-                    *(_ip(), "netns", "exec", server_ns[s.letter]),
-                    *_die_with_parent(),
-                    *(_which("nsd") or "nsd", "-d", "-c", str(conf)),
+                    *(ip(), "netns", "exec", server_ns[s.letter]),
+                    *die_with_parent(),
+                    *(which("nsd") or "nsd", "-d", "-c", str(conf)),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -951,9 +633,9 @@ def build_lab(
                 expect[a] = s.serial
         ready_info: dict[str, Any] = {}
         if targets:
-            p = _run(
+            p = run(
                 [
-                    _ip(),
+                    ip(),
                     "netns",
                     "exec",
                     probe_ns,
@@ -994,7 +676,7 @@ def build_lab(
                 )
 
         hints = workdir / "root.hints"
-        hints.write_text(_hints_text(servers))
+        hints.write_text(hints_text(servers))
         iana_anchor = None
         if root_data is not None and (root_data / "trust-anchors" / "root-anchors.xml").is_file():
             iana_anchor = root_data / "trust-anchors" / "root-anchors.xml"

@@ -3,7 +3,7 @@ middle routers (ECMP) to show what Paris traceroute keeps constant.
 
 Every link is a veth pair between two namespaces on documentation addresses; routes exist only
 for the documentation ranges, so nothing can leave the lab. Namespaces follow the DNS lab's
-naming (``pcl<pid>-<n>-<name>``) so its stale-namespace cleanup covers them too.
+naming (``pcl<pid>-<n>-<name>``, netns.py) so its stale-namespace cleanup covers them too.
 
 Link plan (IPv4 /29s, IPv6 /64s):
 
@@ -18,22 +18,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 
-from tests.lab.dnslab import (
+from .netns import (
     LabUnavailable,
-    _delete_ns,
-    _ip,
-    _ns_sh,
-    _run,
-    _which,
+    Namespaces,
+    address_lines,
     cleanup_stale_namespaces,
+    exec_cmd,
+    new_base,
+    ns_sh,
+    require_root,
+    run,
+    veth,
+    which,
 )
 
-_counter = 0
 _WARM_UP = """
 import socket, time
 for family, address in ((socket.AF_INET, "192.0.2.2"), (socket.AF_INET6, "2001:db8:c001::2")):
@@ -81,7 +83,7 @@ class TraceLab:
     ecmp: bool
 
     def probe_cmd(self, *argv: str) -> list[str]:
-        return [_ip(), "netns", "exec", self.probe_ns, *argv]
+        return exec_cmd(self.probe_ns, *argv)
 
     def run_in_probe(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -92,18 +94,15 @@ class TraceLab:
 @contextlib.contextmanager
 def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
     """Build the routed lab and always tear it down; raise LabUnavailable where impossible."""
-    global _counter
-    if os.geteuid() != 0:
-        raise LabUnavailable(f"needs root for network namespaces (euid={os.geteuid()})")
-    if not _which("ip"):
+    require_root("network namespaces")
+    if not which("ip"):
         raise LabUnavailable("missing tool ip (apt package iproute2)")
     with contextlib.suppress(Exception):
         cleanup_stale_namespaces()
-    _counter += 1
-    base = f"pcl{os.getpid()}-{900 + _counter}"
+    base = new_base(900)
     names = ["probe", "r1", "r2", "r3", "target"] + (["r2b"] if ecmp else [])
     ns = {n: f"{base}-{n.replace('target', 'tgt')}" for n in names}
-    made: list[str] = []
+    made = Namespaces()
     # (a, b, a's v4, b's v4, a's v6, b's v6): a /29 and a /64 per link
     links = [
         ("probe", "r1", "198.51.100.2", "198.51.100.1", "2001:db8:a001::2", "2001:db8:a001::1"),
@@ -125,40 +124,13 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
         ]
     try:
         for name in names:
-            p = _run([_ip(), "netns", "add", ns[name]], check=False, timeout=10)
-            if p.returncode != 0:
-                raise LabUnavailable(f"`ip netns add` is not permitted here: {p.stderr.strip()}")
-            made.append(ns[name])
+            made.add(ns[name])
         setup: dict[str, list[str]] = {n: ["ip link set lo up"] for n in names}
         for i, (a, b, a4, b4, a6, b6) in enumerate(links):
             va, vb = f"t{i}a", f"t{i}b"
-            _run(
-                [
-                    _ip(),
-                    "link",
-                    "add",
-                    va,
-                    "netns",
-                    ns[a],
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    vb,
-                    "netns",
-                    ns[b],
-                ]
-            )
-            setup[a] += [
-                f"ip addr add {a4}/29 dev {va}",
-                f"ip -6 addr add {a6}/64 dev {va} nodad",
-                f"ip link set {va} up",
-            ]
-            setup[b] += [
-                f"ip addr add {b4}/29 dev {vb}",
-                f"ip -6 addr add {b6}/64 dev {vb} nodad",
-                f"ip link set {vb} up",
-            ]
+            veth(ns[a], va, ns[b], vb)
+            setup[a] += address_lines(va, f"{a4}/29", f"{a6}/64")
+            setup[b] += address_lines(vb, f"{b4}/29", f"{b6}/64")
         for router in ("r1", "r2", "r3") + (("r2b",) if ecmp else ()):
             setup[router] += [
                 "sysctl -qw net.ipv4.ip_forward=1",
@@ -220,10 +192,10 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
             "ip -6 route add 2001:db8::/32 via 2001:db8:c001::1",
         ]
         for name in names:
-            _run(_ns_sh(ns[name], setup[name]))
+            run(ns_sh(ns[name], setup[name]))
         # Warm neighbour caches on every link (both ECMP branches: many flows), so that the
         # first probes of a test do not wait for ARP/NDP resolution.
-        _run([_ip(), "netns", "exec", ns["probe"], sys.executable, "-c", _WARM_UP], timeout=20)
+        run(exec_cmd(ns["probe"], sys.executable, "-c", _WARM_UP), timeout=20)
         yield TraceLab(
             probe_ns=ns["probe"],
             target_ipv4="192.0.2.2",
@@ -238,6 +210,4 @@ def build_trace_lab(*, ecmp: bool = False) -> Iterator[TraceLab]:
             ecmp=ecmp,
         )
     finally:
-        for name in reversed(made):
-            with contextlib.suppress(Exception):
-                _delete_ns(name)
+        made.teardown()

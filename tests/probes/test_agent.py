@@ -168,7 +168,7 @@ def test_uploader_acks_only_after_200_and_honours_retry_after(scripted: Any) -> 
     assert stats.last_failure_reason.startswith("HTTP 503")
 
 
-def test_uploader_drops_a_refused_record_and_halves_on_413(scripted: Any) -> None:
+def test_uploader_quarantines_a_refused_record_and_halves_on_413(scripted: Any) -> None:
     spool, seen = scripted
     ids = spool.ids()
     answers = [
@@ -178,9 +178,13 @@ def test_uploader_drops_a_refused_record_and_halves_on_413(scripted: Any) -> Non
     ]
     outcomes = asyncio.run(_upload(spool, answers, seen, batch=4))
     assert [len(s[2]) for s in seen] == [4, 2, 2]
-    assert outcomes[1].dropped == 1
+    assert (outcomes[0].retry_now, outcomes[1].retry_now) == (True, True)
+    assert outcomes[1].quarantined == 1
     assert spool.ids() == ids[3:]  # ids[1] refused for good, ids[0] and ids[2] acknowledged
-    assert spool.stats().dropped_total == 1
+    stats = spool.stats()
+    assert (stats.dropped_total, stats.quarantined) == (0, 1)
+    ((kept, why),) = spool.quarantined_records()
+    assert kept.id == ids[1] and "unknown_kind" in why
 
 
 def test_uploader_keeps_records_the_collector_did_not_count(scripted: Any) -> None:

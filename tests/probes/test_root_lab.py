@@ -154,15 +154,22 @@ def test_server_refusing_tcp(round_at_signing_time: Any) -> None:
 
 
 def test_delay_is_measured_within_a_few_ms(round_at_signing_time: Any) -> None:
+    # The baseline is the undelayed server a (same zone, same round, same load): what the
+    # delayed f measures beyond its added delay may not exceed a's whole RTT by more than a
+    # few ms, however slow the machine is at that moment.
     lab, recs, _ = round_at_signing_time
     one_way = lab.server("f").delay_ms / 1000
     for family in ("ipv4", "ipv6"):
         udp = _query(recs[("f", family)], "SOA", "udp").rtt_seconds
         tcp = _query(recs[("f", family)], "SOA", "tcp").rtt_seconds
+        base_udp = _query(recs[("a", family)], "SOA", "udp").rtt_seconds
+        base_tcp = _query(recs[("a", family)], "SOA", "tcp").rtt_seconds
+        assert None not in (udp, tcp, base_udp, base_tcp)
         assert udp is not None and tcp is not None
-        assert 2 * one_way - 0.002 <= udp <= 2 * one_way + 0.020, udp
+        assert base_udp is not None and base_tcp is not None
+        assert 2 * one_way - 0.002 <= udp <= 2 * one_way + base_udp + 0.020, (udp, base_udp)
         # TCP from connection start: handshake plus exchange, two round trips
-        assert 4 * one_way - 0.002 <= tcp <= 4 * one_way + 0.040, tcp
+        assert 4 * one_way - 0.002 <= tcp <= 4 * one_way + base_tcp + 0.040, (tcp, base_tcp)
 
 
 def test_other_serial_is_inconsistent(round_at_signing_time: Any) -> None:
@@ -256,7 +263,7 @@ def test_truncated_dnskey_is_asked_again_over_tcp_and_unrouted_is_unreachable(
     recs = _by([records.loads(line) for line in done.stdout.splitlines()])
     a = recs[("a", "ipv4")]
     dnskey_udp = _query(a, "DNSKEY", "udp")
-    assert dnskey_udp.tc and dnskey_udp.failure == "truncated"
+    assert dnskey_udp.tc and dnskey_udp.failure is None and dnskey_udp.answered  # TC is a flag
     dnskey_tcp = _query(a, "DNSKEY", "tcp")
     assert dnskey_tcp.answered and not dnskey_tcp.tc
     assert _result(a).integrity.outcome == "iana", _result(a).integrity.reason

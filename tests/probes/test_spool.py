@@ -36,7 +36,7 @@ def _record(n: int) -> rec.Record:
 
 def _invariant(spool: Spool) -> None:
     s = spool.stats()
-    assert s.spooled_total == s.acked_total + s.dropped_total + s.depth
+    assert s.spooled_total == s.acked_total + s.dropped_total + s.depth + s.quarantined
 
 
 def test_fifo_ack_and_counters(tmp_path: pathlib.Path) -> None:
@@ -112,3 +112,27 @@ def test_close_gives_space_back(tmp_path: pathlib.Path) -> None:
     spool.ack([item.seq for item in spool.peek(300)])
     spool.close()
     assert path.stat().st_size < full / 4
+
+
+def test_quarantine_sets_records_aside_and_counts_them(tmp_path: pathlib.Path) -> None:
+    one = len(_record(0).dumps())
+    spool = Spool(tmp_path / "s.sqlite", quota_bytes=6 * one + one // 2)
+    records = [_record(i) for i in range(5)]
+    spool.add(records)
+    seqs = [r.seq for r in spool.peek(5)]
+    assert spool.quarantine(seqs[:2], reason="HTTP 400: invalid_value") == 2
+    assert [r.id for r in spool.peek(10)] == [r.id for r in records[2:]]  # never peeked again
+    stats = spool.stats()
+    assert (stats.depth, stats.quarantined, stats.quarantined_total) == (3, 2, 2)
+    assert stats.last_quarantine_reason == "HTTP 400: invalid_value"
+    assert stats.bytes == 5 * one  # still on disk, still counted against the quota
+    _invariant(spool)
+    # past the quota the quarantined records go first, then the oldest waiting ones
+    assert spool.add([_record(i) for i in range(10, 13)]) == 2
+    stats = spool.stats()
+    assert (stats.depth, stats.quarantined, stats.dropped_total) == (6, 0, 2)
+    _invariant(spool)
+    spool.close()
+    reopened = Spool(tmp_path / "s.sqlite", quota_bytes=6 * one + one // 2)
+    assert reopened.stats().depth == 6
+    reopened.close()

@@ -408,7 +408,7 @@ _JSON = st.recursive(
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
     max_leaves=6,
-)
+).map(copy.deepcopy)  # a fresh copy: the test mutates what it draws (_SPECIAL holds [] and {})
 
 
 def _containers(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -483,3 +483,39 @@ def test_round_id_is_bounded() -> None:
     with pytest.raises(RecordError, match="round id"):
         records.loads(dataclasses.replace(record, round="x" * 65).dumps())
     assert records.loads(dataclasses.replace(record, round="r-1").dumps()).round == "r-1"
+
+
+def _code_by_reason(reason: str) -> str:
+    """The code ingest used to derive from the reason text (kept: the ingest API's codes)."""
+    if reason in ("missing field", "unknown field"):
+        return reason.replace(" ", "_")
+    for prefix, code in (("unknown schema", "unknown_schema"), ("unknown kind", "unknown_kind")):
+        if reason.startswith(prefix):
+            return code
+    return "wrong_type" if reason.startswith(("expected", "must not be null")) else "invalid_value"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (lambda o: o.pop("kind"), "missing_field"),
+        (lambda o: o.update(kind="ping"), "unknown_kind"),
+        (lambda o: o.update(kind=["root-dns"]), "wrong_type"),
+        (lambda o: o.update(schema=3), "unknown_schema"),
+        (lambda o: o.update(id="not-a-uuid"), "invalid_value"),
+        (lambda o: o["result"]["queries"][0].update(extra=1), "unknown_field"),
+        (lambda o: o["probe"].update(asn=-1), "invalid_value"),
+        (lambda o: o["target"].update(family=None), "wrong_type"),
+    ]
+    + [(change, _code_by_reason(reason)) for change, _, reason in MALFORMED],
+)
+def test_a_record_error_carries_its_code(change: Any, code: str) -> None:
+    with pytest.raises(RecordError) as caught:
+        records.parse_record(_mutated(change))
+    assert caught.value.code == code == _code_by_reason(caught.value.reason)
+
+
+def test_bad_json_has_the_invalid_value_code() -> None:
+    with pytest.raises(RecordError) as caught:
+        records.loads("{")
+    assert caught.value.code == "invalid_value"

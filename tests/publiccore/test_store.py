@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pathlib
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from publiccore import records
 from publiccore.errors import StoreError
-from publiccore.store import Observation, ProbeRegistration, Store, open_store
+from publiccore.store import Observation, ProbeRegistration, Store, open_store, postgres
 from publiccore.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -84,11 +84,16 @@ def test_a_batch_that_fails_stores_nothing(tmp_path: pathlib.Path, rows_per_inse
     store = SqliteStore(tmp_path / "store.sqlite")
     store._rows_per_insert = rows_per_insert
     batch = [_record(m) for m in range(5)]
-    bodies: list[Any] = [r.dumps() for r in batch]
-    bodies[4] = object()  # cannot be bound: the last statement fails
+    # the last record's insert fails inside SQLite (a trigger the test adds)
+    store._db.execute(
+        "CREATE TRIGGER fail_last BEFORE INSERT ON records "
+        f"WHEN NEW.id = '{batch[4].id}' BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
     with pytest.raises(sqlite3.Error):
-        store.put_records(batch, bodies=bodies)
+        store.put_records(batch)
     assert store.count_records() == 0
+    assert store.fact_rows("agg_root_records") == []  # the facts went with it
+    store._db.execute("DROP TRIGGER fail_last")
     assert store.put_records(batch).accepted == 5
     store.close()
 
@@ -138,6 +143,27 @@ def test_reopening_keeps_data(tmp_path: pathlib.Path) -> None:
     second = open_store(str(path))
     assert second.count_records() == 1
     second.close()
+
+
+def test_a_store_closes_when_its_with_block_ends(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with open_store(str(path)) as store:
+        store.put_records([_record(0)])
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.count_records()
+    with pytest.raises(ZeroDivisionError), open_store(str(path)) as store:
+        assert store.count_records() == 1
+        _ = 1 / 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.count_records()
+
+
+def test_both_stores_close_when_their_with_block_ends(store: Store) -> None:
+    with store as same:
+        assert same is store
+        store.put_records([_record(0)])
+    with pytest.raises(Exception, match="closed"):  # sqlite3 or psycopg: a closed connection
+        store.count_records()
 
 
 def test_probe_registry(store: Store) -> None:
@@ -194,8 +220,6 @@ def test_unopenable_store_is_a_clear_error(tmp_path: pathlib.Path) -> None:
 def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) -> None:
     import psycopg
 
-    from publiccore.store import postgres
-
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute("CREATE DATABASE shared_by_two")
     url = postgres_url.rsplit("/", 1)[0] + "/shared_by_two"
@@ -207,16 +231,40 @@ def test_postgres_schema_version_and_concurrent_collectors(postgres_url: str) ->
     first.close()
     second.close()
     with psycopg.connect(url) as db:
-        steps = len(postgres.MIGRATIONS)  # one row per migration step, each applied once
-        assert db.execute("SELECT count(*), max(version) FROM schema_version").fetchone() == (
-            steps,
-            steps,
-        )
+        versions = db.execute("SELECT count(*), max(version) FROM schema_version").fetchone()
+    target = len(postgres.MIGRATIONS)
+    assert versions == (target, target)  # each migration ran once
 
 
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
         open_store(url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_raw_records_are_stored_packed_and_read_back_byte_for_byte(tmp_path: pathlib.Path) -> None:
+    """Every fixture record (all schemas) reads back as the exact bytes written; each distinct
+    wire answer is stored once however many records carry it."""
+    fixtures = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "records"
+    lines = [
+        line for p in sorted(fixtures.glob("v*/*.jsonl")) for line in p.read_text().splitlines()
+    ]
+    parsed = [records.loads(line) for line in lines]
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(parsed)
+        for record in parsed:
+            assert store.get_body(record.id) == record.dumps()
+        assert [r.dumps() for r in store.iter_records()] == sorted(
+            (r.dumps() for r in parsed),
+            key=lambda b: (records.loads(b).started, records.loads(b).id),
+        )
+        again = [dataclasses.replace(r, id=records.uuid7()) for r in parsed if r.kind == "root-dns"]
+        store.put_records(again)  # the same answers once more: nothing new to keep
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        empty = db.execute("SELECT count(*) FROM records WHERE body != ''").fetchone()[0]
+        answers = db.execute("SELECT count(*) FROM wire_answers").fetchone()[0]
+    assert empty == 0  # nothing kept unpacked
+    wires = {q.wire_b64 for r in parsed if r.root is not None for q in r.root.queries if q.wire_b64}
+    assert 0 < answers <= len(wires)
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
