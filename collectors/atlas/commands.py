@@ -104,7 +104,12 @@ def _import_atlas(args: argparse.Namespace) -> int:
         questions={},
     )
     store = open_configured(settings, args.store)
-    imp = importer.Importer(mapper, store, batch=atlas.batch_records)
+    imp = importer.Importer(
+        mapper,
+        store,
+        batch=atlas.batch_records,
+        max_future_seconds=settings.serve.max_future_seconds,
+    )
     try:
         if args.files:
             for name in args.files:

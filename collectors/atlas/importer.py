@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 from collections.abc import Iterable
 
 from publiccore.collectors.atlas import files, mapping, wire
 
+from publiccore import domains
+from publiccore.clock import Clock, utc_now
+from publiccore.errors import RecordError
 from publiccore.records import Record, RecordSource
 from publiccore.store import Store
 
@@ -46,14 +50,30 @@ class ImportStats:
 
 
 class Importer:
-    """Maps results and writes them through ``store.put_records`` ``batch`` at a time."""
+    """Maps results and writes them through ``store.put_records`` ``batch`` at a time.
 
-    def __init__(self, mapper: mapping.Mapper, store: Store, *, batch: int = 1000) -> None:
+    Every record is held to the closed domains the ingest service checks
+    (``publiccore.domains.check_record``, times up to ``max_future_seconds`` ahead of ``clock``);
+    one that fails is reported as malformed, never stored.
+    """
+
+    def __init__(
+        self,
+        mapper: mapping.Mapper,
+        store: Store,
+        *,
+        batch: int = 1000,
+        max_future_seconds: float = 300.0,
+        clock: Clock = utc_now,
+    ) -> None:
         self.mapper = mapper
         self.store = store
         self.batch = batch
+        self.max_future_seconds = max_future_seconds
+        self.clock = clock
         self.stats = ImportStats()
         self._pending: list[Record] = []
+        self._bodies: list[str] = []
 
     def add(self, where: str, value: object, *, source: RecordSource) -> None:
         """Map one result (its position ``where`` is reported if it is malformed)."""
@@ -66,10 +86,23 @@ class Importer:
         if isinstance(out, mapping.Skip):
             self.stats.skipped[out.reason] += 1
             return
+        body = wire.body(out)
+        try:
+            domains.check_record(
+                out,
+                json.loads(body) if "\\u" in body else {},
+                now=self.clock(),
+                max_future_seconds=self.max_future_seconds,
+                body=body,
+            )
+        except RecordError as exc:
+            self.stats.add_malformed(where, str(exc))
+            return
         self.stats.kinds[out.kind] += 1
         if out.probe.country is None:
             self.stats.probes_without_country.add(out.probe.id)
         self._pending.append(out)
+        self._bodies.append(body)
         if len(self._pending) >= self.batch:
             self.flush()
 
@@ -95,8 +128,8 @@ class Importer:
         """Write what is pending in one transaction."""
         if not self._pending:
             return
-        bodies = [wire.body(r) for r in self._pending]
-        result = self.store.put_records(self._pending, bodies=bodies)
+        result = self.store.put_records(self._pending, bodies=self._bodies)
         self.stats.stored += result.accepted
         self.stats.duplicates += result.duplicates
         self._pending = []
+        self._bodies = []

@@ -303,3 +303,17 @@ def test_derived_figures_of_imported_records_claim_no_integrity(
     # neither a share of its own nor a failure diluting the others.
     assert series["publiccore_root_integrity_ratio"] == {}
     assert series["publiccore_aggregate_records"][("GB", "root-dns")] == 3.0
+
+
+def test_records_outside_the_ingest_domains_are_malformed(
+    monitor: Any, tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    base = monitor(1071935)["results"]
+    old = dict(base[0], timestamp=946_684_799)  # 1999-12-31T23:59:59Z
+    future = dict(base[1], timestamp=4_102_444_800)  # 2100
+    path = tmp_path / "times.json"
+    path.write_text(json.dumps([old, future, base[2]]))
+    code, counts, _ = _run(capsys, "--store", str(tmp_path / "s.sqlite"), str(path))
+    assert code == 1 and counts["stored"] == 1 and counts["malformed"] == 2
+    assert counts["malformed_at"][0] == f"{path}: item 1: started: timestamp before 2000-01-01"
+    assert counts["malformed_at"][1].startswith(f"{path}: item 2: started: more than")
