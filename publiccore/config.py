@@ -221,6 +221,31 @@ class AggregateSettings:
 
 
 @dataclasses.dataclass(slots=True)
+class AtlasSettings:
+    """RIPE Atlas import and follow (docs/atlas.md); ranges in ``RANGES``."""
+
+    api_url: str = "https://atlas.ripe.net"  # base URL; /api/v2/... is appended
+    key: str = ""  # API key (only needed for non-public measurements)
+    follow_interval_seconds: float = 300.0  # 1 s … 1 day
+    window_seconds: float = 3600.0  # one results request covers this much time: 60 s … 1 day
+    lag_seconds: float = 900.0  # re-read this much before the position (late results): 0 … 1 day
+    batch_records: int = 1000  # records per store transaction: 1 … 100000
+    retries: int = 5  # attempts after a 429 / 5xx: 0 … 20
+    backoff_seconds: float = 1.0  # first retry delay, doubled each time: 0.01 … 600
+    backoff_max_seconds: float = 120.0  # 0.01 … 3600
+    timeout_seconds: float = 120.0  # one HTTP request: 1 … 3600
+
+    def check(self) -> None:
+        """Hold these settings to ``RANGES`` again (after command-line overrides)."""
+        for f in dataclasses.fields(self):
+            where = f"atlas.{f.name}"
+            problem = RANGES[where](getattr(self, f.name))
+            if problem is not None:
+                value = getattr(self, f.name)
+                raise ConfigError(f"{where} = {value!r} is out of range: must be {problem}")
+
+
+@dataclasses.dataclass(slots=True)
 class EventsSettings:
     extra_files: list[str] = dataclasses.field(default_factory=list)
 
@@ -236,6 +261,7 @@ class Settings:
     bgp: BgpSettings = dataclasses.field(default_factory=BgpSettings)
     aggregate: AggregateSettings = dataclasses.field(default_factory=AggregateSettings)
     events: EventsSettings = dataclasses.field(default_factory=EventsSettings)
+    atlas: AtlasSettings = dataclasses.field(default_factory=AtlasSettings)
     source: str = ""  # which file these came from ("" = defaults only)
 
 
@@ -405,6 +431,16 @@ RANGES: dict[str, Check] = {
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
     "events.extra_files": lambda value: None,  # each file is validated when loaded
+    "atlas.api_url": _url("http", "https"),
+    "atlas.key": _text(256),
+    "atlas.follow_interval_seconds": _number(1, _DAY),
+    "atlas.window_seconds": _number(60, _DAY),
+    "atlas.lag_seconds": _number(0, _DAY),
+    "atlas.batch_records": _number(1, 100_000),
+    "atlas.retries": _number(0, 20),
+    "atlas.backoff_seconds": _number(0.01, 600),
+    "atlas.backoff_max_seconds": _number(0.01, 3600),
+    "atlas.timeout_seconds": _number(1, 3600),
 }
 
 
@@ -480,7 +516,7 @@ def _toml_table(lines: list[str], name: str, table: Any) -> None:
         if dataclasses.is_dataclass(value):
             nested.append((f"{name}.{f.name}", value))
             continue
-        if f.name == "token" and value:
+        if f.name in ("token", "key") and value:
             value = "***"
         lines.append(f"{f.name} = {_toml_value(value)}")
     for sub, value in nested:

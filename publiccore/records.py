@@ -37,7 +37,8 @@ KINDS: tuple[str, ...] = typing.get_args(Kind)
 Family = Literal["ipv4", "ipv6"]
 Transport = Literal["udp", "tcp"]
 ConsistencyStatus = Literal["consistent", "inconsistent", "unknown"]
-IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer"]
+# ``not_measured``: the source did not ask for the DNSKEY set (an import), so nothing is claimed.
+IntegrityOutcome = Literal["iana", "bogus", "alternate", "unsigned", "no-answer", "not_measured"]
 INTEGRITY_OUTCOMES: tuple[str, ...] = typing.get_args(IntegrityOutcome)
 
 LEGACY_TRUNCATED = "truncated"  # a failure code older probes wrote for a TC answer (not a failure)

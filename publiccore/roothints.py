@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import os
 import pathlib
+import re
+from collections.abc import Sequence
 from importlib import resources
 
 import dns.exception
@@ -32,17 +35,6 @@ def bundled_hints_path() -> pathlib.Path:
     return pathlib.Path(str(resources.files("publiccore") / "data" / "named.root"))
 
 
-# The IANA root hints history shipped in publiccore/data (provenance: PROVENANCE.md there):
-# (date from which the file was IANA's current one, file name). The dates are the files' "last
-# update"; renumberings between two files happened on dates the files do not give.
-HINTS_HISTORY: tuple[tuple[dt.date, str], ...] = (
-    (dt.date(2011, 6, 8), "named.root.2011060800"),
-    (dt.date(2014, 6, 2), "named.root.2014060201"),
-    (dt.date(2024, 8, 14), "named.root.2024081401"),
-    (dt.date(2026, 5, 21), "named.root"),
-)
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class DatedHints:
     """The root hints chosen for data of one date, and what the choice cannot vouch for."""
@@ -60,10 +52,11 @@ def _addresses(servers: list[RootServer]) -> dict[str, set[str]]:
 def hints_as_of(when: dt.datetime | float | None) -> DatedHints:
     """The bundled root hints in force at ``when`` (a datetime or Unix seconds; None: today).
 
-    The latest file of ``HINTS_HISTORY`` dated at or before ``when``; the earliest one for older
-    data. ``note`` names the letters whose addresses the next file changes (renumbered at some
-    point between the two files, so possibly already at ``when``) and says when the data is
-    older than the history. Raises InputError if a bundled file cannot be read.
+    The latest file of the bundled history (``bundled_history``) dated at or before ``when``;
+    the earliest one for older data. ``note`` names the letters whose addresses the next file
+    changes (renumbered at some point between the two files, so possibly already at ``when``)
+    and says when the data is older than the history. Raises InputError if a bundled file
+    cannot be read.
     """
     if when is None:
         day = dt.datetime.now(dt.UTC).date()
@@ -71,28 +64,26 @@ def hints_as_of(when: dt.datetime | float | None) -> DatedHints:
         day = when.astimezone(dt.UTC).date()
     else:
         day = dt.datetime.fromtimestamp(when, dt.UTC).date()
-    folder = bundled_hints_path().parent
-    position = 0
-    for i, (start, _name) in enumerate(HINTS_HISTORY):
-        if start <= day:
-            position = i
-    start, name = HINTS_HISTORY[position]
-    servers = load_hints(folder / name)
+    history = bundled_history()
+    position = history._position(dt.datetime.combine(day, dt.time(0), dt.UTC))
+    version = history.versions[position]
+    start, name = version.valid_from.date(), pathlib.Path(version.path).name
+    servers = list(version.servers)
     notes = []
     if day < start:
         notes.append(
             f"the data ({day}) is older than the shipped root hints history (from {start}); "
             "letters renumbered before then (L-root in 2007) may read 'not routed'"
         )
-    if position + 1 < len(HINTS_HISTORY):
-        next_start, next_name = HINTS_HISTORY[position + 1]
-        now, later = _addresses(servers), _addresses(load_hints(folder / next_name))
+    if position + 1 < len(history.versions):
+        following = history.versions[position + 1]
+        now, later = _addresses(servers), _addresses(list(following.servers))
         changed = sorted(letter for letter in now if now[letter] - later.get(letter, set()))
         if changed:
             notes.append(
                 f"root hints of {start} used; letters {', '.join(changed)} have other addresses "
-                f"in the next shipped file ({next_start}): if renumbered before {day}, their rows "
-                "may read 'not routed'"
+                f"in the next shipped file ({following.valid_from.date()}): if renumbered before "
+                f"{day}, their rows may read 'not routed'"
             )
     return DatedHints(servers=tuple(servers), file=name, valid_from=start, note="; ".join(notes))
 
@@ -150,3 +141,91 @@ def targets(servers: list[RootServer]) -> list[RootTarget]:
                 for a in addresses
             )
     return out
+
+
+# --- hints in force at a time (imports of past results) ----------------------------------------
+
+_ZONE_VERSION = re.compile(r"related version of root zone:\s*(\d{10})")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HintsVersion:
+    """One root hints file and the day it came into force (its root zone version's date)."""
+
+    valid_from: dt.datetime
+    zone_version: int
+    servers: tuple[RootServer, ...]
+    path: str
+
+
+def bundled_history_paths() -> list[pathlib.Path]:
+    """The hints history shipped with publiccore: ``named.root.<zone version>`` and the current."""
+    data = pathlib.Path(str(resources.files("publiccore") / "data"))
+    return [*sorted(data.glob("named.root.*")), bundled_hints_path()]
+
+
+def load_version(path: str | os.PathLike[str]) -> HintsVersion:
+    """Read one hints file with its ``related version of root zone`` header; raise InputError."""
+    hints_path = pathlib.Path(path)
+    servers = load_hints(hints_path)
+    match = _ZONE_VERSION.search(hints_path.read_text(encoding="ascii", errors="replace"))
+    if match is None:
+        raise InputError(f"root hints {hints_path} do not say their root zone version")
+    version = int(match.group(1))
+    try:
+        day = dt.datetime.strptime(match.group(1)[:8], "%Y%m%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise InputError(f"root hints {hints_path}: bad root zone version {version}") from None
+    return HintsVersion(
+        valid_from=day, zone_version=version, servers=tuple(servers), path=str(hints_path)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HintsHistory:
+    """Root hints versions, oldest first: which root addresses were in force when.
+
+    A time before the oldest version uses the oldest (the history cannot say more).
+    """
+
+    versions: tuple[HintsVersion, ...]
+    _index: tuple[dict[str, RootTarget], ...] = dataclasses.field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            raise ValueError("a hints history needs at least one version")
+        index = tuple({t.address: t for t in targets(list(v.servers))} for v in self.versions)
+        object.__setattr__(self, "_index", index)
+
+    @classmethod
+    def load(cls, paths: Sequence[str | os.PathLike[str]] | None = None) -> HintsHistory:
+        """The history from hints files (the bundled history when None); raise InputError."""
+        chosen = list(paths) if paths else bundled_history_paths()
+        versions = sorted((load_version(p) for p in chosen), key=lambda v: v.zone_version)
+        return cls(versions=tuple(versions))
+
+    def version_at(self, when: dt.datetime) -> HintsVersion:
+        """The newest version in force at ``when`` (the oldest for earlier times)."""
+        return self.versions[self._position(when)]
+
+    def _position(self, when: dt.datetime) -> int:
+        position = 0
+        for i, version in enumerate(self.versions):
+            if version.valid_from <= when:
+                position = i
+        return position
+
+    def target_at(self, address: str, when: dt.datetime) -> RootTarget | None:
+        """The root target at ``address`` by the hints in force at ``when``, or None."""
+        try:
+            text = str(ipaddress.ip_address(address))
+        except ValueError:
+            return None
+        return self._index[self._position(when)].get(text)
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_history() -> HintsHistory:
+    """The hints history shipped in publiccore/data (read once; provenance in PROVENANCE.md
+    there), dated by each file's root zone version."""
+    return HintsHistory.load()

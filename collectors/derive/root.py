@@ -353,14 +353,17 @@ def _country(
     for key, pool in pools.items():
         latency[(country, *key)] = histogram_quantiles(pool, (0.5,))[0]
 
-    weight_total = sum(weights[a] * n for (a, _o), n in outcomes.items())
+    # ``not_measured`` (an import that did not ask for DNSKEY) claims nothing: not in the shares.
+    measured = {k: n for k, n in outcomes.items() if k[1] != "not_measured"}
+    weight_total = sum(weights[a] * n for (a, _o), n in measured.items())
     by_outcome: dict[str, float] = collections.defaultdict(float)
-    for (a, outcome), n in outcomes.items():
+    for (a, outcome), n in measured.items():
         by_outcome[outcome] += weights[a] * n
     for outcome in INTEGRITY_OUTCOMES:
-        out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-            by_outcome.get(outcome, 0.0) / weight_total
-        )
+        if weight_total and outcome != "not_measured":
+            out["publiccore_root_integrity_ratio"][(country, outcome)] = (
+                by_outcome.get(outcome, 0.0) / weight_total
+            )
 
 
 def _legacy_rounds(rows: list[Row]) -> list[tuple[str, int | None, bool]]:

@@ -17,6 +17,7 @@ from publiccore import config as cfg
 from publiccore.app import services, store_commands
 from publiccore.collectors import commands as collector_commands
 from publiccore.collectors import paths_commands
+from publiccore.collectors.atlas import commands as atlas_commands
 from publiccore.collectors.bgp import commands as bgp_commands
 from publiccore.errors import PubliccoreError
 from publiccore.exporters import commands as exporter_commands
@@ -31,6 +32,7 @@ COMMAND_MODULES = (
     collector_commands,
     bgp_commands,
     paths_commands,
+    atlas_commands,
     exporter_commands,
     store_commands,
 )

@@ -293,6 +293,14 @@ class Store(Protocol):
 
     def follow_schedules(self) -> list[FollowSchedule]: ...
 
+    def get_atlas_position(self, measurement: int) -> dt.datetime | None:
+        """Where following RIPE Atlas measurement ``measurement`` stands (None: not started)."""
+        ...
+
+    def set_atlas_position(self, measurement: int, position: dt.datetime) -> None:
+        """Keep the end of the last window whose results of ``measurement`` are all stored."""
+        ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self:

@@ -118,6 +118,17 @@ _ARCHIVE_COLUMNS = (
 )
 
 
+# The RIPE Atlas follower's position per measurement (collectors/atlas/api.py): the end of the
+# last time window whose results are all stored. {real} as in SCHEMA_V1.
+SCHEMA_ATLAS_POSITIONS = """
+    CREATE TABLE atlas_positions (
+        measurement {bigint} PRIMARY KEY,
+        position {real} NOT NULL,
+        updated {real} NOT NULL
+    )
+"""
+
+
 def ts(when: dt.datetime) -> float:
     return when.timestamp()
 
@@ -618,6 +629,27 @@ class SqlStore:
                 (ts(when or utc_now()), probe_id),
             )
             return bool(cur.rowcount > 0)
+
+    # --- RIPE Atlas follow positions ---------------------------------------------------------
+
+    def get_atlas_position(self, measurement: int) -> dt.datetime | None:
+        with self._lock:
+            row = self._execute(
+                self._sql("SELECT position FROM atlas_positions WHERE measurement = ?"),
+                (measurement,),
+            ).fetchone()
+        return None if row is None else from_ts(row[0])
+
+    def set_atlas_position(self, measurement: int, position: dt.datetime) -> None:
+        with self._transaction():
+            self._execute(
+                self._sql(
+                    "INSERT INTO atlas_positions (measurement, position, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT (measurement) DO UPDATE SET position = excluded.position, "
+                    "updated = excluded.updated"
+                ),
+                (measurement, ts(position), ts(utc_now())),
+            )
 
     # --- derived observations ----------------------------------------------------------------
 

@@ -146,7 +146,8 @@ def _country_root(
     probe_weight: dict[str, float] = {}
     for row in rows:
         w = weights[row.asn]
-        outcomes[row.outcome] += w
+        if row.outcome != "not_measured":  # claims nothing: not in the integrity shares
+            outcomes[row.outcome] += w
         per_probe[row.probe].append(row)
         probe_weight[row.probe] = w
         for transport, soa in row.soa.items():
@@ -203,9 +204,10 @@ def _country_root(
 
     weight_total = sum(outcomes.values())
     for outcome in INTEGRITY_OUTCOMES:
-        out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-            outcomes.get(outcome, 0.0) / weight_total
-        )
+        if weight_total and outcome != "not_measured":
+            out["publiccore_root_integrity_ratio"][(country, outcome)] = (
+                outcomes.get(outcome, 0.0) / weight_total
+            )
 
 
 def _qtext(q: float) -> str:

@@ -265,3 +265,23 @@ def test_raw_records_are_stored_packed_and_read_back_byte_for_byte(tmp_path: pat
     assert empty == 0  # nothing kept unpacked
     wires = {q.wire_b64 for r in parsed if r.root is not None for q in r.root.queries if q.wire_b64}
     assert 0 < answers <= len(wires)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_atlas_follow_positions(
+    dialect: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "sqlite":
+        store = open_store(str(tmp_path / "s.sqlite"))
+    else:
+        store = open_store(url=request.getfixturevalue("postgres_url"))
+    try:
+        assert store.get_atlas_position(10001) is None
+        first = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        store.set_atlas_position(10001, first)
+        store.set_atlas_position(10001, first + dt.timedelta(hours=1))
+        store.set_atlas_position(5001, first)
+        assert store.get_atlas_position(10001) == first + dt.timedelta(hours=1)
+        assert store.get_atlas_position(5001) == first
+    finally:
+        store.close()
