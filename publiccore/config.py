@@ -129,6 +129,28 @@ class EventsSettings:
 
 
 @dataclasses.dataclass(slots=True)
+class ImpactSettings:
+    """Event impact and daily series (M-impact, M-profile in docs/methodology.md)."""
+
+    before_days: int = 14
+    after_days: int = 14
+    guard_days: int = 1
+    min_days: int = 7  # valid days needed on each side
+    resamples: int = 2000  # block bootstrap resamples
+    block_days: int = 3  # moving-block length
+    placebo_count: int = 200
+    placebo_span_days: int = 365  # placebo dates drawn within this many days of the event
+    seed: int = 20261201
+    change_point_penalty: float = 3.0  # PELT penalty = this × sigma² × ln(n)
+    change_point_min_days: int = 3
+    change_point_window_days: int = 7  # change points this close to an event are listed with it
+    min_records: int = 20  # a root day with fewer records is a gap
+    min_probes: int = 1
+    min_full_feed_peers: int = 1
+    min_traces: int = 10
+
+
+@dataclasses.dataclass(slots=True)
 class Settings:
     probe: ProbeSettings = dataclasses.field(default_factory=ProbeSettings)
     root: RootSettings = dataclasses.field(default_factory=RootSettings)
@@ -139,6 +161,7 @@ class Settings:
     bgp: BgpSettings = dataclasses.field(default_factory=BgpSettings)
     aggregate: AggregateSettings = dataclasses.field(default_factory=AggregateSettings)
     events: EventsSettings = dataclasses.field(default_factory=EventsSettings)
+    impact: ImpactSettings = dataclasses.field(default_factory=ImpactSettings)
     source: str = ""  # which file these came from ("" = defaults only)
 
 
