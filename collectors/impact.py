@@ -9,7 +9,8 @@ For an event (or any date) and a daily series (``collectors.series``):
 - **placebo calibration**: the same statistic at up to K dates of the same series away from
   every event (fixed seed), computed in one vectorised pass; the change is *notable* only when
   it lies outside the central 95 % of those placebo changes (empirical percentile and p-value);
-- **change points**: PELT (``ruptures.KernelCPD``, linear kernel = L2 cost) over the whole series with the penalty
+- **change points**: PELT (``ruptures.KernelCPD``, linear kernel = L2 cost) over the whole
+  series with the penalty
   ``change_point_penalty × σ² × ln n`` (σ from the median absolute first difference); change
   points within ±D days of an event are listed with it, the others as unexplained changes.
 

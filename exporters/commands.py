@@ -42,6 +42,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="time covered by each file with --out-dir (default 1h)",
     )
     om.set_defaults(func=_export_openmetrics)
+    series = formats.add_parser(
+        "series", help="daily series and profile per country (CSV or Parquet, open data)"
+    )
+    where = series.add_mutually_exclusive_group(required=True)
+    where.add_argument("--country", metavar="XX", help="ISO 3166-1 alpha-2")
+    where.add_argument("--world", action="store_true", help="every country with data")
+    series.add_argument("--since", metavar="TIME", help="first day (default 30 days before)")
+    series.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
+    series.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    series.add_argument("--out", metavar="FILE", help="output file (CSV default: stdout)")
+    series.add_argument("--store", metavar="PATH", help="SQLite store (default from config)")
+    series.set_defaults(func=_export_series)
 
     report = sub.add_parser(
         "report",
@@ -233,4 +245,62 @@ def _report(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")
     for written in report.write(built, out):
         sys.stdout.write(f"{written}\n")
+    return 0
+
+
+def period(since: str | None, until: str) -> tuple[dt.date, dt.date]:
+    """[since, until) as UTC days; ``since`` defaults to 30 days before ``until``."""
+    end = _date(until, "--until")
+    assert end is not None
+    start = _date(since, "--since") or end - dt.timedelta(days=30)
+    if end <= start:
+        raise ConfigError("--until is not after --since")
+    return start.date(), end.date()
+
+
+def _export_series(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from publiccore.collectors import series as ser
+    from publiccore.exporters import series_export
+
+    from publiccore import events as ev
+    from publiccore.store import open_configured
+
+    settings = cfg.load(args.config)
+    since, until = period(args.since, args.until)
+    if args.country and (not ev.is_country(args.country.upper())):
+        raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    if args.format == "parquet" and not args.out:
+        raise ConfigError("--format parquet needs --out FILE")
+    thresholds = ser.thresholds_from(settings.impact)
+    store = open_configured(settings, args.store)
+    try:
+        if args.world:
+            by_country = ser.all_country_series(
+                store, since=since, until=until, settings=settings.aggregate, thresholds=thresholds
+            )
+        else:
+            cc = args.country.upper()
+            by_country = {
+                cc: ser.country_series(
+                    store,
+                    country=cc,
+                    since=since,
+                    until=until,
+                    settings=settings.aggregate,
+                    thresholds=thresholds,
+                )
+            }
+    finally:
+        store.close()
+    if args.format == "parquet":
+        count = series_export.write_parquet(by_country, pathlib.Path(args.out))
+        print(f"publiccore: {count} rows in {args.out}", file=sys.stderr)
+        return 0
+    text = series_export.to_csv(by_country)
+    if args.out:
+        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0

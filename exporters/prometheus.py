@@ -338,3 +338,33 @@ def mount(
 
     app.cleanup_ctx.append(lifecycle)
     return exporter
+
+
+def profile_families(
+    scores: Mapping[tuple[str, str], float],
+    composite: Mapping[str, float],
+    *,
+    timestamp: float | None = None,
+) -> list[Metric]:
+    """The daily fragmentation profile (M-profile) of the last complete UTC day as two gauges.
+
+    ``scores`` are (country, dimension) → 0–1 (1 = more fragmented); ``composite`` country →
+    the equal-weight composite (a convenience; the dimensions are the product).
+    """
+    score = GaugeMetricFamily(
+        "publiccore_profile_score",
+        "Fragmentation profile score of one dimension, 0-1, 1 = more fragmented, last complete "
+        "UTC day (score; M-profile)",
+        labels=["country", "dimension"],
+    )
+    for (country, dimension), value in sorted(scores.items()):
+        score.add_metric([country, dimension], value, timestamp)
+    total = GaugeMetricFamily(
+        "publiccore_profile_composite_score",
+        "Equal-weight mean of the profile scores a country has, a convenience only, last "
+        "complete UTC day (score; M-profile)",
+        labels=["country"],
+    )
+    for country, value in sorted(composite.items()):
+        total.add_metric([country], value, timestamp)
+    return [score, total]

@@ -16,7 +16,7 @@ from publiccore import __version__
 from publiccore import config as cfg
 from publiccore.app import services
 from publiccore.collectors import commands as collector_commands
-from publiccore.collectors import paths_commands
+from publiccore.collectors import impact_commands, paths_commands
 from publiccore.collectors.bgp import commands as bgp_commands
 from publiccore.errors import PubliccoreError
 from publiccore.exporters import commands as exporter_commands
@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     collector_commands,
     bgp_commands,
     paths_commands,
+    impact_commands,
     exporter_commands,
 )
 
