@@ -296,17 +296,18 @@ def change_points(series: DailySeries, *, penalty: float, min_days: int) -> tupl
     """PELT change points (L2 cost) over the valid days: the first day of each new segment.
 
     Penalty = ``penalty`` × σ² × ln n, σ = median |first difference| / (0.6745 √2) (a robust
-    noise scale); a constant series gets no change point.
+    noise scale, or a tenth of the standard deviation when that is 0); a constant series
+    gets no change point.
     """
     values = np.asarray(series.values, dtype=float)
     n = values.size
     if n < 2 * min_days + 1:
         return ()
+    if float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.max(np.abs(values)))):
+        return ()  # constant: nothing changes
     sigma = float(np.median(np.abs(np.diff(values)))) / (0.6745 * math.sqrt(2))
-    if sigma == 0.0:
+    if sigma == 0.0:  # mostly flat with a few moves: scale by the spread instead
         sigma = float(np.std(values)) / 10
-    if sigma == 0.0:
-        return ()
     # KernelCPD with the linear kernel is PELT with the L2 cost, in C (ruptures.Pelt is Python)
     algo = ruptures.KernelCPD(kernel="linear", min_size=min_days).fit(values.reshape(-1, 1))
     ends = algo.predict(pen=penalty * sigma**2 * math.log(n))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -59,8 +60,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "report",
         help="citable report for one country and period (Markdown, HTML with SVG chart, CSV)",
     )
-    report.add_argument("--country", required=True, metavar="XX", help="ISO 3166-1 alpha-2")
-    report.add_argument("--since", required=True, metavar="TIME", help="start (RFC 3339/date)")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--country", metavar="XX", help="ISO 3166-1 alpha-2")
+    where.add_argument("--world", action="store_true", help="one report, a row per country")
+    report.add_argument(
+        "--since", metavar="TIME", help="start (RFC 3339/date; default 30 days before --until)"
+    )
     report.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
     report.add_argument("--out", metavar="DIR", help="output folder (default report-XX-DATE)")
     report.add_argument("--store", metavar="PATH", help="SQLite store (default from config)")
@@ -215,37 +220,103 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import pathlib
 
-    from publiccore.exporters import report
+    from publiccore.exporters import impact_report, report, world_report
 
     from publiccore import events as ev
     from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
-    since, until = _date(args.since, "--since"), _date(args.until, "--until")
-    assert since is not None and until is not None
+    until = _date(args.until, "--until")
+    assert until is not None
+    since = _date(args.since, "--since") or until - dt.timedelta(days=30)
     if until <= since:
         raise ConfigError("--until is not after --since")
-    country = args.country.upper()
-    if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
-        raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    country = None
+    if not args.world:
+        country = args.country.upper()
+        if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
+            raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    name = country or "world"
+    out = pathlib.Path(args.out or f"report-{name}-{since:%Y%m%d}")
+    command = ["report", *(["--world"] if args.world else ["--country", name])]
+    command += ["--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]
+    if args.store:
+        command += ["--store", args.store]
+    if args.config:
+        command = ["--config", args.config, *command]
     path = args.store or settings.store.path
+    label = settings.store.url or path
+    events = ev.load(settings.events.extra_files)
     store = open_configured(settings, args.store)
     try:
-        built = report.build(
-            store,
-            country=country,
-            since=since,
-            until=until,
-            settings=settings.aggregate,
-            store_label=settings.store.url or path,
-            events=ev.load(settings.events.extra_files),
-        )
+        if args.world:
+            built_world = world_report.build(
+                store, since=since, until=until, settings=settings, events=events
+            )
+            prov = impact_report.provenance(
+                store,
+                settings=settings,
+                store_label=label,
+                country=None,
+                since=since,
+                until=until,
+                extras=built_world.extras,
+                command=command,
+                definitions=world_report.DEFINITIONS,
+            )
+            written = world_report.write(built_world, prov, out, store_label=label)
+        else:
+            assert country is not None
+            built = report.build(
+                store,
+                country=country,
+                since=since,
+                until=until,
+                settings=settings.aggregate,
+                store_label=label,
+                events=events,
+            )
+            extra = impact_report.build_extra(
+                store,
+                country=country,
+                since=since.date(),
+                until=until.date(),
+                settings=settings,
+                events=events,
+            )
+            prov = impact_report.provenance(
+                store,
+                settings=settings,
+                store_label=label,
+                country=country,
+                since=since,
+                until=until,
+                extras=[extra],
+                command=command,
+                definitions=REPORT_DEFINITIONS,
+            )
+            written = report.write(dataclasses.replace(built, extra=extra, provenance=prov), out)
     finally:
         store.close()
-    out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")
-    for written in report.write(built, out):
-        sys.stdout.write(f"{written}\n")
+    for path_written in written:
+        sys.stdout.write(f"{path_written}\n")
     return 0
+
+
+# Definition ids a country report uses (provenance.json).
+REPORT_DEFINITIONS: tuple[str, ...] = (
+    "M-root-reachability",
+    "M-root-latency",
+    "M-root-site",
+    "M-root-rss",
+    "M-root-integrity",
+    "M-sampling",
+    "M-bgp-country-visibility",
+    "M-bgp-upstreams",
+    "M-path-border-crossings",
+    "M-impact",
+    "M-profile",
+)
 
 
 def period(since: str | None, until: str) -> tuple[dt.date, dt.date]:
