@@ -1,9 +1,9 @@
 """GET /api/v1/impact (M-impact as JSON) and the daily profile gauges on the collector.
 
 ``mount(app, store, settings, registry=…)`` adds the route and a background task that
-recomputes the fragmentation profile (M-profile) of the last complete UTC day once an hour, in a
-thread; a custom collector registered in ``registry`` serves it as ``publiccore_profile_*``
-(nothing is computed per scrape).
+recomputes the fragmentation profile (M-profile) of the newest UTC day with data (yesterday,
+else today so far) once an hour, in a thread; a custom collector registered in ``registry``
+serves it as ``publiccore_profile_*`` (nothing is computed per scrape).
 """
 
 from __future__ import annotations
@@ -47,29 +47,36 @@ class ImpactService:
         self.clock = clock
         self.scores: dict[tuple[str, str], float] = {}
         self.composite: dict[str, float] = {}
+        self.days: dict[str, float] = {}
 
     def refresh_profile(self) -> None:
-        """Recompute the profile of yesterday (UTC) for every country with data (blocking)."""
+        """Recompute every country's profile of its newest UTC day with data among yesterday
+        and today so far (blocking)."""
         today = self.clock().astimezone(dt.UTC).date()
-        yesterday = today - ser.DAY
         by_country = ser.all_country_series(
             self.store,
             since=today - dt.timedelta(days=PROFILE_LOOKBACK_DAYS),
-            until=today,
+            until=today + ser.DAY,
             settings=self.settings.aggregate,
             thresholds=ser.thresholds_from(self.settings.impact),
         )
         scores: dict[tuple[str, str], float] = {}
         composite: dict[str, float] = {}
+        days: dict[str, float] = {}
         for country, series in by_country.items():
-            days = [d for d in prof.profile(series) if d.day == yesterday]
-            if not days:
+            recent = [d for d in prof.profile(series) if d.day >= today - ser.DAY]
+            if not recent:
                 continue
-            for dim, value in days[0].scores.items():
+            newest = max(recent, key=lambda d: d.day)
+            chosen = next((d for d in recent if d.day == today - ser.DAY), newest)
+            for dim, value in chosen.scores.items():
                 scores[(country, dim)] = value
-            if days[0].composite is not None:
-                composite[country] = days[0].composite
-        self.scores, self.composite = scores, composite
+            if chosen.composite is not None:
+                composite[country] = chosen.composite
+            days[country] = dt.datetime(
+                chosen.day.year, chosen.day.month, chosen.day.day, tzinfo=dt.UTC
+            ).timestamp()
+        self.scores, self.composite, self.days = scores, composite, days
 
 
 IMPACT_KEY = web.AppKey("publiccore_impact", ImpactService)
@@ -82,7 +89,9 @@ class ProfileCollector(Collector):
         self._service = service
 
     def collect(self) -> Iterator[Metric]:
-        yield from profile_families(self._service.scores, self._service.composite)
+        yield from profile_families(
+            self._service.scores, self._service.composite, self._service.days
+        )
 
 
 async def impact_handler(request: web.Request) -> web.Response:
