@@ -361,11 +361,11 @@ def _pooled(days: Sequence[RootDay]) -> RootDay:
         return sum(v * w for v, w in pairs) / total if total else None
 
     letters = sorted({letter for d in days for letter in d.availability})
+    availability = {
+        letter: mean((d.availability.get(letter), d.records) for d in days) for letter in letters
+    }
     return RootDay(
-        availability={
-            letter: mean((d.availability.get(letter), d.records) for d in days) or 0.0
-            for letter in letters
-        },
+        availability={k: v for k, v in availability.items() if v is not None},
         availability_overall=mean(
             zip((d.availability_overall for d in days), weights, strict=True)
         ),
