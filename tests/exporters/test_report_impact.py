@@ -229,3 +229,12 @@ def test_html_renders_in_headless_chromium(filled, tmp_path):
         area = pixels[int(top) : int(top + h), int(left) : int(left + width)]
         drawn = (area < 0.9).any(axis=2).mean()  # share of non-white pixels
         assert drawn > 0.01, (left, top, drawn)
+    # printed to PDF (what a reader's browser does with "Print")
+    pdf = tmp_path / "report.pdf"
+    subprocess.run(
+        [*base, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
