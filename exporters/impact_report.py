@@ -302,11 +302,12 @@ def config_hash(settings: cfg.Settings) -> str:
 def record_counts(
     store: Store, *, country: str | None, since: dt.datetime, until: dt.datetime
 ) -> dict[str, Any]:
-    """Records in the period by kind and source, distinct probes and probe ASNs."""
+    """Records in the period by kind and source, by probe and by probe ASN; distinct counts."""
     by_source: collections.Counter[str] = collections.Counter()
     probes: set[str] = set()
     asns: set[int] = set()
     by_probe: collections.Counter[str] = collections.Counter()
+    by_asn: collections.Counter[str] = collections.Counter()
     for kind in KINDS:
         for record in store.iter_records(kind=kind, since=since, until=until, country=country):
             source = getattr(record, "source", None)
@@ -316,11 +317,13 @@ def record_counts(
             by_probe[record.probe.id] += 1
             if record.probe.asn is not None:
                 asns.add(record.probe.asn)
+            by_asn[str(record.probe.asn) if record.probe.asn is not None else "unknown"] += 1
     return {
         "by_kind_source": dict(sorted(by_source.items())),
         "probes": len(probes),
         "probe_asns": len(asns),
         "by_probe": dict(sorted(by_probe.items())),
+        "by_probe_asn": dict(sorted(by_asn.items())),
     }
 
 

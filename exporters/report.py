@@ -287,7 +287,7 @@ def markdown(report: Report) -> str:
 
     if report.extra is not None:
         parts.append(report_sections.markdown(report))
-    names = ["root.csv", "bgp.csv", "events.csv", "availability.svg"]
+    names = ["root.csv", "bgp.csv", "events.csv", "availability.svg", "availability.csv"]
     if report.extra is not None:
         names += report_sections.file_names(report)
     parts.append("\n## Files\n\n" + ", ".join(names) + "\n")
@@ -358,6 +358,13 @@ def _files(report: Report) -> dict[str, str | bytes]:
         "availability.svg": availability_svg(report),
         "root.csv": _csv([{"country": report.country, **row} for row in root_values(report)]),
         "bgp.csv": _csv(bgp_values(report)),
+        "availability.csv": _csv(
+            [
+                {"letter": letter, "day": day.isoformat(), "availability_ratio": value}
+                for letter, points in sorted(report.daily_availability.items())
+                for day, value in points
+            ]
+        ),
         "events.csv": _csv(
             [
                 {

@@ -66,7 +66,8 @@ def has_data(report: Report) -> bool:
 
 def file_names(report: Report) -> list[str]:
     """Names of the files reports v2 add."""
-    names = ["impact.csv", "profile.csv", "sensitivity.csv", "provenance.json"]
+    names = ["impact.csv", "profile.csv", "sensitivity.csv", "change_points.csv"]
+    names.append("provenance.json")
     for r in _extra(report).impacts:
         names += [ir.chart_name(r) + ".png", ir.chart_name(r) + ".csv"]
     return names
@@ -86,6 +87,9 @@ def files(report: Report) -> dict[str, str | bytes]:
         "profile.csv": _csv(ir.profile_values(extra)),
         "sensitivity.csv": _csv(ir.sensitivity_values({extra.country: extra.profile_scores})),
     }
+    out["change_points.csv"] = _csv(
+        [{"dimension": name, "day": day.isoformat()} for name, day in extra.unexplained]
+    )
     for r in extra.impacts:
         out[ir.chart_name(r) + ".png"] = ir.chart_png(extra, r)
         out[ir.chart_name(r) + ".csv"] = _csv(ir.chart_values(extra, r))
