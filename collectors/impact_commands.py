@@ -49,6 +49,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "–"
     if unit == "ratio":
         return f"{100 * value:.2f} %"
+    if unit == "points":  # a difference of ratios: percentage points
+        return f"{100 * value:+.2f} pp"
     if unit == "seconds":
         return f"{1000 * value:.1f} ms"
     return f"{value:.4g}"
@@ -59,7 +61,7 @@ def table_rows(result: EventImpact) -> list[dict[str, str]]:
     rows = []
     for m in result.metrics:
         unit = m.unit
-        change_unit = "ratio" if unit == "ratio" else unit
+        change_unit = "points" if unit == "ratio" else unit
         if m.status != "ok":
             rows.append(
                 {

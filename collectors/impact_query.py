@@ -62,11 +62,11 @@ def run(
         found = [e for e in events if e.id == query.event_id]
         if not found:
             raise InputError(f"no event {query.event_id!r} in the events dataset")
-        event = found[0]
-        where = country or event.country
+        named = found[0]
+        where = country or named.country
         if where in ev.SPECIAL_COUNTRIES:
-            raise InputError(f"event {event.id} is {where}-wide: give --country XX")
-        targets.append((where, event, event.date))
+            raise InputError(f"event {named.id} is {where}-wide: give --country XX")
+        targets.append((where, named, named.date))
     elif query.date:
         if not country:
             raise InputError("--date needs --country")
@@ -82,8 +82,8 @@ def run(
         targets += [(e.country, e, e.date) for e in chosen]
     out: list[imp.EventImpact] = []
     by_country: dict[str, list[tuple[ev.Event | None, dt.date]]] = {}
-    for where, event, day in targets:
-        by_country.setdefault(where, []).append((event, day))
+    for where, maybe, day in targets:
+        by_country.setdefault(where, []).append((maybe, day))
     thresholds = ser.thresholds_from(settings.impact)
     for where, items in sorted(by_country.items()):
         series = ser.series_around(

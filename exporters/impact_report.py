@@ -41,7 +41,7 @@ CHART_METRICS: tuple[str, ...] = (
     "bgp_visible_slash24",
     "bgp_visibility_ratio_ipv4",
 )
-STYLE = {
+STYLE: Any = {  # matplotlib rcParams (typed as Literal keys there)
     "font.family": "DejaVu Sans",
     "font.size": 8,
     "svg.hashsalt": "publiccore",

@@ -38,7 +38,7 @@ code,.cmd{overflow-wrap:anywhere;word-break:break-all;font-size:.8rem}
 
 def _extra(report: Report) -> ir.Extra:
     assert report.extra is not None
-    return report.extra  # type: ignore[no-any-return]
+    return report.extra
 
 
 def _settings_line(report: Report) -> str:
