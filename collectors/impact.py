@@ -144,6 +144,8 @@ class EventImpact:
     metrics: tuple[MetricImpact, ...]
     seed: int
     settings: Mapping[str, Any]
+    # change points of the country's series read farther than D days from every event date
+    unexplained: tuple[tuple[str, dt.date], ...] = ()
 
     @property
     def has_data(self) -> bool:
@@ -159,6 +161,9 @@ class EventImpact:
             "seed": self.seed,
             "settings": dict(self.settings),
             "metrics": [m.to_json() for m in self.metrics],
+            "unexplained_change_points": [
+                {"metric": name, "date": day.isoformat()} for name, day in self.unexplained
+            ],
             "wording": "changes are associated with the date, not attributed to it",
         }
 

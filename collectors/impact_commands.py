@@ -112,6 +112,10 @@ def render_text(results: Sequence[EventImpact]) -> str:
             out.append("  " + "  ".join(c.ljust(widths[c]) for c in cols))
             for row in rows:
                 out.append("  " + "  ".join(row[c].ljust(widths[c]) for c in cols).rstrip())
+        if r.unexplained:
+            shown = ", ".join(f"{day} {name}" for name, day in r.unexplained[:8])
+            more = f" and {len(r.unexplained) - 8} more" if len(r.unexplained) > 8 else ""
+            out.append(f"  change points away from any event: {shown}{more}")
         out.append(
             "  Changes are associated with the date (changed around it), not attributed to it."
         )

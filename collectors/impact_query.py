@@ -97,6 +97,9 @@ def run(
         if not series and query.all_events:
             continue  # --all: only events with data
         breaks = imp.all_breaks(series, s, timings)
+        dates = [e.date for e in events if e.country in (where, "INT")]
+        dates += [day for maybe, day in items if maybe is None]
+        away = tuple(imp.unexplained(breaks, dates, window_days=s.change_point_window_days))
         for event, day in items:
             if event is not None:
                 result = imp.event_impact(
@@ -108,20 +111,19 @@ def run(
                     breaks=breaks,
                     timings=timings,
                 )
-                out.append(dataclasses.replace(result, country=where))
+                out.append(dataclasses.replace(result, country=where, unexplained=away))
             else:
-                out.append(
-                    imp.impact(
-                        series,
-                        country=where,
-                        at=day,
-                        settings=s,
-                        metrics=query.metrics or None,
-                        events=events,
-                        breaks=breaks,
-                        timings=timings,
-                    )
+                result = imp.impact(
+                    series,
+                    country=where,
+                    at=day,
+                    settings=s,
+                    metrics=query.metrics or None,
+                    events=events,
+                    breaks=breaks,
+                    timings=timings,
                 )
+                out.append(dataclasses.replace(result, unexplained=away))
     if query.all_events:
         out = [r for r in out if r.has_data]
     return out
