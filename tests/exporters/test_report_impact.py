@@ -7,9 +7,11 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 
 import pytest
 from publiccore.exporters import impact_report, report
@@ -238,3 +240,34 @@ def test_html_renders_in_headless_chromium(filled, tmp_path):
         check=True,
     )
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+def test_world_report_command_defaults_since_to_30_days(filled, tmp_path):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    env.pop("PUBLICCORE_CONFIG", None)
+    argv = ["report", "--world", "--until", "2026-05-01", "--store", str(filled)]
+    argv += ["--out", str(tmp_path / "w")]
+    run = subprocess.run(
+        [sys.executable, "-m", "publiccore", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    (row,) = list(csv.DictReader(open(tmp_path / "w" / "world.csv")))
+    assert row["country"] == "NL" and row["root_records"] == str(30 * 26)
+    assert float(row["root_non_iana_share"]) == pytest.approx(
+        statistics.fmean(
+            _independent_share(filled, dt.date(2026, 4, 1) + dt.timedelta(days=d))
+            for d in range(30)
+        )
+    )
+    prov = json.loads((tmp_path / "w" / "provenance.json").read_text())
+    assert prov["query_windows"]["period"] == [
+        "2026-04-01T00:00:00+00:00",
+        "2026-05-01T00:00:00+00:00",
+    ]
+    assert "--world" in prov["command"] and "--since 2026-04-01" in prov["command"]
+    assert "How to cite and reproduce" in (tmp_path / "w" / "report.md").read_text()
