@@ -257,7 +257,11 @@ def _figure(extra: Extra, impact: imp.EventImpact) -> Any:
             ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
             ax.grid(True, color="#dddddd", lw=0.5)
             ax.set_xlim(lo, hi)
+        axes[-1].xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
         axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        for label in axes[-1].get_xticklabels():
+            label.set_rotation(20)
+            label.set_horizontalalignment("right")
         title = f"{impact.country} {w.at} {impact.event_id or ''}: blue before, orange after, "
         fig.suptitle(title + "red change points", fontsize=8)
         fig.tight_layout()
