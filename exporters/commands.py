@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -42,13 +43,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="time covered by each file with --out-dir (default 1h)",
     )
     om.set_defaults(func=_export_openmetrics)
+    series = formats.add_parser(
+        "series", help="daily series and profile per country (CSV or Parquet, open data)"
+    )
+    where = series.add_mutually_exclusive_group(required=True)
+    where.add_argument("--country", metavar="XX", help="ISO 3166-1 alpha-2")
+    where.add_argument("--world", action="store_true", help="every country with data")
+    series.add_argument("--since", metavar="TIME", help="first day (default 30 days before)")
+    series.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
+    series.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    series.add_argument("--out", metavar="FILE", help="output file (CSV default: stdout)")
+    series.add_argument("--store", metavar="PATH", help="SQLite store (default from config)")
+    series.set_defaults(func=_export_series)
 
     report = sub.add_parser(
         "report",
         help="citable report for one country and period (Markdown, HTML with SVG chart, CSV)",
     )
-    report.add_argument("--country", required=True, metavar="XX", help="ISO 3166-1 alpha-2")
-    report.add_argument("--since", required=True, metavar="TIME", help="start (RFC 3339/date)")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--country", metavar="XX", help="ISO 3166-1 alpha-2")
+    where.add_argument("--world", action="store_true", help="one report, a row per country")
+    report.add_argument(
+        "--since", metavar="TIME", help="start (RFC 3339/date; default 30 days before --until)"
+    )
     report.add_argument("--until", default="now", metavar="TIME", help="end (default now)")
     report.add_argument("--out", metavar="DIR", help="output folder (default report-XX-DATE)")
     report.add_argument("--store", metavar="PATH", help="SQLite store (default from config)")
@@ -200,31 +217,158 @@ def _export_openmetrics(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import pathlib
 
-    from publiccore.exporters import report
+    from publiccore.exporters import impact_report, report, world_report
 
     from publiccore import events as ev
     from publiccore.store import open_configured
 
     settings = cfg.load(args.config)
-    since, until = _date(args.since, "--since"), _date(args.until, "--until")
-    assert since is not None and until is not None
+    until = _date(args.until, "--until")
+    assert until is not None
+    since = _date(args.since, "--since") or until - dt.timedelta(days=30)
     if until <= since:
         raise ConfigError("--until is not after --since")
-    country = args.country.upper()
-    if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
-        raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    country = None
+    if not args.world:
+        country = args.country.upper()
+        if not ev.is_country(country) or country in ev.SPECIAL_COUNTRIES:
+            raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    name = country or "world"
+    out = pathlib.Path(args.out or f"report-{name}-{since:%Y%m%d}")
+    command = ["report", *(["--world"] if args.world else ["--country", name])]
+    command += ["--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]
+    if args.store:
+        command += ["--store", args.store]
+    if args.config:
+        command = ["--config", args.config, *command]
     path = args.store or settings.store.path
-    with open_configured(settings, args.store) as store:
-        built = report.build(
-            store,
-            country=country,
-            since=since,
-            until=until,
-            settings=settings.aggregate,
-            store_label=settings.store.url or path,
-            events=ev.load(settings.events.extra_files),
-        )
-    out = pathlib.Path(args.out or f"report-{country}-{since:%Y%m%d}")
-    for written in report.write(built, out):
-        sys.stdout.write(f"{written}\n")
+    label = settings.store.url or path
+    events = ev.load(settings.events.extra_files)
+    store = open_configured(settings, args.store)
+    try:
+        if args.world:
+            built_world = world_report.build(
+                store, since=since, until=until, settings=settings, events=events
+            )
+            prov = impact_report.provenance(
+                store,
+                settings=settings,
+                store_label=label,
+                country=None,
+                since=since,
+                until=until,
+                extras=built_world.extras,
+                command=command,
+                definitions=world_report.DEFINITIONS,
+            )
+            written = world_report.write(built_world, prov, out, store_label=label)
+        else:
+            assert country is not None
+            built = report.build(
+                store,
+                country=country,
+                since=since,
+                until=until,
+                settings=settings.aggregate,
+                store_label=label,
+                events=events,
+            )
+            extra = impact_report.build_extra(
+                store,
+                country=country,
+                since=since.date(),
+                until=until.date(),
+                settings=settings,
+                events=events,
+            )
+            prov = impact_report.provenance(
+                store,
+                settings=settings,
+                store_label=label,
+                country=country,
+                since=since,
+                until=until,
+                extras=[extra],
+                command=command,
+                definitions=REPORT_DEFINITIONS,
+            )
+            written = report.write(dataclasses.replace(built, extra=extra, provenance=prov), out)
+    finally:
+        store.close()
+    for path_written in written:
+        sys.stdout.write(f"{path_written}\n")
+    return 0
+
+
+# Definition ids a country report uses (provenance.json).
+REPORT_DEFINITIONS: tuple[str, ...] = (
+    "M-root-reachability",
+    "M-root-latency",
+    "M-root-site",
+    "M-root-rss",
+    "M-root-integrity",
+    "M-sampling",
+    "M-bgp-country-visibility",
+    "M-bgp-upstreams",
+    "M-path-border-crossings",
+    "M-impact",
+    "M-profile",
+)
+
+
+def period(since: str | None, until: str) -> tuple[dt.date, dt.date]:
+    """[since, until) as UTC days; ``since`` defaults to 30 days before ``until``."""
+    end = _date(until, "--until")
+    assert end is not None
+    start = _date(since, "--since") or end - dt.timedelta(days=30)
+    if end <= start:
+        raise ConfigError("--until is not after --since")
+    return start.date(), end.date()
+
+
+def _export_series(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from publiccore.collectors import series as ser
+    from publiccore.exporters import series_export
+
+    from publiccore import events as ev
+    from publiccore.store import open_configured
+
+    settings = cfg.load(args.config)
+    since, until = period(args.since, args.until)
+    if args.country and (not ev.is_country(args.country.upper())):
+        raise ConfigError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
+    if args.format == "parquet" and not args.out:
+        raise ConfigError("--format parquet needs --out FILE")
+    thresholds = ser.thresholds_from(settings.impact)
+    store = open_configured(settings, args.store)
+    try:
+        if args.world:
+            by_country = ser.all_country_series(
+                store, since=since, until=until, settings=settings.aggregate, thresholds=thresholds
+            )
+        else:
+            cc = args.country.upper()
+            by_country = {
+                cc: ser.country_series(
+                    store,
+                    country=cc,
+                    since=since,
+                    until=until,
+                    settings=settings.aggregate,
+                    thresholds=thresholds,
+                )
+            }
+    finally:
+        store.close()
+    if args.format == "parquet":
+        count = series_export.write_parquet(by_country, pathlib.Path(args.out))
+        print(f"publiccore: {count} rows in {args.out}", file=sys.stderr)
+        return 0
+    text = series_export.to_csv(by_country)
+    if args.out:
+        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0

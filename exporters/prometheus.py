@@ -482,3 +482,42 @@ def mount(
 
     app.cleanup_ctx.append(lifecycle)
     return exporter
+
+
+def profile_families(
+    scores: Mapping[tuple[str, str], float],
+    composite: Mapping[str, float],
+    days: Mapping[str, float] | None = None,
+    *,
+    timestamp: float | None = None,
+) -> list[Metric]:
+    """The daily fragmentation profile (M-profile) as gauges, per country of its newest day.
+
+    ``scores`` are (country, dimension) → 0–1 (1 = more fragmented); ``composite`` country →
+    the equal-weight composite (a convenience; the dimensions are the product); ``days``
+    country → the profiled UTC day (00:00) as a Unix time.
+    """
+    score = GaugeMetricFamily(
+        "publiccore_profile_score",
+        "Fragmentation profile score of one dimension, 0-1, 1 = more fragmented, of the newest "
+        "UTC day with data: yesterday, else today so far (score; M-profile)",
+        labels=["country", "dimension"],
+    )
+    for (country, dimension), value in sorted(scores.items()):
+        score.add_metric([country, dimension], value, timestamp)
+    total = GaugeMetricFamily(
+        "publiccore_profile_composite_score",
+        "Equal-weight mean of the profile scores a country has, a convenience only (score; "
+        "M-profile)",
+        labels=["country"],
+    )
+    for country, value in sorted(composite.items()):
+        total.add_metric([country], value, timestamp)
+    day = GaugeMetricFamily(
+        "publiccore_profile_day_timestamp_seconds",
+        "The UTC day (00:00) the country's profile describes, as a Unix time (M-profile)",
+        labels=["country"],
+    )
+    for country, value in sorted((days or {}).items()):
+        day.add_metric([country], value, timestamp)
+    return [score, total, day]

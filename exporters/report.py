@@ -14,11 +14,11 @@ import collections
 import csv
 import dataclasses
 import datetime as dt
-import html
 import io
 import pathlib
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import root as derive_root
@@ -45,6 +45,8 @@ class Report:
     events: list[ev.Event]
     settings: AggregateSettings
     store_label: str
+    extra: Any = None  # exporters.impact_report.Extra (reports v2: impact, profile)
+    provenance: Mapping[str, Any] | None = None  # provenance.json
 
 
 _DAY = dt.timedelta(days=1)
@@ -98,7 +100,7 @@ def build(
         country=country,
         since=since,
         until=until,
-        generated=now or dt.datetime.now(dt.UTC),
+        generated=now or until,
         root=root,
         daily_availability=dict(daily),
         observations=observations,
@@ -262,7 +264,7 @@ def markdown(report: Report) -> str:
     parts = [
         f"# publiccore report: {c}, {report.since:%Y-%m-%d %H:%M} – "
         f"{report.until:%Y-%m-%d %H:%M} UTC\n",
-        f"Generated {report.generated:%Y-%m-%d %H:%M:%S} UTC by publiccore {__version__} from "
+        f"Figures as of {report.generated:%Y-%m-%d %H:%M:%S} UTC, by publiccore {__version__} from "
         f"{report.store_label or 'the store'}. Definitions: docs/methodology.md.\n",
         "## Sample\n",
         f"{records} root-dns records from {probes} probes in {asns} probe ASNs; "
@@ -287,7 +289,14 @@ def markdown(report: Report) -> str:
         ]
     else:
         parts.append("_none in the dataset_\n")
-    parts.append("\n## Files\n\nroot.csv, bgp.csv, events.csv, availability.svg\n")
+    from publiccore.exporters import report_sections
+
+    if report.extra is not None:
+        parts.append(report_sections.markdown(report))
+    names = ["root.csv", "bgp.csv", "events.csv", "availability.svg", "availability.csv"]
+    if report.extra is not None:
+        names += report_sections.file_names(report)
+    parts.append("\n## Files\n\n" + ", ".join(names) + "\n")
     return "\n".join(parts)
 
 
@@ -333,13 +342,10 @@ def availability_svg(report: Report, *, width: int = 720, height: int = 240) -> 
 
 
 def html_page(report: Report) -> str:
-    """A self-contained HTML page: the Markdown text (pre-formatted) and the chart."""
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>publiccore report "
-        f"{html.escape(report.country)}</title></head><body>"
-        f"{availability_svg(report)}<pre>{html.escape(markdown(report))}</pre>"
-        "</body></html>\n"
-    )
+    """A self-contained HTML page (tables, inline SVG charts), readable printed to PDF."""
+    from publiccore.exporters import report_sections
+
+    return report_sections.html_page(report)
 
 
 def _csv(rows: Sequence[Mapping[str, object]]) -> str:
@@ -352,15 +358,19 @@ def _csv(rows: Sequence[Mapping[str, object]]) -> str:
     return out.getvalue()
 
 
-def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
-    """Write report.md, report.html, availability.svg and the CSV files; return the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {
-        "report.md": markdown(report),
-        "report.html": html_page(report),
+def _files(report: Report) -> dict[str, str | bytes]:
+    """Every output file of the report by name (text or bytes)."""
+    files: dict[str, str | bytes] = {
         "availability.svg": availability_svg(report),
         "root.csv": _csv([{"country": report.country, **row} for row in root_values(report)]),
         "bgp.csv": _csv(bgp_values(report)),
+        "availability.csv": _csv(
+            [
+                {"letter": letter, "day": day.isoformat(), "availability_ratio": value}
+                for letter, points in sorted(report.daily_availability.items())
+                for day, value in points
+            ]
+        ),
         "events.csv": _csv(
             [
                 {
@@ -376,9 +386,27 @@ def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
             ]
         ),
     }
+    if report.extra is not None:
+        from publiccore.exporters import report_sections
+
+        files.update(report_sections.files(report))
+    return files
+
+
+def write(report: Report, directory: pathlib.Path) -> list[pathlib.Path]:
+    """Write report.md, report.html, the charts and the CSV files; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str | bytes] = {
+        "report.md": markdown(report),
+        "report.html": html_page(report),
+    }
+    files.update(_files(report))
     paths = []
-    for name, text in files.items():
+    for name, body in files.items():
         path = directory / name
-        path.write_text(text, encoding="utf-8")
+        if isinstance(body, bytes):
+            path.write_bytes(body)
+        else:
+            path.write_text(body, encoding="utf-8")
         paths.append(path)
     return paths

@@ -251,6 +251,28 @@ class EventsSettings:
 
 
 @dataclasses.dataclass(slots=True)
+class ImpactSettings:
+    """Event impact and daily series (M-impact, M-profile in docs/methodology.md)."""
+
+    before_days: int = 14
+    after_days: int = 14
+    guard_days: int = 1
+    min_days: int = 7  # valid days needed on each side
+    resamples: int = 2000  # block bootstrap resamples
+    block_days: int = 3  # moving-block length
+    placebo_count: int = 200
+    placebo_span_days: int = 365  # placebo dates drawn within this many days of the event
+    seed: int = 20261201
+    change_point_penalty: float = 3.0  # PELT penalty = this × sigma² × ln(n)
+    change_point_min_days: int = 3
+    change_point_window_days: int = 7  # change points this close to an event are listed with it
+    min_records: int = 20  # a root day with fewer records is a gap
+    min_probes: int = 1
+    min_full_feed_peers: int = 1
+    min_traces: int = 10
+
+
+@dataclasses.dataclass(slots=True)
 class Settings:
     probe: ProbeSettings = dataclasses.field(default_factory=ProbeSettings)
     root: RootSettings = dataclasses.field(default_factory=RootSettings)
@@ -262,6 +284,7 @@ class Settings:
     aggregate: AggregateSettings = dataclasses.field(default_factory=AggregateSettings)
     events: EventsSettings = dataclasses.field(default_factory=EventsSettings)
     atlas: AtlasSettings = dataclasses.field(default_factory=AtlasSettings)
+    impact: ImpactSettings = dataclasses.field(default_factory=ImpactSettings)
     source: str = ""  # which file these came from ("" = defaults only)
 
 
@@ -441,6 +464,22 @@ RANGES: dict[str, Check] = {
     "atlas.backoff_seconds": _number(0.01, 600),
     "atlas.backoff_max_seconds": _number(0.01, 3600),
     "atlas.timeout_seconds": _number(1, 3600),
+    "impact.before_days": _number(1, 366),
+    "impact.after_days": _number(1, 366),
+    "impact.guard_days": _number(0, 60),
+    "impact.min_days": _number(1, 366),
+    "impact.resamples": _number(10, 1_000_000),
+    "impact.block_days": _number(1, 60),
+    "impact.placebo_count": _number(0, 100_000),
+    "impact.placebo_span_days": _number(1, 10 * 366),
+    "impact.seed": _number(0, 2**63),
+    "impact.change_point_penalty": _number(0, 1e6, low_open=True),
+    "impact.change_point_min_days": _number(1, 366),
+    "impact.change_point_window_days": _number(0, 366),
+    "impact.min_records": _number(0, 10**9),
+    "impact.min_probes": _number(0, 10**9),
+    "impact.min_full_feed_peers": _number(0, 10**6),
+    "impact.min_traces": _number(0, 10**9),
 }
 
 

@@ -433,6 +433,13 @@ def country() -> dict[str, Any]:
         ],
     )
     b.add(
+        "timeseries",
+        "Fragmentation profile (M-profile; 0–1, 1 = more fragmented; daily)",
+        [ts(f"publiccore_profile_score{COUNTRY}", "{{dimension}}")],
+        w=24,
+        unit="percentunit",
+    )
+    b.add(
         "table",
         "Regulatory events",
         [table('publiccore_regulatory_event_timestamp_seconds{country=~"$country"} * 1000')],

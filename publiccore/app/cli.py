@@ -16,7 +16,7 @@ from publiccore import __version__
 from publiccore import config as cfg
 from publiccore.app import services, store_commands
 from publiccore.collectors import commands as collector_commands
-from publiccore.collectors import paths_commands
+from publiccore.collectors import impact_commands, paths_commands
 from publiccore.collectors.atlas import commands as atlas_commands
 from publiccore.collectors.bgp import commands as bgp_commands
 from publiccore.errors import PubliccoreError
@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     bgp_commands,
     paths_commands,
     atlas_commands,
+    impact_commands,
     exporter_commands,
     store_commands,
 )

@@ -109,22 +109,23 @@ def listen_address(text: str) -> tuple[str, int]:
 def collector_app(
     store: Store, settings: cfg.Settings, *, registry: CollectorRegistry | None = None
 ) -> web.Application:
-    """The collector: ingest API plus the exporter's /metrics and /api/v1/events.
+    """The collector: ingest API plus the exporter's /metrics, /api/v1/events, /api/v1/impact.
 
     ``registry`` (a new one by default) is served on /metrics after the aggregates; ``run``
     registers its agent's metrics there. Raises InputError for a bad events file.
     """
     from publiccore.collectors import ingest
-    from publiccore.exporters import prometheus
+    from publiccore.exporters import impact_api, prometheus
 
     app = ingest.make_app(store, settings)
-    prometheus.mount(
+    exporter = prometheus.mount(
         app,
         store,
         settings,
         registry=registry,
         ingest_counts=prometheus.ingest_counts_from(app[ingest.STATS_KEY]),
     )
+    impact_api.mount(app, store, settings, registry=exporter.registry, events=exporter.events)
     return app
 
 

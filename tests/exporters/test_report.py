@@ -58,6 +58,7 @@ def test_report_figures_and_files(tmp_path, store, pcdata):
         "report.md",
         "report.html",
         "availability.svg",
+        "availability.csv",
         "root.csv",
         "bgp.csv",
         "events.csv",
