@@ -19,6 +19,7 @@ from publiccore.errors import ConfigError
 
 if TYPE_CHECKING:
     from publiccore.probes.agent import Measurement
+    from publiccore.probes.spool import Spool
 
     from publiccore.records import ProbeRef, Record, TraceTarget
 
@@ -226,21 +227,16 @@ def _check_owner(path: pathlib.Path) -> None:
 
 def _agent_flush(args: argparse.Namespace) -> int:
     from publiccore.probes import agent as agent_mod
-    from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
     if not settings.probe.collector_url or not settings.probe.token:
         raise ConfigError("probe.collector_url and probe.token must be set to upload")
-    path = pathlib.Path(args.spool or settings.agent.spool_path)
-    if not path.exists():
-        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
-    _check_owner(path)
     options = agent_mod.AgentOptions(
         collector_url=settings.probe.collector_url,
         token=settings.probe.token,
         batch_records=settings.agent.upload_batch_records,
     )
-    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    _settings, _path, spool = _open_spool(args)
     try:
         stats = asyncio.run(agent_mod.flush_spool(spool, options, max_seconds=args.max_seconds))
     finally:
@@ -263,14 +259,7 @@ def _agent_flush(args: argparse.Namespace) -> int:
 
 
 def _agent_requeue(args: argparse.Namespace) -> int:
-    from publiccore.probes.spool import Spool
-
-    settings = cfg.load(args.config)
-    path = pathlib.Path(args.spool or settings.agent.spool_path)
-    if not path.exists():
-        raise ConfigError(f"no spool at {path} (has the agent run yet?)")
-    _check_owner(path)
-    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    _settings, _path, spool = _open_spool(args)
     try:
         moved = spool.requeue()
     finally:
@@ -297,7 +286,9 @@ def _ago(when: dt.datetime | None, now: dt.datetime) -> str:
     return f"{when.strftime('%Y-%m-%d %H:%M:%S')} UTC ({seconds} s ago)"
 
 
-def _agent_status(args: argparse.Namespace) -> int:
+def _open_spool(args: argparse.Namespace) -> tuple[cfg.Settings, pathlib.Path, Spool]:
+    """The configured (or ``--spool``) spool of an agent that has run, opened; ConfigError
+    when there is none or it is another user's."""
     from publiccore.probes.spool import Spool
 
     settings = cfg.load(args.config)
@@ -305,7 +296,11 @@ def _agent_status(args: argparse.Namespace) -> int:
     if not path.exists():
         raise ConfigError(f"no spool at {path} (has the agent run yet?)")
     _check_owner(path)
-    spool = Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+    return settings, path, Spool(path, quota_bytes=settings.agent.spool_quota_bytes)
+
+
+def _agent_status(args: argparse.Namespace) -> int:
+    settings, path, spool = _open_spool(args)
     try:
         stats = spool.stats()
     finally:

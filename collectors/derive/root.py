@@ -403,21 +403,9 @@ def _legacy_rounds(rows: list[Row]) -> list[tuple[str, int | None, bool]]:
 
 def histogram_quantiles(bins: Mapping[int, float], qs: Sequence[float]) -> list[float]:
     """For each q, the representative value of the first bin whose cumulative weight reaches q
-    of the total (``weighted_quantiles``' rule, on bins)."""
-    ordered = sorted(bins.items())
-    total = sum(w for _, w in ordered)
-    out = []
-    for q in qs:
-        target = q * total - 1e-9 * total
-        cumulative = 0.0
-        chosen = ordered[-1][0]
-        for index, weight in ordered:
-            cumulative += weight
-            if cumulative >= target:
-                chosen = index
-                break
-        out.append(facts.bin_value(chosen))
-    return out
+    of the total: ``weighted_quantiles``' rule (the one rule), over (bin, weight) pairs."""
+    indices = agg.weighted_quantiles(list(bins.items()), qs)
+    return [facts.bin_value(int(index)) for index in indices]
 
 
 def probes_active(
