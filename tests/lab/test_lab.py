@@ -234,12 +234,11 @@ def test_notcp_udp_yes_tcp_reset(lab: DnsLab, family: str) -> None:
     addr = getattr(s, family)
     p = dig(lab, addr, ".", "SOA", "+short")
     assert soa_serial(p.stdout) == s.serial
-    t = time.monotonic()
     p = dig(lab, addr, ".", "SOA", "+tcp")
-    elapsed = time.monotonic() - t
     assert p.returncode != 0
+    # "connection refused" is dig's word for a RST; a drop would say "timed out" instead (no
+    # bound on the elapsed time: a loaded machine must not turn this red)
     assert "connection refused" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr
-    assert elapsed < 1.0, f"TCP refusal took {elapsed:.2f}s (expected an immediate RST)"
 
 
 # --------------------------------------------------------------------------- delay

@@ -12,6 +12,7 @@ from typing import Any
 from publiccore.collectors.atlas import mapping
 
 from publiccore import records as rec
+from publiccore import roothints
 from publiccore.app import cli
 from publiccore.store import open_store
 
@@ -44,13 +45,15 @@ def test_l_root_results_every_field_by_hand(
     assert counts["probes_without_country"] == 0
     by_probe = {r.probe.id: r for r in _records(store)}
     r = by_probe["atlas-10045"]
-    # From the JSON: prb_id 10045 (GB, asn_v4 2856), timestamp 1386240474, dst 199.7.83.42,
+    # From the JSON: prb_id 10045 (GB, asn_v4 2856), timestamp 1386240474, dst L-root's IPv4
+    # address (the bundled hints' l.root-servers.net A record: read as data, never contacted),
     # proto UDP, rt 71.238 ms, size 367, abuf = referral for fr. with NSID.
+    l_root = next(s for s in roothints.load_hints() if s.letter == "l").ipv4[0]
     assert r.kind == "root-dns" and r.schema == 2
     assert r.probe == rec.ProbeRef(id="atlas-10045", asn=2856, country="GB")
     assert r.started.timestamp() == 1386240474
     assert r.target == rec.RootTarget(
-        letter="l", name="l.root-servers.net.", address="199.7.83.42", family="ipv4"
+        letter="l", name="l.root-servers.net.", address=l_root, family="ipv4"
     )
     assert r.source == rec.RecordSource(
         name="ripe-atlas",
@@ -70,7 +73,8 @@ def test_l_root_results_every_field_by_hand(
     assert q.nsid_hex == b"ods01.l.root-servers.org".hex()
     assert r.result.identity == rec.SiteIdentity(nsid="ods01.l.root-servers.org")
     assert r.result.integrity == rec.Integrity(outcome="not_measured")
-    assert r.id == mapping.record_id(raw, "199.7.83.42")
+    assert raw["dst_addr"] == l_root
+    assert r.id == mapping.record_id(raw, l_root)
     assert "from" not in r.dumps() and raw["from"] not in r.dumps()
     assert raw["src_addr"] not in r.dumps()
 
