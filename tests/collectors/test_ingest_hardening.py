@@ -34,7 +34,7 @@ def load_support() -> Any:
 
 
 S = load_support()
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.UTC)  # every record of this file is built around it (not the wall clock)
 PROBE = ProbeRegistration(id="p1", country="NL", asn=64500, token_hash="x")
 
 
@@ -84,7 +84,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     ],
 )
 def test_root_fields_held_to_their_domain(path: str, value: Any, code: str) -> None:
-    obj = S.make_root_record("p1").to_json()
+    obj = S.make_root_record("p1", started=NOW - dt.timedelta(seconds=5)).to_json()
     _set(path, value)(obj)
     with pytest.raises(Rejection) as info:
         validate_batch([obj], PROBE, now=NOW, max_future_seconds=300)
@@ -94,7 +94,7 @@ def test_root_fields_held_to_their_domain(path: str, value: Any, code: str) -> N
 
 
 def test_a_surrogate_pair_written_as_escapes_is_valid_unicode() -> None:
-    obj = S.make_root_record("p1").to_json()
+    obj = S.make_root_record("p1", started=NOW - dt.timedelta(seconds=5)).to_json()
     obj["result"]["identity"]["nsid"] = "site \U0001f600"  # json writes "\ud83d\ude00"
     records, bodies = validate_batch(
         [json.loads(json.dumps(obj))], PROBE, now=NOW, max_future_seconds=300
@@ -115,13 +115,18 @@ def test_trace_reply_address_must_be_an_address(reply: str) -> None:
 
 
 def test_valid_trace_and_root_records_pass() -> None:
-    items = [trace_record("p1").to_json(), S.make_root_record("p1", letter="m").to_json()]
+    items = [
+        trace_record("p1").to_json(),
+        S.make_root_record("p1", letter="m", started=NOW - dt.timedelta(seconds=5)).to_json(),
+    ]
     records, _bodies = validate_batch(items, PROBE, now=NOW, max_future_seconds=300)
     assert len(records) == 2
 
 
 def test_json_lines_split_on_newline_only() -> None:
-    objs = [S.make_root_record("p1").to_json() for _ in range(3)]
+    objs = [
+        S.make_root_record("p1", started=NOW - dt.timedelta(seconds=5)).to_json() for _ in range(3)
+    ]
     objs[1]["result"]["integrity"]["reason"] = "a\u2028b\u2029c\x85d"
     body = "\n".join(json.dumps(o, ensure_ascii=False) for o in objs).encode("utf-8")
     items = split_batch(body)
