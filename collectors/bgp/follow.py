@@ -417,21 +417,7 @@ class Follower:
         ):
             log.warning("cache quota reached: %s waits", file.name)
             return "wait"
-        claimed = await asyncio.to_thread(
-            self.store.claim_archive_file,
-            source=file.source,
-            collector=file.collector,
-            name=file.name,
-            kind=file.kind,
-            file_time=file.time,
-            size=file.size,
-            owner=self.owner,
-            lease_until=self.clock() + self.options.lease_seconds,
-            max_attempts=self.options.max_attempts,
-            now=self.clock(),
-            stale=owner_is_gone,
-        )
-        if not claimed:
+        if not await self._claim(file):
             return "wait"
         try:
             path = await archive.download(file, cache)
@@ -466,22 +452,27 @@ class Follower:
         )
         return {"done": "processed", "refused": "refused"}.get(status, "failed")
 
-    async def _refuse(self, file: arc.ArchiveFile, reason: str) -> str:
-        claimed = await asyncio.to_thread(
-            self.store.claim_archive_file,
-            source=file.source,
-            collector=file.collector,
-            name=file.name,
-            kind=file.kind,
-            file_time=file.time,
-            size=file.size,
-            owner=self.owner,
-            lease_until=self.clock() + self.options.lease_seconds,
-            max_attempts=self.options.max_attempts,
-            now=self.clock(),
-            stale=owner_is_gone,
+    async def _claim(self, file: arc.ArchiveFile) -> bool:
+        """Take ``file`` in the store's file-state table (False: another follower holds it)."""
+        return bool(
+            await asyncio.to_thread(
+                self.store.claim_archive_file,
+                source=file.source,
+                collector=file.collector,
+                name=file.name,
+                kind=file.kind,
+                file_time=file.time,
+                size=file.size,
+                owner=self.owner,
+                lease_until=self.clock() + self.options.lease_seconds,
+                max_attempts=self.options.max_attempts,
+                now=self.clock(),
+                stale=owner_is_gone,
+            )
         )
-        if not claimed:
+
+    async def _refuse(self, file: arc.ArchiveFile, reason: str) -> str:
+        if not await self._claim(file):
             return "wait"
         await self._finish(file, "refused", error=reason)
         return "refused"

@@ -420,22 +420,38 @@ class SqlStore:
         return count
 
     def _record_chunks(self, *, kind: str, chunk: int) -> Iterator[list[rec.Record]]:
-        """Every record of ``kind`` by (started, id), ``chunk`` at a time (keyset paging, so
-        memory stays bounded whatever the store holds)."""
-        last: tuple[float, str] = (-1e300, "")
-        while True:
+        """Every record of ``kind`` by (started, id), ``chunk`` at a time."""
+        where, args = self._where(kind, None, None, None, None)
+        yield from self._record_pages(where, args, page=chunk, limit=None)
+
+    def _record_pages(
+        self, where: str, args: list[Any], *, page: int, limit: int | None
+    ) -> Iterator[list[rec.Record]]:
+        """The records ``where`` selects, by (started, id), a page at a time: keyset paging, so
+        memory stays bounded whatever the store holds (at most ``limit`` records)."""
+        last: tuple[float, str] | None = None
+        left = limit
+        while left is None or left > 0:
+            clause, page_args = where, list(args)
+            if last is not None:
+                clause += (" AND " if clause else " WHERE ") + (
+                    "(started > ? OR (started = ? AND id > ?))"
+                )
+                page_args += [last[0], last[0], last[1]]
+            size = page if left is None else min(page, left)
+            sql = (
+                f"SELECT started, id, body, packed FROM records{clause} "
+                "ORDER BY started, id LIMIT ?"
+            )
             with self._lock:
-                rows = self._execute(
-                    self._sql(
-                        "SELECT started, id, body, packed FROM records WHERE kind = ? AND "
-                        "(started > ? OR (started = ? AND id > ?)) ORDER BY started, id LIMIT ?"
-                    ),
-                    (kind, last[0], last[0], last[1], chunk),
-                ).fetchall()
-            if not rows:
+                rows = self._execute(self._sql(sql), [*page_args, size]).fetchall()
+            if rows:
+                yield [rec.loads(b) for b in self._bodies([(r[2], r[3]) for r in rows])]
+            if len(rows) < size:
                 return
             last = (rows[-1][0], rows[-1][1])
-            yield [rec.loads(body) for body in self._bodies([(r[2], r[3]) for r in rows])]
+            if left is not None:
+                left -= len(rows)
 
     def get_record(self, record_id: str) -> rec.Record | None:
         body = self.get_body(record_id)
@@ -474,31 +490,8 @@ class SqlStore:
         limit: int | None = None,
     ) -> Iterator[rec.Record]:
         where, args = self._where(kind, since, until, probe_id, country)
-        # Keyset paging: rows are read and parsed a page at a time, never the whole range.
-        page = 1000 if limit is None else min(1000, limit)
-        last: tuple[float, str] | None = None
-        left = limit
-        while left is None or left > 0:
-            clause, page_args = where, list(args)
-            if last is not None:
-                clause += (" AND " if clause else " WHERE ") + (
-                    "(started > ? OR (started = ? AND id > ?))"
-                )
-                page_args += [last[0], last[0], last[1]]
-            size = page if left is None else min(page, left)
-            sql = (
-                f"SELECT started, id, body, packed FROM records{clause} "
-                "ORDER BY started, id LIMIT ?"
-            )
-            with self._lock:
-                rows = self._execute(self._sql(sql), [*page_args, size]).fetchall()
-            for body in self._bodies([(row[2], row[3]) for row in rows]):
-                yield rec.loads(body)
-            if len(rows) < size:
-                return
-            last = (rows[-1][0], rows[-1][1])
-            if left is not None:
-                left -= len(rows)
+        for records in self._record_pages(where, args, page=1000, limit=limit):
+            yield from records
 
     def count_records(
         self,
