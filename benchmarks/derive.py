@@ -16,9 +16,12 @@ between 100 and 10,000; each round covers 13 letters × 2 families). Printed per
   bytes per record.
 
 Then the window scaling: stores whose last 15 minutes hold ``--window-sizes`` records (and the
-same history behind them), refresh time of each and the ratio of the largest to the smallest
-(target: refresh ≤ 1 s with 1M records in the window). Sizes take suffixes k and M; 10M is
-accepted (expect tens of minutes here).
+same history behind them). The live window moves incrementally (``derive.state.LiveWindow``):
+printed are the refresh a minute after the previous one, when the last minute's records have
+arrived (one bucket in, one out, one re-read in rotation: what ``/metrics`` costs every 30 s),
+and the first refresh of a deriver that starts (the whole window read once), with the ratio of
+the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window).
+Sizes take suffixes k and M; 10M is accepted (expect tens of minutes here).
 """
 
 from __future__ import annotations
@@ -266,19 +269,29 @@ def window_refresh(size: int, directory: str, out: multiprocessing.Queue) -> Non
         for batch in history:
             store.put_records(batch)
         probes = min(10_000, max(100, size // 100))
-        recent = generate(
-            size, since=END - dt.timedelta(minutes=14), until=END, probes=probes, seed=2
-        )
-        for batch in recent:
-            store.put_records(batch)
+        recent = [
+            r
+            for batch in generate(
+                size, since=END - dt.timedelta(minutes=14), until=END, probes=probes, seed=2
+            )
+            for r in batch
+        ]
+        last_minute = END - dt.timedelta(minutes=1)
+        earlier = [r for r in recent if r.started < last_minute]
+        for start in range(0, len(earlier), BATCH):
+            store.put_records(earlier[start : start + BATCH])
         aggregator = Aggregator(store, AggregateSettings())
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            snapshot = aggregator.refresh(END)
-            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        aggregator.refresh(last_minute)  # a deriver that starts: the whole window is read
+        cold = time.perf_counter() - t0
+        newest = [r for r in recent if r.started >= last_minute]
+        for start in range(0, len(newest), BATCH):
+            store.put_records(newest[start : start + BATCH])
+        t0 = time.perf_counter()
+        snapshot = aggregator.refresh(END)  # a minute later: one bucket in, one out
+        warm = time.perf_counter() - t0
         records = sum(snapshot.series["publiccore_aggregate_records"].values())
-    out.put((size, min(times), int(records)))
+    out.put((size, warm, int(records), cold))
 
 
 def _run(target: object, size: int, directory: str) -> tuple[object, ...]:
@@ -318,15 +331,18 @@ def main() -> int:
         results = []
         for size in windows:
             results.append(_run(window_refresh, size, directory))
+            size_, warm, records, cold = results[-1]  # type: ignore[misc]
             print(
-                f"window of {results[-1][2]:>10,} records: refresh {results[-1][1]:.3f} s",
+                f"window of {records:>10,} records: refresh {warm:.3f} s a minute after the "
+                f"last (one bucket in, one out); {cold:.3f} s for a deriver that starts",
                 flush=True,
             )
         if len(results) >= 2:
-            ratio = results[-1][1] / results[0][1]
+            ratio = results[-1][1] / results[0][1]  # type: ignore[operator]
             print(
                 f"refresh ratio {results[-1][2]:,} / {results[0][2]:,} records "
-                f"in the window: {ratio:.1f}"
+                f"in the window: {ratio:.1f} (a deriver that starts: "
+                f"{results[-1][3] / results[0][3]:.1f})"  # type: ignore[operator]
             )
     return 0
 

@@ -17,19 +17,25 @@ of the largest ASN, so thin or lopsided data stays visible.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AggregateSettings
 from publiccore.records import KINDS
 from publiccore.sites import SiteTable, load_sites
 from publiccore.store import Observation, Store
+
+if TYPE_CHECKING:
+    from publiccore.collectors.derive.state import LiveWindow
 
 log = logging.getLogger(__name__)
 
@@ -384,19 +390,16 @@ def weighted_quantiles(pairs: Sequence[tuple[float, float]], qs: Sequence[float]
     median of 4 values is the 2nd. One sort for all quantiles.
     """
     ordered = sorted(pairs)
-    total = sum(w for _, w in ordered)
-    out = []
-    for q in qs:
-        target = q * total - 1e-9 * total
-        cumulative = 0.0
-        chosen = ordered[-1][0]
-        for value, weight in ordered:
-            cumulative += weight
-            if cumulative >= target:
-                chosen = value
-                break
-        out.append(chosen)
-    return out
+    cumulative = list(itertools.accumulate(w for _, w in ordered))
+    return [ordered[at][0] for at in quantile_positions(cumulative, qs)]
+
+
+def quantile_positions(cumulative: Sequence[float], qs: Sequence[float]) -> list[int]:
+    """The quantile rule over ascending values' running weight sums: for each q, the position
+    of the first value whose cumulative weight reaches q of the total (the last if none)."""
+    total = cumulative[-1]
+    last = len(cumulative) - 1
+    return [min(bisect.bisect_left(cumulative, q * total - 1e-9 * total), last) for q in qs]
 
 
 def weighted_quantile(pairs: Sequence[tuple[float, float]], q: float) -> float:
@@ -631,17 +634,24 @@ class Aggregator:
         self.sites = sites or load_sites(self.settings.sites or None)
         self.clock = clock
         self.tracker = PublicationTracker()
+        self._live: LiveWindow | None = None  # the live window's running sums
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
-        """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets."""
+        """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets;
+        only the buckets that changed since the last refresh are read."""
         from publiccore.collectors.derive import root as derive_root
+        from publiccore.collectors.derive import state as derive_state
 
         started = self.clock()
         now = now or started
-        since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)
-        buckets = derive_root.RootBuckets.load(self.store, since=since, until=until)
-        window = buckets.window(since, until)
-        series = derive_root.compute(window, max_asn_share=self.settings.max_asn_share)
+        if self._live is None:
+            self._live = derive_state.LiveWindow(self.store)
+        series = derive_root.live(
+            self._live,
+            now=now.timestamp(),
+            seconds=self.settings.root_window_seconds,
+            max_asn_share=self.settings.max_asn_share,
+        )
         series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
             self.store, now=now.timestamp()
         )

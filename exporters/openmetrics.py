@@ -17,6 +17,7 @@ import bisect
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -131,15 +132,19 @@ def history_chunks(
         )
         serial_times = [r.time for r in serials]
         families: dict[str, Metric] = {}
+        sliding = buckets.sliding()  # the window moves from step to step: only new buckets fold
         for t in group:
             low, high = derive_root.window_bounds(t, window)
-            in_window = buckets.window(low, high)
             # publication latency: first sightings up to this step (fed once, in time order)
             start_at = bisect.bisect_left(serial_times, max(fed_until, low))
             stop_at = bisect.bisect_left(serial_times, high)
             tracker.update(serials[start_at:stop_at])
             fed_until = max(fed_until, high)
-            series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
+            series = derive_root.compute_state(
+                sliding.move(low, high),
+                detail=functools.partial(buckets.detail, since=low, until=high),
+                max_asn_share=settings.max_asn_share,
+            )
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
             series["publiccore_probes_active"] = derive_root.probes_active(
                 store, now=t, registered=registered

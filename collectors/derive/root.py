@@ -14,11 +14,13 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import state
 
 from publiccore.records import INTEGRITY_OUTCOMES
 from publiccore.store import Store, facts
@@ -97,6 +99,27 @@ class RootBuckets:
                 legacy.append((r[2], r[0], r[1], r[4], r[5], r[8], r[11], r[3]))
         return cls(store=store, tables=tables, legacy=_Sorted.of(legacy), sources=sources)
 
+    def rows(self, since: float, until: float) -> dict[str, Sequence[Row]]:
+        """The rows of buckets ``since`` ≤ bucket < ``until`` per table (``state.LEGACY``: the
+        schema 1 query rows of those buckets)."""
+        out: dict[str, Sequence[Row]] = {
+            name: t.between(since, until) for name, t in self.tables.items()
+        }
+        out[state.LEGACY] = (
+            [
+                r
+                for r in self.legacy.between(since, until + facts.BUCKET_SECONDS)
+                if since <= r[7] < until
+            ]
+            if self.legacy.rows
+            else []
+        )
+        return out
+
+    def sliding(self) -> state.SlidingWindow:
+        """A window moved forward over these rows (history from step to step)."""
+        return state.SlidingWindow(self.rows)
+
     def window(self, since: float, until: float) -> Window:
         """The buckets with ``since`` ≤ bucket < ``until``."""
         return Window(
@@ -115,13 +138,45 @@ class RootBuckets:
         self, country: str, asns: Collection[int], *, since: float, until: float
     ) -> dict[str, list[Row]]:
         """The per-ASN tables' rows of ``asns`` in ``country`` over [since, until)."""
-        out = {}
-        for table in facts.PER_ASN_TABLES:
-            rows = self.store.fact_rows(table, since=since, until=until, country=country, asns=asns)
-            if self.sources is not None:
-                rows = [r for r in rows if r[3] in self.sources]
-            out[table] = rows
-        return out
+        return read_detail(
+            self.store, country, asns, since=since, until=until, sources=self.sources
+        )
+
+
+def read_detail(
+    store: Store,
+    country: str,
+    asns: Collection[int],
+    *,
+    since: float,
+    until: float,
+    sources: Collection[str] | None = None,
+) -> dict[str, list[Row]]:
+    """The per-ASN tables' rows of ``asns`` (stored ASN values) in ``country`` over buckets
+    [since, until), optionally of some sources only."""
+    out = {}
+    for table in facts.PER_ASN_TABLES:
+        rows = store.fact_rows(table, since=since, until=until, country=country, asns=asns)
+        if sources is not None:
+            rows = [r for r in rows if r[3] in sources]
+        out[table] = rows
+    return out
+
+
+def live(
+    window: state.LiveWindow, *, now: float, seconds: float, max_asn_share: float
+) -> agg.Series:
+    """Every root aggregate of the live window of ``seconds`` ending at ``now``, moving
+    ``window``'s running sums (only the buckets that changed are read)."""
+    since, until = window_bounds(now, seconds)
+    folded = window.move(since, until)
+    return compute_state(
+        folded,
+        detail=lambda country, asns: read_detail(
+            window.store, country, asns, since=since, until=until
+        ),
+        max_asn_share=max_asn_share,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,101 +217,117 @@ def _stored_asn(value: int | None) -> int:
 
 def compute(window: Window, *, max_asn_share: float) -> agg.Series:
     """Every root aggregate over one window, weighted per country (M-sampling)."""
+    folded = state.WindowState()
+    folded.add({**window.tables, state.LEGACY: window.legacy})
+    return compute_state(folded, detail=window.detail, max_asn_share=max_asn_share)
+
+
+Detail = Callable[[str, Collection[int]], Mapping[str, Sequence[Row]]]
+
+
+def compute_state(folded: state.WindowState, *, detail: Detail, max_asn_share: float) -> agg.Series:
+    """Every root aggregate from a window's running sums; ``detail(country, asns)`` reads the
+    per-ASN rows of the few ASNs whose weight differs from the common one."""
     out: agg.Series = {
         spec.name: {}
         for spec in agg.METRICS
         if spec.name.startswith(("publiccore_root_", "publiccore_aggregate_"))
     }
-    by_country: dict[str, dict[str, list[Row]]] = collections.defaultdict(
-        lambda: collections.defaultdict(list)
-    )
-    for table, rows in window.tables.items():
-        for row in rows:
-            by_country[row[1]][table].append(row)
-    legacy_by_country: dict[str, list[Row]] = collections.defaultdict(list)
-    for row in window.legacy:
-        legacy_by_country[row[3]].append(row)
-    for country in sorted(by_country):
-        tables = by_country[country]
-        if not tables.get("agg_root_records"):
-            continue
-        _country(country, tables, legacy_by_country.get(country, []), max_asn_share, out, window)
+    for country in sorted(folded.countries):
+        sums = folded.countries[country]
+        if sums.records:
+            _country(country, sums, detail, max_asn_share, out)
     return out
 
 
 def _weighted(
-    totals: Sequence[Row],
+    totals: Mapping[Labels, float],
     detail: Sequence[Row],
     *,
-    key: Callable[[Row], Labels],
     detail_key: Callable[[Row], Labels],
     common: float,
     extra: Mapping[int, float],
     value: int = -1,
 ) -> dict[Labels, float]:
     """Σ over ASNs of weight × count per key: ``common`` × the totals plus, for the ASNs whose
-    weight differs, (their weight − ``common``) × their own counts."""
+    weight differs, (their weight − ``common``) × their own counts (``detail`` rows)."""
     out: dict[Labels, float] = collections.defaultdict(float)
     if common:
-        for row in totals:
-            out[key(row)] += common * row[value]
-    in_detail = value + 1 if value >= 0 else value  # the detail rows have an ASN column more
+        for key, n in totals.items():
+            out[key] += common * n
     for row in detail:
-        out[detail_key(row)] += extra[row[2]] * row[in_detail]
+        out[detail_key(row)] += extra[row[2]] * row[value]
+    return {k: v for k, v in out.items() if v > 1e-9}
+
+
+def _scaled_bins(
+    totals: Mapping[int, float],
+    extra_bins: Mapping[int, float] | None,
+    *,
+    common: float,
+    weighted: bool,
+) -> Mapping[int, float]:
+    """RTT bins weighted per M-sampling. Unless ``weighted`` (some ASN of the country has a
+    weight other than ``common``), the totals as they are: a quantile, and a merge of cells,
+    does not change when every weight is scaled by the same ``common``."""
+    if not weighted:
+        return totals
+    out: dict[int, float] = collections.defaultdict(float)
+    if common:
+        for index, n in totals.items():
+            out[index] += common * n
+    for index, w in (extra_bins or {}).items():
+        out[index] += w
     return {k: v for k, v in out.items() if v > 1e-9}
 
 
 def _country(
     country: str,
-    tables: Mapping[str, list[Row]],
-    legacy: list[Row],
+    sums: state.CountryState,
+    read_detail: Detail,
     max_asn_share: float,
     out: agg.Series,
-    window: Window,
 ) -> None:
     counts: collections.Counter[int | None] = collections.Counter()
     outcomes: collections.Counter[tuple[int | None, str]] = collections.Counter()
-    for _b, _c, asn, _s, outcome, n in tables["agg_root_records"]:
+    for (asn, outcome), n in sums.records.items():
         counts[_asn(asn)] += n
         outcomes[(_asn(asn), outcome)] += n
     common, special = agg.asn_weight_split(counts, max_asn_share)
     weights = {a: special.get(a, common) for a in counts}
     extra = {_stored_asn(a): w - common for a, w in special.items()}
-    detail = window.detail(country, extra)
+    detail = read_detail(country, extra) if extra else {t: [] for t in facts.PER_ASN_TABLES}
     total = sum(counts.values())
     sample = (country, "root-dns")
     out["publiccore_aggregate_records"][sample] = float(total)
-    probes = {r[4] for r in tables.get("agg_root_probes", [])}
-    out["publiccore_aggregate_probes"][sample] = float(len(probes))
+    out["publiccore_aggregate_probes"][sample] = float(len(sums.probes))
     out["publiccore_aggregate_probe_asns"][sample] = float(
         len({a for a in counts if a is not None})
     )
     out["publiccore_aggregate_top_asn_share"][sample] = max(counts.values()) / total
 
-    def cell(row: Row) -> Labels:
-        return (row[3], row[4], row[5])  # totals: bucket country source letter family transport
-
     def asn_cell(row: Row) -> Labels:
         return (row[4], row[5], row[6])
 
-    cells_all, cells = tables.get("agg_root_cells_all", []), detail["agg_root_cells"]
-    sent = _weighted(
-        cells_all, cells, key=cell, detail_key=asn_cell, common=common, extra=extra, value=6
-    )
+    cells = detail["agg_root_cells"]
+    sent = _weighted(sums.sent, cells, detail_key=asn_cell, common=common, extra=extra, value=7)
     answered = _weighted(
-        cells_all, cells, key=cell, detail_key=asn_cell, common=common, extra=extra, value=7
+        sums.answered, cells, detail_key=asn_cell, common=common, extra=extra, value=8
     )
-    bins_flat = _weighted(
-        tables.get("agg_root_rtt_all", []),
-        detail["agg_root_rtt"],
-        key=lambda r: (r[3], r[4], r[5], r[6]),
-        detail_key=lambda r: (r[4], r[5], r[6], r[7]),
-        common=common,
-        extra=extra,
+    extra_bins: dict[Labels, dict[int, float]] = collections.defaultdict(
+        lambda: collections.defaultdict(float)
     )
-    bins: dict[Labels, dict[int, float]] = collections.defaultdict(dict)
-    for (letter, family, transport, index), w in bins_flat.items():
-        bins[(letter, family, transport)][int(index)] = w
+    for row in detail["agg_root_rtt"]:
+        extra_bins[(row[4], row[5], row[6])][int(row[7])] += extra[row[2]] * row[8]
+    bins = {
+        key: weighted
+        for key, cell_bins in sums.rtt.items()
+        if (
+            weighted := _scaled_bins(
+                cell_bins, extra_bins.get(key), common=common, weighted=bool(extra)
+            )
+        )
+    }
 
     reach = out["publiccore_root_reachable_ratio"]
     rtt_out = out["publiccore_root_rtt_seconds"]
@@ -268,13 +339,14 @@ def _country(
                 rtt_out[(country, *key, repr(q))] = value
 
     site_names: dict[str, set[str]] = collections.defaultdict(set)
-    for row in tables.get("agg_root_sites_all", []):
-        if row[4] and row[6] > 0:
-            site_names[row[3]].add(row[4])
+    located_totals: dict[Labels, float] = collections.defaultdict(float)
+    for (letter, site, location), n in sums.sites.items():
+        if site and n > 0:
+            site_names[letter].add(site)
+        located_totals[(letter, location)] += n
     located = _weighted(
-        tables.get("agg_root_sites_all", []),
+        located_totals,
         detail["agg_root_sites"],
-        key=lambda r: (r[3], r[5]),
         detail_key=lambda r: (r[4], r[6]),
         common=common,
         extra=extra,
@@ -307,24 +379,14 @@ def _country(
                 )
     out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
 
-    # Rounds: by round id where the measurer set one, else by the 120-second gap rule.
-    masks: dict[tuple[str, str], int] = collections.defaultdict(int)
-    per_family: dict[tuple[str, str, str, str], int] = collections.defaultdict(int)
-    round_asn: dict[tuple[str, str], int | None] = {}
-    round_rtts: dict[tuple[str, str, str, str], list[float]] = collections.defaultdict(list)
-    for row in tables.get("agg_root_rounds", []):
-        _b, _c, asn, _s, probe, round_id, family, transport, letters, rtts = row
-        masks[(probe, round_id)] |= letters
-        per_family[(probe, round_id, family, transport)] |= letters
-        round_asn[(probe, round_id)] = _asn(asn)
-        if rtts:
-            round_rtts[(probe, round_id, family, transport)].extend(map(float, rtts.split()))
-    rounds_ok = rounds_all = 0.0
-    for key, mask in masks.items():
-        w = weights[round_asn[key]]
-        rounds_all += w
-        rounds_ok += w * (facts.mask_letters(mask) >= agg.RSS_K)
-    for _probe, asn, ok in _legacy_rounds(legacy):
+    # Rounds: by round id where the measurer set one (the running sums), else by the
+    # 120-second gap rule over the schema 1 rows.
+    def weighted_sum(per_asn: Mapping[Any, int], asn_of: Callable[[Any], int]) -> float:
+        return sum(weights[_asn(asn_of(key))] * n for key, n in per_asn.items())
+
+    rounds_all = weighted_sum(sums.rounds_all, lambda a: a)
+    rounds_ok = weighted_sum(sums.rounds_ok, lambda a: a)
+    for _probe, asn, ok in _legacy_rounds(sums.legacy_rows()):
         w = weights[asn]
         rounds_all += w
         rounds_ok += w * ok
@@ -333,25 +395,28 @@ def _country(
     rss = out.setdefault("publiccore_root_rss_availability_ratio", {})
     numer: dict[Labels, float] = collections.defaultdict(float)
     denom: dict[Labels, float] = collections.defaultdict(float)
-    for (probe, round_id, family, transport), mask in per_family.items():
-        w = weights[round_asn[(probe, round_id)]]
-        numer[(family, transport)] += w * min(agg.RSS_K, facts.mask_letters(mask))
-        denom[(family, transport)] += w * agg.RSS_K
+    for (asn, family, transport), letters in sums.rss_letters.items():
+        numer[(family, transport)] += weights[_asn(asn)] * letters
+    for (asn, family, transport), n in sums.rss_rounds.items():
+        denom[(family, transport)] += weights[_asn(asn)] * n * agg.RSS_K
     for key, d in denom.items():
-        rss[(country, *key)] = numer[key] / d
+        if d:
+            rss[(country, *key)] = numer[key] / d
     # RSSAC047 6.2: per vantage point and interval, its k lowest letter latencies, pooled; the
     # median of the pool (weighted per M-sampling; read from log bins like every RTT quantile).
-    pools: dict[Labels, dict[int, float]] = collections.defaultdict(
+    extra_pool: dict[Labels, dict[int, float]] = collections.defaultdict(
         lambda: collections.defaultdict(float)
     )
-    for (probe, round_id, family, transport), values in round_rtts.items():
-        w = weights[round_asn[(probe, round_id)]]
-        pool = pools[(family, transport)]
-        for value in sorted(values)[: agg.RSS_K]:
-            pool[facts.rtt_bin(value)] += w
+    for (asn, family, transport), pool_bins in sums.pool_asn.items():
+        w = extra.get(asn)
+        if w:
+            for index, n in pool_bins.items():
+                extra_pool[(family, transport)][index] += w * n
     latency = out.setdefault("publiccore_root_rss_latency_seconds", {})
-    for key, pool in pools.items():
-        latency[(country, *key)] = histogram_quantiles(pool, (0.5,))[0]
+    for key, pool in sums.pool.items():
+        weighted = _scaled_bins(pool, extra_pool.get(key), common=common, weighted=bool(extra))
+        if weighted:
+            latency[(country, *key)] = histogram_quantiles(weighted, (0.5,))[0]
 
     # ``not_measured`` (an import that did not ask for DNSKEY) claims nothing: not in the shares.
     measured = {k: n for k, n in outcomes.items() if k[1] != "not_measured"}
@@ -403,9 +468,10 @@ def _legacy_rounds(rows: list[Row]) -> list[tuple[str, int | None, bool]]:
 
 def histogram_quantiles(bins: Mapping[int, float], qs: Sequence[float]) -> list[float]:
     """For each q, the representative value of the first bin whose cumulative weight reaches q
-    of the total: ``weighted_quantiles``' rule (the one rule), over (bin, weight) pairs."""
-    indices = agg.weighted_quantiles(list(bins.items()), qs)
-    return [facts.bin_value(int(index)) for index in indices]
+    of the total: ``weighted_quantiles``' rule (``quantile_positions``), over the bins."""
+    indices = sorted(bins)
+    cumulative = list(itertools.accumulate(map(bins.__getitem__, indices)))
+    return [facts.bin_value(indices[at]) for at in agg.quantile_positions(cumulative, qs)]
 
 
 def probes_active(

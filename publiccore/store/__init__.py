@@ -224,6 +224,11 @@ class Store(Protocol):
         """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
         ...
 
+    def bucket_versions(self, *, since: float, until: float) -> dict[float, int]:
+        """Per bucket in [since, until), the count of root-dns records with facts in it (what
+        changes when a record lands in the bucket)."""
+        ...
+
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild the typed rows and buckets from the raw records; return records read."""
         ...

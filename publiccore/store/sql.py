@@ -385,10 +385,20 @@ class SqlStore:
         if without_round and table == "root_queries":
             clauses.append("round IS NULL")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._lock:  # both drivers give rows as tuples
+            return list(self._execute(self._sql(f"SELECT * FROM {table}{where}"), args))
+
+    def bucket_versions(self, *, since: float, until: float) -> dict[float, int]:
+        """Per bucket in [since, until), the count of root-dns records with facts in it."""
         with self._lock:
-            return [
-                tuple(r) for r in self._execute(self._sql(f"SELECT * FROM {table}{where}"), args)
-            ]
+            rows = self._execute(
+                self._sql(
+                    "SELECT bucket, SUM(n) FROM agg_root_records "
+                    "WHERE bucket >= ? AND bucket < ? GROUP BY bucket"
+                ),
+                [since, until],
+            )
+            return {float(b): int(n) for b, n in rows}
 
     def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
         """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""

@@ -1,0 +1,319 @@
+"""A window's merged buckets as running sums: add a bucket's rows, take them out again.
+
+``WindowState`` holds, per country, every sum the root figures are read from (records per
+ASN and outcome, sent / answered per cell, RTT bins, sites, probes, and the RSSAC047 round
+figures). A bucket's rows are folded in with ``add`` and out with ``remove``; a window that
+moves (the live ``/metrics`` window every 30 s, history from step to step) only folds the
+buckets that entered, left or changed, so its cost grows with the rows of those buckets, not
+with the rows of the whole window.
+
+A round (probe, round id) may span two buckets: its parts are kept per bucket and its
+contribution (letters answered, per family and transport the k lowest latencies) is taken out
+and recomputed whenever one of its buckets comes or goes, so the sums always equal a fold of
+the window's rows from scratch.
+
+``LiveWindow`` keeps one state for the live window: on each refresh it reads the per-bucket
+record counts of the window (``Store.bucket_versions``), folds out the buckets that left the
+window, re-reads the buckets whose count changed (late records) and the one folded longest
+ago (so a ``store rederive`` in another process is picked up within a window's length of
+refreshes), and folds in the new ones.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from publiccore.collectors import aggregate as agg
+
+from publiccore.store import Store, facts
+
+Row = tuple[Any, ...]
+Labels = tuple[str, ...]
+# The window's tables (no probe-ASN dimension where a total exists) and the legacy rows.
+TABLES: tuple[str, ...] = (
+    "agg_root_cells_all",
+    "agg_root_rtt_all",
+    "agg_root_records",
+    "agg_root_probes",
+    "agg_root_sites_all",
+    "agg_root_rounds",
+)
+LEGACY = "legacy"  # root_queries rows of schema 1 records: (time, record_id, probe, country, …)
+Part = tuple[float, str, str, int, int, str]  # bucket family transport asn letters rtts
+
+
+def _bump(counter: dict[Any, float], key: Any, delta: float) -> None:
+    value = counter.get(key, 0) + delta
+    if value:
+        counter[key] = value
+    else:
+        counter.pop(key, None)
+
+
+@dataclasses.dataclass(slots=True)
+class CountryState:
+    """The running sums of one country (stored ASN values: ``facts.NO_ASN`` for none)."""
+
+    records: dict[tuple[int, str], int] = dataclasses.field(default_factory=dict)
+    probes: dict[str, int] = dataclasses.field(default_factory=dict)
+    sent: dict[Labels, int] = dataclasses.field(default_factory=dict)
+    answered: dict[Labels, int] = dataclasses.field(default_factory=dict)
+    rtt: dict[Labels, dict[int, int]] = dataclasses.field(default_factory=dict)
+    sites: dict[tuple[str, str, str], int] = dataclasses.field(default_factory=dict)
+    legacy: dict[float, list[Row]] = dataclasses.field(default_factory=dict)
+    # rounds: parts per (probe, round id), and each round's current contribution
+    rounds: dict[tuple[str, str], list[Part]] = dataclasses.field(default_factory=dict)
+    contribution: dict[tuple[str, str], tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    rounds_all: dict[int, int] = dataclasses.field(default_factory=dict)
+    rounds_ok: dict[int, int] = dataclasses.field(default_factory=dict)
+    rss_letters: dict[tuple[int, str, str], int] = dataclasses.field(default_factory=dict)
+    rss_rounds: dict[tuple[int, str, str], int] = dataclasses.field(default_factory=dict)
+    pool: dict[tuple[str, str], dict[int, int]] = dataclasses.field(default_factory=dict)
+    pool_asn: dict[tuple[int, str, str], dict[int, int]] = dataclasses.field(default_factory=dict)
+
+    def legacy_rows(self) -> list[Row]:
+        """The schema 1 query rows of the window."""
+        return [row for rows in self.legacy.values() for row in rows]
+
+    def _round(self, key: tuple[str, str], sign: int) -> None:
+        """Fold a round's contribution in (1) or out (-1)."""
+        if sign < 0:
+            contribution = self.contribution.pop(key, None)
+            if contribution is None:
+                return
+        else:
+            contribution = _contribution(self.rounds[key])
+            self.contribution[key] = contribution
+        asn, ok, per_family = contribution
+        _bump(self.rounds_all, asn, sign)
+        if ok:
+            _bump(self.rounds_ok, asn, sign)
+        for family, transport, letters, bins in per_family:
+            cell = (asn, family, transport)
+            _bump(self.rss_letters, cell, sign * letters)
+            _bump(self.rss_rounds, cell, sign)
+            if bins:
+                pool = self.pool.setdefault((family, transport), {})
+                pool_asn = self.pool_asn.setdefault(cell, {})
+                for index in bins:
+                    _bump(pool, index, sign)
+                    _bump(pool_asn, index, sign)
+                if not pool:
+                    del self.pool[(family, transport)]
+                if not pool_asn:
+                    del self.pool_asn[cell]
+
+
+def _contribution(parts: Sequence[Part]) -> tuple[Any, ...]:
+    """(ASN, ≥ k letters answered, per (family, transport): (family, transport, min(k, letters
+    answered), the k lowest latencies' bins)) of one round, from its parts."""
+    mask = 0
+    per: dict[tuple[str, str], list[Any]] = {}
+    asn = parts[-1][3]
+    for _bucket, family, transport, _asn, letters, rtts in parts:
+        mask |= letters
+        entry = per.setdefault((family, transport), [0, []])
+        entry[0] |= letters
+        if rtts:
+            entry[1].extend(map(float, rtts.split()))
+    per_family = tuple(
+        (
+            family,
+            transport,
+            min(agg.RSS_K, facts.mask_letters(letters)),
+            tuple(facts.rtt_bin(v) for v in sorted(values)[: agg.RSS_K]),
+        )
+        for (family, transport), (letters, values) in sorted(per.items())
+    )
+    return asn, facts.mask_letters(mask) >= agg.RSS_K, per_family
+
+
+@dataclasses.dataclass(slots=True)
+class WindowState:
+    """Running sums per country over the buckets folded in."""
+
+    countries: dict[str, CountryState] = dataclasses.field(default_factory=dict)
+
+    def country(self, name: str) -> CountryState:
+        """The state of one country (created empty)."""
+        state = self.countries.get(name)
+        if state is None:
+            state = self.countries[name] = CountryState()
+        return state
+
+    def add(self, rows: Mapping[str, Sequence[Row]]) -> None:
+        """Fold in one or more buckets' rows (``TABLES`` and ``LEGACY`` → rows)."""
+        self._fold(rows, 1)
+
+    def remove(self, rows: Mapping[str, Sequence[Row]]) -> None:
+        """Fold out rows folded in before."""
+        self._fold(rows, -1)
+
+    def _fold(self, rows: Mapping[str, Sequence[Row]], sign: int) -> None:
+        country = self.country
+        for _b, c, _s, letter, family, transport, sent, answered in rows.get(
+            "agg_root_cells_all", ()
+        ):
+            state = country(c)
+            _bump(state.sent, (letter, family, transport), sign * sent)
+            _bump(state.answered, (letter, family, transport), sign * answered)
+        cell_bins: dict[tuple[str, Labels], dict[int, int]] = {}
+        for _b, c, _s, letter, family, transport, index, n in rows.get("agg_root_rtt_all", ()):
+            # the hot loop (a row per cell and RTT bin): _bump inlined
+            bins = cell_bins.get((c, (letter, family, transport)))
+            if bins is None:
+                bins = country(c).rtt.setdefault((letter, family, transport), {})
+                cell_bins[(c, (letter, family, transport))] = bins
+            value = bins.get(index, 0) + sign * n
+            if value:
+                bins[index] = value
+            else:
+                del bins[index]
+        for (c, key), bins in cell_bins.items():
+            if not bins:
+                del country(c).rtt[key]
+        for _b, c, asn, _s, outcome, n in rows.get("agg_root_records", ()):
+            _bump(country(c).records, (asn, outcome), sign * n)
+        for _b, c, _a, _s, probe, _n in rows.get("agg_root_probes", ()):
+            _bump(country(c).probes, probe, sign)
+        for _b, c, _s, letter, site, location, n in rows.get("agg_root_sites_all", ()):
+            _bump(country(c).sites, (letter, site, location), sign * n)
+        for row in rows.get(LEGACY, ()):
+            legacy = country(row[3]).legacy
+            if sign > 0:
+                legacy.setdefault(row[7], []).append(row)
+            else:
+                legacy.pop(row[7], None)
+        self._fold_rounds(rows.get("agg_root_rounds", ()), sign)
+        for name in [n for n, s in self.countries.items() if not s.records and not s.rounds]:
+            del self.countries[name]
+
+    def _fold_rounds(self, rows: Iterable[Row], sign: int) -> None:
+        touched: dict[str, dict[tuple[str, str], list[Part]]] = collections.defaultdict(dict)
+        for bucket, c, asn, _s, probe, round_id, family, transport, letters, rtts in rows:
+            touched[c].setdefault((probe, round_id), []).append(
+                (bucket, family, transport, asn, letters, rtts)
+            )
+        for c, rounds in touched.items():
+            state = self.country(c)
+            for key, parts in rounds.items():
+                state._round(key, -1)
+                if sign > 0:
+                    state.rounds.setdefault(key, []).extend(parts)
+                else:
+                    gone = set(parts)
+                    kept = [p for p in state.rounds.get(key, ()) if p not in gone]
+                    if kept:
+                        state.rounds[key] = kept
+                    else:
+                        state.rounds.pop(key, None)
+                if key in state.rounds:
+                    state._round(key, 1)
+
+
+def group_by_bucket(rows: Mapping[str, Sequence[Row]]) -> dict[float, dict[str, list[Row]]]:
+    """Rows of several buckets, per bucket (the legacy rows by their bucket column)."""
+    out: dict[float, dict[str, list[Row]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    for table, table_rows in rows.items():
+        column = 7 if table == LEGACY else 0
+        for row in table_rows:
+            out[row[column]][table].append(row)
+    return out
+
+
+def read_rows(store: Store, *, since: float, until: float) -> dict[str, list[Row]]:
+    """The window tables' rows of buckets [since, until), and the legacy rows among them."""
+    rows: dict[str, list[Row]] = {
+        table: store.fact_rows(table, since=since, until=until) for table in TABLES
+    }
+    rows[LEGACY] = [
+        (r[2], r[0], r[1], r[4], r[5], r[8], r[11], r[3])
+        for r in store.fact_rows("root_queries", since=since, until=until, without_round=True)
+    ]
+    return rows
+
+
+@dataclasses.dataclass(slots=True)
+class LiveWindow:
+    """The live window's state, moved from refresh to refresh (see the module docstring)."""
+
+    store: Store
+    state: WindowState = dataclasses.field(default_factory=WindowState)
+    folded: dict[float, tuple[int, dict[str, list[Row]]]] = dataclasses.field(
+        default_factory=dict
+    )  # bucket → (its version when read, its rows)
+    order: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
+    reads: int = 0  # buckets read from the store, for tests and benchmarks
+
+    def move(self, since: float, until: float) -> WindowState:
+        """The state of buckets [since, until), reading only what changed."""
+        versions = self.store.bucket_versions(since=since, until=until)
+        for bucket in [b for b in self.folded if not since <= b < until]:
+            self._drop(bucket)
+        stale = [b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v]
+        stale += [b for b in self.folded if b not in versions]  # every record gone: rederive
+        if self.order:
+            stale.append(self.order[0])  # the bucket read longest ago, re-read in its turn
+        for bucket in sorted(set(stale)):
+            self._drop(bucket)
+        for start, stop in _runs(sorted(set(stale) & set(versions))):
+            for bucket, rows in group_by_bucket(
+                read_rows(self.store, since=start, until=stop)
+            ).items():
+                if bucket in versions:
+                    self.state.add(rows)
+                    self.folded[bucket] = (versions[bucket], rows)
+                    self.order.append(bucket)
+                    self.reads += 1
+        return self.state
+
+    def _drop(self, bucket: float) -> None:
+        entry = self.folded.pop(bucket, None)
+        if entry is not None:
+            self.state.remove(entry[1])
+            self.order.remove(bucket)
+
+
+@dataclasses.dataclass(slots=True)
+class SlidingWindow:
+    """A window moved forward over rows held in memory (``rows(since, until)`` gives the rows
+    of buckets [since, until)): each move folds out the buckets that left and folds in the ones
+    that entered; a move backwards or past the old window starts again from scratch."""
+
+    rows: Callable[[float, float], Mapping[str, Sequence[Row]]]
+    state: WindowState = dataclasses.field(default_factory=WindowState)
+    since: float | None = None
+    until: float | None = None
+
+    def move(self, since: float, until: float) -> WindowState:
+        """The state of buckets [since, until)."""
+        if (
+            self.since is None
+            or self.until is None
+            or since < self.since
+            or until < self.until
+            or since >= self.until
+        ):
+            self.state = WindowState()
+            self.state.add(self.rows(since, until))
+        else:
+            self.state.remove(self.rows(self.since, since))
+            self.state.add(self.rows(self.until, until))
+        self.since, self.until = since, until
+        return self.state
+
+
+def _runs(buckets: Sequence[float]) -> list[tuple[float, float]]:
+    """Consecutive buckets as [start, stop) ranges."""
+    out: list[tuple[float, float]] = []
+    for bucket in buckets:
+        if out and out[-1][1] == bucket:
+            out[-1] = (out[-1][0], bucket + facts.BUCKET_SECONDS)
+        else:
+            out.append((bucket, bucket + facts.BUCKET_SECONDS))
+    return out
