@@ -68,9 +68,25 @@ def _posix(text: str) -> int:
         raise ConfigError(f"not a time: {text!r} ({exc})") from None
 
 
+SAGAN_MISSING = (
+    "publiccore import atlas needs ripe-atlas-sagan (GPLv3), an optional extra: "
+    "pip install 'publiccore[atlas]' (docs/atlas.md, Licence)"
+)
+
+
+def require_sagan() -> None:
+    """Raise ConfigError (one line) when ripe-atlas-sagan, the optional ``atlas`` extra, is
+    not installed."""
+    try:
+        import ripe.atlas.sagan  # noqa: F401  (the parser mapping.py uses)
+    except ImportError:
+        raise ConfigError(SAGAN_MISSING) from None
+
+
 def _import_atlas(args: argparse.Namespace) -> int:
     import asyncio
 
+    require_sagan()
     from publiccore.collectors.atlas import api, files, importer, mapping, probemeta
     from publiccore.probes import dnssec
 
