@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--probes", metavar="FILE", help="probe metadata: /api/v2/probes/ JSON or the archive"
     )
     atlas.add_argument(
+        "--probes-api",
+        action="store_true",
+        help="file imports: look up probes that --probes does not list in the Atlas probes "
+        "API (at --api, else [atlas] api_url)",
+    )
+    atlas.add_argument(
         "--measurement", type=int, nargs="+", metavar="ID", help="read these from the API"
     )
     atlas.add_argument("--start", metavar="TIME", help="API window start (RFC 3339 or POSIX)")
@@ -110,6 +116,8 @@ def _import_atlas(args: argparse.Namespace) -> int:
         raise ConfigError("give either FILEs or --measurement, not both")
     if args.follow and not args.measurement:
         raise ConfigError("--follow needs --measurement ID…")
+    if args.probes_api and args.measurement:
+        raise ConfigError("--probes-api is for file imports (--measurement looks probes up)")
     if args.measurement and not args.follow and not args.start:
         raise ConfigError("--measurement without --follow needs --start")
     probe_table: dict[int, probemeta.ProbeInfo] = probemeta.load(args.probes) if args.probes else {}
@@ -128,14 +136,37 @@ def _import_atlas(args: argparse.Namespace) -> int:
     )
     try:
         if args.files:
+            inputs = []
             for name in args.files:
                 path = pathlib.Path(name)
                 if not path.is_file():
                     raise InputError(f"no such file: {name}")
                 digest = files.sha256_of(path)
-                source = RecordSource(name=mapping.SOURCE_NAME, file_sha256=digest)
-                imp.add_items(files.read_results(path), source=source, label=str(path))
-                imp.flush()
+                inputs.append((path, RecordSource(name=mapping.SOURCE_NAME, file_sha256=digest)))
+            if not args.probes_api:
+                for path, source in inputs:
+                    imp.add_items(files.read_results(path), source=source, label=str(path))
+                    imp.flush()
+            else:
+
+                async def run_files() -> None:
+                    async with api.AtlasApi(atlas) as client:
+                        lookup = api.ProbeLookup(api=client, table=probe_table)
+                        for path, source in inputs:
+                            await api.import_items(
+                                lookup,
+                                imp,
+                                files.read_results(path),
+                                source=source,
+                                label=str(path),
+                            )
+                    print(
+                        f"probes looked up in {atlas.api_url}: {len(lookup.asked)} asked, "
+                        f"{lookup.found} found",
+                        file=sys.stderr,
+                    )
+
+                asyncio.run(run_files())
         else:
             stop = _posix(args.stop) if args.stop else int(utc_now().timestamp())
             start = _posix(args.start) if args.start else None
