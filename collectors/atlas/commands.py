@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     atlas.add_argument(
         "--measurement", type=int, nargs="+", metavar="ID", help="read these from the API"
     )
+    atlas.add_argument(
+        "--builtins",
+        action="store_true",
+        help="read the root built-ins whose ids are confirmed (docs/atlas.md) from the API",
+    )
     atlas.add_argument("--start", metavar="TIME", help="API window start (RFC 3339 or POSIX)")
     atlas.add_argument("--stop", metavar="TIME", help="API window end (default: now)")
     atlas.add_argument("--api", metavar="URL", help="Atlas API base URL (default: [atlas] api_url)")
@@ -93,7 +98,7 @@ def _import_atlas(args: argparse.Namespace) -> int:
     import asyncio
 
     require_sagan()
-    from publiccore.collectors.atlas import api, files, importer, mapping, probemeta
+    from publiccore.collectors.atlas import api, builtins, files, importer, mapping, probemeta
     from publiccore.probes import dnssec
 
     from publiccore.clock import utc_now
@@ -110,6 +115,8 @@ def _import_atlas(args: argparse.Namespace) -> int:
     if args.every:
         atlas.follow_interval_seconds = args.every * 60.0
     atlas.check()
+    if args.builtins:
+        args.measurement = sorted({*(args.measurement or ()), *builtins.BY_ID})
     if not args.files and not args.measurement:
         raise ConfigError("give result FILEs or --measurement ID…")
     if args.files and args.measurement:
@@ -125,7 +132,7 @@ def _import_atlas(args: argparse.Namespace) -> int:
         hints=HintsHistory.load(args.hints),
         probes=probe_table,
         anchors=dnssec.load_anchors(args.anchors or settings.root.anchors or None),
-        questions={},
+        questions=builtins.questions(),  # definitions read from the API replace these
     )
     store = open_configured(settings, args.store)
     imp = importer.Importer(
