@@ -76,6 +76,8 @@ _CHAOS: dict[str, tuple[int, int]] = {
     "m": (10306, 11306),
 }
 
+_FAMILIES: tuple[Family, Family] = ("ipv4", "ipv6")
+
 BUILTINS: tuple[Builtin, ...] = (
     Builtin(id=10001, letter="k", family="ipv4", kind="soa", source=_SURVEY_10001),
     *(
@@ -83,7 +85,7 @@ BUILTINS: tuple[Builtin, ...] = (
             id=ident, letter=letter, family=family, kind="hostname.bind", source=_RIPE_LABS_ROOTVIZ
         )
         for letter, ids in sorted(_CHAOS.items())
-        for ident, family in zip(ids, ("ipv4", "ipv6"), strict=True)
+        for ident, family in zip(ids, _FAMILIES, strict=True)
     ),
 )
 
