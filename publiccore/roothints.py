@@ -9,6 +9,7 @@ import ipaddress
 import os
 import pathlib
 import re
+import tomllib
 from collections.abc import Sequence
 from importlib import resources
 
@@ -182,27 +183,137 @@ def load_version(path: str | os.PathLike[str]) -> HintsVersion:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class HintsHistory:
-    """Root hints versions, oldest first: which root addresses were in force when.
+class AddressChange:
+    """A documented change of one letter's address on a day between two bundled hints files."""
 
-    A time before the oldest version uses the oldest (the history cannot say more).
+    letter: str
+    family: Family
+    old: str | None  # the address replaced; None when one was added
+    new: str
+    effective: dt.datetime
+    old_until: dt.datetime | None  # the old address answered until then (None: not stated)
+    source: str
+
+
+def bundled_changes_path() -> pathlib.Path:
+    """The address changes between the bundled hints files (provenance in data/PROVENANCE.md)."""
+    return pathlib.Path(str(resources.files("publiccore") / "data" / "root_address_changes.toml"))
+
+
+def _when(text: object, *, where: str) -> dt.datetime | None:
+    if text == "":
+        return None
+    if not isinstance(text, str):
+        raise InputError(f"{where}: a date must be a string")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{where}: not an RFC 3339 date: {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _address(text: object, family: str, *, where: str) -> str:
+    try:
+        address = ipaddress.ip_address(str(text))
+    except ValueError:
+        raise InputError(f"{where}: not an address: {text!r}") from None
+    if (address.version == 4) != (family == "ipv4"):
+        raise InputError(f"{where}: {address} is not an {family} address")
+    return str(address)
+
+
+def load_changes(path: str | os.PathLike[str] | None = None) -> tuple[AddressChange, ...]:
+    """Read a table of address changes (the bundled one when None), oldest first.
+
+    Raises InputError naming the entry when the file or an entry is not valid.
+    """
+    table_path = pathlib.Path(path) if path else bundled_changes_path()
+    try:
+        data = tomllib.loads(table_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read root address changes {table_path}: {exc}") from None
+    out: list[AddressChange] = []
+    for number, entry in enumerate(data.get("change", []), 1):
+        where = f"{table_path}: change {number}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{where}: not a table")
+        family = entry.get("family")
+        letter = entry.get("letter")
+        if family not in ("ipv4", "ipv6"):
+            raise InputError(f"{where}: family must be ipv4 or ipv6")
+        if not (isinstance(letter, str) and re.fullmatch(r"[a-m]", letter)):
+            raise InputError(f"{where}: letter must be one of a … m")
+        effective = _when(entry.get("effective", ""), where=where)
+        if effective is None:
+            raise InputError(f"{where}: no effective date")
+        old_text = entry.get("old", "")
+        old = _address(old_text, family, where=where) if old_text != "" else None
+        new = _address(entry.get("new"), family, where=where)
+        old_until = _when(entry.get("old_until", ""), where=where)
+        source = entry.get("source")
+        if not (isinstance(source, str) and source.strip()):
+            raise InputError(f"{where}: no source")
+        out.append(
+            AddressChange(
+                letter=letter,
+                family=family,
+                old=old,
+                new=new,
+                effective=effective,
+                old_until=old_until,
+                source=source,
+            )
+        )
+    return tuple(sorted(out, key=lambda c: c.effective))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HintsHistory:
+    """Root hints versions, oldest first, and the documented address changes between them:
+    which root addresses were in force when.
+
+    A time before the oldest version uses the oldest (the history cannot say more). A change
+    makes its new address the letter's from its ``effective`` time on, and its old address no
+    root address from then on (from ``old_until`` when the operator kept it answering until a
+    stated day); a later change of the same address wins.
     """
 
     versions: tuple[HintsVersion, ...]
+    changes: tuple[AddressChange, ...] = ()
     _index: tuple[dict[str, RootTarget], ...] = dataclasses.field(default=(), repr=False)
+    _changed: dict[str, tuple[AddressChange, ...]] = dataclasses.field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.versions:
             raise ValueError("a hints history needs at least one version")
         index = tuple({t.address: t for t in targets(list(v.servers))} for v in self.versions)
         object.__setattr__(self, "_index", index)
+        changed: dict[str, list[AddressChange]] = {}
+        for change in sorted(self.changes, key=lambda c: c.effective):
+            for address in (change.old, change.new):
+                if address is not None:
+                    changed.setdefault(address, []).append(change)
+        object.__setattr__(self, "_changed", {a: tuple(c) for a, c in changed.items()})
 
     @classmethod
-    def load(cls, paths: Sequence[str | os.PathLike[str]] | None = None) -> HintsHistory:
-        """The history from hints files (the bundled history when None); raise InputError."""
+    def load(
+        cls,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        changes: Sequence[AddressChange] | None = None,
+    ) -> HintsHistory:
+        """The history from hints files; raise InputError.
+
+        Without ``paths``: the bundled history with the bundled address changes
+        (``changes`` replaces those); with ``paths``: those files and ``changes`` (default none).
+        """
         chosen = list(paths) if paths else bundled_history_paths()
         versions = sorted((load_version(p) for p in chosen), key=lambda v: v.zone_version)
-        return cls(versions=tuple(versions))
+        if changes is None:
+            changes = () if paths else load_changes()
+        return cls(versions=tuple(versions), changes=tuple(changes))
 
     def version_at(self, when: dt.datetime) -> HintsVersion:
         """The newest version in force at ``when`` (the oldest for earlier times)."""
@@ -221,7 +332,29 @@ class HintsHistory:
             text = str(ipaddress.ip_address(address))
         except ValueError:
             return None
-        return self._index[self._position(when)].get(text)
+        position = self._position(when)
+        found = self._index[position].get(text)
+        for change in self._changed.get(text, ()):
+            if when < change.effective:
+                continue
+            if text == change.new:
+                found = self._change_target(change, position)
+            elif change.old_until is None or when >= change.old_until:
+                found = None  # the old address: retired by the change
+            elif found is None:
+                found = self._change_target(change, position, address=text)
+        return found
+
+    def _change_target(
+        self, change: AddressChange, position: int, *, address: str | None = None
+    ) -> RootTarget:
+        names = {s.letter: s.name for s in self.versions[position].servers}
+        return RootTarget(
+            letter=change.letter,
+            name=names.get(change.letter, f"{change.letter}.root-servers.net."),
+            address=address or change.new,
+            family=change.family,
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
-from publiccore.collectors.atlas import importer, mapping, probemeta
+from publiccore.collectors.atlas import files, importer, mapping, probemeta
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AtlasSettings
@@ -29,6 +29,7 @@ from publiccore.store import Store
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 PROBES_PER_REQUEST = 500
+LOOKUP_CHUNK = 5000  # file imports: results read before their unknown probes are looked up
 
 
 class AtlasApi:
@@ -143,6 +144,62 @@ def _retry_after(value: str | None) -> float | None:
 def windows(start: int, stop: int, size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` cut into windows of ``size`` seconds (the last one shorter)."""
     return [(a, min(a + size, stop)) for a in range(start, stop, size)]
+
+
+def probe_ids(results: Iterable[object]) -> set[int]:
+    """The integer ``prb_id`` of every result that has one."""
+    return {r["prb_id"] for r in results if isinstance(r, dict) and type(r.get("prb_id")) is int}
+
+
+@dataclasses.dataclass(slots=True)
+class ProbeLookup:
+    """Fills a probe table from ``/api/v2/probes/``: each probe it lacks is asked for once.
+
+    A probe the API does not know stays out of the table (its records get no country and no
+    ASN, and the importer counts it in ``probes_without_country``).
+    """
+
+    api: AtlasApi
+    table: dict[int, probemeta.ProbeInfo]
+    asked: set[int] = dataclasses.field(default_factory=set)
+    found: int = 0
+
+    async def fill(self, ids: Iterable[int]) -> None:
+        """Look up the probes of ``ids`` neither in the table nor asked for before."""
+        wanted = set(ids) - self.table.keys() - self.asked
+        if not wanted:
+            return
+        answer = await self.api.probes(wanted)
+        self.asked |= wanted
+        self.found += len(answer.keys() & wanted)
+        self.table.update(answer)
+
+
+async def import_items(
+    lookup: ProbeLookup,
+    imp: importer.Importer,
+    items: Iterable[files.Item | files.Malformed],
+    *,
+    source: RecordSource,
+    label: str,
+    chunk: int = LOOKUP_CHUNK,
+) -> None:
+    """Import one input (a file's items) ``chunk`` results at a time, each chunk after its
+    unknown probes were looked up; raise InputError when the probes API fails."""
+    batch: list[files.Item | files.Malformed] = []
+
+    async def add() -> None:
+        await lookup.fill(probe_ids(i.value for i in batch if isinstance(i, files.Item)))
+        imp.add_items(batch, source=source, label=label)
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
+        if len(batch) >= chunk:
+            await add()
+    if batch:
+        await add()
+    imp.flush()
 
 
 @dataclasses.dataclass(slots=True)

@@ -33,7 +33,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--probes", metavar="FILE", help="probe metadata: /api/v2/probes/ JSON or the archive"
     )
     atlas.add_argument(
+        "--probes-api",
+        action="store_true",
+        help="file imports: look up probes that --probes does not list in the Atlas probes "
+        "API (at --api, else [atlas] api_url)",
+    )
+    atlas.add_argument(
         "--measurement", type=int, nargs="+", metavar="ID", help="read these from the API"
+    )
+    atlas.add_argument(
+        "--builtins",
+        action="store_true",
+        help="read the root built-ins whose ids are confirmed (docs/atlas.md) from the API",
     )
     atlas.add_argument("--start", metavar="TIME", help="API window start (RFC 3339 or POSIX)")
     atlas.add_argument("--stop", metavar="TIME", help="API window end (default: now)")
@@ -68,10 +79,26 @@ def _posix(text: str) -> int:
         raise ConfigError(f"not a time: {text!r} ({exc})") from None
 
 
+SAGAN_MISSING = (
+    "publiccore import atlas needs ripe-atlas-sagan (GPLv3), an optional extra: "
+    "pip install 'publiccore[atlas]' (docs/atlas.md, Licence)"
+)
+
+
+def require_sagan() -> None:
+    """Raise ConfigError (one line) when ripe-atlas-sagan, the optional ``atlas`` extra, is
+    not installed."""
+    try:
+        import ripe.atlas.sagan  # noqa: F401  (the parser mapping.py uses)
+    except ImportError:
+        raise ConfigError(SAGAN_MISSING) from None
+
+
 def _import_atlas(args: argparse.Namespace) -> int:
     import asyncio
 
-    from publiccore.collectors.atlas import api, files, importer, mapping, probemeta
+    require_sagan()
+    from publiccore.collectors.atlas import api, builtins, files, importer, mapping, probemeta
     from publiccore.probes import dnssec
 
     from publiccore.clock import utc_now
@@ -88,12 +115,16 @@ def _import_atlas(args: argparse.Namespace) -> int:
     if args.every:
         atlas.follow_interval_seconds = args.every * 60.0
     atlas.check()
+    if args.builtins:
+        args.measurement = sorted({*(args.measurement or ()), *builtins.BY_ID})
     if not args.files and not args.measurement:
         raise ConfigError("give result FILEs or --measurement ID…")
     if args.files and args.measurement:
         raise ConfigError("give either FILEs or --measurement, not both")
     if args.follow and not args.measurement:
         raise ConfigError("--follow needs --measurement ID…")
+    if args.probes_api and args.measurement:
+        raise ConfigError("--probes-api is for file imports (--measurement looks probes up)")
     if args.measurement and not args.follow and not args.start:
         raise ConfigError("--measurement without --follow needs --start")
     probe_table: dict[int, probemeta.ProbeInfo] = probemeta.load(args.probes) if args.probes else {}
@@ -101,7 +132,7 @@ def _import_atlas(args: argparse.Namespace) -> int:
         hints=HintsHistory.load(args.hints),
         probes=probe_table,
         anchors=dnssec.load_anchors(args.anchors or settings.root.anchors or None),
-        questions={},
+        questions=builtins.questions(),  # definitions read from the API replace these
     )
     store = open_configured(settings, args.store)
     imp = importer.Importer(
@@ -112,14 +143,37 @@ def _import_atlas(args: argparse.Namespace) -> int:
     )
     try:
         if args.files:
+            inputs = []
             for name in args.files:
                 path = pathlib.Path(name)
                 if not path.is_file():
                     raise InputError(f"no such file: {name}")
                 digest = files.sha256_of(path)
-                source = RecordSource(name=mapping.SOURCE_NAME, file_sha256=digest)
-                imp.add_items(files.read_results(path), source=source, label=str(path))
-                imp.flush()
+                inputs.append((path, RecordSource(name=mapping.SOURCE_NAME, file_sha256=digest)))
+            if not args.probes_api:
+                for path, source in inputs:
+                    imp.add_items(files.read_results(path), source=source, label=str(path))
+                    imp.flush()
+            else:
+
+                async def run_files() -> None:
+                    async with api.AtlasApi(atlas) as client:
+                        lookup = api.ProbeLookup(api=client, table=probe_table)
+                        for path, source in inputs:
+                            await api.import_items(
+                                lookup,
+                                imp,
+                                files.read_results(path),
+                                source=source,
+                                label=str(path),
+                            )
+                    print(
+                        f"probes looked up in {atlas.api_url}: {len(lookup.asked)} asked, "
+                        f"{lookup.found} found",
+                        file=sys.stderr,
+                    )
+
+                asyncio.run(run_files())
         else:
             stop = _posix(args.stop) if args.stop else int(utc_now().timestamp())
             start = _posix(args.start) if args.start else None

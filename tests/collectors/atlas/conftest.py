@@ -28,6 +28,7 @@ class AtlasServer:
         self.probes: dict[int, dict[str, Any]] = {}
         self.fail_next: list[int] = []
         self.requests: collections.Counter[str] = collections.Counter()
+        self.probe_ids_asked: list[int] = []  # every id in an id__in, in order
         self.lock = threading.Lock()
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -60,6 +61,8 @@ class AtlasServer:
     async def _probes(self, request: web.Request) -> web.Response:
         self.requests["probes"] += 1
         ids = sorted(int(x) for x in request.query.get("id__in", "").split(",") if x)
+        if request.query.get("page", "1") == "1":
+            self.probe_ids_asked.extend(ids)
         found = [self.probes[i] for i in ids if i in self.probes]
         page = int(request.query.get("page", "1"))
         chunk = found[(page - 1) * 2 : page * 2]
