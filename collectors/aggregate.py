@@ -188,6 +188,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "M-sampling",
     ),
     _spec(
+        "publiccore_aggregate_sources",
+        "1 for each record source the root figures rest on ([aggregate] sources: volunteer, "
+        "ripe-atlas); figures never mix sources that are not listed",
+        "",
+        "source",
+        "M-sampling",
+    ),
+    _spec(
         "publiccore_probes_active",
         "Probes of this country that sent a record in the last hour (registered probes "
         "count as 0 when silent)",
@@ -615,6 +623,11 @@ def read_observations(store: Store, now: dt.datetime) -> list[Observation]:
     return found
 
 
+def source_series(settings: AggregateSettings) -> dict[tuple[str, ...], float]:
+    """``publiccore_aggregate_sources``: the sources the root figures rest on."""
+    return {(source,): 1.0 for source in sorted(settings.sources)}
+
+
 class Aggregator:
     """Computes snapshots from a store; keeps publication-latency state between refreshes.
 
@@ -645,7 +658,7 @@ class Aggregator:
         started = self.clock()
         now = now or started
         if self._live is None:
-            self._live = derive_state.LiveWindow(self.store)
+            self._live = derive_state.LiveWindow(self.store, sources=self.settings.sources)
         series = derive_root.live(
             self._live,
             now=now.timestamp(),
@@ -655,6 +668,7 @@ class Aggregator:
         series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
             self.store, now=now.timestamp()
         )
+        series["publiccore_aggregate_sources"] = source_series(self.settings)
         registered = {
             p.id: p.country
             for p in self.store.list_probes()

@@ -335,6 +335,7 @@ def root_daily_by_country(
         since=_midnight(since).timestamp(),
         until=_midnight(until).timestamp(),
         country=country,
+        sources=settings.sources,
     )
     out: dict[str, dict[dt.date, RootDay]] = collections.defaultdict(dict)
     for day in days_between(since, until):

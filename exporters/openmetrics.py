@@ -123,7 +123,9 @@ def history_chunks(
         group = [t for t in all_steps[first:] if t < end]
         first += len(group)
         load_since = derive_root.window_bounds(group[0] - lead, 0.0)[0]
-        buckets = derive_root.RootBuckets.load(store, since=load_since, until=group[-1])
+        buckets = derive_root.RootBuckets.load(
+            store, since=load_since, until=group[-1], sources=settings.sources
+        )
         serials = sorted(
             agg.Sighting(first, country, letter, serial)
             for _b, country, letter, serial, first in store.fact_rows(
@@ -146,6 +148,7 @@ def history_chunks(
                 max_asn_share=settings.max_asn_share,
             )
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
+            series["publiccore_aggregate_sources"] = agg.source_series(settings)
             series["publiccore_probes_active"] = derive_root.probes_active(
                 store, now=t, registered=registered
             )

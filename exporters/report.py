@@ -66,7 +66,11 @@ def build(
     """Compute the report's figures for ``country`` over [since, until)."""
     country = country.upper()
     buckets = derive_root.RootBuckets.load(
-        store, since=since.timestamp(), until=until.timestamp(), country=country
+        store,
+        since=since.timestamp(),
+        until=until.timestamp(),
+        country=country,
+        sources=settings.sources,
     )
     root = derive_root.compute(
         buckets.window(since.timestamp(), until.timestamp()), max_asn_share=settings.max_asn_share
@@ -108,6 +112,13 @@ def build(
         settings=settings,
         store_label=store_label,
     )
+
+
+def sources_note(settings: AggregateSettings) -> str:
+    """Which record sources the root figures rest on, in words."""
+    names = {"volunteer": "volunteer probes", "ripe-atlas": "RIPE Atlas imports"}
+    said = " and ".join(names.get(s, s) for s in settings.sources)
+    return f"from {said} only" if len(settings.sources) == 1 else f"from {said}, merged"
 
 
 def sampling_note(asns: int, top_share: float, cap: float) -> str:
@@ -267,8 +278,9 @@ def markdown(report: Report) -> str:
         f"Figures as of {report.generated:%Y-%m-%d %H:%M:%S} UTC, by publiccore {__version__} from "
         f"{report.store_label or 'the store'}. Definitions: docs/methodology.md.\n",
         "## Sample\n",
-        f"{records} root-dns records from {probes} probes in {asns} probe ASNs; "
-        f"{sampling_note(asns, top, report.settings.max_asn_share)} (M-sampling).\n",
+        f"{records} root-dns records ({sources_note(report.settings)}) from {probes} probes in "
+        f"{asns} probe ASNs; {sampling_note(asns, top, report.settings.max_asn_share)} "
+        "(M-sampling).\n",
         "## Root servers (M-root-reachability, M-root-latency, M-root-site, M-root-rss)\n",
         f"Over the whole period: {int(r['publiccore_root_letters_available'].get((c,), 0))} "
         "letters met the RSSAC047 availability threshold (96 %); rounds with at least 8 of 13 "

@@ -240,7 +240,8 @@ def html_page(report: Report) -> str:
         body.append(f"<p><strong>{_h(_no_data_line(report).replace('**', ''))}</strong></p>")
     body += [
         "<h2>Sample</h2>",
-        f"<p>{records} root-dns records from {probes} probes in {asns} probe ASNs; "
+        f"<p>{records} root-dns records ({_h(rp.sources_note(report.settings))}) from {probes} "
+        f"probes in {asns} probe ASNs; "
         f"{_h(rp.sampling_note(asns, top, report.settings.max_asn_share))} (M-sampling).</p>",
         "<h2>Root servers (M-root-reachability, M-root-latency, M-root-site, M-root-rss)</h2>",
         f"<p>Over the whole period: "

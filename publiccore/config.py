@@ -218,6 +218,9 @@ class AggregateSettings:
     root_window_seconds: float = 900.0
     paths_window_seconds: float = 86400.0
     max_asn_share: float = 0.25
+    # the sources root figures rest on (docs/metrics.md): volunteer probes unless an operator
+    # lists RIPE Atlas too (or alone); figures never mix sources silently
+    sources: list[str] = dataclasses.field(default_factory=lambda: ["volunteer"])
 
 
 @dataclasses.dataclass(slots=True)
@@ -379,6 +382,17 @@ def _country(value: Any) -> str | None:
     )
 
 
+def _sources(value: Any) -> str | None:
+    from publiccore.records import SOURCE_NAMES
+
+    if not isinstance(value, list) or not value:
+        return f"a non-empty list of sources out of {', '.join(SOURCE_NAMES)}"
+    unknown = [v for v in value if v not in SOURCE_NAMES]
+    if unknown or len(set(value)) != len(value):
+        return f"a list of distinct sources out of {', '.join(SOURCE_NAMES)}"
+    return None
+
+
 def _addresses(value: Any) -> str | None:
     import ipaddress
 
@@ -453,6 +467,7 @@ RANGES: dict[str, Check] = {
     "aggregate.root_window_seconds": _number(1, _YEAR),
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
+    "aggregate.sources": _sources,
     "events.extra_files": lambda value: None,  # each file is validated when loaded
     "atlas.api_url": _url("http", "https"),
     "atlas.key": _text(256),

@@ -31,6 +31,7 @@ SCHEMA_VERSION = 2
 # has neither, and its wire form stays exactly as it was written.
 SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 SourceName = Literal["volunteer", "ripe-atlas"]
+SOURCE_NAMES: tuple[str, ...] = typing.get_args(SourceName)
 SOURCES: tuple[str, ...] = typing.get_args(SourceName)
 Kind = Literal["root-dns", "traceroute"]
 KINDS: tuple[str, ...] = typing.get_args(Kind)

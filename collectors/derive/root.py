@@ -27,16 +27,6 @@ from publiccore.store import Store, facts
 
 Row = tuple[Any, ...]
 Labels = tuple[str, ...]
-TABLES: tuple[str, ...] = (
-    "agg_root_cells_all",
-    "agg_root_rtt_all",
-    "agg_root_records",
-    "agg_root_probes",
-    "agg_root_sites_all",
-    "agg_root_rounds",
-)
-# Where a facts table keeps its ``source`` column (the tables without an ASN column: one less).
-SOURCE_COLUMN = {name: 2 if name.endswith("_all") else 3 for name in facts.AGG_TABLES}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,22 +71,9 @@ class RootBuckets:
     ) -> RootBuckets:
         """Read every bucket with ``since`` ≤ bucket < ``until`` (optionally of some sources,
         or of one country)."""
-        tables = {}
-        for table in TABLES:
-            rows = store.fact_rows(table, since=since, until=until, country=country)
-            if sources is not None:
-                column = SOURCE_COLUMN[table]
-                rows = [r for r in rows if r[column] in sources]
-            tables[table] = _Sorted.of(rows)
-        legacy = []
-        end = until + facts.BUCKET_SECONDS
-        rows = store.fact_rows(
-            "root_queries", since=since, until=end, country=country, without_round=True
-        )
-        for r in rows:
-            # record_id, probe, time, bucket, country, asn, source, round, letter, …, answered
-            if sources is None or r[6] in sources:
-                legacy.append((r[2], r[0], r[1], r[4], r[5], r[8], r[11], r[3]))
+        rows = state.read_rows(store, since=since, until=until, country=country, sources=sources)
+        legacy = rows.pop(state.LEGACY)
+        tables = {table: _Sorted.of(table_rows) for table, table_rows in rows.items()}
         return cls(store=store, tables=tables, legacy=_Sorted.of(legacy), sources=sources)
 
     def rows(self, since: float, until: float) -> dict[str, Sequence[Row]]:
@@ -173,7 +150,7 @@ def live(
     return compute_state(
         folded,
         detail=lambda country, asns: read_detail(
-            window.store, country, asns, since=since, until=until
+            window.store, country, asns, since=since, until=until, sources=window.sources
         ),
         max_asn_share=max_asn_share,
     )
@@ -381,11 +358,9 @@ def _country(
 
     # Rounds: by round id where the measurer set one (the running sums), else by the
     # 120-second gap rule over the schema 1 rows.
-    def weighted_sum(per_asn: Mapping[Any, int], asn_of: Callable[[Any], int]) -> float:
-        return sum(weights[_asn(asn_of(key))] * n for key, n in per_asn.items())
-
-    rounds_all = weighted_sum(sums.rounds_all, lambda a: a)
-    rounds_ok = weighted_sum(sums.rounds_ok, lambda a: a)
+    stored_weights = {_stored_asn(a): w for a, w in weights.items()}
+    rounds_all = sum(stored_weights[asn] * n for asn, n in sums.rounds_all.items())
+    rounds_ok = sum(stored_weights[asn] * n for asn, n in sums.rounds_ok.items())
     for _probe, asn, ok in _legacy_rounds(sums.legacy_rows()):
         w = weights[asn]
         rounds_all += w
@@ -396,9 +371,9 @@ def _country(
     numer: dict[Labels, float] = collections.defaultdict(float)
     denom: dict[Labels, float] = collections.defaultdict(float)
     for (asn, family, transport), letters in sums.rss_letters.items():
-        numer[(family, transport)] += weights[_asn(asn)] * letters
+        numer[(family, transport)] += stored_weights[asn] * letters
     for (asn, family, transport), n in sums.rss_rounds.items():
-        denom[(family, transport)] += weights[_asn(asn)] * n * agg.RSS_K
+        denom[(family, transport)] += stored_weights[asn] * n * agg.RSS_K
     for key, d in denom.items():
         if d:
             rss[(country, *key)] = numer[key] / d
@@ -407,11 +382,10 @@ def _country(
     extra_pool: dict[Labels, dict[int, float]] = collections.defaultdict(
         lambda: collections.defaultdict(float)
     )
-    for (asn, family, transport), pool_bins in sums.pool_asn.items():
-        w = extra.get(asn)
-        if w:
-            for index, n in pool_bins.items():
-                extra_pool[(family, transport)][index] += w * n
+    for (asn, family, transport), pool_bins in sums.pool_of(extra).items():
+        w = extra[asn]
+        for index, n in pool_bins.items():
+            extra_pool[(family, transport)][index] += w * n
     latency = out.setdefault("publiccore_root_rss_latency_seconds", {})
     for key, pool in sums.pool.items():
         weighted = _scaled_bins(pool, extra_pool.get(key), common=common, weighted=bool(extra))

@@ -14,16 +14,16 @@ the window's rows from scratch.
 
 ``LiveWindow`` keeps one state for the live window: on each refresh it reads the per-bucket
 record counts of the window (``Store.bucket_versions``), folds out the buckets that left the
-window, re-reads the buckets whose count changed (late records) and the one folded longest
-ago (so a ``store rederive`` in another process is picked up within a window's length of
-refreshes), and folds in the new ones.
+window, re-reads the buckets whose count changed (late records) and folds in the new ones. A
+``store rederive`` (in any process) renews the store's facts generation; the next refresh then
+reads the whole window again.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors import aggregate as agg
@@ -72,7 +72,6 @@ class CountryState:
     rss_letters: dict[tuple[int, str, str], int] = dataclasses.field(default_factory=dict)
     rss_rounds: dict[tuple[int, str, str], int] = dataclasses.field(default_factory=dict)
     pool: dict[tuple[str, str], dict[int, int]] = dataclasses.field(default_factory=dict)
-    pool_asn: dict[tuple[int, str, str], dict[int, int]] = dataclasses.field(default_factory=dict)
 
     def legacy_rows(self) -> list[Row]:
         """The schema 1 query rows of the window."""
@@ -96,39 +95,56 @@ class CountryState:
             _bump(self.rss_letters, cell, sign * letters)
             _bump(self.rss_rounds, cell, sign)
             if bins:
-                pool = self.pool.setdefault((family, transport), {})
-                pool_asn = self.pool_asn.setdefault(cell, {})
-                for index in bins:
-                    _bump(pool, index, sign)
-                    _bump(pool_asn, index, sign)
+                pool = self.pool.get((family, transport))
+                if pool is None:
+                    pool = self.pool[(family, transport)] = {}
+                for index in bins:  # _bump inlined: the hot loop of the rounds
+                    value = pool.get(index, 0) + sign
+                    if value:
+                        pool[index] = value
+                    else:
+                        del pool[index]
                 if not pool:
                     del self.pool[(family, transport)]
-                if not pool_asn:
-                    del self.pool_asn[cell]
+
+    def pool_of(self, asns: Collection[int]) -> dict[tuple[int, str, str], dict[int, int]]:
+        """The RSS latency pools of the rounds of some ASNs only (the few whose M-sampling
+        weight differs from the common one), per (ASN, family, transport)."""
+        out: dict[tuple[int, str, str], dict[int, int]] = {}
+        for asn, _ok, per_family in self.contribution.values():
+            if asn in asns:
+                for family, transport, _letters, bins in per_family:
+                    pool = out.setdefault((asn, family, transport), {})
+                    for index in bins:
+                        pool[index] = pool.get(index, 0) + 1
+        return out
 
 
 def _contribution(parts: Sequence[Part]) -> tuple[Any, ...]:
     """(ASN, ≥ k letters answered, per (family, transport): (family, transport, min(k, letters
-    answered), the k lowest latencies' bins)) of one round, from its parts."""
+    answered), the k lowest latencies' bins)) of one round, from its parts (one per family and
+    transport, more when the round spans buckets)."""
+    k = agg.RSS_K
     mask = 0
     per: dict[tuple[str, str], list[Any]] = {}
-    asn = parts[-1][3]
     for _bucket, family, transport, _asn, letters, rtts in parts:
         mask |= letters
-        entry = per.setdefault((family, transport), [0, []])
-        entry[0] |= letters
-        if rtts:
-            entry[1].extend(map(float, rtts.split()))
+        entry = per.get((family, transport))
+        if entry is None:
+            per[(family, transport)] = [letters, rtts]
+        else:  # the round's rows of another bucket
+            entry[0] |= letters
+            entry[1] = f"{entry[1]} {rtts}".strip()
     per_family = tuple(
         (
             family,
             transport,
-            min(agg.RSS_K, facts.mask_letters(letters)),
-            tuple(facts.rtt_bin(v) for v in sorted(values)[: agg.RSS_K]),
+            min(k, facts.mask_letters(letters)),
+            facts.rtt_bins(sorted(map(float, rtts.split()))[:k]) if rtts else (),
         )
-        for (family, transport), (letters, values) in sorted(per.items())
+        for (family, transport), (letters, rtts) in sorted(per.items())
     )
-    return asn, facts.mask_letters(mask) >= agg.RSS_K, per_family
+    return parts[-1][3], facts.mask_letters(mask) >= k, per_family
 
 
 @dataclasses.dataclass(slots=True)
@@ -226,14 +242,38 @@ def group_by_bucket(rows: Mapping[str, Sequence[Row]]) -> dict[float, dict[str, 
     return out
 
 
-def read_rows(store: Store, *, since: float, until: float) -> dict[str, list[Row]]:
-    """The window tables' rows of buckets [since, until), and the legacy rows among them."""
-    rows: dict[str, list[Row]] = {
-        table: store.fact_rows(table, since=since, until=until) for table in TABLES
-    }
+def source_column(table: str) -> int:
+    """Where a facts table keeps its ``source`` column (the totals have no ASN column)."""
+    return 2 if table.endswith("_all") else 3
+
+
+def read_rows(
+    store: Store,
+    *,
+    since: float,
+    until: float,
+    country: str | None = None,
+    sources: Collection[str] | None = None,
+) -> dict[str, list[Row]]:
+    """The window tables' rows of buckets [since, until) (optionally of one country, of some
+    sources), and the legacy rows among them (``LEGACY``)."""
+    rows: dict[str, list[Row]] = {}
+    for table in TABLES:
+        rows[table] = store.fact_rows(table, since=since, until=until, country=country)
+        if sources is not None:
+            column = source_column(table)
+            rows[table] = [r for r in rows[table] if r[column] in sources]
     rows[LEGACY] = [
+        # record_id, probe, time, bucket, country, asn, source, round, letter, …, answered
         (r[2], r[0], r[1], r[4], r[5], r[8], r[11], r[3])
-        for r in store.fact_rows("root_queries", since=since, until=until, without_round=True)
+        for r in store.fact_rows(
+            "root_queries",
+            since=since,
+            until=until + facts.BUCKET_SECONDS,  # by time: the last bucket's later rows too
+            country=country,
+            without_round=True,
+        )
+        if r[3] < until and (sources is None or r[6] in sources)
     ]
     return rows
 
@@ -243,32 +283,33 @@ class LiveWindow:
     """The live window's state, moved from refresh to refresh (see the module docstring)."""
 
     store: Store
+    sources: Collection[str] | None = None  # the sources the figures rest on (None: all)
     state: WindowState = dataclasses.field(default_factory=WindowState)
     folded: dict[float, tuple[int, dict[str, list[Row]]]] = dataclasses.field(
         default_factory=dict
     )  # bucket → (its version when read, its rows)
-    order: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
+    generation: tuple[float, str] | None = None  # the facts generation the sums were read from
     reads: int = 0  # buckets read from the store, for tests and benchmarks
 
     def move(self, since: float, until: float) -> WindowState:
         """The state of buckets [since, until), reading only what changed."""
+        generation = self.store.get_snapshot(facts.GENERATION)
+        if generation != self.generation:  # a rederive rebuilt the facts: start again
+            self.state, self.folded, self.generation = WindowState(), {}, generation
         versions = self.store.bucket_versions(since=since, until=until)
         for bucket in [b for b in self.folded if not since <= b < until]:
             self._drop(bucket)
         stale = [b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v]
-        stale += [b for b in self.folded if b not in versions]  # every record gone: rederive
-        if self.order:
-            stale.append(self.order[0])  # the bucket read longest ago, re-read in its turn
-        for bucket in sorted(set(stale)):
+        stale += [b for b in self.folded if b not in versions]  # its records are gone
+        for bucket in stale:
             self._drop(bucket)
         for start, stop in _runs(sorted(set(stale) & set(versions))):
             for bucket, rows in group_by_bucket(
-                read_rows(self.store, since=start, until=stop)
+                read_rows(self.store, since=start, until=stop, sources=self.sources)
             ).items():
                 if bucket in versions:
                     self.state.add(rows)
                     self.folded[bucket] = (versions[bucket], rows)
-                    self.order.append(bucket)
                     self.reads += 1
         return self.state
 
@@ -276,7 +317,6 @@ class LiveWindow:
         entry = self.folded.pop(bucket, None)
         if entry is not None:
             self.state.remove(entry[1])
-            self.order.remove(bucket)
 
 
 @dataclasses.dataclass(slots=True)

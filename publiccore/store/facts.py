@@ -29,6 +29,7 @@ from publiccore.records import Record
 from publiccore.sites import SiteTable
 
 BUCKET_SECONDS = 60
+GENERATION = "facts-generation"  # derived_snapshots row that every rederive renews
 RTT_GAMMA = 1.02
 RTT_RELATIVE_ERROR = (RTT_GAMMA - 1) / (RTT_GAMMA + 1)  # 0.0099
 RTT_MIN_SECONDS = 1e-6  # smaller RTTs (clock granularity) share the lowest bin
@@ -46,6 +47,12 @@ def bucket_of(time: float) -> float:
 def rtt_bin(rtt_seconds: float) -> int:
     """The logarithmic bin of an RTT."""
     return math.floor(math.log(max(rtt_seconds, RTT_MIN_SECONDS)) / _LOG_GAMMA)
+
+
+def rtt_bins(rtts_seconds: Iterable[float]) -> tuple[int, ...]:
+    """``rtt_bin`` of each RTT (one call for many: the derive stage's hot loop)."""
+    log, floor, low, scale = math.log, math.floor, RTT_MIN_SECONDS, _LOG_GAMMA
+    return tuple([floor(log(v if v > low else low) / scale) for v in rtts_seconds])
 
 
 def bin_value(index: int) -> float:

@@ -12,6 +12,8 @@ import contextlib
 import datetime as dt
 import json
 import threading
+import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
@@ -427,6 +429,15 @@ class SqlStore:
                 batch.extend(records)
                 self._write_facts(batch)
                 count += len(records)
+            # a new facts generation: derivers holding running sums start again from the facts
+            self._execute(
+                self._sql(
+                    "INSERT INTO derived_snapshots (name, computed_at, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET computed_at = excluded.computed_at, "
+                    "body = excluded.body"
+                ),
+                (factmod.GENERATION, time.time(), uuid.uuid4().hex),
+            )
         return count
 
     def _record_chunks(self, *, kind: str, chunk: int) -> Iterator[list[rec.Record]]:

@@ -73,6 +73,13 @@ def test_a_poisonous_row_does_not_freeze_metrics(tmp_path: pathlib.Path) -> None
                     "'ipv4', 'udp', 1, 1)",
                     (bucket,),
                 )
+                # and a record counted in its bucket, so the deriver (which reads a bucket
+                # again only when its record count changes) reads the row
+                db.execute(
+                    "INSERT INTO agg_root_records (bucket, country, asn, source, outcome, n) "
+                    "VALUES (?, 'NL', 64999, 'volunteer', 'iana', 1)",
+                    (bucket,),
+                )
         finally:
             db.close()
 

@@ -65,7 +65,10 @@ def test_report_figures_and_files(tmp_path, store, pcdata):
     }
     text = (tmp_path / "out" / "report.md").read_text()
     assert "publiccore 0.1.0" in text and "M-root-reachability" in text
-    assert f"{len(nl)} root-dns records from 4 probes in 4 probe ASNs" in text
+    assert (
+        f"{len(nl)} root-dns records (from volunteer probes only) from 4 probes in 4 probe ASNs"
+        in text
+    )
     assert "(M-sampling)" in text
     rows = list(csv.DictReader(open(tmp_path / "out" / "root.csv")))
     assert {r["letter"] for r in rows} == set("abcdefghijklm")

@@ -44,6 +44,8 @@ def test_file_overrides_and_show_round_trips(
         ("[nope]\n", "unknown setting nope"),
         ("root = 1\n", "must be a table"),
         ("[root\n", "not valid TOML"),
+        ("[aggregate]\nsources = ['atlas']\n", "aggregate.sources"),
+        ("[aggregate]\nsources = []\n", "aggregate.sources"),
     ],
 )
 def test_bad_files_are_rejected(tmp_path: pathlib.Path, text: str, message: str) -> None:
