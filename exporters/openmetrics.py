@@ -25,6 +25,7 @@ from typing import TextIO
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
@@ -141,6 +142,10 @@ def history_chunks(
             fed_until = max(fed_until, high)
             series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
+            period = settings.publication_period_seconds
+            series.update(
+                publication.series(publication.measure(store, since=t - period, until=t, horizon=t))
+            )
             series["publiccore_probes_active"] = derive_root.probes_active(
                 store, now=t, registered=registered
             )

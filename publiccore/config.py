@@ -218,6 +218,9 @@ class AggregateSettings:
     root_window_seconds: float = 900.0
     paths_window_seconds: float = 86400.0
     max_asn_share: float = 0.25
+    # RSSAC047 publication latency on /metrics: the serial changes of this period (RSSAC047
+    # reports a month; 48 h holds about four root zones)
+    publication_period_seconds: float = 172800.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -453,6 +456,7 @@ RANGES: dict[str, Check] = {
     "aggregate.root_window_seconds": _number(1, _YEAR),
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
+    "aggregate.publication_period_seconds": _number(300, _YEAR),
     "events.extra_files": lambda value: None,  # each file is validated when loaded
     "atlas.api_url": _url("http", "https"),
     "atlas.key": _text(256),

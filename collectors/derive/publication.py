@@ -1,0 +1,224 @@
+"""RSSAC047 publication latency (§5.4 per letter, §6.4 for the system) from stored facts.
+
+Definition M-root-publication-median in docs/methodology.md. Everything is read from the store,
+so a restarted collector (or a report over a past month) computes the same figures:
+
+1. ``root_interval_serials`` holds, per five-minute interval (the UTC grid of RSSAC047 §4.2),
+   vantage point (probe) and letter, the lowest SOA serial answered over every transport and
+   address family, timed-out and bogus answers left out (§5.4 step 1, [cnj] [tub]).
+2. A serial's publication moment is its first sighting on any letter from any vantage point
+   (``root_serials``, §5.4 step 2, [yxn]); a *serial change* of a period is a serial first seen
+   in the period after some older serial was seen (before the first change the publication
+   moment of the serial in use is unknown).
+3. Per change, vantage point and letter, the latency is the time from the publication interval
+   to the first interval whose lowest serial is the new one or newer: a multiple of five
+   minutes, zero when seen in the publication interval (§5.4 step 3, [kvg] [udz]).
+4. A letter's figure is the median over every change of the period and every vantage point
+   (§5.4 step 4, [jtz] [yzp]); the system figure is the median over all of them, every letter
+   pooled (§6.4, [dbo] [zgb]). Medians are inverted-CDF, as every quantile in publiccore.
+
+Where publiccore has to choose (RSSAC047's vantage points never miss an interval):
+- a vantage point counts for a change only when its observation is bracketed: seen in the
+  publication interval, or its previous answered interval for that letter is at most two
+  intervals before the observation (one missed interval is tolerated). A vantage point that was
+  not measuring the letter would otherwise time its own absence.
+- a vantage point still answering with an older serial at the horizon (the end of the data
+  read) enters with the delay so far, a lower bound that grows until the serial is seen, so a
+  stuck letter shows; one that stopped measuring the letter gives no value.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import math
+from collections.abc import Collection, Mapping
+
+from publiccore.collectors import aggregate as agg
+
+from publiccore.store import Store, facts
+
+INTERVAL = float(facts.INTERVAL_SECONDS)  # RSSAC047 §4.2 [wyn]
+RSI_THRESHOLD_SECONDS = 65 * 60.0  # §5.4 [fwa]: twice the SOA refresh (30 min) plus 5 min
+RSS_THRESHOLD_SECONDS = 35 * 60.0  # §6.4 [zkl]: the SOA retry (30 min) plus 5 min
+LOOKAHEAD_SECONDS = 86400.0  # a closed period's changes are followed this long past its end
+MAX_GAP_INTERVALS = 2  # an observation counts when the previous answer is this close
+CACHE_SECONDS = 60.0  # ``Live`` recomputes from the store at most this often
+
+Labels = tuple[str, ...]
+MEDIAN = "publiccore_root_publication_latency_median_seconds"
+COUNT = "publiccore_root_publication_latency_measurements"
+RSS = "publiccore_root_rss_publication_latency_seconds"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Measurement:
+    """One §5.4 step 3 value: a serial change seen by one vantage point on one letter."""
+
+    serial: int
+    letter: str
+    probe: str
+    country: str
+    published: float  # start of the publication interval (POSIX seconds)
+    latency_seconds: float  # multiple of INTERVAL
+    pending: bool = False  # not yet seen at the horizon: a lower bound
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PublicationLatency:
+    """The serial changes of [since, until) and their measurements (observations read up to
+    ``horizon``)."""
+
+    since: float
+    until: float
+    horizon: float
+    changes: tuple[tuple[int, float], ...]  # (serial, first sighting), oldest first
+    measurements: tuple[Measurement, ...]
+
+    def per_letter(self) -> dict[str, float]:
+        """Letter → median latency in seconds (§5.4); letters without a measurement absent."""
+        by_letter: dict[str, list[float]] = collections.defaultdict(list)
+        for m in self.measurements:
+            by_letter[m.letter].append(m.latency_seconds)
+        return {letter: median(values) for letter, values in sorted(by_letter.items())}
+
+    def counts(self) -> dict[str, int]:
+        """Letter → number of measurements behind its median (RSSAC047's precision)."""
+        return dict(sorted(collections.Counter(m.letter for m in self.measurements).items()))
+
+    def rss(self) -> float | None:
+        """The system's median latency in seconds (§6.4), None without a measurement."""
+        values = [m.latency_seconds for m in self.measurements]
+        return median(values) if values else None
+
+
+def median(values: Collection[float]) -> float:
+    """Inverted-CDF median (the smallest value with half the count at or below it)."""
+    return agg.weighted_quantile([(v, 1.0) for v in values], 0.5)
+
+
+def publication_times(store: Store) -> dict[int, float]:
+    """Serial → its first sighting on any letter from any vantage point (``root_serials``)."""
+    out: dict[int, float] = {}
+    for serial, _country, _letter, first, _last in store.fact_rows("root_serials"):
+        if first < out.get(serial, math.inf):
+            out[int(serial)] = float(first)
+    return out
+
+
+def serial_changes(
+    times: Mapping[int, float], *, since: float, until: float
+) -> list[tuple[int, float]]:
+    """(serial, first sighting) of the serials first seen in [since, until) after an older
+    serial was seen, oldest first."""
+    out = []
+    for serial, first in times.items():
+        if since <= first < until and any(s < serial and t < first for s, t in times.items()):
+            out.append((serial, first))
+    return sorted(out, key=lambda c: (c[1], c[0]))
+
+
+def measure(
+    store: Store,
+    *,
+    since: float,
+    until: float,
+    horizon: float | None = None,
+    country: str | None = None,
+) -> PublicationLatency:
+    """The publication latency measurements of the serial changes in [since, until), from the
+    vantage points of ``country`` (default: all), observations read until ``horizon`` (default
+    ``until`` + LOOKAHEAD_SECONDS; the live figure passes now)."""
+    horizon = until + LOOKAHEAD_SECONDS if horizon is None else horizon
+    changes = serial_changes(publication_times(store), since=since, until=until)
+    if not changes:
+        return PublicationLatency(since, until, horizon, (), ())
+    first = facts.interval_of(changes[0][1]) - MAX_GAP_INTERVALS * INTERVAL
+    series: dict[tuple[str, str], list[tuple[float, int]]] = collections.defaultdict(list)
+    countries: dict[str, str] = {}
+    for bucket, probe, letter, probe_country, serial in store.fact_rows(
+        "root_interval_serials", since=first, until=horizon, country=country
+    ):
+        series[(probe, letter)].append((float(bucket), int(serial)))
+        countries[probe] = probe_country
+    end = facts.interval_of(horizon)
+    out: list[Measurement] = []
+    for (probe, letter), points in sorted(series.items()):
+        points.sort()
+        times = [t for t, _ in points]
+        for serial, seen in changes:
+            value = _latency(
+                points, times, serial=serial, published=facts.interval_of(seen), end=end
+            )
+            if value is not None:
+                latency, pending = value
+                out.append(
+                    Measurement(
+                        serial=serial,
+                        letter=letter,
+                        probe=probe,
+                        country=countries[probe],
+                        published=facts.interval_of(seen),
+                        latency_seconds=latency,
+                        pending=pending,
+                    )
+                )
+    return PublicationLatency(since, until, horizon, tuple(changes), tuple(out))
+
+
+def _latency(
+    points: list[tuple[float, int]],
+    times: list[float],
+    *,
+    serial: int,
+    published: float,
+    end: float,
+) -> tuple[float, bool] | None:
+    """(latency, pending) of one vantage point × letter for one change; None when it has no
+    bracketed value (see the module doc)."""
+    start = bisect.bisect_left(times, published)
+    previous = points[start - 1][0] if start else -math.inf
+    gap = MAX_GAP_INTERVALS * INTERVAL
+    for when, lowest in points[start:]:
+        if lowest >= serial:
+            if when == published or when - previous <= gap:
+                return when - published, False
+            return None
+        previous = when
+    if start < len(points) and previous >= end - gap:  # answering, still an older serial
+        return previous + INTERVAL - published, True
+    return None
+
+
+def series(result: PublicationLatency) -> dict[str, dict[Labels, float]]:
+    """The exported series of one result: per-letter medians and counts, the system median."""
+    out: dict[str, dict[Labels, float]] = {
+        MEDIAN: {(letter,): v for letter, v in result.per_letter().items()},
+        COUNT: {(letter,): float(n) for letter, n in result.counts().items()},
+        RSS: {},
+    }
+    rss = result.rss()
+    if rss is not None:
+        out[RSS][()] = rss
+    return out
+
+
+@dataclasses.dataclass(slots=True)
+class Live:
+    """The live figures over the last ``period`` seconds, recomputed from the store at most
+    every CACHE_SECONDS (the state of record is the store: a new ``Live`` loses nothing)."""
+
+    period: float
+    _cached: tuple[float, dict[str, dict[Labels, float]]] | None = dataclasses.field(
+        default=None, init=False, repr=False
+    )
+
+    def series(self, store: Store, *, now: float) -> dict[str, dict[Labels, float]]:
+        """``series`` of the serial changes of [now − period, now], observed until now."""
+        if self._cached is not None and 0 <= now - self._cached[0] < CACHE_SECONDS:
+            return self._cached[1]
+        result = measure(store, since=now - self.period, until=now, horizon=now)
+        computed = series(result)
+        self._cached = (now, computed)
+        return computed
