@@ -131,6 +131,8 @@ def history_chunks(
             )
         )
         serial_times = [r.time for r in serials]
+        period = settings.publication_period_seconds
+        sightings = publication.Sightings.load(store, since=group[0] - period, until=group[-1] + 1)
         families: dict[str, Metric] = {}
         for t in group:
             low, high = derive_root.window_bounds(t, window)
@@ -142,9 +144,8 @@ def history_chunks(
             fed_until = max(fed_until, high)
             series = derive_root.compute(in_window, max_asn_share=settings.max_asn_share)
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
-            period = settings.publication_period_seconds
             series.update(
-                publication.series(publication.measure(store, since=t - period, until=t, horizon=t))
+                publication.series(sightings.measure(since=t - period, until=t, horizon=t))
             )
             series["publiccore_probes_active"] = derive_root.probes_active(
                 store, now=t, registered=registered

@@ -33,7 +33,7 @@ import bisect
 import collections
 import dataclasses
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from publiccore.collectors import aggregate as agg
 
@@ -119,6 +119,63 @@ def serial_changes(
     return sorted(out, key=lambda c: (c[1], c[0]))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sightings:
+    """What the measurements are made from, read once: every serial's publication moment and
+    each vantage point × letter's lowest serial per interval over [since, until)."""
+
+    times: Mapping[int, float]
+    points: Mapping[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]]  # sorted
+    countries: Mapping[str, str]  # probe → country
+
+    @classmethod
+    def load(
+        cls, store: Store, *, since: float, until: float, country: str | None = None
+    ) -> Sightings:
+        """The sightings behind the changes first seen from ``since`` on, observed before
+        ``until`` (of ``country``'s vantage points; default all)."""
+        first = facts.interval_of(since) - MAX_GAP_INTERVALS * INTERVAL
+        rows: dict[tuple[str, str], list[tuple[float, int]]] = collections.defaultdict(list)
+        countries: dict[str, str] = {}
+        for bucket, probe, letter, probe_country, serial in store.fact_rows(
+            "root_interval_serials", since=first, until=until, country=country
+        ):
+            rows[(probe, letter)].append((float(bucket), int(serial)))
+            countries[probe] = probe_country
+        points = {}
+        for key, values in rows.items():
+            values.sort()
+            points[key] = (tuple(t for t, _ in values), tuple(v for _, v in values))
+        return cls(times=publication_times(store), points=points, countries=countries)
+
+    def measure(self, *, since: float, until: float, horizon: float) -> PublicationLatency:
+        """The measurements of the serial changes first seen in [since, until), from the
+        intervals before ``horizon`` (within what was loaded)."""
+        changes = serial_changes(self.times, since=since, until=until)
+        end = facts.interval_of(horizon)
+        out: list[Measurement] = []
+        for (probe, letter), (times, serials) in sorted(self.points.items()):
+            stop = bisect.bisect_left(times, horizon)
+            for serial, seen in changes:
+                published = facts.interval_of(seen)
+                value = _latency(
+                    times, serials, stop=stop, serial=serial, published=published, end=end
+                )
+                if value is not None:
+                    out.append(
+                        Measurement(
+                            serial=serial,
+                            letter=letter,
+                            probe=probe,
+                            country=self.countries[probe],
+                            published=published,
+                            latency_seconds=value[0],
+                            pending=value[1],
+                        )
+                    )
+        return PublicationLatency(since, until, horizon, tuple(changes), tuple(out))
+
+
 def measure(
     store: Store,
     *,
@@ -131,62 +188,32 @@ def measure(
     vantage points of ``country`` (default: all), observations read until ``horizon`` (default
     ``until`` + LOOKAHEAD_SECONDS; the live figure passes now)."""
     horizon = until + LOOKAHEAD_SECONDS if horizon is None else horizon
-    changes = serial_changes(publication_times(store), since=since, until=until)
-    if not changes:
-        return PublicationLatency(since, until, horizon, (), ())
-    first = facts.interval_of(changes[0][1]) - MAX_GAP_INTERVALS * INTERVAL
-    series: dict[tuple[str, str], list[tuple[float, int]]] = collections.defaultdict(list)
-    countries: dict[str, str] = {}
-    for bucket, probe, letter, probe_country, serial in store.fact_rows(
-        "root_interval_serials", since=first, until=horizon, country=country
-    ):
-        series[(probe, letter)].append((float(bucket), int(serial)))
-        countries[probe] = probe_country
-    end = facts.interval_of(horizon)
-    out: list[Measurement] = []
-    for (probe, letter), points in sorted(series.items()):
-        points.sort()
-        times = [t for t, _ in points]
-        for serial, seen in changes:
-            value = _latency(
-                points, times, serial=serial, published=facts.interval_of(seen), end=end
-            )
-            if value is not None:
-                latency, pending = value
-                out.append(
-                    Measurement(
-                        serial=serial,
-                        letter=letter,
-                        probe=probe,
-                        country=countries[probe],
-                        published=facts.interval_of(seen),
-                        latency_seconds=latency,
-                        pending=pending,
-                    )
-                )
-    return PublicationLatency(since, until, horizon, tuple(changes), tuple(out))
+    loaded = Sightings.load(store, since=since, until=horizon, country=country)
+    return loaded.measure(since=since, until=until, horizon=horizon)
 
 
 def _latency(
-    points: list[tuple[float, int]],
-    times: list[float],
+    times: Sequence[float],
+    serials: Sequence[int],
     *,
+    stop: int,
     serial: int,
     published: float,
     end: float,
 ) -> tuple[float, bool] | None:
-    """(latency, pending) of one vantage point × letter for one change; None when it has no
-    bracketed value (see the module doc)."""
-    start = bisect.bisect_left(times, published)
-    previous = points[start - 1][0] if start else -math.inf
+    """(latency, pending) of one vantage point × letter for one change, from its intervals
+    ``times[:stop]``; None when it has no bracketed value (see the module doc)."""
+    start = bisect.bisect_left(times, published, 0, stop)
+    previous = times[start - 1] if start else -math.inf
     gap = MAX_GAP_INTERVALS * INTERVAL
-    for when, lowest in points[start:]:
-        if lowest >= serial:
+    for i in range(start, stop):
+        when = times[i]
+        if serials[i] >= serial:
             if when == published or when - previous <= gap:
                 return when - published, False
             return None
         previous = when
-    if start < len(points) and previous >= end - gap:  # answering, still an older serial
+    if start < stop and previous >= end - gap:  # answering, still an older serial
         return previous + INTERVAL - published, True
     return None
 

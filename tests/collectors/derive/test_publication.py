@@ -285,3 +285,41 @@ def test_the_first_refresh_with_one_serial_reports_nothing(tmp_path: pathlib.Pat
     assert snap.series[publication.MEDIAN] == {}
     assert snap.series[publication.RSS] == {}
     assert facts.interval_of(T0.timestamp() + 299) == T0.timestamp()
+
+
+def test_history_gives_the_live_figures_at_each_step(tmp_path: pathlib.Path) -> None:
+    """The OpenMetrics history (chunked) computes what a live refresh at that time shows."""
+    from publiccore.exporters import openmetrics
+
+    settings = AggregateSettings()
+    steps = [T0 + dt.timedelta(minutes=m) for m in (20, 45, 200, 230, 400)]
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(_records())
+        got: dict[tuple[float, str, tuple[str, ...]], float] = {}
+        for families in openmetrics.history_chunks(
+            store,
+            settings,
+            since=steps[0],
+            until=steps[-1] + dt.timedelta(seconds=1),
+            step_seconds=60,
+            chunk_seconds=3600,
+        ):
+            for family in families:
+                for s in family.samples:
+                    if s.name.startswith(
+                        ("publiccore_root_publication_latency_m", publication.RSS)
+                    ):
+                        got[(s.timestamp, s.name, tuple(sorted(s.labels.values())))] = s.value
+        compared = 0
+        for when in steps:
+            live = agg.Aggregator(store, settings).refresh(when)
+            for name in (publication.MEDIAN, publication.COUNT, publication.RSS):
+                for labels, value in live.series[name].items():
+                    assert got[(when.timestamp(), name, labels)] == value, (when, name, labels)
+                    compared += 1
+            shown = {k for k in got if k[0] == when.timestamp()}
+            assert len(shown) == sum(
+                len(live.series[n])
+                for n in (publication.MEDIAN, publication.COUNT, publication.RSS)
+            )
+    assert compared > 10
