@@ -14,7 +14,7 @@ from publiccore.collectors.derive import publication
 
 from publiccore import records as rec
 from publiccore.config import AggregateSettings
-from publiccore.store import facts
+from publiccore.store import Store, facts
 from publiccore.store.sqlite import SqliteStore
 from tests.exporters.conftest import root_record
 
@@ -68,7 +68,7 @@ def _records(
     return out
 
 
-def _measure(store: SqliteStore, **kw: float) -> publication.PublicationLatency:
+def _measure(store: Store, **kw: float) -> publication.PublicationLatency:
     since = kw.pop("since", T0.timestamp())
     until = kw.pop("until", T0.timestamp() + 8 * 3600)
     return publication.measure(store, since=since, until=until, **kw)
@@ -323,3 +323,37 @@ def test_history_gives_the_live_figures_at_each_step(tmp_path: pathlib.Path) -> 
                 for n in (publication.MEDIAN, publication.COUNT, publication.RSS)
             )
     assert compared > 10
+
+
+def test_postgres_stores_and_migrates_the_same_intervals(
+    tmp_path: pathlib.Path, postgres_url: str
+) -> None:
+    """The PostgreSQL dialect: the same rows from the write path and from the migration, the
+    same figures."""
+    import uuid
+
+    import psycopg
+
+    from publiccore.store import open_store
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        name = f"t{uuid.uuid4().hex[:12]}"
+        admin.execute(f"CREATE DATABASE {name}")
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    records = _records()
+    with SqliteStore(tmp_path / "s.sqlite") as lite:
+        lite.put_records(records)
+        expected = sorted(lite.fact_rows("root_interval_serials"))
+        figures = _measure(lite)
+    with open_store(url=url) as pg:
+        pg.put_records(records)
+        assert sorted(pg.fact_rows("root_interval_serials")) == expected
+        version = pg.schema_version()
+    with psycopg.connect(url, autocommit=True) as db:  # back to the schema before migration 5
+        db.execute("DROP TABLE root_interval_serials")
+        db.execute("DELETE FROM schema_version WHERE version = %s", (version,))
+    with open_store(url=url) as pg:
+        assert sorted(pg.fact_rows("root_interval_serials")) == expected
+        again = _measure(pg)
+    assert again.per_letter() == figures.per_letter() and again.rss() == figures.rss()
+    assert again.measurements == figures.measurements
