@@ -44,7 +44,7 @@ RSI_THRESHOLD_SECONDS = 65 * 60.0  # §5.4 [fwa]: twice the SOA refresh (30 min)
 RSS_THRESHOLD_SECONDS = 35 * 60.0  # §6.4 [zkl]: the SOA retry (30 min) plus 5 min
 LOOKAHEAD_SECONDS = 86400.0  # a closed period's changes are followed this long past its end
 MAX_GAP_INTERVALS = 2  # an observation counts when the previous answer is this close
-CACHE_SECONDS = 60.0  # ``Live`` recomputes from the store at most this often
+CACHE_SECONDS = INTERVAL  # ``Live`` recomputes at most once per measurement interval
 
 Labels = tuple[str, ...]
 MEDIAN = "publiccore_root_publication_latency_median_seconds"
@@ -121,11 +121,17 @@ def serial_changes(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Sightings:
-    """What the measurements are made from, read once: every serial's publication moment and
-    each vantage point × letter's lowest serial per interval over [since, until)."""
+    """What the measurements are made from, read once: every serial's publication moment and,
+    per vantage point × letter, the intervals where its lowest serial changed over the loaded
+    range (``Store.serial_transitions``: one scan in the database, few rows)."""
 
+    store: Store
+    country: str | None
     times: Mapping[int, float]
-    points: Mapping[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]]  # sorted
+    # (probe, letter) → intervals, their serials, the interval before each (None: first row)
+    transitions: Mapping[
+        tuple[str, str], tuple[tuple[float, ...], tuple[int, ...], tuple[float | None, ...]]
+    ]
     countries: Mapping[str, str]  # probe → country
 
     @classmethod
@@ -135,39 +141,66 @@ class Sightings:
         """The sightings behind the changes first seen from ``since`` on, observed before
         ``until`` (of ``country``'s vantage points; default all)."""
         first = facts.interval_of(since) - MAX_GAP_INTERVALS * INTERVAL
-        rows: dict[tuple[str, str], list[tuple[float, int]]] = collections.defaultdict(list)
+        rows: dict[tuple[str, str], list[tuple[float, int, float | None]]] = (
+            collections.defaultdict(list)
+        )
         countries: dict[str, str] = {}
-        for bucket, probe, letter, probe_country, serial in store.fact_rows(
-            "root_interval_serials", since=first, until=until, country=country
+        for probe, letter, probe_country, bucket, serial, previous in store.serial_transitions(
+            since=first, until=until, country=country
         ):
-            rows[(probe, letter)].append((float(bucket), int(serial)))
+            rows[(probe, letter)].append(
+                (float(bucket), int(serial), None if previous is None else float(previous))
+            )
             countries[probe] = probe_country
-        points = {}
-        for key, values in rows.items():
-            values.sort()
-            points[key] = (tuple(t for t, _ in values), tuple(v for _, v in values))
-        return cls(times=publication_times(store), points=points, countries=countries)
+        transitions = {
+            key: (tuple(r[0] for r in v), tuple(r[1] for r in v), tuple(r[2] for r in v))
+            for key, v in rows.items()
+        }
+        return cls(
+            store=store,
+            country=country,
+            times=publication_times(store),
+            transitions=transitions,
+            countries=countries,
+        )
 
     def measure(self, *, since: float, until: float, horizon: float) -> PublicationLatency:
         """The measurements of the serial changes first seen in [since, until), from the
-        intervals before ``horizon`` (within what was loaded)."""
+        intervals before ``horizon`` (within the loaded range)."""
         changes = serial_changes(self.times, since=since, until=until)
+        if not changes:
+            return PublicationLatency(since, until, horizon, (), ())
         end = facts.interval_of(horizon)
+        # the newest interval of each series before the horizon, for the values still pending
+        newest: dict[tuple[str, str], tuple[float, int]] = {}
+        for bucket, probe, letter, _c, serial in self.store.fact_rows(
+            "root_interval_serials",
+            since=end - MAX_GAP_INTERVALS * INTERVAL,
+            until=horizon,
+            country=self.country,
+        ):
+            if bucket > newest.get((probe, letter), (-math.inf, 0))[0]:
+                newest[(probe, letter)] = (float(bucket), int(serial))
         out: list[Measurement] = []
-        for (probe, letter), (times, serials) in sorted(self.points.items()):
+        for key, (times, serials, previous) in sorted(self.transitions.items()):
             stop = bisect.bisect_left(times, horizon)
             for serial, seen in changes:
                 published = facts.interval_of(seen)
                 value = _latency(
-                    times, serials, stop=stop, serial=serial, published=published, end=end
+                    times[:stop],
+                    serials,
+                    previous,
+                    serial=serial,
+                    published=published,
+                    newest=newest.get(key),
                 )
                 if value is not None:
                     out.append(
                         Measurement(
                             serial=serial,
-                            letter=letter,
-                            probe=probe,
-                            country=self.countries[probe],
+                            letter=key[1],
+                            probe=key[0],
+                            country=self.countries[key[0]],
                             published=published,
                             latency_seconds=value[0],
                             pending=value[1],
@@ -195,26 +228,25 @@ def measure(
 def _latency(
     times: Sequence[float],
     serials: Sequence[int],
+    previous: Sequence[float | None],
     *,
-    stop: int,
     serial: int,
     published: float,
-    end: float,
+    newest: tuple[float, int] | None,
 ) -> tuple[float, bool] | None:
-    """(latency, pending) of one vantage point × letter for one change, from its intervals
-    ``times[:stop]``; None when it has no bracketed value (see the module doc)."""
-    start = bisect.bisect_left(times, published, 0, stop)
-    previous = times[start - 1] if start else -math.inf
-    gap = MAX_GAP_INTERVALS * INTERVAL
-    for i in range(start, stop):
-        when = times[i]
+    """(latency, pending) of one vantage point × letter for one change, from the intervals
+    where its serial changed (``times``, before the horizon) and its newest interval within two
+    of the horizon; None when it has no bracketed value (see the module doc)."""
+    for i in range(bisect.bisect_left(times, published), len(times)):
         if serials[i] >= serial:
-            if when == published or when - previous <= gap:
-                return when - published, False
+            before = previous[i]
+            if times[i] == published or (
+                before is not None and times[i] - before <= MAX_GAP_INTERVALS * INTERVAL
+            ):
+                return times[i] - published, False
             return None
-        previous = when
-    if start < stop and previous >= end - gap:  # answering, still an older serial
-        return previous + INTERVAL - published, True
+    if newest is not None and newest[0] >= published and newest[1] < serial:
+        return newest[0] + INTERVAL - published, True  # answering, still an older serial
     return None
 
 

@@ -224,6 +224,14 @@ class Store(Protocol):
         """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
         ...
 
+    def serial_transitions(
+        self, *, since: float, until: float, country: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(probe id, letter, country, interval, serial, previous interval or None) of the
+        ``root_interval_serials`` rows in [since, until) whose serial differs from the previous
+        row's of the same probe and letter (or that have none), by probe, letter, interval."""
+        ...
+
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild the typed rows and buckets from the raw records; return records read."""
         ...

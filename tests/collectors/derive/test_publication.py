@@ -240,7 +240,7 @@ def test_a_collector_restart_loses_nothing(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "s.sqlite"
     records = _records()
     now = T0 + dt.timedelta(hours=8)
-    settings = AggregateSettings(publication_period_seconds=8 * 3600 + 60)
+    settings = AggregateSettings(publication_period_seconds=9 * 3600)
     names = [publication.MEDIAN, publication.COUNT, publication.RSS]
     with SqliteStore(path) as store:
         seen = agg.Aggregator(store, settings)
