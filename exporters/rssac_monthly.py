@@ -8,7 +8,8 @@ the measured value and pass or fail ([nuc]). Thresholds, verified in icann/root-
 - RSI availability (§5.1) per address family × transport: at least 96 % ([ydw])
 - RSI response latency (§5.2, median) per family × transport: UDP 250 ms ([zuc]), TCP 500 ms
   ([bpl])
-- RSI correctness (§5.3): 100 % ([ahw]); publiccore does not measure it yet ("not measured")
+- RSI correctness (§5.3): 100 % ([ahw]); "not measured" while the month has no
+  ``publiccore_root_correctness_ratio{country,letter}`` value for the country
 - RSI publication latency (§5.4, median): 65 minutes ([fwa])
 - RSS availability (§6.1) per family × transport: 99.999 % ([wzz])
 - RSS response latency (§6.2) per family × transport: UDP 150 ms ([uwf]), TCP 300 ms ([lmx])
@@ -154,17 +155,20 @@ def build(
                 since=start,
                 until=stop,
                 records=records,
-                cells=tuple(_cells(series, pub, country)),
+                cells=tuple(cells_of(series, pub, country)),
             )
         )
     return out
 
 
-def _cells(series: agg.Series, pub: publication.PublicationLatency, country: str) -> list[Cell]:
+def cells_of(series: agg.Series, pub: publication.PublicationLatency, country: str) -> list[Cell]:
+    """Every cell of one month from its ``compute`` series and publication measurements."""
     reach = series["publiccore_root_reachable_ratio"]
     rtt = series["publiccore_root_rtt_seconds"]
     correctness = series.get(CORRECTNESS_METRIC, {})
     per_letter, counts = pub.per_letter(), pub.counts()
+    # correctness is "not measured" until the country has a value in the month
+    measured = any(k[0] == country for k in correctness)
     cells: list[Cell] = []
     for letter in LETTERS:
         for family in FAMILIES:
@@ -222,9 +226,7 @@ def _cells(series: agg.Series, pub: publication.PublicationLatency, country: str
                 value,
                 CORRECTNESS,
                 "ratio",
-                "not measured"
-                if CORRECTNESS_METRIC not in series
-                else _verdict(value, CORRECTNESS, at_most=False),
+                _verdict(value, CORRECTNESS, at_most=False) if measured else "not measured",
             )
         )
     rss_availability = series.get("publiccore_root_rss_availability_ratio", {})
@@ -326,7 +328,7 @@ THRESHOLDS_NOTE = (
     "≤ 65 min (§5.4); RSS availability ≥ 99.999 % (§6.1), latency ≤ 150 ms UDP / 300 ms TCP "
     "(§6.2), correctness 100 % (§6.3), publication latency ≤ 35 min (§6.4). Letters show pass or "
     "fail only, the RSS row its value too (§4.1); monthly.csv has every value. From this "
-    "country's vantage points (M-root-monthly); correctness is not measured yet."
+    "country's vantage points (M-root-monthly); correctness: not measured until it is."
 )
 
 

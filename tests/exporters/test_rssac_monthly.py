@@ -167,3 +167,35 @@ def test_a_period_cut_inside_months_marks_them_partial() -> None:
     assert rssac_monthly.months(
         dt.datetime(2026, 12, 31, tzinfo=dt.UTC), dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
     )[1][0] == dt.date(2027, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("values", "a", "b", "rss"),
+    [
+        ({}, "not measured", "not measured", "not measured"),  # nothing yet: not measured
+        ({("DE", "a"): 1.0}, "not measured", "not measured", "not measured"),  # another country
+        ({("NL", "a"): 1.0, ("NL", "c"): 0.999}, "pass", "no data", "not measured"),
+    ],
+)
+def test_correctness_cells_read_the_ratio_when_there_is_one(values, a, b, rss) -> None:
+    """A ratio from the correctness measurement is judged against 100 %; until there is one
+    for the country the cells say "not measured", and never a fail."""
+    empty = rssac_monthly.publication.PublicationLatency(0.0, 1.0, 1.0, (), ())
+    series = {
+        "publiccore_root_reachable_ratio": {},
+        "publiccore_root_rtt_seconds": {},
+        rssac_monthly.CORRECTNESS_METRIC: values,
+    }
+    month = rssac_monthly.Month(
+        month=dt.date(2026, 10, 1),
+        since=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+        until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        records=1,
+        cells=tuple(rssac_monthly.cells_of(series, empty, "NL")),
+    )
+    assert month.cell("correctness", "a").verdict == a
+    assert month.cell("correctness", "b").verdict == b
+    assert month.cell("correctness", "RSS").verdict == rss
+    if values.get(("NL", "c")):
+        assert month.cell("correctness", "c").verdict == "fail"
+    assert month.cell("availability", "a", "ipv4", "udp").verdict == "no data"
