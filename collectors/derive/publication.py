@@ -5,9 +5,11 @@ so a restarted collector (or a report over a past month) computes the same figur
 
 1. ``root_interval_serials`` holds, per five-minute interval (the UTC grid of RSSAC047 §4.2),
    vantage point (probe) and letter, the lowest SOA serial answered over every transport and
-   address family, timed-out and bogus answers left out (§5.4 step 1, [cnj] [tub]).
+   address family, timed-out and bogus answers left out (§5.4 step 1, [cnj] [tub]): only
+   answers of records validated to the IANA anchors (or from a source that did not ask for the
+   DNSKEY set) count, so an alternative root's or an unsigned zone's serial is no sighting.
 2. A serial's publication moment is its first sighting on any letter from any vantage point
-   (``root_serials``, §5.4 step 2, [yxn]); a *serial change* of a period is a serial first seen
+   (``root_serial_first``, §5.4 step 2, [yxn]); a *serial change* of a period is a serial first seen
    in the period after some older serial was seen (before the first change the publication
    moment of the serial in use is unknown).
 3. Per change, vantage point and letter, the latency is the time from the publication interval
@@ -99,12 +101,9 @@ def median(values: Collection[float]) -> float:
 
 
 def publication_times(store: Store) -> dict[int, float]:
-    """Serial → its first sighting on any letter from any vantage point (``root_serials``)."""
-    out: dict[int, float] = {}
-    for serial, _country, _letter, first, _last in store.fact_rows("root_serials"):
-        if first < out.get(serial, math.inf):
-            out[int(serial)] = float(first)
-    return out
+    """Serial → its first sighting on any letter from any vantage point (``root_serial_first``:
+    answered, not bogus, alternate or unsigned)."""
+    return {int(serial): float(first) for serial, first in store.fact_rows("root_serial_first")}
 
 
 def serial_changes(

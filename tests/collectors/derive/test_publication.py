@@ -19,6 +19,7 @@ from publiccore.store.sqlite import SqliteStore
 from tests.exporters.conftest import root_record
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # on the 5-minute grid
+TABLES = ("root_interval_serials", "root_serial_first")  # migration 5
 OLD = 2026112000
 SERIALS = (2026112001, 2026112002, 2026112003)
 CHANGE_EVERY = 3 * 3600  # the three changes are published at T0, T0 + 3 h, T0 + 6 h
@@ -143,7 +144,9 @@ def test_the_lowest_serial_of_an_interval_counts(tmp_path: pathlib.Path) -> None
     assert [m.latency_seconds for m in result.measurements] == [1200.0]
 
 
-def test_bogus_and_timed_out_answers_carry_no_serial(tmp_path: pathlib.Path) -> None:
+def test_bogus_alternate_and_timed_out_answers_carry_no_serial(tmp_path: pathlib.Path) -> None:
+    """Only answers validated to the IANA anchors are sightings: an alternative root's serial
+    makes no serial change (else every letter would look stuck behind it)."""
     probe = PROBES[0]
     records = [
         root_record(
@@ -163,6 +166,8 @@ def test_bogus_and_timed_out_answers_carry_no_serial(tmp_path: pathlib.Path) -> 
             (0, "b", SERIALS[0], "bogus"),  # a bogus answer does not show the new serial
             (5, "b", OLD, "iana"),
             (10, "b", SERIALS[0], "iana"),
+            (0, "d", 2099010100, "alternate"),  # an alternative root's own zone
+            (5, "d", 2099010100, "unsigned"),
         )
     ]
     records.append(
@@ -179,7 +184,10 @@ def test_bogus_and_timed_out_answers_carry_no_serial(tmp_path: pathlib.Path) -> 
         store.put_records(records)
         rows = store.fact_rows("root_interval_serials")
         result = _measure(store, until=T0.timestamp() + 3600)
-    assert ("c" not in {r[2] for r in rows}) and len(rows) == 5
+        first = dict(store.fact_rows("root_serial_first"))
+    assert not {"c", "d"} & {r[2] for r in rows} and len(rows) == 5
+    assert first == {OLD: T0.timestamp() - 290, SERIALS[0]: T0.timestamp() + 10}
+    assert [s for s, _ in result.changes] == [SERIALS[0]]
     assert result.per_letter() == {"a": 0.0, "b": 600.0}
 
 
@@ -204,23 +212,24 @@ def test_the_migration_fills_the_table_from_stored_queries(tmp_path: pathlib.Pat
     path = tmp_path / "s.sqlite"
     with SqliteStore(path) as store:
         store.put_records(_records(until_minutes=60))
-        before = sorted(store.fact_rows("root_interval_serials"))
+        before = {t: sorted(store.fact_rows(t)) for t in TABLES}
         version = store.schema_version()
-    assert before
+    assert all(before.values())
     with sqlite3.connect(path) as db:  # the store as it was before this migration
-        db.execute("DROP TABLE root_interval_serials")
+        for table in TABLES:
+            db.execute(f"DROP TABLE {table}")
         db.execute(f"PRAGMA user_version = {version - 1}")
     with SqliteStore(path) as store:
         assert store.schema_version() == version
-        assert sorted(store.fact_rows("root_interval_serials")) == before
+        assert {t: sorted(store.fact_rows(t)) for t in TABLES} == before
 
 
-def test_rederive_rebuilds_the_table(tmp_path: pathlib.Path) -> None:
+def test_rederive_rebuilds_the_tables(tmp_path: pathlib.Path) -> None:
     with SqliteStore(tmp_path / "s.sqlite") as store:
         store.put_records(_records(until_minutes=60))
-        before = sorted(store.fact_rows("root_interval_serials"))
+        before = {t: sorted(store.fact_rows(t)) for t in TABLES}
         store.rederive(chunk=50)
-        assert sorted(store.fact_rows("root_interval_serials")) == before
+        assert {t: sorted(store.fact_rows(t)) for t in TABLES} == before
 
 
 _CHILD = """
@@ -343,17 +352,18 @@ def test_postgres_stores_and_migrates_the_same_intervals(
     records = _records()
     with SqliteStore(tmp_path / "s.sqlite") as lite:
         lite.put_records(records)
-        expected = sorted(lite.fact_rows("root_interval_serials"))
+        expected = {t: sorted(lite.fact_rows(t)) for t in TABLES}
         figures = _measure(lite)
     with open_store(url=url) as pg:
         pg.put_records(records)
-        assert sorted(pg.fact_rows("root_interval_serials")) == expected
+        assert {t: sorted(pg.fact_rows(t)) for t in TABLES} == expected
         version = pg.schema_version()
     with psycopg.connect(url, autocommit=True) as db:  # back to the schema before migration 5
-        db.execute("DROP TABLE root_interval_serials")
+        for table in TABLES:
+            db.execute(f"DROP TABLE {table}")
         db.execute("DELETE FROM schema_version WHERE version = %s", (version,))
     with open_store(url=url) as pg:
-        assert sorted(pg.fact_rows("root_interval_serials")) == expected
+        assert {t: sorted(pg.fact_rows(t)) for t in TABLES} == expected
         again = _measure(pg)
     assert again.per_letter() == figures.per_letter() and again.rss() == figures.rss()
     assert again.measurements == figures.measurements
