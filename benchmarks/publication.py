@@ -4,7 +4,7 @@
 
 For each fleet size, a fresh SQLite store gets the facts of ``--hours`` of five-minute intervals
 (every probe × 13 letters, a new serial every 12 h, each letter seeing it 0–60 minutes late),
-written straight into ``root_interval_serials`` and ``root_serials`` (the tables the write path
+written straight into ``root_interval_serials`` and ``root_serial_first`` (the tables the write path
 fills; what is measured is the read side). Printed per size: the rows, the seconds of one live
 computation (``publication.measure`` over the whole period), the seconds of reading the same
 rows with a bare ``SELECT *`` in the same store, and their ratio (the computation's cost on top
@@ -50,12 +50,10 @@ def fill(path: pathlib.Path, *, probes: int, hours: int) -> int:
                 rows.append((t, f"p{p}", letter, "NL", serial))
     with sqlite3.connect(path) as db:
         db.executemany("INSERT INTO root_interval_serials VALUES (?, ?, ?, ?, ?)", rows)
-        db.execute(
-            "INSERT INTO root_serials VALUES (2026000000, 'NL', 'a', ?, ?)", (START - 600, START)
-        )
+        db.execute("INSERT INTO root_serial_first VALUES (2026000000, ?)", (START - 600,))
         db.executemany(
-            "INSERT INTO root_serials VALUES (?, 'NL', 'a', ?, ?)",
-            [(2026000001 + k, c, c) for k, c in enumerate(changes)],
+            "INSERT INTO root_serial_first VALUES (?, ?)",
+            [(2026000001 + k, c) for k, c in enumerate(changes)],
         )
     return len(rows)
 
