@@ -25,10 +25,11 @@ or cell without data says "no data": never a fail, never a zero.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import publication
@@ -63,7 +64,7 @@ class Cell:
     threshold: float
     unit: Literal["ratio", "seconds"]
     verdict: Verdict
-    measurements: int | None = None  # values behind a publication latency median
+    measurements: int | None = None  # RSSAC047's precision: the values behind it, unweighted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,9 +136,8 @@ def build(
     each month's serial changes up to a day past its end, but not past ``now``."""
     out = []
     for day, start, stop in months(since, until):
-        series = derive_root.compute(
-            buckets.window(start.timestamp(), stop.timestamp()), max_asn_share=max_asn_share
-        )
+        window = buckets.window(start.timestamp(), stop.timestamp())
+        series = derive_root.compute(window, max_asn_share=max_asn_share)
         horizon = stop.timestamp() + publication.LOOKAHEAD_SECONDS
         if now is not None:
             horizon = min(horizon, now.timestamp())
@@ -155,128 +155,125 @@ def build(
                 since=start,
                 until=stop,
                 records=records,
-                cells=tuple(cells_of(series, pub, country)),
+                cells=tuple(cells_of(series, pub, country, sizes=sample_sizes(window))),
             )
         )
     return out
 
 
-def cells_of(series: agg.Series, pub: publication.PublicationLatency, country: str) -> list[Cell]:
-    """Every cell of one month from its ``compute`` series and publication measurements."""
+Sizes = Mapping[tuple[str, str, str, str], int]  # (metric, letter or RSS, family, transport)
+
+
+def sample_sizes(window: derive_root.Window) -> dict[tuple[str, str, str, str], int]:
+    """RSSAC047's precision (the number of aggregated measurements, unweighted) of a window:
+    queries sent (availability) and answered (latency) per letter × family × transport, and
+    vantage point × interval pairs (probe rounds) for the RSS figures (those with an answer for
+    the RSS latency)."""
+    out: dict[tuple[str, str, str, str], int] = collections.defaultdict(int)
+    for row in window.tables.get("agg_root_cells_all", ()):
+        # bucket, country, source, letter, family, transport, sent, answered
+        out[("availability", row[3], row[4], row[5])] += int(row[6])
+        out[("latency", row[3], row[4], row[5])] += int(row[7])
+    rounds: dict[tuple[str, str], set[tuple[str, str]]] = collections.defaultdict(set)
+    answered: dict[tuple[str, str], set[tuple[str, str]]] = collections.defaultdict(set)
+    for row in window.tables.get("agg_root_rounds", ()):
+        # bucket, country, asn, source, probe, round, family, transport, letters, rtts
+        rounds[(row[6], row[7])].add((row[4], row[5]))
+        if row[9]:
+            answered[(row[6], row[7])].add((row[4], row[5]))
+    for (family, transport), keys in rounds.items():
+        out[("availability", RSS, family, transport)] = len(keys)
+        out[("latency", RSS, family, transport)] = len(answered.get((family, transport), ()))
+    return dict(out)
+
+
+def cells_of(
+    series: agg.Series,
+    pub: publication.PublicationLatency,
+    country: str,
+    *,
+    sizes: Sizes | None = None,
+) -> list[Cell]:
+    """Every cell of one month from its ``compute`` series, publication measurements and
+    sample sizes (``sample_sizes``)."""
+    sizes = sizes or {}
     reach = series["publiccore_root_reachable_ratio"]
     rtt = series["publiccore_root_rtt_seconds"]
+    rss_availability = series.get("publiccore_root_rss_availability_ratio", {})
+    rss_latency = series.get("publiccore_root_rss_latency_seconds", {})
     correctness = series.get(CORRECTNESS_METRIC, {})
     per_letter, counts = pub.per_letter(), pub.counts()
     # correctness is "not measured" until the country has a value in the month
     measured = any(k[0] == country for k in correctness)
     cells: list[Cell] = []
+
+    def add(
+        metric: Any, letter: str, family: str, transport: str, value: float | None, **kw: Any
+    ) -> None:
+        at_most = metric != "availability" and metric != "correctness"
+        threshold = kw["threshold"]
+        verdict = kw.get("verdict") or _verdict(value, threshold, at_most=at_most)
+        n = kw.get("n", sizes.get((metric, letter, family, transport), 0))
+        cells.append(
+            Cell(
+                metric,
+                letter,
+                family,
+                transport,
+                value,
+                threshold,
+                "ratio" if metric in ("availability", "correctness") else "seconds",
+                verdict,
+                n,
+            )
+        )
+
     for letter in LETTERS:
         for family in FAMILIES:
             for transport in TRANSPORTS:
                 value = reach.get((country, letter, family, transport))
-                cells.append(
-                    Cell(
-                        "availability",
-                        letter,
-                        family,
-                        transport,
-                        value,
-                        RSI_AVAILABILITY,
-                        "ratio",
-                        _verdict(value, RSI_AVAILABILITY, at_most=False),
-                    )
-                )
+                add("availability", letter, family, transport, value, threshold=RSI_AVAILABILITY)
         for family in FAMILIES:
             for transport in TRANSPORTS:
                 value = rtt.get((country, letter, family, transport, repr(0.5)))
-                limit = RSI_LATENCY[transport]
-                cells.append(
-                    Cell(
-                        "latency",
-                        letter,
-                        family,
-                        transport,
-                        value,
-                        limit,
-                        "seconds",
-                        _verdict(value, limit, at_most=True),
-                    )
-                )
-        value = per_letter.get(letter)
-        cells.append(
-            Cell(
-                "publication latency",
-                letter,
-                "",
-                "",
-                value,
-                RSI_PUBLICATION,
-                "seconds",
-                _verdict(value, RSI_PUBLICATION, at_most=True),
-                counts.get(letter, 0),
-            )
+                add("latency", letter, family, transport, value, threshold=RSI_LATENCY[transport])
+        add(
+            "publication latency",
+            letter,
+            "",
+            "",
+            per_letter.get(letter),
+            threshold=RSI_PUBLICATION,
+            n=counts.get(letter, 0),
         )
-        value = correctness.get((country, letter))
-        cells.append(
-            Cell(
-                "correctness",
-                letter,
-                "",
-                "",
-                value,
-                CORRECTNESS,
-                "ratio",
-                _verdict(value, CORRECTNESS, at_most=False) if measured else "not measured",
-            )
+        add(
+            "correctness",
+            letter,
+            "",
+            "",
+            correctness.get((country, letter)),
+            threshold=CORRECTNESS,
+            verdict=None if measured else "not measured",
+            n=None,
         )
-    rss_availability = series.get("publiccore_root_rss_availability_ratio", {})
-    rss_latency = series.get("publiccore_root_rss_latency_seconds", {})
     for family in FAMILIES:
         for transport in TRANSPORTS:
             value = rss_availability.get((country, family, transport))
-            cells.append(
-                Cell(
-                    "availability",
-                    RSS,
-                    family,
-                    transport,
-                    value,
-                    RSS_AVAILABILITY,
-                    "ratio",
-                    _verdict(value, RSS_AVAILABILITY, at_most=False),
-                )
-            )
+            add("availability", RSS, family, transport, value, threshold=RSS_AVAILABILITY)
     for family in FAMILIES:
         for transport in TRANSPORTS:
             value = rss_latency.get((country, family, transport))
-            limit = RSS_LATENCY[transport]
-            cells.append(
-                Cell(
-                    "latency",
-                    RSS,
-                    family,
-                    transport,
-                    value,
-                    limit,
-                    "seconds",
-                    _verdict(value, limit, at_most=True),
-                )
-            )
-    value = pub.rss()
-    cells.append(
-        Cell(
-            "publication latency",
-            RSS,
-            "",
-            "",
-            value,
-            RSS_PUBLICATION,
-            "seconds",
-            _verdict(value, RSS_PUBLICATION, at_most=True),
-            len(pub.measurements),
-        )
+            add("latency", RSS, family, transport, value, threshold=RSS_LATENCY[transport])
+    add(
+        "publication latency",
+        RSS,
+        "",
+        "",
+        pub.rss(),
+        threshold=RSS_PUBLICATION,
+        n=len(pub.measurements),
     )
-    cells.append(Cell("correctness", RSS, "", "", None, CORRECTNESS, "ratio", "not measured"))
+    add("correctness", RSS, "", "", None, threshold=CORRECTNESS, verdict="not measured", n=None)
     return cells
 
 

@@ -101,6 +101,10 @@ def test_the_months_and_their_verdicts(built: report.Report) -> None:
     k6 = oct_.cell("availability", "k", "ipv6", "udp")
     assert (k6.value, k6.verdict) == (0.0, "fail")
     assert oct_.cell("availability", "k", "ipv6", "tcp").verdict == "pass"
+    # precision: the unweighted count behind each figure (queries sent, answered; rounds)
+    assert k6.measurements == 24 and oct_.cell("latency", "k", "ipv6", "udp").measurements == 0
+    assert oct_.cell("availability", "RSS", "ipv4", "udp").measurements == 24
+    assert oct_.cell("correctness", "a").measurements is None
     j_udp, j_tcp = (oct_.cell("latency", "j", "ipv4", t) for t in ("udp", "tcp"))
     assert j_udp.value == pytest.approx(0.3, rel=0.01) and j_udp.verdict == "fail"
     assert j_tcp.verdict == "pass" and j_tcp.threshold == 0.5
