@@ -324,8 +324,10 @@ THRESHOLDS_NOTE = (
     "latency ≤ 250 ms UDP / 500 ms TCP (§5.2), correctness 100 % (§5.3), publication latency "
     "≤ 65 min (§5.4); RSS availability ≥ 99.999 % (§6.1), latency ≤ 150 ms UDP / 300 ms TCP "
     "(§6.2), correctness 100 % (§6.3), publication latency ≤ 35 min (§6.4). Letters show pass or "
-    "fail only, the RSS row its value too (§4.1); monthly.csv has every value. From this "
-    "country's vantage points (M-root-monthly); correctness: not measured until it is."
+    "fail only, the RSS row its value too (§4.1); monthly.csv has every value and its sample "
+    "size. From this country's vantage points, weighted per probe ASN (M-sampling); latency "
+    "medians are read from log bins, within 1 % (§4.1: precision limits); publication latency "
+    "in 5-minute steps (M-root-monthly). Correctness: not measured until it is."
 )
 
 
