@@ -106,6 +106,31 @@ METRICS: tuple[MetricSpec, ...] = (
         "M-root-publication",
     ),
     _spec(
+        "publiccore_root_publication_latency_median_seconds",
+        "RSSAC047 section 5.4 publication latency per letter: median over the serial changes of "
+        "the publication period and every vantage point of the delay from a serial's first "
+        "sighting to its sighting by the vantage point, in 5-minute intervals (threshold 3900 s)",
+        "seconds",
+        "letter",
+        "M-root-publication-median",
+    ),
+    _spec(
+        "publiccore_root_publication_latency_measurements",
+        "Measurements (serial changes x vantage points) behind the per-letter publication "
+        "latency median",
+        "measurements",
+        "letter",
+        "M-root-publication-median",
+    ),
+    _spec(
+        "publiccore_root_rss_publication_latency_seconds",
+        "RSSAC047 section 6.4 RSS publication latency: median of every letter's measurements "
+        "over the publication period (threshold 2100 s)",
+        "seconds",
+        "",
+        "M-root-publication-median",
+    ),
+    _spec(
         "publiccore_root_letters_available",
         "Letters whose availability meets the RSSAC047 threshold (0.96)",
         "letters",
@@ -648,6 +673,9 @@ class Aggregator:
         self.clock = clock
         self.tracker = PublicationTracker()
         self._live: LiveWindow | None = None  # the live window's running sums
+        from publiccore.collectors.derive import publication
+
+        self.publication = publication.Live(self.settings.publication_period_seconds)
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
         """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets;
@@ -669,6 +697,7 @@ class Aggregator:
             self.store, now=now.timestamp()
         )
         series["publiccore_aggregate_sources"] = source_series(self.settings)
+        series.update(self.publication.series(self.store, now=now.timestamp()))
         registered = {
             p.id: p.country
             for p in self.store.list_probes()

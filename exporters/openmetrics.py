@@ -26,6 +26,7 @@ from typing import TextIO
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
@@ -133,6 +134,8 @@ def history_chunks(
             )
         )
         serial_times = [r.time for r in serials]
+        period = settings.publication_period_seconds
+        sightings = publication.Sightings.load(store, since=group[0] - period, until=group[-1] + 1)
         families: dict[str, Metric] = {}
         sliding = buckets.sliding()  # the window moves from step to step: only new buckets fold
         for t in group:
@@ -149,6 +152,9 @@ def history_chunks(
             )
             series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
             series["publiccore_aggregate_sources"] = agg.source_series(settings)
+            series.update(
+                publication.series(sightings.measure(since=t - period, until=t, horizon=t))
+            )
             series["publiccore_probes_active"] = derive_root.probes_active(
                 store, now=t, registered=registered
             )

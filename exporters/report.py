@@ -47,6 +47,7 @@ class Report:
     store_label: str
     extra: Any = None  # exporters.impact_report.Extra (reports v2: impact, profile)
     provenance: Mapping[str, Any] | None = None  # provenance.json
+    monthly: Sequence[Any] = ()  # exporters.rssac_monthly.Month per calendar month
 
 
 _DAY = dt.timedelta(days=1)
@@ -100,6 +101,16 @@ def build(
     chosen = [
         e for e in events if e.country in (country, "INT") and since.date() <= e.date < until.date()
     ]
+    from publiccore.exporters import rssac_monthly
+
+    monthly = rssac_monthly.build(
+        buckets,
+        country=country,
+        since=since,
+        until=until,
+        max_asn_share=settings.max_asn_share,
+        now=now,
+    )
     return Report(
         country=country,
         since=since,
@@ -111,6 +122,7 @@ def build(
         events=chosen,
         settings=settings,
         store_label=store_label,
+        monthly=monthly,
     )
 
 
@@ -267,6 +279,8 @@ def _bgp_rows(report: Report) -> list[dict[str, str]]:
 def markdown(report: Report) -> str:
     """The report as Markdown."""
     records, probes, asns, top = _sample(report)
+    from publiccore.exporters import rssac_monthly
+
     r, c = report.root, report.country
     integrity = {
         o: r["publiccore_root_integrity_ratio"].get((c, o))
@@ -286,6 +300,7 @@ def markdown(report: Report) -> str:
         "letters met the RSSAC047 availability threshold (96 %); rounds with at least 8 of 13 "
         f"letters answering: {_pct(r['publiccore_root_system_available_ratio'].get((c,)))}.\n",
         _markdown_table(root_table(report)),
+        rssac_monthly.markdown(report.monthly),
         "\n## Root integrity (M-root-integrity)\n",
         ", ".join(f"{o}: {_pct(v)}" for o, v in integrity.items()) + "\n",
         "\n## Routing and paths (M-bgp-country-visibility, M-bgp-upstreams, "
@@ -305,7 +320,8 @@ def markdown(report: Report) -> str:
 
     if report.extra is not None:
         parts.append(report_sections.markdown(report))
-    names = ["root.csv", "bgp.csv", "events.csv", "availability.svg", "availability.csv"]
+    names = ["root.csv", "monthly.csv", "bgp.csv", "events.csv", "availability.svg"]
+    names.append("availability.csv")
     if report.extra is not None:
         names += report_sections.file_names(report)
     parts.append("\n## Files\n\n" + ", ".join(names) + "\n")
@@ -370,12 +386,19 @@ def _csv(rows: Sequence[Mapping[str, object]]) -> str:
     return out.getvalue()
 
 
+def _monthly_csv(report: Report) -> str:
+    from publiccore.exporters import rssac_monthly
+
+    return _csv(rssac_monthly.values(report.monthly, country=report.country))
+
+
 def _files(report: Report) -> dict[str, str | bytes]:
     """Every output file of the report by name (text or bytes)."""
     files: dict[str, str | bytes] = {
         "availability.svg": availability_svg(report),
         "root.csv": _csv([{"country": report.country, **row} for row in root_values(report)]),
         "bgp.csv": _csv(bgp_values(report)),
+        "monthly.csv": _monthly_csv(report),
         "availability.csv": _csv(
             [
                 {"letter": letter, "day": day.isoformat(), "availability_ratio": value}

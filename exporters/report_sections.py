@@ -250,6 +250,7 @@ def html_page(report: Report) -> str:
         f"{_h(rp._pct(r['publiccore_root_system_available_ratio'].get((c,))))}.</p>",
         f"<figure>{rp.availability_svg(report)}</figure>",
         _html_table(rp.root_table(report)),
+        *_html_monthly(report),
         "<h2>Root integrity (M-root-integrity)</h2>",
         "<p>" + _h(", ".join(f"{o}: {rp._pct(v)}" for o, v in integrity.items())) + "</p>",
         "<h2>Routing and paths (M-bgp-country-visibility, M-bgp-upstreams, "
@@ -276,6 +277,20 @@ def html_page(report: Report) -> str:
         + "\n".join(body)
         + "</body></html>\n"
     )
+
+
+def _html_monthly(report: Report) -> list[str]:
+    """The RSSAC047 monthly pass/fail tables (exporters.rssac_monthly)."""
+    from publiccore.exporters import rssac_monthly as rm
+
+    out = [
+        "<h2>RSSAC047 monthly pass/fail (M-root-monthly)</h2>",
+        f"<p class='note'>{_h(rm.THRESHOLDS_NOTE)}</p>",
+    ]
+    for month in report.monthly:
+        out.append(f"<h3>{_h(rm.heading(month))}</h3>")
+        out.append(_html_table(rm.table(month)) if month.records else "<p>no data</p>")
+    return out
 
 
 def _html_extra(report: Report) -> list[str]:

@@ -221,6 +221,9 @@ class AggregateSettings:
     # the sources root figures rest on (docs/metrics.md): volunteer probes unless an operator
     # lists RIPE Atlas too (or alone); figures never mix sources silently
     sources: list[str] = dataclasses.field(default_factory=lambda: ["volunteer"])
+    # RSSAC047 publication latency on /metrics: the serial changes of this period (RSSAC047
+    # reports a month; 48 h holds about four root zones)
+    publication_period_seconds: float = 172800.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -468,6 +471,7 @@ RANGES: dict[str, Check] = {
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
     "aggregate.sources": _sources,
+    "aggregate.publication_period_seconds": _number(300, _YEAR),
     "events.extra_files": lambda value: None,  # each file is validated when loaded
     "atlas.api_url": _url("http", "https"),
     "atlas.key": _text(256),

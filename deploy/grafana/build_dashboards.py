@@ -541,6 +541,15 @@ def root_servers() -> dict[str, Any]:
     )
     b.add(
         "timeseries",
+        "RSSAC047 publication latency: median over the period's serial changes (RSS ≤ 35 min)",
+        [
+            ts("publiccore_root_publication_latency_median_seconds", "{{letter}}"),
+            ts("publiccore_root_rss_publication_latency_seconds", "RSS"),
+        ],
+        unit="s",
+    )
+    b.add(
+        "timeseries",
         "Root-server prefix visibility (BGP)",
         [
             ts(

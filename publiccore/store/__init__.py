@@ -229,6 +229,14 @@ class Store(Protocol):
         changes when a record lands in the bucket)."""
         ...
 
+    def serial_transitions(
+        self, *, since: float, until: float, country: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(probe id, letter, country, interval, serial, previous interval or None) of the
+        ``root_interval_serials`` rows in [since, until) whose serial differs from the previous
+        row's of the same probe and letter (or that have none), by probe, letter, interval."""
+        ...
+
     def rederive(self, *, chunk: int = 2000) -> int:
         """Rebuild the typed rows and buckets from the raw records; return records read."""
         ...

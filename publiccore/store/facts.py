@@ -34,6 +34,10 @@ RTT_GAMMA = 1.02
 RTT_RELATIVE_ERROR = (RTT_GAMMA - 1) / (RTT_GAMMA + 1)  # 0.0099
 RTT_MIN_SECONDS = 1e-6  # smaller RTTs (clock granularity) share the lowest bin
 NO_ASN = -1
+INTERVAL_SECONDS = 300  # RSSAC047 §4.2 measurement interval (``root_interval_serials``)
+# Answers whose serial RSSAC047 publication latency uses (§5.4 [tub]: not bogus): validated to
+# the IANA anchors, or from a source that did not ask for the DNSKEY set (nothing claimed)
+PUBLICATION_OUTCOMES = frozenset({"iana", "not_measured"})
 LETTERS = "abcdefghijklm"
 _LOG_GAMMA = math.log(RTT_GAMMA)
 _LETTER_SET = frozenset(LETTERS)
@@ -42,6 +46,11 @@ _LETTER_SET = frozenset(LETTERS)
 def bucket_of(time: float) -> float:
     """Start of the bucket that ``time`` (POSIX seconds) falls in."""
     return math.floor(time / BUCKET_SECONDS) * BUCKET_SECONDS
+
+
+def interval_of(time: float) -> float:
+    """Start of the RSSAC047 five-minute measurement interval (UTC grid) ``time`` falls in."""
+    return math.floor(time / INTERVAL_SECONDS) * INTERVAL_SECONDS
 
 
 def rtt_bin(rtt_seconds: float) -> int:
@@ -103,6 +112,11 @@ class FactBatch:
     sightings: dict[tuple[int, str, str], tuple[float, float]] = dataclasses.field(
         default_factory=dict
     )
+    # RSSAC047 §5.4 step 1: (interval, probe, letter) → (country, lowest serial answered)
+    interval_serials: dict[tuple[float, str, str], tuple[str, int]] = dataclasses.field(
+        default_factory=dict
+    )
+    first_serials: dict[int, float] = dataclasses.field(default_factory=dict)  # step 2
     bucket_sightings: dict[tuple[float, str, str, int], float] = dataclasses.field(
         default_factory=dict
     )
@@ -140,6 +154,17 @@ class FactBatch:
                     self.rtt[(*cell, rtt_bin(query.rtt_seconds))] += 1
             if serial is None and query.serial is not None:
                 serial = query.serial
+            if (
+                answered
+                and query.serial is not None
+                and result.integrity.outcome in PUBLICATION_OUTCOMES
+            ):
+                ikey = (interval_of(time), record.probe.id, letter)
+                seen = self.interval_serials.get(ikey)
+                if seen is None or query.serial < seen[1]:
+                    self.interval_serials[ikey] = (country, query.serial)
+                first = self.first_serials.get(query.serial, math.inf)
+                self.first_serials[query.serial] = min(first, time)
             if record.round is not None:
                 key = (bucket, country, asn, source, record.probe.id, record.round, family)
                 rkey = (*key, transport)
@@ -293,6 +318,31 @@ SCHEMA_V2 = """
     )
 """
 
+# RSSAC047 §5.4 publication latency (migration 5, appended), both dialects. Step 1, per
+# five-minute interval (``bucket`` here is the interval's start), probe and letter: the lowest
+# SOA serial answered over every transport and family. Step 2, per serial: its first sighting.
+# Both from answered queries of records whose outcome is in PUBLICATION_OUTCOMES. The INSERTs
+# fill them from the typed rows of the records already stored ({interval} rounds ``time`` down
+# to its interval in the dialect's SQL).
+SCHEMA_INTERVAL_SERIALS = """
+    CREATE TABLE root_interval_serials (
+        bucket {real} NOT NULL, probe_id TEXT NOT NULL, letter TEXT NOT NULL,
+        country TEXT NOT NULL, serial {bigint} NOT NULL,
+        PRIMARY KEY (bucket, probe_id, letter)
+    );
+    INSERT INTO root_interval_serials (bucket, probe_id, letter, country, serial)
+    SELECT {interval}, probe_id, letter, MIN(country), MIN(serial) FROM root_queries
+    WHERE answered = 1 AND serial IS NOT NULL AND outcome IN ('iana', 'not_measured')
+    GROUP BY {interval}, probe_id, letter;
+    CREATE TABLE root_serial_first (
+        serial {bigint} PRIMARY KEY, first_seen {real} NOT NULL
+    );
+    INSERT INTO root_serial_first (serial, first_seen)
+    SELECT serial, MIN(time) FROM root_queries
+    WHERE answered = 1 AND serial IS NOT NULL AND outcome IN ('iana', 'not_measured')
+    GROUP BY serial
+"""
+
 # Tables with a probe-ASN column whose rows are read per (country, ASN): their keys start so.
 PER_ASN_TABLES: tuple[str, ...] = ("agg_root_cells", "agg_root_rtt", "agg_root_sites")
 AGG_TABLES: tuple[str, ...] = (
@@ -308,6 +358,8 @@ AGG_TABLES: tuple[str, ...] = (
     "agg_root_rounds",
     "agg_root_serials",
     "root_serials",
+    "root_interval_serials",
+    "root_serial_first",
 )
 
 
@@ -419,6 +471,24 @@ def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, l
                 f"first_seen = {least}(root_serials.first_seen, excluded.first_seen), "
                 f"last_seen = {greatest}(root_serials.last_seen, excluded.last_seen)",
                 [(*k, first, last) for k, (first, last) in batch.sightings.items()],
+            )
+        )
+    if batch.interval_serials:
+        out.append(
+            (
+                "INSERT INTO root_interval_serials (bucket, probe_id, letter, country, serial) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket, probe_id, letter) DO UPDATE "
+                f"SET serial = {least}(root_interval_serials.serial, excluded.serial)",
+                [(*k, c, s) for k, (c, s) in batch.interval_serials.items()],
+            )
+        )
+    if batch.first_serials:
+        out.append(
+            (
+                "INSERT INTO root_serial_first (serial, first_seen) VALUES (?, ?) "
+                "ON CONFLICT (serial) DO UPDATE "
+                f"SET first_seen = {least}(root_serial_first.first_seen, excluded.first_seen)",
+                list(batch.first_serials.items()),
             )
         )
     if batch.bucket_sightings:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.facts import SCHEMA_V2
+from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
@@ -21,6 +21,9 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V2.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
     SCHEMA_BGP_FOLLOW.format(real="DOUBLE PRECISION", bigint="BIGINT"),
     SCHEMA_ATLAS_POSITIONS.format(real="DOUBLE PRECISION", bigint="BIGINT"),
+    SCHEMA_INTERVAL_SERIALS.format(
+        real="DOUBLE PRECISION", bigint="BIGINT", interval="FLOOR(time / 300) * 300"
+    ),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 

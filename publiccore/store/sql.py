@@ -402,6 +402,26 @@ class SqlStore:
             )
             return {float(b): int(n) for b, n in rows}
 
+    def serial_transitions(
+        self, *, since: float, until: float, country: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Where each probe × letter's lowest serial per interval changes (RSSAC047 §5.4; see
+        ``Store.serial_transitions``): one scan in the database, few rows out."""
+        where, args = "bucket >= ? AND bucket < ?", [since, until]
+        if country is not None:
+            where += " AND country = ?"
+            args.append(country)
+        window = "OVER (PARTITION BY probe_id, letter ORDER BY bucket)"
+        sql = (
+            "SELECT probe_id, letter, country, bucket, serial, previous FROM ("
+            f"SELECT probe_id, letter, country, bucket, serial, LAG(bucket) {window} AS previous, "
+            f"LAG(serial) {window} AS previous_serial FROM root_interval_serials WHERE {where}"
+            ") AS rows WHERE previous_serial IS NULL OR serial <> previous_serial "
+            "ORDER BY probe_id, letter, bucket"
+        )
+        with self._lock:
+            return [tuple(r) for r in self._execute(self._sql(sql), args)]
+
     def active_probes(self, *, since: float, until: float) -> list[tuple[str, str]]:
         """Distinct (country, probe id) with a root-dns record in buckets [since, until)."""
         with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 
 from publiccore import sqlitedb
 from publiccore.errors import StoreError
-from publiccore.store.facts import SCHEMA_V2
+from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
 
 MIGRATIONS: tuple[str, ...] = (
@@ -22,6 +22,9 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V2.format(real="REAL", bigint="INTEGER", blob="BLOB"),
     SCHEMA_BGP_FOLLOW.format(real="REAL", bigint="INTEGER"),
     SCHEMA_ATLAS_POSITIONS.format(real="REAL", bigint="INTEGER"),
+    SCHEMA_INTERVAL_SERIALS.format(
+        real="REAL", bigint="INTEGER", interval="CAST(time / 300 AS INTEGER) * 300"
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")

@@ -81,6 +81,17 @@ def test_prometheus_scrapes_publiccore_serve_and_every_expression_has_data(tmp_p
         )
     store.add_probe(ProbeRegistration(id="de-1", country="DE", asn=3320, token_hash="h-de"))
     store.put_records([r for r in records if r.probe.id != UPLOADER])
+    # two older serial changes (3 h and 100 min ago, before the root window) that every letter
+    # but a picks up 40 minutes late: the RSS publication latency (median) is 40 min > 35 min
+    changes = (now - dt.timedelta(hours=3), now - dt.timedelta(minutes=100))
+
+    def older(letter: str, t: dt.datetime) -> int:
+        lag = dt.timedelta(minutes=0 if letter == "a" else 40)
+        return pcdata.SERIAL - 2 + sum(t >= c + lag for c in changes)
+
+    store.put_records(
+        pcdata.make_rounds(start=now - dt.timedelta(hours=4), rounds=42, seed=9, serial_at=older)
+    )
     store.put_observations(
         store.add_source("bgp", {"dump": 1}), pcdata.bgp_observations(now - dt.timedelta(hours=2))
     )

@@ -125,7 +125,7 @@ def test_check_promql_finds_every_panel_rule_and_variable():
     sources = [e.source for e in found]
     assert any("variable country" in s for s in sources)
     assert any("annotation Regulatory events" in s for s in sources)
-    assert sum("publiccore.yml" in s for s in sources) == 9
+    assert sum("publiccore.yml" in s for s in sources) == 10
     assert not any("publiccore_test" in s for s in sources)
     with pytest.raises(KeyError):
         check.substitute('x{c="$nope"}', {})

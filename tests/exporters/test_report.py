@@ -60,6 +60,7 @@ def test_report_figures_and_files(tmp_path, store, pcdata):
         "availability.svg",
         "availability.csv",
         "root.csv",
+        "monthly.csv",
         "bgp.csv",
         "events.csv",
     }
