@@ -327,6 +327,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "country",
         "M-path-border-crossings",
     ),
+    _spec(
+        "publiccore_path_traces_left_unmapped",
+        "Traceroutes that crossed no border but left the probe's country through address space "
+        "no delegated file maps (their own outcome, not 'never crossed')",
+        "traceroutes",
+        "country",
+        "M-path-border-crossings",
+    ),
 )
 SPECS: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 
@@ -346,6 +354,7 @@ OBSERVED_METRICS: dict[str, str] = {
     "path_border_crossings_distinct": "publiccore_path_border_crossings_distinct",
     "path_border_crossings_effective_number": "publiccore_path_border_crossings_effective_number",
     "path_traces": "publiccore_path_traces",
+    "path_traces_left_unmapped": "publiccore_path_traces_left_unmapped",
 }
 
 Labels = tuple[str, ...]

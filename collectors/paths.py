@@ -276,7 +276,6 @@ def store_crossings(
             ("path_border_crossings_effective_number", result.effective_number),
             ("path_border_crossings_distinct", float(result.distinct)),
             ("path_traces", float(result.traces)),
-            # stored, not exported (yet): the traces that left through unmapped space
             ("path_traces_left_unmapped", float(result.traces_left_unmapped)),
         ):
             observations.append(

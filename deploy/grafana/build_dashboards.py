@@ -430,6 +430,10 @@ def country() -> dict[str, Any]:
             ts(f"publiccore_path_border_crossings_distinct{COUNTRY}", "distinct"),
             ts(f"publiccore_path_border_crossings_effective_number{COUNTRY}", "effective number"),
             ts(f"publiccore_path_traces{COUNTRY}", "traceroutes (sample)"),
+            ts(
+                f"publiccore_path_traces_left_unmapped{COUNTRY}",
+                "traceroutes that left through unmapped space",
+            ),
         ],
     )
     b.add(

@@ -279,6 +279,7 @@ def bgp_observations(when: dt.datetime, *, scale: float = 1.0) -> list[Observati
             o("path_border_crossings_distinct", 14.0),
             o("path_border_crossings_effective_number", 5.2),
             o("path_traces", 96.0),
+            o("path_traces_left_unmapped", 40.0),
         ]
     for letter, family, prefix in (("k", "ipv4", "192.0.2.0/24"), ("k", "ipv6", "2001:db8::/48")):
         labels = {"prefix_set": "root", "letter": letter, "family": family}
