@@ -2,7 +2,10 @@
 
 Per target address (concurrently, bounded): ``. SOA`` over UDP and over TCP with EDNS NSID and DO;
 ``hostname.bind`` and ``id.server`` CH TXT over UDP; ``. DNSKEY`` with DO over UDP, again over TCP
-when truncated. No retries. What the network does is data in the record; nothing here raises for
+when truncated; and for RSSAC047 correctness (``probes.correctness``: the same questions for
+every letter of a round) ``. NS``, a TLD's NS and a TLD's DS, and in about a tenth of the rounds
+``www.rssac047-test.<random>. A``, all with DO over UDP, again over TCP when truncated. No
+retries otherwise. What the network does is data in the record; nothing here raises for
 a timeout, a refusal or a bogus signature.
 """
 
@@ -29,7 +32,7 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-from publiccore.probes import dnssec
+from publiccore.probes import correctness, dnssec
 from publiccore.probes.failure import classify
 
 from publiccore.clock import Clock, utc_now
@@ -59,12 +62,15 @@ class RootConfig:
     concurrency: int = 64
     udp_payload_bytes: int = 1232
     validation_time: dt.datetime | None = None
+    negative_share: float = 0.1  # share of rounds with the expected-negative question
 
     def __post_init__(self) -> None:
         if not self.timeout_seconds > 0:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not 0.0 <= self.negative_share <= 1.0:
+            raise ValueError("negative_query_share must be within [0, 1]")
 
     @classmethod
     def from_settings(
@@ -89,6 +95,7 @@ class RootConfig:
                 concurrency=concurrency or settings.concurrency,
                 udp_payload_bytes=settings.udp_payload_bytes,
                 validation_time=validation_time,
+                negative_share=settings.negative_query_share,
             )
         except ValueError as exc:
             raise ConfigError(f"[root]: {exc}") from None
@@ -248,21 +255,55 @@ class _Observed:
     exchanges: tuple[_Exchange, ...]
 
 
-async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observed:
+def _correctness_questions(
+    plan: correctness.CorrectnessPlan,
+) -> list[tuple[str, dns.rdatatype.RdataType]]:
+    """The correctness questions beyond ``. SOA`` and ``. DNSKEY`` (RSSAC047 §5.3)."""
+    questions = [
+        (".", dns.rdatatype.NS),
+        (plan.ns_tld, dns.rdatatype.NS),
+        (plan.ds_tld, dns.rdatatype.DS),
+    ]
+    if plan.negative_qname is not None:
+        questions.append((plan.negative_qname, dns.rdatatype.A))
+    return questions
+
+
+async def _observe(
+    target: RootTarget, cfg: RootConfig, clock: Clock, plan: correctness.CorrectnessPlan
+) -> _Observed:
     started = clock()
     IN, CH = dns.rdataclass.IN, dns.rdataclass.CH
-    soa_udp, soa_tcp, hostname, id_server, dnskey_udp = await asyncio.gather(
+    questions = _correctness_questions(plan)
+    soa_udp, soa_tcp, hostname, id_server, dnskey_udp, *asked = await asyncio.gather(
         _exchange(target, ".", dns.rdatatype.SOA, IN, "udp", cfg),
         _exchange(target, ".", dns.rdatatype.SOA, IN, "tcp", cfg),
         _exchange(target, "hostname.bind.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
         _exchange(target, "id.server.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
         _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "udp", cfg),
+        *(_exchange(target, qname, rdtype, IN, "udp", cfg) for qname, rdtype in questions),
     )
-    exchanges = [soa_udp, soa_tcp, hostname, id_server, dnskey_udp]
+    exchanges = [soa_udp, soa_tcp, hostname, id_server, dnskey_udp, *asked]
+    # truncated answers are asked again over TCP (RSSAC047 [hjw]), all at once
+    again = [dnskey_udp, *asked]
+    retried = await asyncio.gather(
+        *(
+            _exchange(
+                target,
+                e.query.qname,
+                dns.rdatatype.from_text(e.query.qtype),
+                IN,
+                "tcp",
+                cfg,
+            )
+            for e in again
+            if e.query.tc
+        )
+    )
+    exchanges += retried
     dnskey = dnskey_udp
     if dnskey_udp.query.tc:
-        dnskey = await _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "tcp", cfg)
-        exchanges.append(dnskey)
+        dnskey = retried[0]
     return _Observed(
         target=target,
         started=started,
@@ -319,7 +360,8 @@ async def measure_root(
     target: RootTarget, cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
 ) -> Record:
     """Measure one root server address and return its ``root-dns`` record."""
-    return _to_record(await _observe(target, cfg, clock), cfg, probe=probe, clock=clock)
+    plan = correctness.plan(uuid7(), negative_share=cfg.negative_share)
+    return _to_record(await _observe(target, cfg, clock, plan), cfg, probe=probe, clock=clock)
 
 
 def _dnskey_tags(record: Record) -> str | None:
@@ -385,14 +427,16 @@ async def run_round(
 ) -> list[Record]:
     """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each.
 
-    Every record of the round carries the same fresh round id (a UUIDv7).
+    Every record of the round carries the same fresh round id (a UUIDv7); the round's
+    correctness questions are chosen from it (``correctness.plan``).
     """
     round_id = uuid7()
+    plan = correctness.plan(round_id, negative_share=cfg.negative_share)
     gate = asyncio.Semaphore(cfg.concurrency)
 
     async def one(target: RootTarget) -> _Observed:
         async with gate:
-            return await _observe(target, cfg, clock)
+            return await _observe(target, cfg, clock, plan)
 
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
     # wake-up of queries still in flight and inflate their RTT.

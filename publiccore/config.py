@@ -69,6 +69,8 @@ class RootSettings:
     udp_payload_bytes: int = 1232
     interval_seconds: float = 300.0
     start_delay_max_seconds: float = 60.0
+    # RSSAC047 §5.3: share of rounds that also ask www.rssac047-test.<random>. (NXDOMAIN)
+    negative_query_share: float = 0.1
 
 
 @dataclasses.dataclass(slots=True)
@@ -416,6 +418,7 @@ RANGES: dict[str, Check] = {
     "root.udp_payload_bytes": _number(512, 65535),
     "root.interval_seconds": _number(0, _DAY, low_open=True),
     "root.start_delay_max_seconds": _number(0, _DAY),
+    "root.negative_query_share": _number(0, 1),
     "traceroute.interval_seconds": _number(0, _DAY, low_open=True),
     "traceroute.max_ttl": _number(1, 255),
     "traceroute.timeout_seconds": _number(0, 120, low_open=True),

@@ -14,6 +14,7 @@ from publiccore import sqlitedb
 from publiccore.errors import StoreError
 from publiccore.store.facts import SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
+from publiccore.store.zones import SCHEMA_ROOT_ZONES
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
@@ -22,6 +23,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V2.format(real="REAL", bigint="INTEGER", blob="BLOB"),
     SCHEMA_BGP_FOLLOW.format(real="REAL", bigint="INTEGER"),
     SCHEMA_ATLAS_POSITIONS.format(real="REAL", bigint="INTEGER"),
+    SCHEMA_ROOT_ZONES.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
