@@ -130,6 +130,21 @@ METRICS: tuple[MetricSpec, ...] = (
         "M-root-rss-latency",
     ),
     _spec(
+        "publiccore_root_correctness_ratio",
+        "RSSAC047 section 5.3 correctness: correct / judged answers (matching a root zone of "
+        "the 48 h before and validating with DNSSEC) over the root window (threshold 1)",
+        "ratio",
+        "country letter",
+        "M-root-correctness",
+    ),
+    _spec(
+        "publiccore_root_correctness_judged",
+        "Answers judged for RSSAC047 correctness over the root window (the ratio's sample size)",
+        "answers",
+        "country letter",
+        "M-root-correctness",
+    ),
+    _spec(
         "publiccore_root_integrity_ratio",
         "Share of root-dns records by root integrity outcome",
         "ratio",
@@ -645,6 +660,9 @@ class Aggregator:
         series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
             self.store, now=now.timestamp()
         )
+        from publiccore.collectors.derive import correctness as derive_correctness
+
+        series.update(derive_correctness.series(self.store, since=since, until=until))
         registered = {
             p.id: p.country
             for p in self.store.list_probes()

@@ -220,6 +220,8 @@ class AggregateSettings:
     root_window_seconds: float = 900.0
     paths_window_seconds: float = 86400.0
     max_asn_share: float = 0.25
+    # where ``publiccore root zone fetch`` downloads the root zone (RSSAC047 correctness)
+    root_zone_url: str = "https://www.internic.net/domain/root.zone"
 
 
 @dataclasses.dataclass(slots=True)
@@ -456,6 +458,7 @@ RANGES: dict[str, Check] = {
     "aggregate.root_window_seconds": _number(1, _YEAR),
     "aggregate.paths_window_seconds": _number(1, 10 * _YEAR),
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
+    "aggregate.root_zone_url": _url("http", "https"),
     "events.extra_files": lambda value: None,  # each file is validated when loaded
     "atlas.api_url": _url("http", "https"),
     "atlas.key": _text(256),

@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -509,9 +510,13 @@ def correctness(
 
 
 def series(
-    store: CorrectnessStore, *, since: float, until: float, limit: int = BATCH_RECORDS
+    store: object, *, since: float, until: float, limit: int = BATCH_RECORDS
 ) -> dict[str, dict[Labels, float]]:
-    """Judge what is pending in the window, then the two exported series by metric name."""
-    judge_pending(store, since=since, until=until, limit=limit)
-    ratio, judged = correctness(store, since=since, until=until)
+    """Judge what is pending in the window, then the two exported series by metric name.
+
+    ``store`` is the deriver's store (``SqlStore``: it has the root zone tables).
+    """
+    tables = typing.cast(CorrectnessStore, store)
+    judge_pending(tables, since=since, until=until, limit=limit)
+    ratio, judged = correctness(tables, since=since, until=until)
     return {RATIO_METRIC: ratio, JUDGED_METRIC: judged}
