@@ -91,7 +91,14 @@ from .rootzone import (  # noqa: F401 (the IANA constants are lab API)
 HERE = Path(__file__).resolve().parent
 
 SCENARIOS = ("iana", "iana-other-serial", "alternate", "unsigned", "silent", "notcp")
-ZONES = ("iana", "iana-other-serial", "alternate", "unsigned")
+ZONES = (
+    "iana",
+    "iana-other-serial",
+    "iana-wrong-delegation",
+    "iana-no-nsec",
+    "alternate",
+    "unsigned",
+)
 _DEFAULT_ZONE = {
     "iana": "iana",
     "iana-other-serial": "iana-other-serial",
@@ -325,6 +332,8 @@ def normalize_specs(specs: Iterable[SpecLike], alternate_serial: int) -> list[La
         serial = {
             "iana": IANA_SERIAL,
             "iana-other-serial": IANA_OTHER_SERIAL,
+            "iana-wrong-delegation": IANA_SERIAL,
+            "iana-no-nsec": IANA_SERIAL,
             "alternate": alternate_serial,
             "unsigned": alternate_serial,
             "": None,
