@@ -170,7 +170,14 @@ async def fetch_zone(
         ):
             if response.status != 200:
                 raise InputError(f"{url}: HTTP {response.status}")
-            text = await response.content.read(MAX_ZONE_BYTES + 1)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(1 << 16):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_ZONE_BYTES:
+                    break
+            text = b"".join(chunks)
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise InputError(f"{url}: download failed ({type(exc).__name__})") from None
     if len(text) > MAX_ZONE_BYTES:
