@@ -135,7 +135,7 @@ class LabServer:
     delay_ms: int = 0  # ONE-WAY delay, applied in both directions (RTT += 2*delay_ms)
     nsid: str = ""  # NSID string configured ("" = no NSID option in answers)
     identity: str = ""  # hostname.bind / id.server CH TXT answer
-    zone: str = ""  # zone actually served: iana|iana-other-serial|alternate|unsigned|"" (none)
+    zone: str = ""  # zone actually served: one of ZONES, or "" (none)
     serial: int | None = None  # SOA serial of that zone (None when nothing is served)
 
 
