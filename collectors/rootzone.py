@@ -48,10 +48,25 @@ class ZoneStore(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RootZone:
-    """A parsed root zone: its serial and its data (absolute names)."""
+    """A parsed root zone: its serial and its data (absolute names).
+
+    ``memo`` keeps what judging computed from the zone (its RRsets in canonical form, the
+    signatures already verified), so that judging many answers costs set look-ups.
+    """
 
     serial: int
     zone: dns.zone.Zone
+    memo: dict[object, object] = dataclasses.field(default_factory=dict, compare=False)
+
+    def canonical(
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    ) -> frozenset[bytes] | None:
+        """The zone's RRset of ``name`` and ``rdtype`` as its rdatas' canonical wire forms."""
+        key = ("canonical", name, rdtype)
+        if key not in self.memo:
+            data = self.rdataset(name, rdtype)
+            self.memo[key] = None if data is None else frozenset(r.to_digestable() for r in data)
+        return self.memo[key]  # type: ignore[return-value]
 
     def rdataset(
         self,

@@ -2,10 +2,11 @@
 
 Per target address (concurrently, bounded): ``. SOA`` over UDP and over TCP with EDNS NSID and DO;
 ``hostname.bind`` and ``id.server`` CH TXT over UDP; ``. DNSKEY`` with DO over UDP, again over TCP
-when truncated; and for RSSAC047 correctness (``probes.correctness``: the same questions for
-every letter of a round) ``. NS``, a TLD's NS and a TLD's DS, and in about a tenth of the rounds
-``www.rssac047-test.<random>. A``, all with DO over UDP, again over TCP when truncated. No
-retries otherwise. What the network does is data in the record; nothing here raises for
+when truncated. Then, once every address's queries are done (so that their answers do not
+delay the RTT readings), for RSSAC047 correctness (``probes.correctness``: the same questions
+for every letter of a round) ``. NS``, a TLD's NS and a TLD's DS, and in about a tenth of the
+rounds ``www.rssac047-test.<random>. A``, all with DO over UDP, again over TCP when truncated.
+No retries otherwise. What the network does is data in the record; nothing here raises for
 a timeout, a refusal or a bogus signature.
 """
 
@@ -269,41 +270,22 @@ def _correctness_questions(
     return questions
 
 
-async def _observe(
-    target: RootTarget, cfg: RootConfig, clock: Clock, plan: correctness.CorrectnessPlan
-) -> _Observed:
+async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observed:
+    """The latency-measured queries of one target (and the CH TXT and DNSKEY ones)."""
     started = clock()
     IN, CH = dns.rdataclass.IN, dns.rdataclass.CH
-    questions = _correctness_questions(plan)
-    soa_udp, soa_tcp, hostname, id_server, dnskey_udp, *asked = await asyncio.gather(
+    soa_udp, soa_tcp, hostname, id_server, dnskey_udp = await asyncio.gather(
         _exchange(target, ".", dns.rdatatype.SOA, IN, "udp", cfg),
         _exchange(target, ".", dns.rdatatype.SOA, IN, "tcp", cfg),
         _exchange(target, "hostname.bind.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
         _exchange(target, "id.server.", dns.rdatatype.TXT, CH, "udp", cfg, dnssec_ok=False),
         _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "udp", cfg),
-        *(_exchange(target, qname, rdtype, IN, "udp", cfg) for qname, rdtype in questions),
     )
-    exchanges = [soa_udp, soa_tcp, hostname, id_server, dnskey_udp, *asked]
-    # truncated answers are asked again over TCP (RSSAC047 [hjw]), all at once
-    again = [dnskey_udp, *asked]
-    retried = await asyncio.gather(
-        *(
-            _exchange(
-                target,
-                e.query.qname,
-                dns.rdatatype.from_text(e.query.qtype),
-                IN,
-                "tcp",
-                cfg,
-            )
-            for e in again
-            if e.query.tc
-        )
-    )
-    exchanges += retried
+    exchanges = [soa_udp, soa_tcp, hostname, id_server, dnskey_udp]
     dnskey = dnskey_udp
     if dnskey_udp.query.tc:
-        dnskey = retried[0]
+        dnskey = await _exchange(target, ".", dns.rdatatype.DNSKEY, IN, "tcp", cfg)
+        exchanges.append(dnskey)
     return _Observed(
         target=target,
         started=started,
@@ -314,6 +296,29 @@ async def _observe(
         id_server=id_server,
         dnskey=dnskey,
         exchanges=tuple(exchanges),
+    )
+
+
+async def _ask_correctness(
+    seen: _Observed, cfg: RootConfig, clock: Clock, plan: correctness.CorrectnessPlan
+) -> _Observed:
+    """Add the correctness questions' exchanges to what a target answered (UDP, then TCP for
+    the truncated ones, RSSAC047 [hjw])."""
+    IN = dns.rdataclass.IN
+    target = seen.target
+    questions = _correctness_questions(plan)
+    asked = await asyncio.gather(
+        *(_exchange(target, qname, rdtype, IN, "udp", cfg) for qname, rdtype in questions)
+    )
+    retried = await asyncio.gather(
+        *(
+            _exchange(target, qname, rdtype, IN, "tcp", cfg)
+            for (qname, rdtype), e in zip(questions, asked, strict=True)
+            if e.query.tc
+        )
+    )
+    return dataclasses.replace(
+        seen, finished=clock(), exchanges=(*seen.exchanges, *asked, *retried)
     )
 
 
@@ -361,7 +366,8 @@ async def measure_root(
 ) -> Record:
     """Measure one root server address and return its ``root-dns`` record."""
     plan = correctness.plan(uuid7(), negative_share=cfg.negative_share)
-    return _to_record(await _observe(target, cfg, clock, plan), cfg, probe=probe, clock=clock)
+    seen = await _ask_correctness(await _observe(target, cfg, clock), cfg, clock, plan)
+    return _to_record(seen, cfg, probe=probe, clock=clock)
 
 
 def _dnskey_tags(record: Record) -> str | None:
@@ -436,11 +442,18 @@ async def run_round(
 
     async def one(target: RootTarget) -> _Observed:
         async with gate:
-            return await _observe(target, cfg, clock, plan)
+            return await _observe(target, cfg, clock)
+
+    async def two(seen: _Observed) -> _Observed:
+        async with gate:
+            return await _ask_correctness(seen, cfg, clock, plan)
 
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
-    # wake-up of queries still in flight and inflate their RTT.
+    # wake-up of queries still in flight and inflate their RTT. For the same reason the
+    # correctness questions (larger answers) go out only once every latency-measured query of
+    # the round is done: at most one more timeout (and one TCP retry) per round.
     observed = await asyncio.gather(*(one(t) for t in targets))
+    observed = await asyncio.gather(*(two(seen) for seen in observed))
     return mark_consistency(
         [_to_record(seen, cfg, probe=probe, clock=clock, round_id=round_id) for seen in observed]
     )

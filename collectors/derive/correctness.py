@@ -138,22 +138,78 @@ def _text(name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> str:
 def _zone_keys(
     zone: rootzone.RootZone, anchors: Sequence[dnssec.TrustAnchor], when: dt.datetime
 ) -> dns.rdataset.Rdataset:
-    """The zone's DNSKEY set, once its RRSIG by an anchored key validates at ``when``."""
+    """The zone's DNSKEY set, once its RRSIG by an anchored key validates at ``when``.
+
+    A validation holds for the overlap of its signature's and its anchor's validity periods;
+    the zone remembers those periods, so the signature is verified once per zone.
+    """
     keys = zone.rdataset(_ROOT, T.DNSKEY)
     sigs = zone.rdataset(_ROOT, T.RRSIG, T.DNSKEY)
     if keys is None or sigs is None:
         raise Incorrect(f"zone {zone.serial} has no signed DNSKEY set")
+    now = when.timestamp()
+    memo_key = ("keys", tuple(anchors))
+    periods: list[tuple[float, float]] = zone.memo.setdefault(memo_key, [])  # type: ignore[assignment]
+    if any(lo <= now <= hi for lo, hi in periods):
+        return keys
     trusted = dnssec.anchored_keys(list(keys), anchors, when)
     if not trusted:
         raise Incorrect(f"zone {zone.serial}: no DNSKEY matches a trust anchor valid then")
     anchored = dns.rdataset.from_rdata_list(keys.ttl, trusted)
     rrset = dns.rrset.from_rdata_list(_ROOT, keys.ttl, list(keys))
-    sigset = dns.rrset.from_rdata_list(_ROOT, sigs.ttl, list(sigs))
-    try:
-        dns.dnssec.validate(rrset, sigset, {_ROOT: anchored}, now=when.timestamp())
-    except (dns.dnssec.ValidationFailure, dns.exception.UnsupportedAlgorithm) as exc:
-        raise Incorrect(f"zone {zone.serial}: DNSKEY set does not validate then ({exc})") from None
-    return keys
+    failures = []
+    for sig in sigs:
+        try:
+            dns.dnssec.validate_rrsig(rrset, sig, {_ROOT: anchored}, now=now)
+        except (dns.dnssec.ValidationFailure, dns.exception.UnsupportedAlgorithm) as exc:
+            failures.append(str(exc))
+            continue
+        lo, hi = float(sig.inception), float(sig.expiration)
+        for anchor in anchors:
+            if anchor.key_tag == sig.key_tag and anchor.valid_at(when):
+                if anchor.valid_from is not None:
+                    lo = max(lo, anchor.valid_from.timestamp())
+                if anchor.valid_until is not None:
+                    hi = min(hi, anchor.valid_until.timestamp() - 1e-6)
+                break
+        periods.append((lo, hi))
+        return keys
+    reason = "; ".join(failures) or "no signature by an anchored key"
+    raise Incorrect(f"zone {zone.serial}: DNSKEY set does not validate then ({reason})")
+
+
+def _canonical(rrset: dns.rrset.RRset) -> frozenset[bytes]:
+    return frozenset(r.to_digestable() for r in rrset)
+
+
+def _verify(
+    zone: rootzone.RootZone,
+    covered: dns.rrset.RRset,
+    sigs: dns.rrset.RRset,
+    keys: dns.rdataset.Rdataset,
+    when: dt.datetime,
+) -> str | None:
+    """None when one of ``sigs`` validates ``covered`` (an RRset equal to the zone's) with the
+    zone's ``keys`` at ``when``, else why not. A signature verified once for a zone is only
+    checked for its validity period afterwards (the data and the key are the zone's)."""
+    now = when.timestamp()
+    verified: set[bytes] = zone.memo.setdefault("verified", set())  # type: ignore[assignment]
+    reasons = []
+    for sig in sigs:
+        digest = covered.name.to_digestable() + sig.to_digestable()
+        if digest in verified:
+            if sig.inception <= now <= sig.expiration:
+                return None
+            reasons.append(f"signature by {sig.key_tag} not valid then")
+            continue
+        try:
+            dns.dnssec.validate_rrsig(covered, sig, {_ROOT: keys}, now=now)
+        except (dns.dnssec.ValidationFailure, dns.exception.UnsupportedAlgorithm) as exc:
+            reasons.append(str(exc))
+            continue
+        verified.add(digest)
+        return None
+    return "; ".join(reasons) or "no signature"
 
 
 def _match_and_validate(
@@ -163,29 +219,33 @@ def _match_and_validate(
     when: dt.datetime,
 ) -> None:
     """Every RRset (but RRSIGs) equals the zone's; every RRSIG set validates its RRset."""
-    for section, rrsets in _sections(message).items():
+    sections = _sections(message)
+    for section, rrsets in sections.items():
         for rrset in rrsets:
             if rrset.rdtype == T.RRSIG:
-                covered = _find(rrsets, rrset.name, rrset.covers)
-                if covered is None:
-                    raise Incorrect(
-                        f"{section}: RRSIG over {_text(rrset.name, rrset.covers)} without the RRset"
-                    )
-                try:
-                    dns.dnssec.validate(covered, rrset, {_ROOT: keys}, now=when.timestamp())
-                except (dns.dnssec.ValidationFailure, dns.exception.UnsupportedAlgorithm) as exc:
-                    raise Incorrect(
-                        f"{section}: {_text(rrset.name, rrset.covers)} does not validate ({exc})"
-                    ) from None
                 continue
-            expected = zone.rdataset(rrset.name, rrset.rdtype)
+            expected = zone.canonical(rrset.name, rrset.rdtype)
             if expected is None:
                 raise Incorrect(
                     f"{section}: {_text(rrset.name, rrset.rdtype)} is not in zone {zone.serial}"
                 )
-            if set(rrset) != set(expected):
+            if _canonical(rrset) != expected:
                 raise Incorrect(
                     f"{section}: {_text(rrset.name, rrset.rdtype)} differs from zone {zone.serial}"
+                )
+    for section, rrsets in sections.items():
+        for rrset in rrsets:
+            if rrset.rdtype != T.RRSIG:
+                continue
+            covered = _find(rrsets, rrset.name, rrset.covers)
+            if covered is None:
+                raise Incorrect(
+                    f"{section}: RRSIG over {_text(rrset.name, rrset.covers)} without the RRset"
+                )
+            failure = _verify(zone, covered, rrset, keys, when)
+            if failure is not None:
+                raise Incorrect(
+                    f"{section}: {_text(rrset.name, rrset.covers)} does not validate ({failure})"
                 )
 
 
