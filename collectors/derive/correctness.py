@@ -19,8 +19,9 @@ collector stored in those hours), all of:
 
 The kind is what came back, not what was asked ([lbl]): an NXDOMAIN is judged as a negative
 answer. An answer no zone of its window is known for is **not judged** (neither correct nor
-incorrect). The ratio per country and letter is correct / judged over the window ([skm]),
-unweighted, as RSSAC047 defines it; threshold 1 ([ahw]).
+incorrect), and so is one that matches no held zone while its letter served a serial whose zone
+the collector does not hold. The ratio per country and letter is correct / judged over the
+window ([skm]), unweighted, as RSSAC047 defines it; threshold 1 ([ahw]).
 
 Cost: a record is judged once, when the deriver first sees it in its window
 (``judge_pending``), and its verdict stored in ``root_correctness``; a record left with
@@ -471,12 +472,10 @@ def judge_record(
         message = judgeable(query)
         if message is None:
             continue
-        own = _answer_serial(message)
-        order = [own] if own in serials else []
+        # the serial the letter served: the answer's own SOA, else the record's SOA answer
+        own = _answer_serial(message) or root.serial
+        order = [own] if own is not None and own in window.stored else []
         order += [s for s in serials if s != own]
-        if not order:
-            unjudged += 1
-            continue
         outcome: str | None = None  # None: no zone could be read; "": correct
         for serial in order:
             zone = rootzone.load_zone(load, window.stored[serial])
@@ -489,7 +488,9 @@ def judge_record(
                 outcome = ""
                 break  # RSSAC047 [yhu]: until a correct result is found
             outcome = outcome or f"zone {serial}: {reason}"
-        if outcome is None:
+        if outcome is None or (outcome and own is not None and own not in window.stored):
+            # no zone, or the zone the letter served is not held and no other one matches:
+            # an incorrect verdict needs the zone the answer came from
             unjudged += 1
             continue
         judged += 1

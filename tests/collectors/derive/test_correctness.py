@@ -289,13 +289,27 @@ def test_records_judged_once_per_letter_and_not_judged_without_a_zone(
         ".",
         "SOA",
     )
+    wrong_referral = _query(
+        _answer(
+            "com.",
+            T.NS,
+            aa=False,
+            authority=[dns.rrset.from_text("com.", 172800, "IN", "NS", "ns1.hijack.example.")],
+        ),
+        "com.",
+        "NS",
+    )
     a = _record("a", [soa, good_ns, negative_good, unsigned_soa], WHEN_2023)
     b = _record("b", [soa, good_ns, negative_bad], WHEN_2023)
-    store.put_records([a, b])
+    # c says it serves serial 2023051200, a zone the collector does not hold: what matches the
+    # held zone is correct, what does not is not judged (the zone it came from is unknown)
+    newer_soa = dataclasses_replace(soa, serial=2023051200, wire_b64=None, rcode="NOERROR")
+    c = _record("c", [newer_soa, good_ns, wrong_referral], WHEN_2023)
+    store.put_records([a, b, c])
     since, until = WHEN_2023.timestamp() - 60, WHEN_2023.timestamp() + 60
 
     # no zone stored: nothing judged, no figure
-    assert correctness.judge_pending(store, since=since, until=until) == 2
+    assert correctness.judge_pending(store, since=since, until=until) == 3
     assert correctness.correctness(store, since=since, until=until) == ({}, {})
     rows = {r.record_id: r for r in store.iter_correctness(since=since, until=until)}
     assert (rows[a.id].judged, rows[a.id].unjudged) == (0, 3)  # the DO-less SOA is no candidate
@@ -308,12 +322,13 @@ def test_records_judged_once_per_letter_and_not_judged_without_a_zone(
         store, shared_data / "root" / "dns_audit" / "root.zone"
     ).new
     # a new zone: the records left unjudged are judged again
-    assert correctness.judge_pending(store, since=since, until=until) == 2
+    assert correctness.judge_pending(store, since=since, until=until) == 3
     ratio, judged = correctness.correctness(store, since=since, until=until)
-    assert ratio == {("NL", "a"): 1.0, ("NL", "b"): 2 / 3}
-    assert judged == {("NL", "a"): 3.0, ("NL", "b"): 3.0}
+    assert ratio == {("NL", "a"): 1.0, ("NL", "b"): 2 / 3, ("NL", "c"): 1.0}
+    assert judged == {("NL", "a"): 3.0, ("NL", "b"): 3.0, ("NL", "c"): 1.0}
     rows = {r.record_id: r for r in store.iter_correctness(since=since, until=until)}
     assert "NXDOMAIN without NSEC" in rows[b.id].detail
+    assert (rows[c.id].judged, rows[c.id].unjudged) == (1, 1)
     assert correctness.judge_pending(store, since=since, until=until) == 0
     store.close()
 
