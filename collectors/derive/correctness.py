@@ -50,8 +50,8 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 from publiccore.collectors import rootzone
-from publiccore.probes import dnssec
 
+from publiccore import anchors as trust
 from publiccore import domains
 from publiccore.clock import parse_rfc3339
 from publiccore.records import DnsQuery, Record
@@ -91,9 +91,9 @@ class CorrectnessStore(rootzone.ZoneStore, Protocol):
 
 
 @functools.cache
-def bundled_anchors() -> tuple[dnssec.TrustAnchor, ...]:
+def bundled_anchors() -> tuple[trust.TrustAnchor, ...]:
     """The IANA trust anchors publiccore ships (read once)."""
-    return tuple(dnssec.load_anchors())
+    return tuple(trust.load_anchors())
 
 
 # --- one answer ---------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def _text(name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> str:
 
 
 def _zone_keys(
-    zone: rootzone.RootZone, anchors: Sequence[dnssec.TrustAnchor], when: dt.datetime
+    zone: rootzone.RootZone, anchors: Sequence[trust.TrustAnchor], when: dt.datetime
 ) -> dns.rdataset.Rdataset:
     """The zone's DNSKEY set, once its RRSIG by an anchored key validates at ``when``.
 
@@ -153,7 +153,7 @@ def _zone_keys(
     periods: list[tuple[float, float]] = zone.memo.setdefault(memo_key, [])  # type: ignore[assignment]
     if any(lo <= now <= hi for lo, hi in periods):
         return keys
-    trusted = dnssec.anchored_keys(list(keys), anchors, when)
+    trusted = trust.anchored_keys(list(keys), anchors, when)
     if not trusted:
         raise Incorrect(f"zone {zone.serial}: no DNSKEY matches a trust anchor valid then")
     anchored = dns.rdataset.from_rdata_list(keys.ttl, trusted)
@@ -371,7 +371,7 @@ def judge_message(
     qtype: str,
     zone: rootzone.RootZone,
     when: dt.datetime,
-    anchors: Sequence[dnssec.TrustAnchor],
+    anchors: Sequence[trust.TrustAnchor],
 ) -> str | None:
     """None when ``message`` is a correct answer to ``qname``/``qtype`` for ``zone`` at
     ``when`` (see the module doc), else the reason it is not."""
@@ -452,7 +452,7 @@ def judge_record(
     *,
     window: ZoneWindow,
     load: rootzone.ZoneStore,
-    anchors: Sequence[dnssec.TrustAnchor],
+    anchors: Sequence[trust.TrustAnchor],
     zones_version: float,
 ) -> CorrectnessRow | None:
     """The verdict on a record's correctness answers (None for a record no figure can carry:
@@ -528,7 +528,7 @@ def judge_pending(
     since: float,
     until: float,
     limit: int = BATCH_RECORDS,
-    anchors: Sequence[dnssec.TrustAnchor] | None = None,
+    anchors: Sequence[trust.TrustAnchor] | None = None,
 ) -> int:
     """Judge the records started in [since, until) that have no verdict yet (or were left
     unjudged before the newest zone), at most ``limit``; store the verdicts; return how many."""
