@@ -45,7 +45,7 @@ def _import(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
     with open_configured(settings, args.store) as store:
         for path in args.files:
-            done = rootzone.import_zone_file(store, path)  # type: ignore[arg-type]
+            done = rootzone.import_zone_file(store, path)
             _print_imported(path, done)
     return 0
 
@@ -75,7 +75,7 @@ def _fetch(args: argparse.Namespace) -> int:
     if not url:
         raise ConfigError("no URL: give --url or set [aggregate] root_zone_url")
     with open_configured(settings, args.store) as store:
-        done = asyncio.run(rootzone.fetch_zone(store, url))  # type: ignore[arg-type]
+        done = asyncio.run(rootzone.fetch_zone(store, url))
         _print_imported(url, done)
     return 0
 
@@ -114,9 +114,9 @@ def _correctness(args: argparse.Namespace) -> int:
     with open_configured(settings, args.store) as store:
         tables = store  # SqlStore: the root zone tables
         for _ in range(100_000):  # bounded: each pass judges up to BATCH_RECORDS records
-            if not correctness.judge_pending(tables, since=lo, until=hi):  # type: ignore[arg-type]
+            if not correctness.judge_pending(tables, since=lo, until=hi):
                 break
-        ratio, judged = correctness.correctness(tables, since=lo, until=hi)  # type: ignore[arg-type]
+        ratio, judged = correctness.correctness(tables, since=lo, until=hi)
     rows = [
         {"country": key[0], "letter": key[1], "ratio": ratio[key], "judged": int(judged[key])}
         for key in sorted(ratio)

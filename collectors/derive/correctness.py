@@ -150,7 +150,7 @@ def _zone_keys(
         raise Incorrect(f"zone {zone.serial} has no signed DNSKEY set")
     now = when.timestamp()
     memo_key = ("keys", tuple(anchors))
-    periods: list[tuple[float, float]] = zone.memo.setdefault(memo_key, [])  # type: ignore[assignment]
+    periods: list[tuple[float, float]] = zone.memo.setdefault(memo_key, [])
     if any(lo <= now <= hi for lo, hi in periods):
         return keys
     trusted = trust.anchored_keys(list(keys), anchors, when)
@@ -194,7 +194,7 @@ def _verify(
     zone's ``keys`` at ``when``, else why not. A signature verified once for a zone is only
     checked for its validity period afterwards (the data and the key are the zone's)."""
     now = when.timestamp()
-    verified: set[bytes] = zone.memo.setdefault("verified", set())  # type: ignore[assignment]
+    verified: set[bytes] = zone.memo.setdefault("verified", set())
     reasons = []
     for sig in sigs:
         digest = covered.name.to_digestable() + sig.to_digestable()
