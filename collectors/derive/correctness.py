@@ -32,10 +32,13 @@ sums, never wire answers; parsed zones stay in memory (``collectors.rootzone``).
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import datetime as dt
 import functools
 import logging
+import threading
+import time
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
@@ -61,7 +64,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 48 * 3600.0  # RSSAC047 [yhu]
 THRESHOLD = 1.0  # RSSAC047 [ahw]
-BATCH_RECORDS = 1000  # records judged per refresh at most (the rest at the next one)
+BATCH_RECORDS = 500  # records judged per refresh at most (the rest at the next one)
+BUDGET_SECONDS = 10.0  # and no more judging than this per refresh (the rest at the next one)
 RATIO_METRIC = "publiccore_root_correctness_ratio"
 JUDGED_METRIC = "publiccore_root_correctness_judged"
 JUDGED_QTYPES = frozenset({"SOA", "NS", "DNSKEY", "DS", "A"})
@@ -400,11 +404,37 @@ def judgeable(query: DnsQuery) -> dns.message.Message | None:
     if query.rcode not in ("NOERROR", "NXDOMAIN") or not query.wire_b64:
         return None
     try:
-        message = dns.message.from_wire(base64.b64decode(query.wire_b64))
+        wire = base64.b64decode(query.wire_b64)
+    except ValueError:
+        return None
+    message = _parsed(wire)
+    if message is None or not message.ednsflags & dns.flags.DO:
+        return None
+    return message
+
+
+_MESSAGES: collections.OrderedDict[bytes, dns.message.Message | None] = collections.OrderedDict()
+_MESSAGES_KEPT = 4096
+_MESSAGES_LOCK = threading.Lock()
+
+
+def _parsed(wire: bytes) -> dns.message.Message | None:
+    """The message of ``wire`` (None if malformed). Parsing dominates judging, and one site
+    sends the same answer to every probe but for the message ID: parsed messages are kept by
+    their wire form without the ID (the least recently used dropped beyond 4096)."""
+    key = wire[2:]
+    with _MESSAGES_LOCK:
+        if key in _MESSAGES:
+            _MESSAGES.move_to_end(key)
+            return _MESSAGES[key]
+    try:
+        message: dns.message.Message | None = dns.message.from_wire(wire)
     except (dns.exception.DNSException, ValueError):
-        return None
-    if not message.ednsflags & dns.flags.DO:
-        return None
+        message = None
+    with _MESSAGES_LOCK:
+        _MESSAGES[key] = message
+        while len(_MESSAGES) > _MESSAGES_KEPT:
+            _MESSAGES.popitem(last=False)
     return message
 
 
@@ -529,9 +559,11 @@ def judge_pending(
     until: float,
     limit: int = BATCH_RECORDS,
     anchors: Sequence[trust.TrustAnchor] | None = None,
+    budget_seconds: float = BUDGET_SECONDS,
 ) -> int:
     """Judge the records started in [since, until) that have no verdict yet (or were left
-    unjudged before the newest zone), at most ``limit``; store the verdicts; return how many."""
+    unjudged before the newest zone), at most ``limit`` and for about ``budget_seconds`` at
+    most (the first record always); store the verdicts; return how many."""
     version = store.root_zones_version()
     ids = store.records_to_judge(since=since, until=until, zones_version=version, limit=limit)
     if not ids:
@@ -539,7 +571,10 @@ def judge_pending(
     window = zone_window(store)
     chosen = bundled_anchors() if anchors is None else tuple(anchors)
     rows = []
+    deadline = time.monotonic() + budget_seconds
     for record_id in ids:
+        if rows and time.monotonic() > deadline:
+            break  # the rest at the next refresh
         record = store.get_record(record_id)
         if record is None:
             continue
