@@ -361,6 +361,16 @@ def _positive(
     tld = qname.split(2)[1]
     if qname == tld and qtype == T.DS:  # [dru]
         _aa(message, True)
+        if zone.rdataset(tld, T.DS) is None:
+            # an unsigned delegation: NODATA with the TLD's NSEC denying the DS (publiccore's
+            # rule; RSSAC047 states none for a TLD without DS)
+            _empty(answer, "answer")
+            _signed(authority, _ROOT, T.SOA, "authority")
+            nsec = _signed(authority, tld, T.NSEC, "authority")
+            if any(T.DS in _nsec_types(r) for r in nsec):
+                raise Incorrect(f"NSEC of {tld.to_text()} does not deny its DS")
+            _empty(additional, "additional")
+            return
         _signed(answer, tld, T.DS, "answer")
         _empty(authority, "authority")
         _empty(additional, "additional")

@@ -195,6 +195,16 @@ def test_tld_ds_answer(zone_2023: rootzone.RootZone) -> None:
     )
 
 
+def test_ds_of_a_tld_without_ds_is_a_signed_nodata(zone_2023: rootzone.RootZone) -> None:
+    # tr. is delegated without DS in the 2023 zone: "tr. NSEC trade. NS RRSIG NSEC"
+    assert zone_2023.rdataset(dns.name.from_text("tr."), T.DS) is None
+    authority = _rrset(zone_2023, ".", T.SOA) + _rrset(zone_2023, "tr.", T.NSEC)
+    good = _answer("tr.", T.DS, aa=True, authority=authority)
+    assert _judge(good, "tr.", "DS", zone_2023, WHEN_2023) is None
+    bare = _answer("tr.", T.DS, aa=True, authority=_rrset(zone_2023, ".", T.SOA))
+    assert _judge(bare, "tr.", "DS", zone_2023, WHEN_2023) == "authority: no tr. NSEC"
+
+
 def _negative(zone: rootzone.RootZone, *, with_nsec: bool) -> dns.message.Message:
     authority = _rrset(zone, ".", T.SOA)
     if with_nsec:
