@@ -16,6 +16,7 @@ import hashlib
 import os
 import pathlib
 import threading
+import time
 from typing import Protocol
 
 import dns.exception
@@ -223,6 +224,12 @@ class _ZoneCache:
 
 
 _CACHE = _ZoneCache()
+_PARSE_SECONDS = [0.0]  # time spent parsing stored zones in this process (for judging budgets)
+
+
+def parse_seconds() -> float:
+    """Seconds this process spent parsing stored zones so far (``load_zone``)."""
+    return _PARSE_SECONDS[0]
 
 
 def load_zone(store: ZoneStore, stored: StoredZone) -> RootZone | None:
@@ -233,6 +240,8 @@ def load_zone(store: ZoneStore, stored: StoredZone) -> RootZone | None:
         packed = store.get_root_zone(stored.serial)
         if packed is None:
             return None
+        began = time.monotonic()
         zone = parse_zone(unpack(packed), where=f"stored root zone {stored.serial}")
+        _PARSE_SECONDS[0] += time.monotonic() - began
         _CACHE.put(key, zone)
     return zone

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     judge.add_argument("--since", metavar="TIME", help="window start (default: 30 days ago)")
     judge.add_argument("--until", metavar="TIME", help="window end (default: now)")
     judge.add_argument("--store", metavar="PATH", help="SQLite store (default: [store])")
+    judge.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="drop the window's verdicts first and judge every record again",
+    )
     judge.add_argument("--json", action="store_true", help="print JSON")
     judge.set_defaults(func=_correctness)
 
@@ -113,6 +118,8 @@ def _correctness(args: argparse.Namespace) -> int:
     lo, hi = since.timestamp(), until.timestamp()
     with open_configured(settings, args.store) as store:
         tables = store  # SqlStore: the root zone tables
+        if args.rejudge:
+            tables.clear_correctness(since=lo, until=hi)  # type: ignore[attr-defined]
         for _ in range(100_000):  # bounded: each pass judges up to BATCH_RECORDS records
             if not correctness.judge_pending(tables, since=lo, until=hi):
                 break

@@ -189,6 +189,16 @@ class RootZoneTables:
                 )
         return len(values)
 
+    def clear_correctness(self, *, since: float, until: float) -> int:
+        """Drop the verdicts of records started in [since, until) (to judge them again after
+        a definition change); return how many."""
+        with self._transaction():
+            cur = self._execute(
+                self._sql("DELETE FROM root_correctness WHERE time >= ? AND time < ?"),
+                (since, until),
+            )
+            return int(cur.rowcount)
+
     def correctness_totals(self, *, since: float, until: float) -> list[tuple[str, str, int, int]]:
         """(country, letter, judged, correct) summed over verdicts of records started in
         [since, until), for records with at least one judged answer."""

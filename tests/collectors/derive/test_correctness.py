@@ -340,6 +340,12 @@ def test_records_judged_once_per_letter_and_not_judged_without_a_zone(
     assert "NXDOMAIN without NSEC" in rows[b.id].detail
     assert (rows[c.id].judged, rows[c.id].unjudged) == (1, 1)
     assert correctness.judge_pending(store, since=since, until=until) == 0
+    # judging again (after a definition change) gives the same verdicts
+    assert store.clear_correctness(since=since, until=until) == 3
+    # no budget left after the first record: one now, the rest at the next call
+    assert correctness.judge_pending(store, since=since, until=until, budget_seconds=0.0) == 1
+    assert correctness.judge_pending(store, since=since, until=until) == 2
+    assert correctness.correctness(store, since=since, until=until) == (ratio, judged)
     store.close()
 
 

@@ -11,7 +11,10 @@ negative answer (and its referrals of unsigned TLDs) are not.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import json
 import pathlib
 import sys
 from typing import Any
@@ -123,3 +126,15 @@ def test_correct_letter_is_one_and_the_wrong_ones_are_below(judged_round: Any) -
         assert " NS/" in detail and "NS differs from zone 2023051100" in detail
     for detail in by_letter["c"]:
         assert "www.rssac047-test." in detail and "NXDOMAIN without NSEC" in detail
+
+
+def test_correctness_command_prints_the_same(judged_round: Any) -> None:
+    _, store, series = judged_round
+    from publiccore.app import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["root", "correctness", "--store", str(store.path), "--json"]) == 0
+    rows = {(r["country"], r["letter"]): r for r in json.loads(out.getvalue())}
+    assert {k: r["ratio"] for k, r in rows.items()} == series[correctness.RATIO_METRIC]
+    assert {k: float(r["judged"]) for k, r in rows.items()} == series[correctness.JUDGED_METRIC]
