@@ -45,3 +45,21 @@ def test_every_shipped_tld_is_delegated_in_both_real_zones(shared_data: pathlib.
                 delegated.add(fields[0])
         missing = [t for t in correctness.TLDS if f"{t}." not in delegated]
         assert not missing, (path, missing)
+
+
+def test_negative_share_comes_from_the_settings_and_is_held_to_its_range(
+    tmp_path: pathlib.Path,
+) -> None:
+    from publiccore.probes import root
+
+    from publiccore import config
+    from publiccore.errors import ConfigError
+
+    path = tmp_path / "publiccore.toml"
+    path.write_text("[root]\nnegative_query_share = 0.5\n")
+    settings = config.load(path)
+    assert root.RootConfig.from_settings(settings.root).negative_share == 0.5
+    assert root.RootConfig.from_settings(config.Settings().root).negative_share == 0.1
+    path.write_text("[root]\nnegative_query_share = 1.5\n")
+    with pytest.raises(ConfigError, match=r"root\.negative_query_share"):
+        config.load(path)
