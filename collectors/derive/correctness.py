@@ -57,6 +57,7 @@ from publiccore.collectors import rootzone
 from publiccore import anchors as trust
 from publiccore import domains
 from publiccore.clock import parse_rfc3339
+from publiccore.errors import PubliccoreError
 from publiccore.records import DnsQuery, Record
 from publiccore.store.zones import CorrectnessRow, StoredZone
 
@@ -408,7 +409,8 @@ def judge_message(
 def judgeable(query: DnsQuery) -> dns.message.Message | None:
     """The answer of a correctness query, parsed, or None when it is not one to judge: not IN,
     not a correctness question, no answer, truncated, an RCODE other than NOERROR or
-    NXDOMAIN ([ote]: as a timeout), or asked without the DNSSEC OK bit (none echoed)."""
+    NXDOMAIN ([ote]: as a timeout), asked without the DNSSEC OK bit (none echoed), or an
+    answer to another question than the record names."""
     if query.qclass != "IN" or query.qtype not in JUDGED_QTYPES or query.tc:
         return None
     if query.rcode not in ("NOERROR", "NXDOMAIN") or not query.wire_b64:
@@ -418,7 +420,14 @@ def judgeable(query: DnsQuery) -> dns.message.Message | None:
     except ValueError:
         return None
     message = _parsed(wire)
-    if message is None or not message.ednsflags & dns.flags.DO:
+    if message is None or not message.ednsflags & dns.flags.DO or len(message.question) != 1:
+        return None
+    question = message.question[0]
+    try:  # the answer must be to the question the record says was asked
+        asked = dns.name.from_text(query.qname)
+    except (dns.exception.DNSException, ValueError):
+        return None
+    if question.name != asked or dns.rdatatype.to_text(question.rdtype) != query.qtype:
         return None
     return message
 
@@ -521,9 +530,17 @@ def judge_record(
             zone = rootzone.load_zone(load, window.stored[serial])
             if zone is None:
                 continue
-            reason = judge_message(
-                message, qname=query.qname, qtype=query.qtype, zone=zone, when=when, anchors=anchors
-            )
+            try:
+                reason = judge_message(
+                    message,
+                    qname=query.qname,
+                    qtype=query.qtype,
+                    zone=zone,
+                    when=when,
+                    anchors=anchors,
+                )
+            except (dns.exception.DNSException, ValueError) as exc:  # data no rule expects
+                reason = f"unusable answer ({type(exc).__name__})"
             if reason is None:
                 outcome = ""
                 break  # RSSAC047 [yhu]: until a correct result is found
@@ -586,6 +603,7 @@ def judge_pending(
     deadline = time.monotonic() + budget_seconds - rootzone.parse_seconds()
     for record_id in ids:
         if rows and time.monotonic() - rootzone.parse_seconds() > deadline:
+            log.info("correctness: judged %d of %d records, the rest later", len(rows), len(ids))
             break  # the rest at the next refresh
         record = store.get_record(record_id)
         if record is None:
@@ -625,6 +643,9 @@ def series(
     ``store`` is the deriver's store (``SqlStore``: it has the root zone tables).
     """
     tables = typing.cast(CorrectnessStore, store)
-    judge_pending(tables, since=since, until=until, limit=limit)
+    try:
+        judge_pending(tables, since=since, until=until, limit=limit)
+    except PubliccoreError as exc:  # e.g. a stored zone unreadable: the figures still show
+        log.warning("correctness: judging failed: %s", exc)
     ratio, judged = correctness(tables, since=since, until=until)
     return {RATIO_METRIC: ratio, JUDGED_METRIC: judged}

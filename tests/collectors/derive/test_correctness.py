@@ -365,3 +365,21 @@ def test_zone_window_is_the_48_hours_before_the_record() -> None:
     assert window.serials_for(59 * hour) == [2]  # serial 1 last seen 49 h before
     assert window.serials_for(5 * hour) == [1]  # serial 2 not seen yet
     assert window.serials_for(900_000.0 + hour) == [3]  # stored (fetched) an hour before
+
+
+def test_only_answers_to_the_named_question_are_judged(zone_2023: rootzone.RootZone) -> None:
+    message = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS))
+    query = _query(message, ".", "NS")
+    assert correctness.judgeable(query) is not None
+    for changes in (
+        {"qname": "com."},  # the wire answers another question
+        {"qtype": "DS"},
+        {"qname": "a..b."},  # not a name
+        {"qclass": "CH"},
+        {"rcode": "SERVFAIL"},  # as a timeout ([ote])
+        {"tc": True},  # asked again over TCP
+        {"wire_b64": "not base64!"},
+    ):
+        assert correctness.judgeable(dataclasses_replace(query, **changes)) is None, changes
+    no_do = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS), do=False)
+    assert correctness.judgeable(_query(no_do, ".", "NS")) is None
