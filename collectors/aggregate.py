@@ -161,6 +161,21 @@ METRICS: tuple[MetricSpec, ...] = (
         "M-root-rss-latency",
     ),
     _spec(
+        "publiccore_root_correctness_ratio",
+        "RSSAC047 section 5.3 correctness: correct / judged answers (matching a root zone of "
+        "the 48 h before and validating with DNSSEC) over the root window (threshold 1)",
+        "ratio",
+        "country letter",
+        "M-root-correctness",
+    ),
+    _spec(
+        "publiccore_root_correctness_judged",
+        "Answers judged for RSSAC047 correctness over the root window (the ratio's sample size)",
+        "answers",
+        "country letter",
+        "M-root-correctness",
+    ),
+    _spec(
         "publiccore_root_integrity_ratio",
         "Share of root-dns records by root integrity outcome",
         "ratio",
@@ -686,6 +701,17 @@ class Aggregator:
 
         self.publication = publication.Live(self.settings.publication_period_seconds)
 
+    def judge(self, now: dt.datetime | None = None) -> int:
+        """RSSAC047 correctness: judge the live window's records that have no verdict yet
+        (bounded work, ``derive.correctness.judge_pending``); the next refresh shows them.
+        Return how many records were judged."""
+        from publiccore.collectors.derive import correctness as derive_correctness
+        from publiccore.collectors.derive import root as derive_root
+
+        when = (now or self.clock()).timestamp()
+        since, until = derive_root.window_bounds(when, self.settings.root_window_seconds)
+        return derive_correctness.judge_window(self.store, since=since, until=until)
+
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
         """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets;
         only the buckets that changed since the last refresh are read."""
@@ -707,6 +733,10 @@ class Aggregator:
         )
         series["publiccore_aggregate_sources"] = source_series(self.settings)
         series.update(self.publication.series(self.store, now=now.timestamp()))
+        from publiccore.collectors.derive import correctness as derive_correctness
+
+        since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)
+        series.update(derive_correctness.series(self.store, since=since, until=until, judge=False))
         registered = {
             p.id: p.country
             for p in self.store.list_probes()

@@ -360,6 +360,9 @@ class Exporter:
                     body=snapshot.dumps(),
                 )
                 self.publish(snapshot)
+                # bounded background work of the deriver, after the snapshot is out: the
+                # correctness verdicts the next refresh shows
+                self.aggregator.judge(now)
                 return snapshot
             self.follow()
             return self.snapshot

@@ -2,7 +2,11 @@
 
 Per target address (concurrently, bounded): ``. SOA`` over UDP and over TCP with EDNS NSID and DO;
 ``hostname.bind`` and ``id.server`` CH TXT over UDP; ``. DNSKEY`` with DO over UDP, again over TCP
-when truncated. No retries. What the network does is data in the record; nothing here raises for
+when truncated. Then, once every address's queries are done (so that their answers do not
+delay the RTT readings), for RSSAC047 correctness (``probes.correctness``: the same questions
+for every letter of a round) ``. NS``, a TLD's NS and a TLD's DS, and in about a tenth of the
+rounds ``www.rssac047-test.<random>. A``, all with DO over UDP, again over TCP when truncated.
+No retries otherwise. What the network does is data in the record; nothing here raises for
 a timeout, a refusal or a bogus signature.
 """
 
@@ -29,7 +33,7 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-from publiccore.probes import dnssec
+from publiccore.probes import correctness, dnssec
 from publiccore.probes.failure import classify
 
 from publiccore.clock import Clock, utc_now
@@ -59,12 +63,15 @@ class RootConfig:
     concurrency: int = 64
     udp_payload_bytes: int = 1232
     validation_time: dt.datetime | None = None
+    negative_share: float = 0.1  # share of rounds with the expected-negative question
 
     def __post_init__(self) -> None:
         if not self.timeout_seconds > 0:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not 0.0 <= self.negative_share <= 1.0:
+            raise ValueError("negative_query_share must be within [0, 1]")
 
     @classmethod
     def from_settings(
@@ -89,6 +96,7 @@ class RootConfig:
                 concurrency=concurrency or settings.concurrency,
                 udp_payload_bytes=settings.udp_payload_bytes,
                 validation_time=validation_time,
+                negative_share=settings.negative_query_share,
             )
         except ValueError as exc:
             raise ConfigError(f"[root]: {exc}") from None
@@ -248,7 +256,22 @@ class _Observed:
     exchanges: tuple[_Exchange, ...]
 
 
+def _correctness_questions(
+    plan: correctness.CorrectnessPlan,
+) -> list[tuple[str, dns.rdatatype.RdataType]]:
+    """The correctness questions beyond ``. SOA`` and ``. DNSKEY`` (RSSAC047 §5.3)."""
+    questions = [
+        (".", dns.rdatatype.NS),
+        (plan.ns_tld, dns.rdatatype.NS),
+        (plan.ds_tld, dns.rdatatype.DS),
+    ]
+    if plan.negative_qname is not None:
+        questions.append((plan.negative_qname, dns.rdatatype.A))
+    return questions
+
+
 async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observed:
+    """The latency-measured queries of one target (and the CH TXT and DNSKEY ones)."""
     started = clock()
     IN, CH = dns.rdataclass.IN, dns.rdataclass.CH
     soa_udp, soa_tcp, hostname, id_server, dnskey_udp = await asyncio.gather(
@@ -273,6 +296,29 @@ async def _observe(target: RootTarget, cfg: RootConfig, clock: Clock) -> _Observ
         id_server=id_server,
         dnskey=dnskey,
         exchanges=tuple(exchanges),
+    )
+
+
+async def _ask_correctness(
+    seen: _Observed, cfg: RootConfig, clock: Clock, plan: correctness.CorrectnessPlan
+) -> _Observed:
+    """Add the correctness questions' exchanges to what a target answered (UDP, then TCP for
+    the truncated ones, RSSAC047 [hjw])."""
+    IN = dns.rdataclass.IN
+    target = seen.target
+    questions = _correctness_questions(plan)
+    asked = await asyncio.gather(
+        *(_exchange(target, qname, rdtype, IN, "udp", cfg) for qname, rdtype in questions)
+    )
+    retried = await asyncio.gather(
+        *(
+            _exchange(target, qname, rdtype, IN, "tcp", cfg)
+            for (qname, rdtype), e in zip(questions, asked, strict=True)
+            if e.query.tc
+        )
+    )
+    return dataclasses.replace(
+        seen, finished=clock(), exchanges=(*seen.exchanges, *asked, *retried)
     )
 
 
@@ -319,7 +365,9 @@ async def measure_root(
     target: RootTarget, cfg: RootConfig, *, probe: ProbeRef, clock: Clock = utc_now
 ) -> Record:
     """Measure one root server address and return its ``root-dns`` record."""
-    return _to_record(await _observe(target, cfg, clock), cfg, probe=probe, clock=clock)
+    plan = correctness.plan(uuid7(), negative_share=cfg.negative_share)
+    seen = await _ask_correctness(await _observe(target, cfg, clock), cfg, clock, plan)
+    return _to_record(seen, cfg, probe=probe, clock=clock)
 
 
 def _dnskey_tags(record: Record) -> str | None:
@@ -385,18 +433,27 @@ async def run_round(
 ) -> list[Record]:
     """Measure every target concurrently (at most ``cfg.concurrency`` at once); one record each.
 
-    Every record of the round carries the same fresh round id (a UUIDv7).
+    Every record of the round carries the same fresh round id (a UUIDv7); the round's
+    correctness questions are chosen from it (``correctness.plan``).
     """
     round_id = uuid7()
+    plan = correctness.plan(round_id, negative_share=cfg.negative_share)
     gate = asyncio.Semaphore(cfg.concurrency)
 
     async def one(target: RootTarget) -> _Observed:
         async with gate:
             return await _observe(target, cfg, clock)
 
+    async def two(seen: _Observed) -> _Observed:
+        async with gate:
+            return await _ask_correctness(seen, cfg, clock, plan)
+
     # Network first, validation after: CPU-bound DNSSEC work on the event loop would delay the
-    # wake-up of queries still in flight and inflate their RTT.
+    # wake-up of queries still in flight and inflate their RTT. For the same reason the
+    # correctness questions (larger answers) go out only once every latency-measured query of
+    # the round is done: at most one more timeout (and one TCP retry) per round.
     observed = await asyncio.gather(*(one(t) for t in targets))
+    observed = await asyncio.gather(*(two(seen) for seen in observed))
     return mark_consistency(
         [_to_record(seen, cfg, probe=probe, clock=clock, round_id=round_id) for seen in observed]
     )

@@ -69,6 +69,8 @@ class RootSettings:
     udp_payload_bytes: int = 1232
     interval_seconds: float = 300.0
     start_delay_max_seconds: float = 60.0
+    # RSSAC047 §5.3: share of rounds that also ask www.rssac047-test.<random>. (NXDOMAIN)
+    negative_query_share: float = 0.1
 
 
 @dataclasses.dataclass(slots=True)
@@ -224,6 +226,8 @@ class AggregateSettings:
     # RSSAC047 publication latency on /metrics: the serial changes of this period (RSSAC047
     # reports a month; 48 h holds about four root zones)
     publication_period_seconds: float = 172800.0
+    # where ``publiccore root zone fetch`` downloads the root zone (RSSAC047 correctness)
+    root_zone_url: str = "https://www.internic.net/domain/root.zone"
 
 
 @dataclasses.dataclass(slots=True)
@@ -433,6 +437,7 @@ RANGES: dict[str, Check] = {
     "root.udp_payload_bytes": _number(512, 65535),
     "root.interval_seconds": _number(0, _DAY, low_open=True),
     "root.start_delay_max_seconds": _number(0, _DAY),
+    "root.negative_query_share": _number(0, 1),
     "traceroute.interval_seconds": _number(0, _DAY, low_open=True),
     "traceroute.max_ttl": _number(1, 255),
     "traceroute.timeout_seconds": _number(0, 120, low_open=True),
@@ -472,6 +477,7 @@ RANGES: dict[str, Check] = {
     "aggregate.max_asn_share": _number(0, 1, low_open=True),
     "aggregate.sources": _sources,
     "aggregate.publication_period_seconds": _number(300, _YEAR),
+    "aggregate.root_zone_url": _url("http", "https"),
     "events.extra_files": lambda value: None,  # each file is validated when loaded
     "atlas.api_url": _url("http", "https"),
     "atlas.key": _text(256),

@@ -16,7 +16,7 @@ from publiccore import __version__
 from publiccore import config as cfg
 from publiccore.app import services, store_commands
 from publiccore.collectors import commands as collector_commands
-from publiccore.collectors import impact_commands, paths_commands
+from publiccore.collectors import impact_commands, paths_commands, rootzone_commands
 from publiccore.collectors.atlas import commands as atlas_commands
 from publiccore.collectors.bgp import commands as bgp_commands
 from publiccore.errors import PubliccoreError
@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     collector_commands,
     bgp_commands,
     paths_commands,
+    rootzone_commands,
     atlas_commands,
     impact_commands,
     exporter_commands,

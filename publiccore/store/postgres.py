@@ -13,6 +13,7 @@ from typing import Any
 from publiccore.errors import StoreError
 from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
+from publiccore.store.zones import SCHEMA_ROOT_ZONES
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
@@ -24,6 +25,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_INTERVAL_SERIALS.format(
         real="DOUBLE PRECISION", bigint="BIGINT", interval="FLOOR(time / 300) * 300"
     ),
+    SCHEMA_ROOT_ZONES.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 

@@ -32,6 +32,7 @@ from publiccore.store import (
     compact,
 )
 from publiccore.store import facts as factmod
+from publiccore.store.zones import RootZoneTables
 
 # Schema version 1, written once for both dialects: {real} a float column type, {bigint} an
 # integer wide enough for ASNs, {serial} an auto-numbered primary key, {records_options} table
@@ -142,7 +143,7 @@ def from_ts(value: float | None) -> dt.datetime | None:
 _PROBE_COLUMNS = "id, name, country, asn, token_hash, created, revoked"
 
 
-class SqlStore:
+class SqlStore(RootZoneTables):
     """The Store protocol over a DB-API connection shared between threads under one lock."""
 
     MIGRATIONS: tuple[str, ...] = ()

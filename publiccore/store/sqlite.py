@@ -14,6 +14,7 @@ from publiccore import sqlitedb
 from publiccore.errors import StoreError
 from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
+from publiccore.store.zones import SCHEMA_ROOT_ZONES
 
 MIGRATIONS: tuple[str, ...] = (
     SCHEMA_V1.format(
@@ -25,6 +26,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_INTERVAL_SERIALS.format(
         real="REAL", bigint="INTEGER", interval="CAST(time / 300 AS INTEGER) * 300"
     ),
+    SCHEMA_ROOT_ZONES.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")

@@ -91,7 +91,14 @@ from .rootzone import (  # noqa: F401 (the IANA constants are lab API)
 HERE = Path(__file__).resolve().parent
 
 SCENARIOS = ("iana", "iana-other-serial", "alternate", "unsigned", "silent", "notcp")
-ZONES = ("iana", "iana-other-serial", "alternate", "unsigned")
+ZONES = (
+    "iana",
+    "iana-other-serial",
+    "iana-wrong-delegation",
+    "iana-no-nsec",
+    "alternate",
+    "unsigned",
+)
 _DEFAULT_ZONE = {
     "iana": "iana",
     "iana-other-serial": "iana-other-serial",
@@ -128,7 +135,7 @@ class LabServer:
     delay_ms: int = 0  # ONE-WAY delay, applied in both directions (RTT += 2*delay_ms)
     nsid: str = ""  # NSID string configured ("" = no NSID option in answers)
     identity: str = ""  # hostname.bind / id.server CH TXT answer
-    zone: str = ""  # zone actually served: iana|iana-other-serial|alternate|unsigned|"" (none)
+    zone: str = ""  # zone actually served: one of ZONES, or "" (none)
     serial: int | None = None  # SOA serial of that zone (None when nothing is served)
 
 
@@ -325,6 +332,8 @@ def normalize_specs(specs: Iterable[SpecLike], alternate_serial: int) -> list[La
         serial = {
             "iana": IANA_SERIAL,
             "iana-other-serial": IANA_OTHER_SERIAL,
+            "iana-wrong-delegation": IANA_SERIAL,
+            "iana-no-nsec": IANA_SERIAL,
             "alternate": alternate_serial,
             "unsigned": alternate_serial,
             "": None,

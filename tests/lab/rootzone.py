@@ -2,7 +2,10 @@
 
 ``iana`` is the real signed root zone (serial ``IANA_SERIAL``, KSK 20326) from
 ``shared/data/root/dns_audit/root.zone``; ``iana-other-serial`` the same file with only
-the SOA serial changed (so its SOA RRSIG is bogus); ``alternate`` a small zone naming the
+the SOA serial changed (so its SOA RRSIG is bogus); ``iana-wrong-delegation`` the same file with
+every TLD's NS set pointing at other (hijacked) name servers; ``iana-no-nsec`` the same file
+without its NSEC records (and their RRSIGs), so negative answers carry no denial proof;
+``alternate`` a small zone naming the
 lab servers, signed with freshly generated keys (ldns-keygen, ldns-signzone) and
 published as an IANA-style root-anchors.xml; ``unsigned`` the same small zone unsigned.
 """
@@ -16,7 +19,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -118,6 +121,16 @@ def prepare_zones(
                 fout.write(new.encode())
                 shutil.copyfileobj(fin, fout, 1 << 20)
             info.paths["iana-other-serial"] = dst
+    if "iana-wrong-delegation" in needed:
+        assert root_data is not None
+        dst = zdir / "iana-wrong-delegation.zone"
+        _rewrite(root_data / "dns_audit" / "root.zone", dst, _hijack_delegation)
+        info.paths["iana-wrong-delegation"] = dst
+    if "iana-no-nsec" in needed:
+        assert root_data is not None
+        dst = zdir / "iana-no-nsec.zone"
+        _rewrite(root_data / "dns_audit" / "root.zone", dst, _drop_nsec)
+        info.paths["iana-no-nsec"] = dst
     if needed & {"alternate", "unsigned"}:
         text = small_zone(servers, alternate_serial)
         unsigned = zdir / "unsigned.zone"
@@ -126,6 +139,37 @@ def prepare_zones(
         if "alternate" in needed:
             sign_alternate(unsigned, zdir, algorithm, info)
     return info
+
+
+def _rewrite(src: Path, dst: Path, change: Callable[[list[str]], list[str] | None]) -> None:
+    """Copy a zone file (one record a line) with ``change`` applied to each record's
+    whitespace-separated fields (None drops the record)."""
+    out = []
+    for line in src.read_text(encoding="ascii").splitlines():
+        fields = line.split()
+        if len(fields) < 5 or line.startswith(";"):
+            out.append(line)
+            continue
+        changed = change(fields)
+        if changed is not None:
+            out.append(line if changed is fields else "\t".join(changed))
+    dst.write_text("\n".join(out) + "\n", encoding="ascii")
+
+
+def _hijack_delegation(fields: list[str]) -> list[str] | None:
+    """A TLD's NS record pointing at ``<target label>.hijacked-<tld>.invalid.`` instead."""
+    owner, rtype = fields[0], fields[3]
+    if rtype != "NS" or owner == "." or owner.count(".") != 1:
+        return fields
+    label = fields[4].split(".", 1)[0]
+    return [*fields[:4], f"{label}.hijacked-{owner.rstrip('.')}.invalid."]
+
+
+def _drop_nsec(fields: list[str]) -> list[str] | None:
+    """No NSEC record and no RRSIG over one."""
+    if fields[3] == "NSEC" or (fields[3] == "RRSIG" and fields[4] == "NSEC"):
+        return None
+    return fields
 
 
 def sign_alternate(unsigned: Path, zdir: Path, algorithm: int, info: ZoneInfo) -> None:
