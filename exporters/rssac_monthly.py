@@ -28,10 +28,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import correctness as derive_correctness
 from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
 
@@ -138,6 +140,16 @@ def build(
     for day, start, stop in months(since, until):
         window = buckets.window(start.timestamp(), stop.timestamp())
         series = derive_root.compute(window, max_asn_share=max_asn_share)
+        # correctness verdicts the deriver stored for the month's records (RSSAC047 §5.3)
+        series[CORRECTNESS_METRIC] = {
+            key: value
+            for key, value in derive_correctness.correctness(
+                typing.cast(derive_correctness.CorrectnessStore, buckets.store),
+                since=start.timestamp(),
+                until=stop.timestamp(),
+            )[0].items()
+            if key[0] == country
+        }
         horizon = stop.timestamp() + publication.LOOKAHEAD_SECONDS
         if now is not None:
             horizon = min(horizon, now.timestamp())

@@ -203,3 +203,38 @@ def test_correctness_cells_read_the_ratio_when_there_is_one(values, a, b, rss) -
     if values.get(("NL", "c")):
         assert month.cell("correctness", "c").verdict == "fail"
     assert month.cell("availability", "a", "ipv4", "udp").verdict == "no data"
+
+
+def test_stored_correctness_verdicts_fill_the_monthly_cells(tmp_path: pathlib.Path) -> None:
+    """Verdicts the deriver stored (``root_correctness``) give the month's correctness cells:
+    a letter with every answer correct passes, one with a wrong answer fails, a letter without
+    a verdict stays "no data", a month without any verdict "not measured"."""
+    from publiccore.store.zones import CorrectnessRow
+
+    records = _records()
+    november = [r for r in records if r.started >= NOV and r.probe.id == "nl-1"]
+    rows = []
+    for r in november:
+        letter = r.root_target.letter if r.root_target else ""
+        if letter in "ab":
+            wrong = letter == "b" and r.root_target is not None and r.root_target.family == "ipv6"
+            rows.append(
+                CorrectnessRow(r.id, r.started.timestamp(), "NL", letter, 3, 3 - wrong, 0, 1.0)
+            )
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(records)
+        store.put_correctness(rows)
+        built = report.build(
+            store,
+            country="nl",
+            since=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+            until=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+            settings=AggregateSettings(),
+        )
+    oct_, nov = built.monthly
+    assert {c.verdict for c in oct_.cells if c.metric == "correctness"} == {"not measured"}
+    assert nov.cell("correctness", "a", "", "").verdict == "pass"
+    assert nov.cell("correctness", "a", "", "").value == 1.0
+    assert nov.cell("correctness", "b", "", "").verdict == "fail"
+    assert nov.cell("correctness", "b", "", "").value == pytest.approx(1 - 24 / (3 * 48))
+    assert nov.cell("correctness", "c", "", "").verdict == "no data"
