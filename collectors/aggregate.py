@@ -700,17 +700,23 @@ class Aggregator:
         from publiccore.collectors.derive import publication
 
         self.publication = publication.Live(self.settings.publication_period_seconds)
+        # True (the exporter's deriver): refresh keeps the slow figures it has (publication
+        # latency over its period) and ``background`` renews them after a snapshot is out
+        self.defer_slow = False
 
-    def judge(self, now: dt.datetime | None = None) -> int:
-        """RSSAC047 correctness: judge the live window's records that have no verdict yet
-        (bounded work, ``derive.correctness.judge_pending``); the next refresh shows them.
+    def background(self, now: dt.datetime | None = None) -> int:
+        """The deriver's bounded work after it published a snapshot, shown by the next
+        refresh: RSSAC047 correctness (judge the live window's records without a verdict,
+        ``derive.correctness.judge_pending``) and the publication-latency figures when due.
         Return how many records were judged."""
         from publiccore.collectors.derive import correctness as derive_correctness
         from publiccore.collectors.derive import root as derive_root
 
         when = (now or self.clock()).timestamp()
         since, until = derive_root.window_bounds(when, self.settings.root_window_seconds)
-        return derive_correctness.judge_window(self.store, since=since, until=until)
+        judged = derive_correctness.judge_window(self.store, since=since, until=until)
+        self.publication.series(self.store, now=when)
+        return judged
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
         """Compute a fresh snapshot as of ``now`` (default: the clock), from merged buckets;
@@ -732,7 +738,9 @@ class Aggregator:
             self.store, now=now.timestamp()
         )
         series["publiccore_aggregate_sources"] = source_series(self.settings)
-        series.update(self.publication.series(self.store, now=now.timestamp()))
+        series.update(
+            self.publication.series(self.store, now=now.timestamp(), keep=self.defer_slow)
+        )
         from publiccore.collectors.derive import correctness as derive_correctness
 
         since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)

@@ -313,6 +313,7 @@ class Exporter:
         self.registry = registry
         self.events = tuple(events)
         self.aggregator = aggregator or Aggregator(store, settings.aggregate, clock=clock)
+        self.aggregator.defer_slow = True  # slow figures are renewed after each publish
         self._render_registry = CollectorRegistry(auto_describe=False)
         self._render_registry.register(SnapshotCollector(lambda: self._pending))
         self._pending = Snapshot.empty(clock())
@@ -362,7 +363,7 @@ class Exporter:
                 self.publish(snapshot)
                 # bounded background work of the deriver, after the snapshot is out: the
                 # correctness verdicts the next refresh shows
-                self.aggregator.judge(now)
+                self.aggregator.background(now)
                 return snapshot
             self.follow()
             return self.snapshot

@@ -272,9 +272,12 @@ class Live:
         default=None, init=False, repr=False
     )
 
-    def series(self, store: Store, *, now: float) -> dict[str, dict[Labels, float]]:
-        """``series`` of the serial changes of [now − period, now], observed until now."""
-        if self._cached is not None and 0 <= now - self._cached[0] < CACHE_SECONDS:
+    def series(
+        self, store: Store, *, now: float, keep: bool = False
+    ) -> dict[str, dict[Labels, float]]:
+        """``series`` of the serial changes of [now − period, now], observed until now; with
+        ``keep``, the figures computed last whatever their age (once computed)."""
+        if self._cached is not None and (keep or 0 <= now - self._cached[0] < CACHE_SECONDS):
             return self._cached[1]
         result = measure(store, since=now - self.period, until=now, horizon=now)
         computed = series(result)

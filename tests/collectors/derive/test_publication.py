@@ -293,6 +293,29 @@ def test_a_collector_restart_loses_nothing(tmp_path: pathlib.Path) -> None:
         assert {tuple(k): v for k, v in child[name]} == live.series[name], name
 
 
+def test_the_deriver_renews_publication_figures_after_it_publishes(tmp_path: pathlib.Path) -> None:
+    """With ``defer_slow`` (the exporter's deriver) a refresh keeps the publication figures it
+    has; ``background`` (run after each published snapshot) renews them when due."""
+    records = _records()
+    later = T0 + dt.timedelta(hours=8, seconds=publication.CACHE_SECONDS + 1)
+    settings = AggregateSettings(publication_period_seconds=9 * 3600)
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records([r for r in records if r.started < T0 + dt.timedelta(hours=2)])
+        deriver = agg.Aggregator(store, settings)
+        deriver.defer_slow = True
+        first = deriver.refresh(T0 + dt.timedelta(hours=2))
+        store.put_records(records)
+        kept = deriver.refresh(later)
+        assert kept.series[publication.COUNT] == first.series[publication.COUNT]
+        deriver.background(later)
+        renewed = deriver.refresh(later)
+    assert renewed.series[publication.MEDIAN] == {("a",): 0.0, ("b",): 600.0, ("c",): 2400.0}
+    # the first figures rest on the first change alone, the renewed ones on all three
+    assert renewed.series[publication.COUNT] == {
+        k: 3 * v for k, v in first.series[publication.COUNT].items()
+    }
+
+
 def test_the_first_refresh_with_one_serial_reports_nothing(tmp_path: pathlib.Path) -> None:
     """Absent is not zero: no serial change seen, no publication latency value at all."""
     with SqliteStore(tmp_path / "s.sqlite") as store:
