@@ -21,8 +21,10 @@ reads the whole window again.
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
+import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -168,6 +170,23 @@ class WindowState:
         """Fold out rows folded in before."""
         self._fold(rows, -1)
 
+    def remove_kept(self, kept: _Kept) -> None:
+        """Fold out a bucket kept compact (``_Kept``): its RTT bins straight from the arrays,
+        then the rest of its rows."""
+        country = self.country
+        tables = [country(c).rtt.setdefault(cell, {}) for c, _s, cell in kept.cells]
+        for k, index, n in zip(kept.cell, kept.index, kept.n, strict=True):
+            bins = tables[k]
+            value = bins.get(index, 0) - n
+            if value:
+                bins[index] = value
+            else:
+                del bins[index]
+        for (c, _s, cell), bins in zip(kept.cells, tables, strict=True):
+            if not bins:
+                country(c).rtt.pop(cell, None)
+        self._fold(kept.rest, -1)
+
     def _fold(self, rows: Mapping[str, Sequence[Row]], sign: int) -> None:
         country = self.country
         for _b, c, _s, letter, family, transport, sent, answered in rows.get(
@@ -285,9 +304,9 @@ class LiveWindow:
     store: Store
     sources: Collection[str] | None = None  # the sources the figures rest on (None: all)
     state: WindowState = dataclasses.field(default_factory=WindowState)
-    folded: dict[float, tuple[int, dict[str, list[Row]]]] = dataclasses.field(
+    folded: dict[float, tuple[int, _Kept | dict[str, list[Row]]]] = dataclasses.field(
         default_factory=dict
-    )  # bucket → (its version when read, its rows)
+    )  # bucket → (its version when read, its rows: as read while it changes, then compact)
     generation: tuple[float, str] | None = None  # the facts generation the sums were read from
     reads: int = 0  # buckets read from the store, for tests and benchmarks
 
@@ -303,20 +322,54 @@ class LiveWindow:
         stale += [b for b in self.folded if b not in versions]  # its records are gone
         for bucket in stale:
             self._drop(bucket)
+        for bucket, (version, rows) in list(self.folded.items()):
+            if isinstance(rows, dict):  # unchanged since the last move: settled, kept compact
+                self.folded[bucket] = (version, _Kept.of(rows))
+        open_from = sorted(versions)[-OPEN_BUCKETS:][0] if versions else math.inf
         for start, stop in _runs(sorted(set(stale) & set(versions))):
             for bucket, rows in group_by_bucket(
                 read_rows(self.store, since=start, until=stop, sources=self.sources)
             ).items():
                 if bucket in versions:
                     self.state.add(rows)
-                    self.folded[bucket] = (versions[bucket], rows)
+                    # the newest buckets (still filling) as read, the others compact
+                    kept = rows if bucket >= open_from else _Kept.of(rows)
+                    self.folded[bucket] = (versions[bucket], kept)
                     self.reads += 1
         return self.state
 
     def _drop(self, bucket: float) -> None:
         entry = self.folded.pop(bucket, None)
-        if entry is not None:
+        if entry is None:
+            return
+        if isinstance(entry[1], _Kept):
+            self.state.remove_kept(entry[1])
+        else:
             self.state.remove(entry[1])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Kept:
+    """A folded bucket's rows, kept to fold it out again: the RTT bin rows (most of a bucket)
+    as three integer arrays and a table of their cells, the rest as read."""
+
+    rest: Mapping[str, Sequence[Row]]
+    cells: Sequence[tuple[str, str, Labels]]  # (country, source, (letter, family, transport))
+    cell: array.array[int]
+    index: array.array[int]
+    n: array.array[int]
+
+    @classmethod
+    def of(cls, rows: Mapping[str, Sequence[Row]]) -> _Kept:
+        rtt = rows.get("agg_root_rtt_all", ())
+        cells: dict[tuple[str, str, Labels], int] = {}
+        cell, index, n = array.array("i"), array.array("i"), array.array("q")
+        for _b, c, s, letter, family, transport, bin_index, count in rtt:
+            cell.append(cells.setdefault((c, s, (letter, family, transport)), len(cells)))
+            index.append(bin_index)
+            n.append(count)
+        rest = {t: r for t, r in rows.items() if t != "agg_root_rtt_all"}
+        return cls(rest, list(cells), cell, index, n)
 
 
 @dataclasses.dataclass(slots=True)
@@ -348,11 +401,19 @@ class SlidingWindow:
         return self.state
 
 
+OPEN_BUCKETS = 2  # the newest buckets, likely to change again: kept as read, not compacted
+RUN_BUCKETS = 4  # buckets read at once at most (what a deriver that starts holds in rows)
+
+
 def _runs(buckets: Sequence[float]) -> list[tuple[float, float]]:
-    """Consecutive buckets as [start, stop) ranges."""
+    """Consecutive buckets as [start, stop) ranges of at most ``RUN_BUCKETS`` buckets."""
     out: list[tuple[float, float]] = []
     for bucket in buckets:
-        if out and out[-1][1] == bucket:
+        if (
+            out
+            and out[-1][1] == bucket
+            and out[-1][1] - out[-1][0] < RUN_BUCKETS * facts.BUCKET_SECONDS
+        ):
             out[-1] = (out[-1][0], bucket + facts.BUCKET_SECONDS)
         else:
             out.append((bucket, bucket + facts.BUCKET_SECONDS))
