@@ -47,29 +47,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 WHEN = dt.datetime(2023, 5, 11, 12, tzinfo=dt.UTC)
 
 
-def _sets(zone: rootzone.RootZone, name: str, rdtype: T.RdataType) -> list[dns.rrset.RRset]:
-    owner = dns.name.from_text(name)
-    data = zone.rdataset(owner, rdtype)
-    assert data is not None, (name, rdtype)
-    out = [dns.rrset.from_rdata_list(owner, data.ttl, list(data))]
-    sigs = zone.rdataset(owner, T.RRSIG, rdtype)
-    if sigs is not None:
-        out.append(dns.rrset.from_rdata_list(owner, sigs.ttl, list(sigs)))
-    return out
-
-
-def _glue(zone: rootzone.RootZone, name: str) -> list[dns.rrset.RRset]:
-    ns = zone.rdataset(dns.name.from_text(name), T.NS)
-    assert ns is not None
-    out = []
-    for rdata in ns:
-        for rdtype in (T.A, T.AAAA):
-            data = zone.rdataset(rdata.target, rdtype)
-            if data is not None:
-                out.append(dns.rrset.from_rdata_list(rdata.target, data.ttl, list(data)))
-    return out
-
-
 def _query(qname: str, qtype: T.RdataType, transport: str, **sections: object) -> DnsQuery:
     query = dns.message.make_query(qname, qtype, want_dnssec=True, payload=1232)
     response = dns.message.make_response(query)
@@ -97,50 +74,47 @@ def _query(qname: str, qtype: T.RdataType, transport: str, **sections: object) -
     )
 
 
-def _covering(zone: rootzone.RootZone, name: dns.name.Name) -> str:
-    for owner, node in zone.zone.nodes.items():
-        nsec = node.get_rdataset(dns.rdataclass.IN, T.NSEC)
-        if (
-            nsec is not None
-            and owner < name
-            and (name < nsec[0].next or nsec[0].next == dns.name.root)
-        ):
-            return owner.to_text()
-    return "."
-
-
 def _queries(zone: rootzone.RootZone, seed: str) -> list[DnsQuery]:
+    sys.path.insert(0, str(REPO))  # the zone answers the correctness tests build
+    from tests.collectors.derive import zone_answers
+
     plan = plans.plan(seed, negative_share=1.0)
     negative = plan.negative_qname
     assert negative is not None
-    nsec = _covering(zone, dns.name.from_text(negative))
+    nsec = zone_answers.covering_nsec(zone, negative)
     ds_authority = (
-        _sets(zone, plan.ns_tld, T.DS)
+        zone_answers.rrsets(zone, plan.ns_tld, T.DS)
         if zone.rdataset(dns.name.from_text(plan.ns_tld), T.DS)
-        else _sets(zone, plan.ns_tld, T.NSEC)
+        else zone_answers.rrsets(zone, plan.ns_tld, T.NSEC)
     )
     return [
-        _query(".", T.SOA, "udp", answer=_sets(zone, ".", T.SOA)),
-        _query(".", T.SOA, "tcp", answer=_sets(zone, ".", T.SOA)),
-        _query(".", T.DNSKEY, "udp", answer=_sets(zone, ".", T.DNSKEY)),
-        _query(".", T.NS, "udp", answer=_sets(zone, ".", T.NS), additional=_glue(zone, ".")),
+        _query(".", T.SOA, "udp", answer=zone_answers.rrsets(zone, ".", T.SOA)),
+        _query(".", T.SOA, "tcp", answer=zone_answers.rrsets(zone, ".", T.SOA)),
+        _query(".", T.DNSKEY, "udp", answer=zone_answers.rrsets(zone, ".", T.DNSKEY)),
+        _query(
+            ".",
+            T.NS,
+            "udp",
+            answer=zone_answers.rrsets(zone, ".", T.NS),
+            additional=zone_answers.glue(zone, "."),
+        ),
         _query(
             plan.ns_tld,
             T.NS,
             "udp",
             aa=False,
-            authority=_sets(zone, plan.ns_tld, T.NS)[:1] + ds_authority,
-            additional=_glue(zone, plan.ns_tld),
+            authority=zone_answers.rrsets(zone, plan.ns_tld, T.NS)[:1] + ds_authority,
+            additional=zone_answers.glue(zone, plan.ns_tld),
         ),
-        _query(plan.ds_tld, T.DS, "udp", answer=_sets(zone, plan.ds_tld, T.DS)),
+        _query(plan.ds_tld, T.DS, "udp", answer=zone_answers.rrsets(zone, plan.ds_tld, T.DS)),
         _query(
             negative,
             T.A,
             "udp",
             rcode=dns.rcode.NXDOMAIN,
-            authority=_sets(zone, ".", T.SOA)
-            + _sets(zone, nsec, T.NSEC)
-            + _sets(zone, ".", T.NSEC),
+            authority=zone_answers.rrsets(zone, ".", T.SOA)
+            + zone_answers.rrsets(zone, nsec, T.NSEC)
+            + zone_answers.rrsets(zone, ".", T.NSEC),
         ),
     ]
 

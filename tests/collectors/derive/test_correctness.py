@@ -34,6 +34,7 @@ from publiccore.records import (
     make_record,
 )
 from publiccore.store.sqlite import SqliteStore
+from tests.collectors.derive import zone_answers
 
 T = dns.rdatatype
 WHEN_2023 = dt.datetime(2023, 5, 11, 12, tzinfo=dt.UTC)
@@ -51,18 +52,6 @@ def zone_2023(shared_data: pathlib.Path) -> rootzone.RootZone:
 def zone_2014(shared_data: pathlib.Path) -> rootzone.RootZone:
     text = (shared_data / "root" / "dns-root-data" / "root.zone").read_bytes()
     return rootzone.parse_zone(text, where="dns-root-data/root.zone")
-
-
-def _rrset(zone: rootzone.RootZone, name: str, rdtype: T.RdataType) -> list[dns.rrset.RRset]:
-    """The zone's RRset of (name, type) and its RRSIG set when it has one."""
-    owner = dns.name.from_text(name)
-    data = zone.rdataset(owner, rdtype)
-    assert data is not None, (name, rdtype)
-    out = [dns.rrset.from_rdata_list(owner, data.ttl, list(data))]
-    sigs = zone.rdataset(owner, T.RRSIG, rdtype)
-    if sigs is not None:
-        out.append(dns.rrset.from_rdata_list(owner, sigs.ttl, list(sigs)))
-    return out
 
 
 def _answer(
@@ -89,31 +78,6 @@ def _answer(
     return dns.message.from_wire(response.to_wire())
 
 
-def _glue(zone: rootzone.RootZone, tld: str) -> list[dns.rrset.RRset]:
-    ns = zone.rdataset(dns.name.from_text(tld), T.NS)
-    assert ns is not None
-    out = []
-    for rdata in ns:
-        for rdtype in (T.A, T.AAAA):
-            data = zone.rdataset(rdata.target, rdtype)
-            if data is not None:
-                out.append(dns.rrset.from_rdata_list(rdata.target, data.ttl, list(data)))
-    return out
-
-
-def _covering_nsec(zone: rootzone.RootZone, name: str) -> str:
-    """Owner of the zone's NSEC that covers ``name`` (looked up the slow, obvious way)."""
-    target = dns.name.from_text(name)
-    for owner, node in zone.zone.nodes.items():
-        nsec = node.get_rdataset(dns.rdataclass.IN, T.NSEC)
-        if nsec is None:
-            continue
-        following = nsec[0].next
-        if owner < target and (target < following or following == dns.name.root):
-            return owner.to_text()
-    raise AssertionError(f"no NSEC covers {name}")
-
-
 def _judge(message: dns.message.Message, qname: str, qtype: str, zone: rootzone.RootZone, when):
     return correctness.judge_message(
         message,
@@ -130,8 +94,8 @@ def test_correct_root_ns_answer(zone_2023: rootzone.RootZone) -> None:
         ".",
         T.NS,
         aa=True,
-        answer=_rrset(zone_2023, ".", T.NS),
-        additional=_glue(zone_2023, "."),
+        answer=zone_answers.rrsets(zone_2023, ".", T.NS),
+        additional=zone_answers.glue(zone_2023, "."),
     )
     assert _judge(message, ".", "NS", zone_2023, WHEN_2023) is None
 
@@ -139,17 +103,21 @@ def test_correct_root_ns_answer(zone_2023: rootzone.RootZone) -> None:
 def test_correct_root_ns_answer_needs_a_valid_signature_then(
     zone_2023: rootzone.RootZone,
 ) -> None:
-    message = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS))
+    message = _answer(".", T.NS, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.NS))
     later = WHEN_2023 + dt.timedelta(days=60)  # the zone's RRSIGs expired meanwhile
     reason = _judge(message, ".", "NS", zone_2023, later)
     assert reason is not None and "validate" in reason
-    unsigned = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS)[:1])
+    unsigned = _answer(".", T.NS, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.NS)[:1])
     assert _judge(unsigned, ".", "NS", zone_2023, WHEN_2023) == "answer: . NS without RRSIG"
 
 
 def test_correct_tld_referral_with_ds_and_a_wrong_delegation(zone_2023: rootzone.RootZone) -> None:
-    authority = _rrset(zone_2023, "com.", T.NS)[:1] + _rrset(zone_2023, "com.", T.DS)
-    good = _answer("com.", T.NS, aa=False, authority=authority, additional=_glue(zone_2023, "com."))
+    authority = zone_answers.rrsets(zone_2023, "com.", T.NS)[:1] + zone_answers.rrsets(
+        zone_2023, "com.", T.DS
+    )
+    good = _answer(
+        "com.", T.NS, aa=False, authority=authority, additional=zone_answers.glue(zone_2023, "com.")
+    )
     assert _judge(good, "com.", "NS", zone_2023, WHEN_2023) is None
     wrong_ns = dns.rrset.from_text("com.", 172800, "IN", "NS", "ns1.hijack.example.")
     wrong = _answer(
@@ -164,7 +132,7 @@ def test_correct_tld_referral_with_ds_and_a_wrong_delegation(zone_2023: rootzone
         == "authority: com. NS differs from zone 2023051100"
     )
     authoritative = _answer(
-        "com.", T.NS, aa=True, authority=authority, additional=_glue(zone_2023, "com.")
+        "com.", T.NS, aa=True, authority=authority, additional=zone_answers.glue(zone_2023, "com.")
     )
     assert _judge(authoritative, "com.", "NS", zone_2023, WHEN_2023) == "AA bit set on a referral"
 
@@ -177,19 +145,23 @@ def test_referral_of_a_tld_without_ds_needs_its_nsec(zone_2023: rootzone.RootZon
         and node.get_rdataset(dns.rdataclass.IN, T.NS)
         and not node.get_rdataset(dns.rdataclass.IN, T.DS)
     )
-    ns = _rrset(zone_2023, tld, T.NS)[:1]
-    nsec = _rrset(zone_2023, tld, T.NSEC)
-    good = _answer(tld, T.NS, aa=False, authority=ns + nsec, additional=_glue(zone_2023, tld))
+    ns = zone_answers.rrsets(zone_2023, tld, T.NS)[:1]
+    nsec = zone_answers.rrsets(zone_2023, tld, T.NSEC)
+    good = _answer(
+        tld, T.NS, aa=False, authority=ns + nsec, additional=zone_answers.glue(zone_2023, tld)
+    )
     assert _judge(good, tld, "NS", zone_2023, WHEN_2023) is None
-    bare = _answer(tld, T.NS, aa=False, authority=ns, additional=_glue(zone_2023, tld))
+    bare = _answer(tld, T.NS, aa=False, authority=ns, additional=zone_answers.glue(zone_2023, tld))
     assert _judge(bare, tld, "NS", zone_2023, WHEN_2023) == f"authority: no {tld} NSEC"
 
 
 def test_tld_ds_answer(zone_2023: rootzone.RootZone) -> None:
-    good = _answer("nl.", T.DS, aa=True, answer=_rrset(zone_2023, "nl.", T.DS))
+    good = _answer("nl.", T.DS, aa=True, answer=zone_answers.rrsets(zone_2023, "nl.", T.DS))
     assert _judge(good, "nl.", "DS", zone_2023, WHEN_2023) is None
     forged = dns.rrset.from_text("nl.", 86400, "IN", "DS", "1 8 2 " + "00" * 32)
-    bad = _answer("nl.", T.DS, aa=True, answer=[forged, _rrset(zone_2023, "nl.", T.DS)[1]])
+    bad = _answer(
+        "nl.", T.DS, aa=True, answer=[forged, zone_answers.rrsets(zone_2023, "nl.", T.DS)[1]]
+    )
     assert _judge(bad, "nl.", "DS", zone_2023, WHEN_2023) == (
         "answer: nl. DS differs from zone 2023051100"
     )
@@ -198,25 +170,27 @@ def test_tld_ds_answer(zone_2023: rootzone.RootZone) -> None:
 def test_ds_of_a_tld_without_ds_is_a_signed_nodata(zone_2023: rootzone.RootZone) -> None:
     # tr. is delegated without DS in the 2023 zone: "tr. NSEC trade. NS RRSIG NSEC"
     assert zone_2023.rdataset(dns.name.from_text("tr."), T.DS) is None
-    authority = _rrset(zone_2023, ".", T.SOA) + _rrset(zone_2023, "tr.", T.NSEC)
+    authority = zone_answers.rrsets(zone_2023, ".", T.SOA) + zone_answers.rrsets(
+        zone_2023, "tr.", T.NSEC
+    )
     good = _answer("tr.", T.DS, aa=True, authority=authority)
     assert _judge(good, "tr.", "DS", zone_2023, WHEN_2023) is None
-    bare = _answer("tr.", T.DS, aa=True, authority=_rrset(zone_2023, ".", T.SOA))
+    bare = _answer("tr.", T.DS, aa=True, authority=zone_answers.rrsets(zone_2023, ".", T.SOA))
     assert _judge(bare, "tr.", "DS", zone_2023, WHEN_2023) == "authority: no tr. NSEC"
 
 
 def _negative(zone: rootzone.RootZone, *, with_nsec: bool) -> dns.message.Message:
-    authority = _rrset(zone, ".", T.SOA)
+    authority = zone_answers.rrsets(zone, ".", T.SOA)
     if with_nsec:
-        authority += _rrset(zone, _covering_nsec(zone, NEGATIVE), T.NSEC)
-        authority += _rrset(zone, ".", T.NSEC)
+        authority += zone_answers.rrsets(zone, zone_answers.covering_nsec(zone, NEGATIVE), T.NSEC)
+        authority += zone_answers.rrsets(zone, ".", T.NSEC)
     return _answer(NEGATIVE, T.A, aa=True, rcode=dns.rcode.NXDOMAIN, authority=authority)
 
 
 def test_negative_answer_with_and_without_nsec(zone_2023: rootzone.RootZone) -> None:
     # www.rssac047-test.twxoozxmew. sorts between tw. and tz. (the zone's "tw. NSEC tz."): that
     # NSEC covers it; the root NSEC (. → aaa.) denies the wildcard *.
-    assert _covering_nsec(zone_2023, NEGATIVE) == "tw."
+    assert zone_answers.covering_nsec(zone_2023, NEGATIVE) == "tw."
     assert _judge(_negative(zone_2023, with_nsec=True), NEGATIVE, "A", zone_2023, WHEN_2023) is None
     assert (
         _judge(_negative(zone_2023, with_nsec=False), NEGATIVE, "A", zone_2023, WHEN_2023)
@@ -225,13 +199,15 @@ def test_negative_answer_with_and_without_nsec(zone_2023: rootzone.RootZone) -> 
 
 
 def test_nxdomain_for_an_existing_tld_is_incorrect(zone_2023: rootzone.RootZone) -> None:
-    authority = _rrset(zone_2023, ".", T.SOA) + _rrset(zone_2023, ".", T.NSEC)
+    authority = zone_answers.rrsets(zone_2023, ".", T.SOA) + zone_answers.rrsets(
+        zone_2023, ".", T.NSEC
+    )
     message = _answer("com.", T.NS, aa=True, rcode=dns.rcode.NXDOMAIN, authority=authority)
     assert _judge(message, "com.", "NS", zone_2023, WHEN_2023) == "no signed NSEC covers com."
 
 
 def test_2014_zone_and_key(zone_2014: rootzone.RootZone, zone_2023: rootzone.RootZone) -> None:
-    message = _answer(".", T.DNSKEY, aa=True, answer=_rrset(zone_2014, ".", T.DNSKEY))
+    message = _answer(".", T.DNSKEY, aa=True, answer=zone_answers.rrsets(zone_2014, ".", T.DNSKEY))
     assert _judge(message, ".", "DNSKEY", zone_2014, WHEN_2014) is None
     # the 2014 key set is not the 2023 one
     assert "differs" in (_judge(message, ".", "DNSKEY", zone_2023, WHEN_2023) or "")
@@ -258,7 +234,7 @@ def _query(message: dns.message.Message, qname: str, qtype: str) -> DnsQuery:
 
 
 def _soa_query(zone: rootzone.RootZone) -> DnsQuery:
-    message = _answer(".", T.SOA, aa=True, answer=_rrset(zone, ".", T.SOA))
+    message = _answer(".", T.SOA, aa=True, answer=zone_answers.rrsets(zone, ".", T.SOA))
     return dataclasses_replace(_query(message, ".", "SOA"), serial=zone.serial)
 
 
@@ -291,11 +267,15 @@ def test_records_judged_once_per_letter_and_not_judged_without_a_zone(
 ) -> None:
     store = SqliteStore(tmp_path / "store.sqlite")
     soa = _soa_query(zone_2023)
-    good_ns = _query(_answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS)), ".", "NS")
+    good_ns = _query(
+        _answer(".", T.NS, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.NS)), ".", "NS"
+    )
     negative_bad = _query(_negative(zone_2023, with_nsec=False), NEGATIVE, "A")
     negative_good = _query(_negative(zone_2023, with_nsec=True), NEGATIVE, "A")
     unsigned_soa = _query(
-        _answer(".", T.SOA, aa=True, answer=_rrset(zone_2023, ".", T.SOA)[:1], do=False),
+        _answer(
+            ".", T.SOA, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.SOA)[:1], do=False
+        ),
         ".",
         "SOA",
     )
@@ -368,7 +348,7 @@ def test_zone_window_is_the_48_hours_before_the_record() -> None:
 
 
 def test_only_answers_to_the_named_question_are_judged(zone_2023: rootzone.RootZone) -> None:
-    message = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS))
+    message = _answer(".", T.NS, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.NS))
     query = _query(message, ".", "NS")
     assert correctness.judgeable(query) is not None
     for changes in (
@@ -381,5 +361,5 @@ def test_only_answers_to_the_named_question_are_judged(zone_2023: rootzone.RootZ
         {"wire_b64": "not base64!"},
     ):
         assert correctness.judgeable(dataclasses_replace(query, **changes)) is None, changes
-    no_do = _answer(".", T.NS, aa=True, answer=_rrset(zone_2023, ".", T.NS), do=False)
+    no_do = _answer(".", T.NS, aa=True, answer=zone_answers.rrsets(zone_2023, ".", T.NS), do=False)
     assert correctness.judgeable(_query(no_do, ".", "NS")) is None
