@@ -170,7 +170,12 @@ def post(
     all_headers.update(headers or {})
     conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
-        conn.request("POST", "/api/v1/records", body=body, headers=all_headers)
+        try:
+            conn.request("POST", "/api/v1/records", body=body, headers=all_headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # the server answered (413, before the whole body) and closed: its answer is
+            # still in the socket, read it as a client that stops sending would
+            pass
         response = conn.getresponse()
         data = response.read()
         try:
