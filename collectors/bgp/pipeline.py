@@ -69,6 +69,10 @@ class Analysis:
     hegemony: tuple[Hegemony, ...] = ()
     notes: tuple[str, ...] = ()  # what the input does not cover (no value stored for it) and
     # what the update timeline skipped or jumped over
+    # per prefix, full-feed sessions of its family carrying it (``tally``), and the country
+    # index the RIB was attributed with (None without RIR files): a Timeline starts from them
+    ff_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    index: CountryIndex | None = None
 
     @property
     def partial(self) -> bool:
@@ -391,6 +395,7 @@ def analyze(
             threshold=options.threshold,
         )
         bins = timeline.run(merged(elements))
+        ff_counts = timeline.ff_counts  # the counts of the table as the updates left it
         notes.extend(timeline.notes)
         reports.extend(s.report for s in streams)
     return Analysis(
@@ -406,6 +411,8 @@ def analyze(
         bins=tuple(bins),
         hegemony=tuple(hegemony_rows),
         notes=tuple(notes),
+        ff_counts=ff_counts,
+        index=index,
     )
 
 

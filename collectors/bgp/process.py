@@ -257,13 +257,18 @@ class Processor:
         )
 
     def _timeline(self, analysis: Analysis) -> Timeline:
-        index = None
-        if self.geo is not None:
+        # the RIB's own full-feed counts and country index when its analysis kept them; the
+        # timeline changes them in place as it changes the RIB, so they stay the RIB's
+        index = analysis.index
+        if index is None and self.geo is not None:
             index = country_index(analysis.rib.routes, self.geo)
+        counts = analysis.ff_counts
+        if not isinstance(counts, dict) or len(counts) != len(analysis.rib.routes):
+            counts = full_feed_counts(analysis.rib, analysis.full_feed)
         return Timeline(
             analysis.rib,
             analysis.full_feed,
-            full_feed_counts(analysis.rib, analysis.full_feed),
+            counts,
             index,
             self.geo,
             watched=[(r.letter, r.address) for r in analysis.roots],
