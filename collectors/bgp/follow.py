@@ -177,6 +177,7 @@ class Follower:
         self.owner = owner_token()
         self.totals = PollCounts()
         self.processing_seconds = 0.0  # in the workers, files stored or refused
+        self.processing_cpu_seconds = 0.0  # CPU of that (workers, their bgpdump and unpackers)
         self.worker_rss_kib: list[int] = []  # peak RSS of each worker process, read at close
         self._executors: list[concurrent.futures.ProcessPoolExecutor] = []
         self._stop = asyncio.Event()
@@ -461,6 +462,7 @@ class Follower:
             if not self.options.keep:
                 path.unlink(missing_ok=True)
         self.processing_seconds += outcome.seconds
+        self.processing_cpu_seconds += outcome.cpu_seconds
         status = outcome.status if outcome.status != "no_base" else "failed"
         await self._finish(
             file,
