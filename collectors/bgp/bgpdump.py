@@ -10,6 +10,7 @@ truncated file (``truncated: …``: it ends inside a plausible record) from a co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -17,8 +18,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from typing import IO, Literal
+from collections.abc import Callable, Generator, Iterator
+from typing import IO, TYPE_CHECKING, Literal
 
 from publiccore.collectors.bgp.elements import (
     Element,
@@ -29,8 +30,10 @@ from publiccore.collectors.bgp.elements import (
 
 from publiccore.errors import InputError
 
+if TYPE_CHECKING:
+    from publiccore.collectors.bgp.rib import Rib
+
 NAME = "bgpdump"
-PROGRESS_EVERY = 20_000
 CORRUPT_PREFIX = "corrupt MRT data: "  # FileReport.problem of a damaged (not truncated) file
 # A longer "expected" record length is a corrupt header: BGP4MP carries one BGP message (at most
 # 65,535 bytes with RFC 8654 extended messages) plus its header; a RIB entry may list many peers.
@@ -135,7 +138,7 @@ def parse_line(line: str, collector: str) -> Element | None:
 _new = tuple.__new__  # builds an Element without the NamedTuple constructor's overhead
 
 
-def _grow_pipe(stream: IO[str] | None) -> None:
+def _grow_pipe(stream: IO[bytes] | None) -> None:
     """Ask Linux for a 1 MiB pipe buffer (fewer context switches); ignore if refused."""
     if stream is None:
         return
@@ -145,6 +148,40 @@ def _grow_pipe(stream: IO[str] | None) -> None:
         fcntl.fcntl(stream.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
     except (ImportError, OSError):
         pass
+
+
+# bgpdump writes its lines through stdio, which on a pipe flushes every 4 KiB: one write system
+# call per 4 KiB, a tenth of its time on a full table (issue 11). coreutils' stdbuf gives it a
+# 1 MiB buffer instead; without stdbuf bgpdump runs as it is.
+STDOUT_BUFFER = "1M"
+READ_BLOCK = 1 << 20  # bytes of bgpdump output read (and split into lines) at a time
+
+
+def bgpdump_command(binary: str, source: str) -> list[str]:
+    """The command line that runs bgpdump on ``source`` (a path, or ``-`` for stdin)."""
+    command = [binary, "-v", "-m", "-t", "dump", source]
+    stdbuf = shutil.which("stdbuf")
+    return [stdbuf, "-o", STDOUT_BUFFER, *command] if stdbuf else command
+
+
+def line_blocks(stream: IO[bytes]) -> Iterator[list[str]]:
+    """The lines of a byte stream, without their newlines, a block (up to 1 MiB) at a time.
+
+    One decode and one split per block instead of per-line reads: the Python side must keep up
+    with bgpdump. Bytes outside ASCII become U+FFFD, as in bgpdump's text mode before.
+    """
+    rest = ""
+    read = stream.read
+    while True:
+        data = read(READ_BLOCK)
+        if not data:
+            break
+        lines = (rest + data.decode("ascii", "replace")).split("\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
 
 
 def compression_of(path: pathlib.Path) -> str | None:
@@ -179,7 +216,11 @@ def unpacker_problem(compression: str, code: int, text: str) -> str:
 
 
 class BgpdumpRead(FileRead):
-    """Elements of one file read through ``bgpdump -m``; ``report`` is final once exhausted."""
+    """Elements of one file read through ``bgpdump -m``; ``report`` is final once exhausted.
+
+    Iterate it for ``Element`` values, or let a ``Rib`` take it whole (``fold_into``: the RIB
+    entries go into the table without an Element each, the hot path of a RIB load).
+    """
 
     def __init__(
         self,
@@ -194,14 +235,120 @@ class BgpdumpRead(FileRead):
         self.binary = binary
         if shutil.which(binary) is None:
             raise InputError("bgpdump not found: install Debian's bgpdump (apt install bgpdump)")
+        self._diagnostics: list[str] = []
+        self._returncode = 0
+        self._compression: str | None = None
 
     def __iter__(self) -> Iterator[Element]:
         collector = self.collector
-        count = 0
+        count = bad_lines = 0
         first: float | None = None
         last: float | None = None
-        bad_lines = 0
+        progress = self.progress
+        with contextlib.closing(self._blocks()) as blocks:
+            for lines in blocks:
+                for line in lines:
+                    try:
+                        element = parse_line(line, collector)
+                    except (ValueError, IndexError):
+                        bad_lines += 1
+                        continue
+                    if element is None:
+                        continue
+                    count += 1
+                    if first is None:
+                        first = element.time
+                    last = element.time
+                    yield element
+                if progress is not None:
+                    progress(self.path.name, count)
+        self._finish(count=count, first=first, last=last, bad_lines=bad_lines)
+
+    def fold_into(self, rib: Rib, on_new_prefix: Callable[[str], object] | None = None) -> int:
+        """Apply the file's elements to ``rib`` exactly as ``Rib.apply`` would; return how many.
+
+        RIB entry lines (``B``) set their route straight from the line's fields (time checked,
+        peer session looked up once per distinct peer text, one string object per distinct AS
+        path); any other line goes through
+        ``parse_line`` and ``Rib.apply``. Lines ``parse_line`` would refuse are counted as
+        unparsable here too, so the table and the report are the same either way.
+        """
+        collector = self.collector
+        routes = rib.routes
+        sessions: dict[tuple[str, str], int] = {}
+        # one string per distinct AS path: peers and prefixes share paths (a third to a sixth
+        # of a RIB's entries are distinct), and the table holds its paths while it lives
+        interned: dict[str, str] = {}
+        intern = interned.setdefault
+        count = bad_lines = generic = 0
+        first: str | float | None = None
+        last: str | float | None = None
+        checked = ""  # the last time text known to parse (RIB entries share a few times)
+        progress = self.progress
+        with contextlib.closing(self._blocks()) as blocks:
+            for lines in blocks:
+                for line in lines:
+                    p = line.split("|", 7)
+                    # a B line as parse_line reads it: at least 12 fields
+                    if len(p) == 8 and p[2] == "B" and p[7].count("|") >= 4:
+                        moment = p[1]
+                        try:
+                            if moment != checked:
+                                float(moment)
+                                checked = moment
+                            session = sessions.get((p[3], p[4]))
+                            if session is None:
+                                session = rib.peer_index(collector, int(p[4]), p[3])
+                                sessions[(p[3], p[4])] = session
+                        except ValueError:
+                            bad_lines += 1
+                            continue
+                        prefix = p[5]
+                        path = intern(p[6], p[6])
+                        per_peer = routes.get(prefix)
+                        if per_peer is None:
+                            routes[prefix] = {session: path}
+                            if on_new_prefix is not None:
+                                on_new_prefix(prefix)
+                        else:
+                            per_peer[session] = path
+                        count += 1
+                        if first is None:
+                            first = moment
+                        last = moment
+                        continue
+                    try:
+                        element = parse_line(line, collector)
+                    except (ValueError, IndexError):
+                        bad_lines += 1
+                        continue
+                    if element is None:
+                        continue
+                    count += 1
+                    generic += 1
+                    if first is None:
+                        first = element.time
+                    last = element.time
+                    rib.apply((element,), on_new_prefix)  # counts itself in rib.elements
+                if progress is not None:
+                    progress(self.path.name, count)
+        rib.elements += count - generic
+        self._finish(
+            count=count,
+            first=None if first is None else float(first),
+            last=None if last is None else float(last),
+            bad_lines=bad_lines,
+        )
+        return count
+
+    def _blocks(self) -> Generator[list[str], None, None]:
+        """bgpdump's output lines, a block at a time; the processes are ended when it ends.
+
+        Once exhausted, ``_diagnostics`` and ``_returncode`` hold what bgpdump (and the
+        decompressor) said.
+        """
         compression = compression_of(self.path)
+        self._compression = compression
         unpack_problem = ""
         with (
             tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err,
@@ -218,43 +365,24 @@ class BgpdumpRead(FileRead):
                     stdin=subprocess.DEVNULL,
                 )
             proc = subprocess.Popen(
-                [self.binary, "-v", "-m", "-t", "dump", "-" if compression else str(self.path)],
+                bgpdump_command(self.binary, "-" if compression else str(self.path)),
                 stdout=subprocess.PIPE,
                 stderr=err,
                 stdin=feeder.stdout if feeder is not None else subprocess.DEVNULL,
                 env=bgpdump_environment(),
-                text=True,
-                encoding="ascii",
-                errors="replace",
-                bufsize=1 << 20,
+                bufsize=0,
             )
             if feeder is not None and feeder.stdout is not None:
                 feeder.stdout.close()  # bgpdump holds it now
             _grow_pipe(proc.stdout)
             assert proc.stdout is not None
-            progress = self.progress
-            name = self.path.name
             try:
-                for line in proc.stdout:
-                    try:
-                        element = parse_line(line, collector)
-                    except (ValueError, IndexError):
-                        bad_lines += 1
-                        continue
-                    if element is None:
-                        continue
-                    count += 1
-                    if first is None:
-                        first = element.time
-                    last = element.time
-                    if progress is not None and count % PROGRESS_EVERY == 0:
-                        progress(name, count)
-                    yield element
+                yield from line_blocks(proc.stdout)
             finally:
                 proc.stdout.close()
                 if proc.poll() is None:
                     proc.kill()
-                returncode = proc.wait()
+                self._returncode = proc.wait()
                 if feeder is not None:
                     if feeder.poll() is None:
                         feeder.kill()
@@ -267,9 +395,17 @@ class BgpdumpRead(FileRead):
             ]
             if unpack_problem:
                 diagnostics.insert(0, unpack_problem)
-        if progress is not None:
-            progress(name, count)
-        problems = list(dict.fromkeys(diagnostics))
+        self._diagnostics = diagnostics
+
+    def _finish(
+        self, *, count: int, first: float | None, last: float | None, bad_lines: int
+    ) -> None:
+        """Set the report once the lines are read; raise InputError when they gave nothing."""
+        if self.progress is not None:
+            self.progress(self.path.name, count)
+        returncode = self._returncode
+        compression = self._compression
+        problems = list(dict.fromkeys(self._diagnostics))
         if bad_lines:
             problems.append(f"{bad_lines} unparsable bgpdump lines")
         if returncode not in (0, -9):
@@ -287,7 +423,7 @@ class BgpdumpRead(FileRead):
         self._report = FileReport(
             file=str(self.path),
             sha256=self.sha256,
-            collector=collector,
+            collector=self.collector,
             dump_time=first,
             elements=count,
             partial=bool(problems),

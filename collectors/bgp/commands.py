@@ -173,8 +173,10 @@ def _geo(files: Sequence[str]) -> Any:
     return geo
 
 
-def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Settings]:
-    from publiccore.collectors.bgp.pipeline import analyze
+def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[list[Any], Any, cfg.Settings]:
+    """The analyses of the command's files: one, or one per dump time when RIBs of one
+    collector come from several (``pipeline.analyze_dumps``)."""
+    from publiccore.collectors.bgp.pipeline import analyze_dumps
     from publiccore.collectors.bgp.progress import progress_bar
     from publiccore.collectors.bgp.readers import make_reader
 
@@ -182,7 +184,7 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
     options = _options(args, settings)
     reader = make_reader(args.reader)
     with progress_bar(args.progress) as progress:
-        analysis = analyze(
+        analyses = analyze_dumps(
             ribs=args.mrt,
             reader=reader,
             collector=args.collector,
@@ -190,34 +192,44 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any, cfg.Setting
             progress=progress,
             **kwargs,
         )
-    for source in analysis.sources:
-        if source.partial:
-            print(
-                f"publiccore: warning: {source.file}: partial after {source.elements:,} "
-                f"elements: {source.problem}",
-                file=sys.stderr,
-            )
-    for note in analysis.notes:
-        print(f"publiccore: note: {note}", file=sys.stderr)
+    several = len(analyses) > 1
+    if several:
+        print(
+            f"publiccore: note: RIBs of {len(analyses)} dump times, analysed apart: "
+            + "; ".join(_when(a.dump_time) for a in analyses),
+            file=sys.stderr,
+        )
+    for analysis in analyses:
+        dump = f"[{_when(analysis.dump_time)}] " if several else ""
+        for source in analysis.sources:
+            if source.partial:
+                print(
+                    f"publiccore: warning: {source.file}: partial after {source.elements:,} "
+                    f"elements: {source.problem}",
+                    file=sys.stderr,
+                )
+        for note in analysis.notes:
+            print(f"publiccore: note: {dump}{note}", file=sys.stderr)
     from publiccore.collectors.bgp.bgpdump import CORRUPT_PREFIX
 
-    corrupt = [s for s in analysis.sources if s.problem.startswith(CORRUPT_PREFIX)]
+    corrupt = [s for a in analyses for s in a.sources if s.problem.startswith(CORRUPT_PREFIX)]
     if corrupt:
         raise InputError(
             f"{corrupt[0].file}: {corrupt[0].problem[:200]} (not truncated: the file is damaged; "
             "nothing was stored)"
         )
-    return analysis, options, settings
+    return analyses, options, settings
 
 
 def _store(
     args: argparse.Namespace,
     settings: cfg.Settings,
-    analysis: Any,
+    analyses: Sequence[Any],
     options: Any,
     delegated: Sequence[str],
     command: str,
 ) -> None:
+    """Store each analysis as its own source (one per dump time, each at its own time)."""
     if args.no_store:
         return
     from publiccore.collectors.bgp.observations import store_analysis
@@ -225,10 +237,12 @@ def _store(
     from publiccore.store import open_configured
 
     with open_configured(settings, args.store) as store:
-        source_id, count = store_analysis(
-            store, analysis, options=options, delegated=tuple(delegated), command=command
-        )
-    print(f"stored {count} observations as source {source_id}", file=sys.stderr)
+        for analysis in analyses:
+            source_id, count = store_analysis(
+                store, analysis, options=options, delegated=tuple(delegated), command=command
+            )
+            dump = f" (dump {_when(analysis.dump_time)})" if len(analyses) > 1 else ""
+            print(f"stored {count} observations as source {source_id}{dump}", file=sys.stderr)
 
 
 def _servers(hints: str | None, settings: cfg.Settings) -> dict[str, Any]:
@@ -281,7 +295,6 @@ def _sources_json(analysis: Any) -> list[dict[str, Any]]:
 
 def _visibility(args: argparse.Namespace) -> int:
     from publiccore.collectors.bgp.pipeline import BrokerWindow
-    from publiccore.collectors.bgp.visibility import prefix_view
 
     from publiccore.clock import parse_when
 
@@ -302,7 +315,7 @@ def _visibility(args: argparse.Namespace) -> int:
         if geo is None:
             raise InputError("--transit needs RIR delegated files (--delegated FILE)")
         transit_countries = ["*"]  # every country with routed prefixes
-    analysis, options, settings = _run(
+    analyses, options, settings = _run(
         args,
         updates=args.updates,
         geo=geo,
@@ -311,54 +324,65 @@ def _visibility(args: argparse.Namespace) -> int:
         transit_countries=transit_countries,
         **_servers(args.hints, settings),
     )
-    _store(args, settings, analysis, options, delegated, "bgp visibility")
+    _store(args, settings, analyses, options, delegated, "bgp visibility")
     if args.json:
-        out: dict[str, Any] = {
-            "sources": _sources_json(analysis),
-            "partial": analysis.partial,
-            "dump_time": analysis.dump_time,
-            "peers": [p.to_json() for p in analysis.peers],
-            "summary": analysis.summary.to_json(),
-            "countries": [c.to_json() for c in analysis.countries],
-            "roots": [r.to_json() for r in analysis.roots],
-            "transit": [t.to_json() for t in analysis.transit],
-            "hegemony": [h.to_json() for h in analysis.hegemony],
-            "notes": list(analysis.notes),
-            "bins": [
-                {
-                    "time": b.start,
-                    "updates": b.updates,
-                    "partial": b.partial,
-                    "countries": [c.to_json() for c in b.countries],
-                    "roots": [
-                        {
-                            "letter": p.name,
-                            "address": p.address,
-                            "prefix": p.prefix,
-                            "visibility_ratio": p.ratio,
-                        }
-                        for p in b.prefixes
-                    ],
-                }
-                for b in analysis.bins
-            ],
-        }
-        if args.prefixes:
-            out["prefixes"] = [
-                prefix_view(
-                    analysis.rib,
-                    p,
-                    analysis.full_feed,
-                    threshold=options.threshold,
-                    keep_documentation=options.keep_documentation,
-                ).to_json()
-                for p in sorted(analysis.rib.routes)
-            ]
-        json.dump(out, sys.stdout, indent=1)
+        outs = [_visibility_json(args, a, options) for a in analyses]
+        json.dump(outs[0] if len(outs) == 1 else {"dumps": outs}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    _print_visibility(analysis, delegated)
+    for analysis in analyses:
+        if len(analyses) > 1:
+            print(f"dump {_when(analysis.dump_time)}")
+        _print_visibility(analysis, delegated)
     return 0
+
+
+def _visibility_json(args: argparse.Namespace, analysis: Any, options: Any) -> dict[str, Any]:
+    """``bgp visibility --json`` of one analysis."""
+    from publiccore.collectors.bgp.visibility import prefix_view
+
+    out: dict[str, Any] = {
+        "sources": _sources_json(analysis),
+        "partial": analysis.partial,
+        "dump_time": analysis.dump_time,
+        "peers": [p.to_json() for p in analysis.peers],
+        "summary": analysis.summary.to_json(),
+        "countries": [c.to_json() for c in analysis.countries],
+        "roots": [r.to_json() for r in analysis.roots],
+        "transit": [t.to_json() for t in analysis.transit],
+        "hegemony": [h.to_json() for h in analysis.hegemony],
+        "notes": list(analysis.notes),
+        "bins": [
+            {
+                "time": b.start,
+                "updates": b.updates,
+                "partial": b.partial,
+                "countries": [c.to_json() for c in b.countries],
+                "roots": [
+                    {
+                        "letter": p.name,
+                        "address": p.address,
+                        "prefix": p.prefix,
+                        "visibility_ratio": p.ratio,
+                    }
+                    for p in b.prefixes
+                ],
+            }
+            for b in analysis.bins
+        ],
+    }
+    if args.prefixes:
+        out["prefixes"] = [
+            prefix_view(
+                analysis.rib,
+                p,
+                analysis.full_feed,
+                threshold=options.threshold,
+                keep_documentation=options.keep_documentation,
+            ).to_json()
+            for p in sorted(analysis.rib.routes)
+        ]
+    return out
 
 
 def _print_visibility(analysis: Any, delegated: Sequence[str]) -> None:
@@ -486,33 +510,46 @@ def _transit(args: argparse.Namespace) -> int:
     country = args.country.upper()
     if len(country) != 2 or not country.isalpha():
         raise InputError(f"--country must be an ISO 3166 alpha-2 code, not {args.country!r}")
-    analysis, options, settings = _run(
+    analyses, options, settings = _run(
         args,
         geo=_geo(delegated),
         countries=False,
         transit_countries=[country],
         transit_families=[args.family],
     )
-    _store(args, settings, analysis, options, delegated, "bgp transit")
-    result = analysis.transit[0]
-    hegemony = analysis.hegemony[0] if analysis.hegemony else None
+    _store(args, settings, analyses, options, delegated, "bgp transit")
     if args.json:
-        out = result.to_json()
-        out["sources"] = _sources_json(analysis)
-        out["partial"] = analysis.partial
-        out["notes"] = list(analysis.notes)
-        out["hegemony"] = hegemony.to_json() if hegemony is not None else None
-        json.dump(out, sys.stdout, indent=1)
+        outs = []
+        for analysis in analyses:
+            hegemony = analysis.hegemony[0] if analysis.hegemony else None
+            out = analysis.transit[0].to_json()
+            out["sources"] = _sources_json(analysis)
+            out["partial"] = analysis.partial
+            out["dump_time"] = analysis.dump_time
+            out["notes"] = list(analysis.notes)
+            out["hegemony"] = hegemony.to_json() if hegemony is not None else None
+            outs.append(out)
+        json.dump(outs[0] if len(outs) == 1 else {"dumps": outs}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
+    for analysis in analyses:
+        if len(analyses) > 1:
+            print(f"dump {_when(analysis.dump_time)}")
+        _print_transit(analysis, country, args.family)
+    return 0
+
+
+def _print_transit(analysis: Any, country: str, family: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    result = analysis.transit[0]
+    hegemony = analysis.hegemony[0] if analysis.hegemony else None
     console = Console(width=160)
     if not result.covered:
-        console.print(f"{country} {args.family}: no figure: {result.note}")
-        return 0
-    table = Table(title=f"{country} {args.family}: international upstreams (top 10)", min_width=60)
+        console.print(f"{country} {family}: no figure: {result.note}")
+        return
+    table = Table(title=f"{country} {family}: international upstreams (top 10)", min_width=60)
     table.add_column("AS")
     table.add_column("share", justify="right")
     for upstream in result.upstreams[:10]:
@@ -526,7 +563,7 @@ def _transit(args: argparse.Namespace) -> int:
         f"is the collector peer's)"
     )
     if hegemony is not None and hegemony.covered:
-        table = Table(title=f"{country} {args.family}: AS hegemony (IHR; top 10)", min_width=60)
+        table = Table(title=f"{country} {family}: AS hegemony (IHR; top 10)", min_width=60)
         table.add_column("AS")
         table.add_column("hegemony", justify="right")
         for dependency in hegemony.dependencies[:10]:
@@ -536,24 +573,33 @@ def _transit(args: argparse.Namespace) -> int:
             f"{hegemony.dependent_ases()} ASes above 0.1, from {hegemony.peer_asns_used} peer "
             f"ASes ({hegemony.sessions_used} full-feed sessions)"
         )
-    return 0
 
 
 def _roots(args: argparse.Namespace) -> int:
 
     settings = cfg.load(args.config)
-    analysis, options, settings = _run(
+    analyses, options, settings = _run(
         args,
         expected_as_of=_expected(args.origins),
         countries=False,
         **_servers(args.hints, settings),
     )
-    _store(args, settings, analysis, options, (), "bgp roots")
+    _store(args, settings, analyses, options, (), "bgp roots")
     if args.json:
-        json.dump([r.to_json() for r in analysis.roots], sys.stdout, indent=1)
+        outs = [[r.to_json() for r in a.roots] for a in analyses]
+        if len(outs) == 1:
+            json.dump(outs[0], sys.stdout, indent=1)
+        else:
+            dumps = [
+                {"dump_time": a.dump_time, "roots": o} for a, o in zip(analyses, outs, strict=True)
+            ]
+            json.dump({"dumps": dumps}, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     from rich.console import Console
 
-    _print_roots(Console(width=160), analysis.roots)
+    for analysis in analyses:
+        if len(analyses) > 1:
+            print(f"dump {_when(analysis.dump_time)}")
+        _print_roots(Console(width=160), analysis.roots)
     return 0

@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import pathlib
 import socket
@@ -150,6 +151,14 @@ def cache_path(cache_dir: pathlib.Path, file: arc.ArchiveFile) -> pathlib.Path:
     return cache_dir / file.source / file.collector
 
 
+def worker_context() -> multiprocessing.context.ForkServerContext:
+    """The processes' start method: ``forkserver``, with the processing modules imported once in
+    the server, so that each worker forked from it starts with them loaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["publiccore.collectors.bgp.process"])
+    return context
+
+
 class Follower:
     """The archive follower (see module doc). Use ``run`` from an event loop."""
 
@@ -168,6 +177,7 @@ class Follower:
         self.owner = owner_token()
         self.totals = PollCounts()
         self.processing_seconds = 0.0  # in the workers, files stored or refused
+        self.processing_cpu_seconds = 0.0  # CPU of that (workers, their bgpdump and unpackers)
         self.worker_rss_kib: list[int] = []  # peak RSS of each worker process, read at close
         self._executors: list[concurrent.futures.ProcessPoolExecutor] = []
         self._stop = asyncio.Event()
@@ -182,12 +192,20 @@ class Follower:
             self._executors.append(
                 concurrent.futures.ProcessPoolExecutor(
                     max_workers=1,
-                    mp_context=multiprocessing.get_context("forkserver"),
+                    mp_context=worker_context(),
                     initializer=proc.init_worker,
                     initargs=(self.config,),
                 )
             )
         return self._executors[self._slots[collector]]
+
+    def _warm_up(self) -> None:
+        """Start the worker processes now (each loads its tables while the first files are
+        listed and downloaded) instead of at the first file."""
+        for collector in self.options.collectors:
+            self._executor(collector)
+        for executor in self._executors:
+            executor.submit(proc.peak_rss_kib)  # any call starts the process; result unused
 
     async def _call(self, collector: str, func: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -199,7 +217,7 @@ class Follower:
             self._executors[index].shutdown(wait=False, cancel_futures=True)
             self._executors[index] = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1,
-                mp_context=multiprocessing.get_context("forkserver"),
+                mp_context=worker_context(),
                 initializer=proc.init_worker,
                 initargs=(self.config,),
             )
@@ -222,6 +240,7 @@ class Follower:
         stop = stop or asyncio.Event()
         self._stop = stop
         renew = asyncio.create_task(self._renew_forever(stop))
+        await asyncio.to_thread(self._warm_up)
         try:
             async with archive_for(self.options) as archive:
                 while True:
@@ -443,6 +462,7 @@ class Follower:
             if not self.options.keep:
                 path.unlink(missing_ok=True)
         self.processing_seconds += outcome.seconds
+        self.processing_cpu_seconds += outcome.cpu_seconds
         status = outcome.status if outcome.status != "no_base" else "failed"
         await self._finish(
             file,

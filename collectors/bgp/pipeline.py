@@ -13,7 +13,7 @@ import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from publiccore.collectors.bgp.elements import Element, FileReport, ProgressCallback, Reader
 from publiccore.collectors.bgp.hegemony import Hegemony, country_hegemony
@@ -69,6 +69,10 @@ class Analysis:
     hegemony: tuple[Hegemony, ...] = ()
     notes: tuple[str, ...] = ()  # what the input does not cover (no value stored for it) and
     # what the update timeline skipped or jumped over
+    # per prefix, full-feed sessions of its family carrying it (``tally``), and the country
+    # index the RIB was attributed with (None without RIR files): a Timeline starts from them
+    ff_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    index: CountryIndex | None = None
 
     @property
     def partial(self) -> bool:
@@ -391,6 +395,7 @@ def analyze(
             threshold=options.threshold,
         )
         bins = timeline.run(merged(elements))
+        ff_counts = timeline.ff_counts  # the counts of the table as the updates left it
         notes.extend(timeline.notes)
         reports.extend(s.report for s in streams)
     return Analysis(
@@ -406,7 +411,82 @@ def analyze(
         bins=tuple(bins),
         hegemony=tuple(hegemony_rows),
         notes=tuple(notes),
+        ff_counts=ff_counts,
+        index=index,
     )
+
+
+def rib_head(
+    path: str | os.PathLike[str], reader: Reader, *, collector: str | None = None
+) -> tuple[str, float] | None:
+    """(collector, dump time) of a RIB file from its first element, or None when it has none.
+
+    Only the first element is read (the reader's process is stopped there).
+    """
+    read = reader.read(path, kind="rib", collector=collector)
+    elements = iter(read)
+    try:
+        head = next(elements, None)
+    finally:
+        close = getattr(elements, "close", None)
+        if close is not None:
+            close()
+    return None if head is None else (head.collector, head.time)
+
+
+def dump_groups(
+    ribs: Sequence[str | os.PathLike[str]], reader: Reader, *, collector: str | None = None
+) -> list[list[str | os.PathLike[str]]]:
+    """The RIB files cut into dump times, when one collector has RIBs of several; else one group.
+
+    Files are ordered by dump time and a group holds the files within ``SAME_DUMP_SECONDS`` of
+    its first (every collector's RIBs of that dump). Without a collector of several dump times
+    (``unknown`` collectors are not counted) the files stay one group, in the order given, as
+    one table. A file without elements stays in the first group, where ``analyze`` says why.
+    """
+    if len(ribs) < 2:
+        return [list(ribs)]
+    heads = [(rib_head(path, reader, collector=collector), path) for path in ribs]
+    times: dict[str, list[float]] = {}
+    for head, _path in heads:
+        if head is not None and head[0] != "unknown":
+            times.setdefault(head[0], []).append(head[1])
+    if all(max(t) - min(t) <= SAME_DUMP_SECONDS for t in times.values()):
+        return [list(ribs)]
+    empty = [path for head, path in heads if head is None]
+    timed = sorted(
+        ((head[1], index, path) for index, (head, path) in enumerate(heads) if head is not None),
+        key=lambda item: (item[0], item[1]),
+    )
+    groups: list[list[str | os.PathLike[str]]] = []
+    start: float | None = None
+    for when, _index, path in timed:
+        if start is None or when - start > SAME_DUMP_SECONDS:
+            groups.append([])
+            start = when
+        groups[-1].append(path)
+    groups[0][:0] = empty
+    return groups
+
+
+def analyze_dumps(
+    *, ribs: Sequence[str | os.PathLike[str]], reader: Reader, **kwargs: Any
+) -> list[Analysis]:
+    """``analyze`` once per dump time (``dump_groups``): RIBs of one collector from different
+    dump times are analysed apart, never merged into one table; one analysis when they are not.
+
+    Takes ``analyze``'s arguments. Raises InputError for update files with RIBs of several
+    dump times (which dump they apply to would be a guess), and as ``analyze`` does.
+    """
+    if kwargs.get("broker") is not None:
+        return [analyze(ribs=ribs, reader=reader, **kwargs)]
+    groups = dump_groups(ribs, reader, collector=kwargs.get("collector"))
+    if len(groups) > 1 and kwargs.get("updates"):
+        raise InputError(
+            f"update files with RIBs of {len(groups)} dump times: give the RIBs of the one dump "
+            "the updates follow"
+        )
+    return [analyze(ribs=group, reader=reader, **kwargs) for group in groups]
 
 
 async def analyze_async(**kwargs: object) -> Analysis:

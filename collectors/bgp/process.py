@@ -99,6 +99,14 @@ class Outcome:
     meta: Mapping[str, Any] | None = None
     observations: tuple[Observation, ...] = ()
     seconds: float = 0.0  # processing time in the worker
+    cpu_seconds: float = 0.0  # CPU time of it: the worker's own and its bgpdump/decompressor's
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children waited for, seconds."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def peak_rss_kib() -> int:
@@ -147,10 +155,12 @@ class Processor:
     def process(self, job: Job) -> Outcome:
         """Process one file; never raises for bad input (the outcome says failed / refused)."""
         size = _size(job.path)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         try:
             outcome = self._rib(job, size) if job.kind == "rib" else self._updates(job, size)
-            return dataclasses.replace(outcome, seconds=time.perf_counter() - start)
+            return dataclasses.replace(
+                outcome, seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu
+            )
         except InputError as exc:
             return Outcome(
                 job.source, job.collector, job.name, job.kind, "failed", str(exc), size=size
@@ -257,13 +267,18 @@ class Processor:
         )
 
     def _timeline(self, analysis: Analysis) -> Timeline:
-        index = None
-        if self.geo is not None:
+        # the RIB's own full-feed counts and country index when its analysis kept them; the
+        # timeline changes them in place as it changes the RIB, so they stay the RIB's
+        index = analysis.index
+        if index is None and self.geo is not None:
             index = country_index(analysis.rib.routes, self.geo)
+        counts = analysis.ff_counts
+        if not isinstance(counts, dict) or len(counts) != len(analysis.rib.routes):
+            counts = full_feed_counts(analysis.rib, analysis.full_feed)
         return Timeline(
             analysis.rib,
             analysis.full_feed,
-            full_feed_counts(analysis.rib, analysis.full_feed),
+            counts,
             index,
             self.geo,
             watched=[(r.letter, r.address) for r in analysis.roots],

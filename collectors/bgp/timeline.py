@@ -83,6 +83,10 @@ class Timeline:
         self.notes: list[str] = []  # gaps jumped and updates skipped (see ``run``)
         self.skipped = 0
         self._dirty: set[tuple[str, Family]] = set()
+        # sessions that went down once here: every route they hold since was set here, so
+        # their prefixes are kept and a later down (sessions flap, often with no route at
+        # all) drops them without another scan of the whole table
+        self._tracked: dict[int, set[str]] = {}
         self._countries: dict[tuple[str, Family], CountryVisibility] = {}
         if index is not None:
             for key in index.by_country:
@@ -115,12 +119,18 @@ class Timeline:
             self.ff_counts[prefix] += 1
             self._touch(prefix)
         per_peer[index] = path
+        tracked = self._tracked.get(index)
+        if tracked is not None:
+            tracked.add(prefix)
 
     def _unset(self, index: int, prefix: str) -> None:
         per_peer = self.rib.routes.get(prefix)
         if per_peer is None or index not in per_peer:
             return
         del per_peer[index]
+        tracked = self._tracked.get(index)
+        if tracked is not None:
+            tracked.discard(prefix)
         if index in self.full_feed["ipv6" if ":" in prefix else "ipv4"]:
             self.ff_counts[prefix] -= 1
             self._touch(prefix)
@@ -143,8 +153,14 @@ class Timeline:
         elif element.type == "W":
             self._unset(index, element.prefix)
         elif element.new_state != ESTABLISHED:
-            for prefix in [p for p, per_peer in self.rib.routes.items() if index in per_peer]:
+            tracked = self._tracked.get(index)
+            if tracked is not None:
+                prefixes = list(tracked)
+            else:
+                prefixes = [p for p, per_peer in self.rib.routes.items() if index in per_peer]
+            for prefix in prefixes:
                 self._unset(index, prefix)
+            self._tracked[index] = set()
 
     def snapshot(self, start: float, updates: int) -> Bin:
         """The state now, as the bin starting at ``start``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from publiccore.collectors.bgp.blocks import block, union_size, units
 from publiccore.collectors.bgp.paths import clean_path, is_reserved_asn
@@ -152,6 +152,26 @@ def full_feed_counts(rib: Rib, full_feed: Mapping[Family, frozenset[int]]) -> di
     return out
 
 
+def session_counter(full_feed: frozenset[int], sessions: int) -> Callable[[Mapping[int, str]], int]:
+    """A function giving how many of a prefix's sessions (``per_peer`` keys) are full-feed.
+
+    It probes the smaller side: the full-feed set, or the other sessions of the table (indices
+    ``0 … sessions-1``) counted off the prefix's session total.
+    """
+    others = tuple(i for i in range(sessions) if i not in full_feed)
+    if not full_feed:
+        return lambda per_peer: 0
+    if not others:
+        return len
+    if len(full_feed) == 1:
+        (only,) = full_feed
+        return lambda per_peer: 1 if only in per_peer else 0
+    if len(full_feed) <= len(others):
+        members = tuple(sorted(full_feed))
+        return lambda per_peer: len([1 for i in members if i in per_peer])
+    return lambda per_peer: len(per_peer) - len([1 for i in others if i in per_peer])
+
+
 def tally(
     rib: Rib,
     full_feed: Mapping[Family, frozenset[int]],
@@ -160,40 +180,41 @@ def tally(
     keep_documentation: bool = False,
 ) -> tuple[dict[str, int], Summary]:
     """One pass over the table: full-feed sessions per prefix, and the summary counts."""
-    ff4 = full_feed["ipv4"]
-    ff6 = full_feed["ipv6"]
     totals = {family: len(full_feed[family]) for family in FAMILIES}
     need4 = threshold * totals["ipv4"]
     need6 = threshold * totals["ipv6"]
+    count4 = session_counter(full_feed["ipv4"], len(rib.peers))
+    count6 = session_counter(full_feed["ipv6"], len(rib.peers))
+    any4 = totals["ipv4"] > 0
+    any6 = totals["ipv6"] > 0
     counts: dict[str, int] = {}
-    seen = {"ipv4": 0, "ipv6": 0}
-    visible = {"ipv4": 0, "ipv6": 0}
-    moas = {"ipv4": 0, "ipv6": 0}
+    seen4 = seen6 = visible4 = visible6 = moas4 = moas6 = 0
     for prefix, per_peer in rib.routes.items():
         if ":" in prefix:
-            family: Family = "ipv6"
-            count = sum(1 for index in per_peer if index in ff6)
-            is_visible = count > need6 and totals["ipv6"] > 0
+            count = count6(per_peer)
+            seen6 += 1
+            if count > need6 and any6:
+                visible6 += 1
+            if len(per_peer) > 1 and _multiple_origins(
+                per_peer, keep_documentation=keep_documentation
+            ):
+                moas6 += 1
         else:
-            family = "ipv4"
-            count = (
-                sum(1 for index in per_peer if index in ff4)
-                if len(ff4) > 1
-                else (1 if ff4 and next(iter(ff4)) in per_peer else 0)
-            )
-            is_visible = count > need4 and totals["ipv4"] > 0
+            count = count4(per_peer)
+            seen4 += 1
+            if count > need4 and any4:
+                visible4 += 1
+            if len(per_peer) > 1 and _multiple_origins(
+                per_peer, keep_documentation=keep_documentation
+            ):
+                moas4 += 1
         counts[prefix] = count
-        seen[family] += 1
-        if is_visible:
-            visible[family] += 1
-        if _multiple_origins(per_peer, keep_documentation=keep_documentation):
-            moas[family] += 1
     summary = Summary(
-        prefixes_seen=seen,
-        prefixes_visible=visible,  # type: ignore[arg-type]
-        multiple_origins=moas,
+        prefixes_seen={"ipv4": seen4, "ipv6": seen6},
+        prefixes_visible={"ipv4": visible4, "ipv6": visible6},
+        multiple_origins={"ipv4": moas4, "ipv6": moas6},
         full_feed_peers=totals,
-    )  # type: ignore[arg-type]
+    )
     return counts, summary
 
 
@@ -204,6 +225,15 @@ def _multiple_origins(per_peer: Mapping[int, str], *, keep_documentation: bool) 
     paths = set(per_peer.values())
     if len(paths) < 2:
         return False
+    last = {p.rpartition(" ")[2] for p in paths}
+    if len(last) == 1:
+        # one last token on every path: one origin, unless the token is not a plain usable
+        # ASN (an AS_SET, a reserved ASN), when each path's origin comes from its cleaning
+        (token,) = last
+        if token.isdigit() and not is_reserved_asn(
+            int(token), keep_documentation=keep_documentation
+        ):
+            return False
     origins = {fast_origin(p, keep_documentation=keep_documentation) for p in paths}
     origins.discard(None)
     return len(origins) > 1
