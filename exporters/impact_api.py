@@ -64,7 +64,9 @@ class ImpactService:
         composite: dict[str, float] = {}
         days: dict[str, float] = {}
         for country, series in by_country.items():
-            recent = [d for d in prof.profile(series) if d.day >= today - ser.DAY]
+            # a day counts when it has a score (just after midnight yesterday may hold a few
+            # minutes of data and no dimension yet: then today so far)
+            recent = [d for d in prof.profile(series) if d.day >= today - ser.DAY and d.scores]
             if not recent:
                 continue
             newest = max(recent, key=lambda d: d.day)
