@@ -195,21 +195,23 @@ class WindowState:
             state = country(c)
             _bump(state.sent, (letter, family, transport), sign * sent)
             _bump(state.answered, (letter, family, transport), sign * answered)
-        cell_bins: dict[tuple[str, Labels], dict[int, int]] = {}
-        for _b, c, _s, letter, family, transport, index, n in rows.get("agg_root_rtt_all", ()):
-            # the hot loop (a row per cell and RTT bin): _bump inlined
-            bins = cell_bins.get((c, (letter, family, transport)))
+        cell_bins: dict[tuple[Any, ...], dict[int, int]] = {}
+        for row in rows.get("agg_root_rtt_all", ()):
+            # the hot loop (a row per cell and RTT bin: bucket country source letter family
+            # transport bin n): _bump inlined, one slice as the key
+            key = row[1:6]
+            bins = cell_bins.get(key)
             if bins is None:
-                bins = country(c).rtt.setdefault((letter, family, transport), {})
-                cell_bins[(c, (letter, family, transport))] = bins
-            value = bins.get(index, 0) + sign * n
+                bins = cell_bins[key] = country(row[1]).rtt.setdefault(row[3:6], {})
+            index = row[6]
+            value = bins.get(index, 0) + sign * row[7]
             if value:
                 bins[index] = value
             else:
                 del bins[index]
-        for (c, key), bins in cell_bins.items():
+        for key, bins in cell_bins.items():
             if not bins:
-                del country(c).rtt[key]
+                country(key[0]).rtt.pop(key[2:], None)
         for _b, c, asn, _s, outcome, n in rows.get("agg_root_records", ()):
             _bump(country(c).records, (asn, outcome), sign * n)
         for _b, c, _a, _s, probe, _n in rows.get("agg_root_probes", ()):
@@ -362,14 +364,12 @@ class _Kept:
     @classmethod
     def of(cls, rows: Mapping[str, Sequence[Row]]) -> _Kept:
         rtt = rows.get("agg_root_rtt_all", ())
-        cells: dict[tuple[str, str, Labels], int] = {}
-        cell, index, n = array.array("i"), array.array("i"), array.array("q")
-        for _b, c, s, letter, family, transport, bin_index, count in rtt:
-            cell.append(cells.setdefault((c, s, (letter, family, transport)), len(cells)))
-            index.append(bin_index)
-            n.append(count)
+        keys: dict[tuple[Any, ...], int] = {}  # (country, source, letter, family, transport)
+        cell = array.array("i", [keys.setdefault(r[1:6], len(keys)) for r in rtt])
+        index = array.array("i", [r[6] for r in rtt])
+        n = array.array("q", [r[7] for r in rtt])
         rest = {t: r for t, r in rows.items() if t != "agg_root_rtt_all"}
-        return cls(rest, list(cells), cell, index, n)
+        return cls(rest, [(k[0], k[1], k[2:]) for k in keys], cell, index, n)
 
 
 @dataclasses.dataclass(slots=True)
