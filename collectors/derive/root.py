@@ -99,17 +99,9 @@ class RootBuckets:
 
     def window(self, since: float, until: float) -> Window:
         """The buckets with ``since`` ≤ bucket < ``until``."""
-        return Window(
-            tables={name: t.between(since, until) for name, t in self.tables.items()},
-            legacy=[
-                r for r in self.legacy.between(since, until + facts.BUCKET_SECONDS) if r[7] < until
-            ]
-            if self.legacy.rows
-            else [],
-            buckets=self,
-            since=since,
-            until=until,
-        )
+        rows = self.rows(since, until)
+        legacy = rows.pop(state.LEGACY)
+        return Window(tables=rows, legacy=legacy, buckets=self, since=since, until=until)
 
     def detail(
         self, country: str, asns: Collection[int], *, since: float, until: float
