@@ -8,12 +8,13 @@ between 100 and 10,000; each round covers 13 letters × 2 families). Printed per
 
 - ingest: records/s with the typed rows and buckets, next to a raw batched insert of the same
   rows into the records table alone (plain sqlite3, same batches; what the store did before
-  parse-once), and their ratio (target ≥ 0.5);
+  parse-once), and their ratio over the same first slices (target ≥ 0.5; the raw baseline runs
+  on the first million records only);
 - refresh: seconds of one live-window refresh (``Aggregator.refresh``) at the end of the period;
 - report: seconds of a 30-day report build (``exporters.report.build``, one country);
 - export: seconds of a 1-day OpenMetrics history (5-minute steps, every country);
-- peak RSS of the process that did that size (each size runs in its own process) and store
-  bytes per record.
+- peak RSS of the process that measured that size (fill and measurement run in processes of
+  their own) and store bytes per record.
 
 Then the window scaling: stores whose last 15 minutes hold ``--window-sizes`` records (and the
 same history behind them). The live window moves incrementally (``derive.state.LiveWindow``):
@@ -21,12 +22,15 @@ printed are the refresh a minute after the previous one, when the last minute's 
 arrived (one bucket in, one out, one re-read in rotation: what ``/metrics`` costs every 30 s),
 and the first refresh of a deriver that starts (the whole window read once), with the ratio of
 the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window).
-Sizes take suffixes k and M; 10M is accepted (expect tens of minutes here).
+Sizes take suffixes k and M; 10M is accepted (its fill takes about an hour here). With
+``--keep DIR`` the filled stores stay in DIR, and a later run measures them again without
+refilling (ingest figures are then those of the fill).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import io
@@ -168,13 +172,17 @@ def _rows(batch: list[rec.Record], received: float) -> list[tuple[object, ...]]:
     ]
 
 
-def fill(path: pathlib.Path, batches: list[list[rec.Record]]) -> tuple[float, float]:
-    """(seconds through ``put_records``, seconds of the raw baseline) for the same batches."""
+def fill(
+    path: pathlib.Path, batches: list[list[rec.Record]], *, baseline: bool = True
+) -> tuple[float, float | None]:
+    """(seconds through ``put_records``, seconds of the raw baseline or None) for the batches."""
     with SqliteStore(path) as store:
         t0 = time.perf_counter()
         for batch in batches:
             store.put_records(batch)
         ingest = time.perf_counter() - t0
+    if not baseline:
+        return ingest, None
     raw_path = path.with_suffix(".raw.sqlite")
     SqliteStore(raw_path).close()
     db = sqlite3.connect(raw_path, isolation_level=None)
@@ -205,20 +213,41 @@ def _store_bytes(path: pathlib.Path) -> int:
     )
 
 
-def one_size(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+BASELINE_RECORDS = 1_000_000  # the raw baseline runs on the first slices up to this many records
+
+
+def fill_size(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Fill the store of ``size`` records unless a kept one is there; figures go to ``out``."""
     path = pathlib.Path(directory) / f"store-{size}.sqlite"
+    done = path.with_suffix(".filled")  # a kept store (--keep) is measured again, not refilled
     probes = min(10_000, max(100, size // 1000))
-    ingest = raw = 0.0
     since = END - dt.timedelta(days=DAYS)
-    # Fill in slices so the batches of one slice (and the raw copy) fit in memory.
-    slice_records = 200_000
-    for start in range(0, size, slice_records):
-        n = min(slice_records, size - start)
-        lo = since + dt.timedelta(days=DAYS * start / size)
-        hi = since + dt.timedelta(days=DAYS * (start + n) / size)
-        batches = list(generate(n, since=lo, until=hi, probes=probes, seed=start))
-        a, b = fill(path, batches)
-        ingest, raw = ingest + a, raw + b
+    if done.exists():
+        ingest, paired, raw, raw_n = (float(v) for v in done.read_text().split())
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(path) + suffix).unlink(missing_ok=True)
+        ingest = paired = raw = raw_n = 0.0
+        # Fill in slices so the batches of one slice (and the raw copy) fit in memory; the raw
+        # baseline runs on the first slices only (a rate: 10M raw inserts would add half an hour).
+        slice_records = 200_000
+        for start in range(0, size, slice_records):
+            n = min(slice_records, size - start)
+            lo = since + dt.timedelta(days=DAYS * start / size)
+            hi = since + dt.timedelta(days=DAYS * (start + n) / size)
+            batches = list(generate(n, since=lo, until=hi, probes=probes, seed=start))
+            a, b = fill(path, batches, baseline=start < BASELINE_RECORDS)
+            ingest += a
+            if b is not None:
+                paired, raw, raw_n = paired + a, raw + b, raw_n + n
+        done.write_text(f"{ingest} {paired} {raw} {raw_n}\n")
+    out.put((size, probes, size / ingest, raw_n / raw, raw_n / paired))
+
+
+def measure_size(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Refresh, report and export over a filled store, in a process of their own (peak RSS)."""
+    path = pathlib.Path(directory) / f"store-{size}.sqlite"
+    since = END - dt.timedelta(days=DAYS)
     settings = AggregateSettings()
     with SqliteStore(path) as store:
         t0 = time.perf_counter()
@@ -240,19 +269,7 @@ def one_size(size: int, directory: str, out: multiprocessing.Queue) -> None:  # 
             openmetrics.write(families, sink)
         export = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    out.put(
-        (
-            size,
-            probes,
-            size / ingest,
-            size / raw,
-            refresh,
-            report_s,
-            export,
-            rss,
-            _store_bytes(path) / size,
-        )
-    )
+    out.put((refresh, report_s, export, rss, _store_bytes(path) / size))
 
 
 def window_refresh(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -309,25 +326,38 @@ def main() -> int:
     parser.add_argument("--sizes", default="10k,100k,1M")
     parser.add_argument("--window-sizes", default="10k,1M")
     parser.add_argument("--dir", default=None, help="where the stores go (default: a temp dir)")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        metavar="DIR",
+        help="keep the filled stores in DIR and measure a kept one again without refilling",
+    )
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     windows = [parse_size(s) for s in args.window_sizes.split(",") if s]
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="publiccore-derive-") as directory:
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            directory = args.keep
+            pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+        else:
+            directory = stack.enter_context(
+                tempfile.TemporaryDirectory(dir=args.dir, prefix="publiccore-derive-")
+            )
         print(
             f"{'records':>10} {'probes':>6} {'ingest/s':>9} {'raw/s':>9} {'ratio':>6} "
             f"{'refresh s':>9} {'report s':>9} {'export s':>9} {'peak RSS':>9} {'B/record':>8}"
         )
         for size in sizes:
-            size_, probes, rate, raw, refresh, rep, export, rss, per = _run(
-                one_size, size, directory
-            )  # type: ignore[misc]
+            size_, probes, rate, raw, paired = _run(fill_size, size, directory)  # type: ignore[misc]
+            refresh, rep, export, rss, per = _run(measure_size, size, directory)  # type: ignore[misc]
             print(
-                f"{size_:>10,} {probes:>6} {rate:>9,.0f} {raw:>9,.0f} {rate / raw:>6.2f} "
+                f"{size_:>10,} {probes:>6} {rate:>9,.0f} {raw:>9,.0f} {paired / raw:>6.2f} "
                 f"{refresh:>9.3f} {rep:>9.2f} {export:>9.2f} {rss / 2**20:>7.0f}MB {per:>8,.0f}",
                 flush=True,
             )
-            for suffix in ("", "-wal", "-shm"):
-                pathlib.Path(directory, f"store-{size}.sqlite{suffix}").unlink(missing_ok=True)
+            if not args.keep:
+                for suffix in ("", "-wal", "-shm"):
+                    pathlib.Path(directory, f"store-{size}.sqlite{suffix}").unlink(missing_ok=True)
         results = []
         for size in windows:
             results.append(_run(window_refresh, size, directory))
