@@ -161,7 +161,7 @@ def main() -> int:
                 break
         judging = time.perf_counter() - t0
         t1 = time.perf_counter()
-        correctness.series(store, since=since, until=until)
+        correctness.figures(store, since=since, until=until)
         refresh = time.perf_counter() - t1
         ratio, counts = correctness.correctness(store, since=since, until=until)
         store.close()

@@ -2,7 +2,7 @@
 
     python benchmarks/scrape.py [--countries 250] [--repeat 30]
 
-Builds a synthetic snapshot (every series of every metric in collectors.aggregate.METRICS for
+Builds a synthetic snapshot (every series of every metric in exporters.catalogue.METRICS for
 each country × letter × family × transport × quantile …, the 80 regulatory events, ingest
 counters), publishes it to an Exporter (rendered once, as the background refresh does), then
 times what a scrape does (``Exporter.render``, and a whole GET /metrics over 127.0.0.1)
@@ -28,7 +28,8 @@ import pycountry
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
-from publiccore.collectors.aggregate import METRICS, QUANTILES, SITE_OUTCOMES, Snapshot
+from publiccore.collectors.aggregate import QUANTILES, SITE_OUTCOMES
+from publiccore.exporters.catalogue import METRICS, Exposition
 from publiccore.exporters.prometheus import (
     EXPORTER_KEY,
     Exporter,
@@ -52,7 +53,7 @@ VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
-def synthetic_snapshot(countries: int) -> Snapshot:
+def synthetic_snapshot(countries: int) -> Exposition:
     """A snapshot with every label combination of every metric for ``countries`` countries."""
     codes = sorted(c.alpha_2 for c in pycountry.countries)[:countries]
     series: dict[str, dict[tuple[str, ...], float]] = {}
@@ -71,7 +72,7 @@ def synthetic_snapshot(countries: int) -> Snapshot:
             labels: 0.123456789 * (i % 97) for i, labels in enumerate(itertools.product(*choices))
         }
     now = dt.datetime.now(dt.UTC)
-    return Snapshot(
+    return Exposition(
         computed_at=now,
         series=series,
         newest_record={"root-dns": now, "traceroute": now},

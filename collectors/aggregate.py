@@ -1,9 +1,10 @@
 """Windowed per-country aggregates that the exporters and reports read.
 
-``Aggregator.refresh`` reads the store (root-dns records of the last root window, the newest BGP
-and path observations, the probe registry) and returns a ``Snapshot``: every exported series by
-metric name (see ``METRICS``) plus the newest data times behind the freshness gauges. The
-computation itself is pure (``compute_root``, ``latest_observations``), so history
+``Aggregator.refresh`` reads the store (the merged buckets of the last root window, the newest BGP
+and path observations, the probe registry) and returns a ``Snapshot``: the typed figures
+(``derive.figures.Figures``) plus the newest data times behind the freshness gauges. Names, help
+texts and labels of what is exported are the exporters' (``exporters.catalogue``). The
+computation itself is pure (``derive.root.compute``, ``latest_observations``), so history
 (``exporters.openmetrics``) and tests run exactly the same code over chosen windows.
 
 Bias control (definition M-sampling in docs/methodology.md): within a country, each
@@ -22,11 +23,12 @@ import collections
 import dataclasses
 import datetime as dt
 import itertools
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
+
+from publiccore.collectors.derive import figures as fig
 
 from publiccore.clock import Clock, utc_now
 from publiccore.config import AggregateSettings
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
+QUANTILES: tuple[float, ...] = fig.QUANTILES
 AVAILABILITY_THRESHOLD = 0.96  # RSSAC047 per letter
 RSS_K, RSS_N = 8, 13  # RSSAC047 k-of-n system view
 ROUND_GAP_SECONDS = 120.0  # records of one probe further apart than this belong to another round
@@ -50,330 +52,27 @@ SITE_OUTCOMES: tuple[str, ...] = ("in_country", "abroad", "unknown")
 TRANSPORTS: tuple[str, ...] = ("udp", "tcp")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One exported gauge: its help text, unit, label names and methodology definition id."""
-
-    name: str
-    help: str
-    unit: str
-    labels: tuple[str, ...]
-    definition: str
-
-
-def _spec(name: str, help_: str, unit: str, labels: str, definition: str) -> MetricSpec:
-    return MetricSpec(name, help_, unit, tuple(labels.split()) if labels else (), definition)
-
-
-# Every gauge computed from stored data, in exposition order. The live-only ones (freshness,
-# ingest counters, events) are defined in exporters.prometheus.
-METRICS: tuple[MetricSpec, ...] = (
-    _spec(
-        "publiccore_root_reachable_ratio",
-        "Share of . SOA queries answered (NOERROR within the timeout) over the root window",
-        "ratio",
-        "country letter family transport",
-        "M-root-reachability",
-    ),
-    _spec(
-        "publiccore_root_rtt_seconds",
-        "Quantiles of the RTT of answered . SOA queries over the root window",
-        "seconds",
-        "country letter family transport quantile",
-        "M-root-latency",
-    ),
-    _spec(
-        "publiccore_root_availability_ratio",
-        "RSSAC047 availability per letter (all families and transports; threshold 0.96)",
-        "ratio",
-        "country letter",
-        "M-root-reachability",
-    ),
-    _spec(
-        "publiccore_root_median_latency_seconds",
-        "RSSAC047 median latency per letter and transport (thresholds UDP 0.25 s, TCP 0.5 s)",
-        "seconds",
-        "country letter transport",
-        "M-root-latency",
-    ),
-    _spec(
-        "publiccore_root_publication_latency_seconds",
-        "RSSAC047 publication latency of the newest SOA serial: time from its first sighting "
-        "on any letter to its first sighting on this letter from this country (still "
-        "growing while the letter serves an older serial; threshold 3900 s)",
-        "seconds",
-        "country letter",
-        "M-root-publication",
-    ),
-    _spec(
-        "publiccore_root_publication_latency_median_seconds",
-        "RSSAC047 section 5.4 publication latency per letter: median over the serial changes of "
-        "the publication period and every vantage point of the delay from a serial's first "
-        "sighting to its sighting by the vantage point, in 5-minute intervals (threshold 3900 s)",
-        "seconds",
-        "letter",
-        "M-root-publication-median",
-    ),
-    _spec(
-        "publiccore_root_publication_latency_measurements",
-        "Measurements (serial changes x vantage points) behind the per-letter publication "
-        "latency median",
-        "measurements",
-        "letter",
-        "M-root-publication-median",
-    ),
-    _spec(
-        "publiccore_root_rss_publication_latency_seconds",
-        "RSSAC047 section 6.4 RSS publication latency: median of every letter's measurements "
-        "over the publication period (threshold 2100 s)",
-        "seconds",
-        "",
-        "M-root-publication-median",
-    ),
-    _spec(
-        "publiccore_root_letters_available",
-        "Letters whose availability meets the RSSAC047 threshold (0.96)",
-        "letters",
-        "country",
-        "M-root-rss",
-    ),
-    _spec(
-        "publiccore_root_system_available_ratio",
-        "Share of probe rounds in which at least k = 8 of n = 13 letters answered",
-        "ratio",
-        "country",
-        "M-root-rss",
-    ),
-    _spec(
-        "publiccore_root_rss_availability_ratio",
-        "RSSAC047 section 6.1 RSS availability: sum over probe rounds of min(k, letters that "
-        "answered) / sum of k, k = 8, per family and transport (threshold 0.99999)",
-        "ratio",
-        "country family transport",
-        "M-root-rss-availability",
-    ),
-    _spec(
-        "publiccore_root_rss_latency_seconds",
-        "RSSAC047 section 6.2 RSS response latency: median of the k = 8 lowest letter latencies "
-        "of every probe round, per family and transport (thresholds UDP 0.15 s, TCP 0.3 s)",
-        "seconds",
-        "country family transport",
-        "M-root-rss-latency",
-    ),
-    _spec(
-        "publiccore_root_correctness_ratio",
-        "RSSAC047 section 5.3 correctness: correct / judged answers (matching a root zone of "
-        "the 48 h before and validating with DNSSEC) over the root window (threshold 1)",
-        "ratio",
-        "country letter",
-        "M-root-correctness",
-    ),
-    _spec(
-        "publiccore_root_correctness_judged",
-        "Answers judged for RSSAC047 correctness over the root window (the ratio's sample size)",
-        "answers",
-        "country letter",
-        "M-root-correctness",
-    ),
-    _spec(
-        "publiccore_root_integrity_ratio",
-        "Share of root-dns records by root integrity outcome",
-        "ratio",
-        "country outcome",
-        "M-root-integrity",
-    ),
-    _spec(
-        "publiccore_root_sites",
-        "Distinct anycast sites that answered from this country (by the location code the "
-        "site table reads, else by the identity string)",
-        "sites",
-        "country letter",
-        "M-root-site",
-    ),
-    _spec(
-        "publiccore_root_site_location_ratio",
-        "Share of answered records by the answering site's location: in_country, abroad, "
-        "unknown (identity missing or not in the site table)",
-        "ratio",
-        "country letter outcome",
-        "M-root-site",
-    ),
-    _spec(
-        "publiccore_aggregate_records",
-        "Records in the window behind this country's aggregates",
-        "records",
-        "country kind",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_aggregate_probes",
-        "Distinct probes in the window behind this country's aggregates",
-        "probes",
-        "country kind",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_aggregate_probe_asns",
-        "Distinct probe ASNs in the window behind this country's aggregates",
-        "ASNs",
-        "country kind",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_aggregate_top_asn_share",
-        "Unweighted share of the country's records from its largest probe ASN (before "
-        "down-weighting to max_asn_share)",
-        "ratio",
-        "country kind",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_aggregate_sources",
-        "1 for each record source the root figures rest on ([aggregate] sources: volunteer, "
-        "ripe-atlas); figures never mix sources that are not listed",
-        "",
-        "source",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_probes_active",
-        "Probes of this country that sent a record in the last hour (registered probes "
-        "count as 0 when silent)",
-        "probes",
-        "country",
-        "M-sampling",
-    ),
-    _spec(
-        "publiccore_bgp_country_visible_slash24",
-        "Routed IPv4 address space of the country seen by > 50% of full-feed peers",
-        "/24 equivalents",
-        "country",
-        "M-bgp-country-visibility",
-    ),
-    _spec(
-        "publiccore_bgp_country_visibility_ratio",
-        "Visible share of the country's routed address space (visible / routed)",
-        "ratio",
-        "country family",
-        "M-bgp-country-visibility",
-    ),
-    _spec(
-        "publiccore_bgp_country_routed_units",
-        "Routed address space of the country (/24 for IPv4, /48 for IPv6)",
-        "/24 or /48 equivalents",
-        "country family",
-        "M-bgp-country-visibility",
-    ),
-    _spec(
-        "publiccore_bgp_country_unseen_prefixes",
-        "Prefixes of the country seen by no full-feed peer",
-        "prefixes",
-        "country family",
-        "M-bgp-country-visibility",
-    ),
-    _spec(
-        "publiccore_bgp_country_upstreams",
-        "Foreign ASes adjacent to the country's ASes on observed AS paths",
-        "ASes",
-        "country family",
-        "M-bgp-upstreams",
-    ),
-    _spec(
-        "publiccore_bgp_country_upstream_effective_number",
-        "Effective number of international upstreams (1 / sum of squared shares)",
-        "ASes",
-        "country family",
-        "M-bgp-upstreams",
-    ),
-    _spec(
-        "publiccore_bgp_country_top_upstream_share",
-        "Share of the country's address space carried by its largest upstream",
-        "ratio",
-        "country family",
-        "M-bgp-upstreams",
-    ),
-    _spec(
-        "publiccore_bgp_country_dependency_ratio",
-        "AS hegemony over the country's routed space (IHR; top 5 ASes per country and family)",
-        "ratio",
-        "country family asn",
-        "M-bgp-hegemony",
-    ),
-    _spec(
-        "publiccore_bgp_country_dependent_ases",
-        "ASes with a hegemony above 0.1 over the country's routed space",
-        "ASes",
-        "country family",
-        "M-bgp-hegemony",
-    ),
-    _spec(
-        "publiccore_bgp_prefix_visibility_ratio",
-        "Share of full-feed peers carrying a route to the prefix",
-        "ratio",
-        "prefix_set prefix letter family",
-        "M-bgp-prefix-visibility",
-    ),
-    _spec(
-        "publiccore_bgp_root_prefix_unexpected_origin",
-        "1 when a root-server prefix is originated by an AS not in the expected table",
-        "boolean",
-        "prefix_set prefix letter family",
-        "M-bgp-root-prefixes",
-    ),
-    _spec(
-        "publiccore_path_border_crossings_distinct",
-        "Distinct border crossings (exit AS, entry AS, entry country) on the country's "
-        "traceroutes over the paths window",
-        "crossings",
-        "country",
-        "M-path-border-crossings",
-    ),
-    _spec(
-        "publiccore_path_border_crossings_effective_number",
-        "Effective number of border crossings (1 / sum of squared shares)",
-        "crossings",
-        "country",
-        "M-path-border-crossings",
-    ),
-    _spec(
-        "publiccore_path_traces",
-        "Traceroutes behind the country's border-crossing figures (sample size)",
-        "traceroutes",
-        "country",
-        "M-path-border-crossings",
-    ),
-    _spec(
-        "publiccore_path_traces_left_unmapped",
-        "Traceroutes that crossed no border but left the probe's country through address space "
-        "no delegated file maps (their own outcome, not 'never crossed')",
-        "traceroutes",
-        "country",
-        "M-path-border-crossings",
-    ),
-)
-SPECS: dict[str, MetricSpec] = {m.name: m for m in METRICS}
-
-# Observations (stored by collectors/bgp and collectors/paths) → exported metric.
-OBSERVED_METRICS: dict[str, str] = {
-    "bgp_country_visible_slash24": "publiccore_bgp_country_visible_slash24",
-    "bgp_country_visibility_ratio": "publiccore_bgp_country_visibility_ratio",
-    "bgp_country_routed_units": "publiccore_bgp_country_routed_units",
-    "bgp_country_unseen_prefixes": "publiccore_bgp_country_unseen_prefixes",
-    "bgp_country_upstreams": "publiccore_bgp_country_upstreams",
-    "bgp_country_upstream_effective_number": "publiccore_bgp_country_upstream_effective_number",
-    "bgp_country_top_upstream_share": "publiccore_bgp_country_top_upstream_share",
-    "bgp_country_dependency_ratio": "publiccore_bgp_country_dependency_ratio",
-    "bgp_country_dependent_ases": "publiccore_bgp_country_dependent_ases",
-    "bgp_prefix_visibility_ratio": "publiccore_bgp_prefix_visibility_ratio",
-    "bgp_root_prefix_unexpected_origin": "publiccore_bgp_root_prefix_unexpected_origin",
-    "path_border_crossings_distinct": "publiccore_path_border_crossings_distinct",
-    "path_border_crossings_effective_number": "publiccore_path_border_crossings_effective_number",
-    "path_traces": "publiccore_path_traces",
-    "path_traces_left_unmapped": "publiccore_path_traces_left_unmapped",
+# Observations (stored by collectors/bgp and collectors/paths) read into the figures, with the
+# kind of subject each is about; their exported names and labels: exporters.catalogue.
+OBSERVATION_SUBJECTS: dict[str, str] = {
+    "bgp_country_visible_slash24": "country",
+    "bgp_country_visibility_ratio": "country",
+    "bgp_country_routed_units": "country",
+    "bgp_country_unseen_prefixes": "country",
+    "bgp_country_upstreams": "country",
+    "bgp_country_upstream_effective_number": "country",
+    "bgp_country_top_upstream_share": "country",
+    "bgp_country_dependency_ratio": "country",
+    "bgp_country_dependent_ases": "country",
+    "bgp_prefix_visibility_ratio": "prefix",
+    "bgp_root_prefix_unexpected_origin": "prefix",
+    "path_border_crossings_distinct": "country",
+    "path_border_crossings_effective_number": "country",
+    "path_traces": "country",
+    "path_traces_left_unmapped": "country",
 }
 
 Labels = tuple[str, ...]
-Series = dict[str, dict[Labels, float]]
 
 
 # --- publication-latency sightings ------------------------------------------------------------
@@ -502,6 +201,13 @@ class PublicationTracker:
             self.first_any = {s: t for s, t in self.first_any.items() if s in keep}
             self.first_seen = {k: t for k, t in self.first_seen.items() if k[2] in keep}
 
+    def newest(self, now: float) -> tuple[fig.NewestSerialLatency, ...]:
+        """``latency`` as typed figures, in (country, letter) order."""
+        return tuple(
+            fig.NewestSerialLatency(country, letter, seconds)
+            for (country, letter), seconds in sorted(self.latency(now).items())
+        )
+
     def latency(self, now: float) -> dict[Labels, float]:
         """(country, letter) → seconds for the newest serial (see class doc)."""
         if not self.first_any:
@@ -523,55 +229,43 @@ class PublicationTracker:
 # --- observations (BGP, paths) ------------------------------------------------------------------
 
 
-def observation_labels(metric: str, obs: Observation) -> Labels | None:
-    """Label values of an observation in the order of its exported metric; None if unusable."""
-    spec = SPECS[OBSERVED_METRICS[metric]]
-    values = []
-    for name in spec.labels:
-        if name == obs.subject_kind:
-            values.append(obs.subject)
-        else:
-            values.append(str(obs.labels.get(name, "")))
-    if obs.subject_kind not in spec.labels:
-        return None
-    return tuple(values)
-
-
 def latest_observations(
     observations: Iterable[Observation], *, until: float | None = None
-) -> tuple[Series, float | None]:
-    """Newest value per series among observations at or before ``until``.
+) -> tuple[tuple[Observation, ...], float | None]:
+    """Newest observation per series (metric, subject, labels) at or before ``until``.
 
     Per metric, series older than the metric's newest time by more than
     BGP_DUMP_TOLERANCE_SECONDS are dropped (a country absent from the newest dump is not
-    reported from an old one). Returns the series by exported name and the newest time of a
-    BGP observation (the newest dump).
+    reported from an old one); observations of an unknown metric, or about another kind of
+    subject than their metric's, are left out. Returns the observations in (metric, subject,
+    labels) order and the newest time of a BGP observation (the newest dump).
     """
-    latest: dict[str, dict[Labels, tuple[float, float]]] = collections.defaultdict(dict)
+    latest: dict[str, dict[tuple[object, ...], tuple[float, Observation]]] = (
+        collections.defaultdict(dict)
+    )
     newest_time: float | None = None
     for obs in observations:
-        if obs.metric not in OBSERVED_METRICS:
+        if OBSERVATION_SUBJECTS.get(obs.metric) != obs.subject_kind:
             continue
         when = obs.time.timestamp()
         if until is not None and when > until:
             continue
-        labels = observation_labels(obs.metric, obs)
-        if labels is None:
-            continue
+        key = (obs.subject, tuple(sorted(obs.labels.items())))
         series = latest[obs.metric]
-        if labels not in series or series[labels][0] <= when:
-            series[labels] = (when, float(obs.value))
+        if key not in series or series[key][0] <= when:
+            series[key] = (when, obs)
         if obs.metric.startswith("bgp_"):
             newest_time = when if newest_time is None else max(newest_time, when)
-    out: Series = {}
-    for metric, series in latest.items():
+    out: list[Observation] = []
+    for metric in sorted(latest):
+        series = latest[metric]
         newest = max(t for t, _ in series.values())
-        out[OBSERVED_METRICS[metric]] = {
-            labels: value
-            for labels, (t, value) in series.items()
+        out.extend(
+            obs
+            for _key, (t, obs) in sorted(series.items(), key=lambda item: item[0])
             if t >= newest - BGP_DUMP_TOLERANCE_SECONDS
-        }
-    return out, newest_time
+        )
+    return tuple(out), newest_time
 
 
 # --- the snapshot -------------------------------------------------------------------------------
@@ -582,7 +276,7 @@ class Snapshot:
     """Everything the live exporter shows, computed at ``computed_at``."""
 
     computed_at: dt.datetime
-    series: Series
+    figures: fig.Figures
     newest_record: Mapping[str, dt.datetime]  # kind → newest record start time
     newest_bgp_dump: dt.datetime | None
     duration_seconds: float = 0.0
@@ -590,42 +284,7 @@ class Snapshot:
     @classmethod
     def empty(cls, when: dt.datetime) -> Snapshot:
         """A snapshot with no data (before the first refresh)."""
-        return cls(computed_at=when, series={}, newest_record={}, newest_bgp_dump=None)
-
-    def dumps(self) -> str:
-        """The snapshot as JSON (what the deriver stores for every HTTP worker to serve)."""
-        return json.dumps(
-            {
-                "computed_at": self.computed_at.timestamp(),
-                "series": {
-                    name: [[list(labels), value] for labels, value in sorted(values.items())]
-                    for name, values in self.series.items()
-                },
-                "newest_record": {k: v.timestamp() for k, v in self.newest_record.items()},
-                "newest_bgp_dump": (
-                    None if self.newest_bgp_dump is None else self.newest_bgp_dump.timestamp()
-                ),
-                "duration_seconds": self.duration_seconds,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def loads(cls, text: str) -> Snapshot:
-        """The snapshot ``dumps`` wrote."""
-        obj = json.loads(text)
-        dump = obj["newest_bgp_dump"]
-        return cls(
-            computed_at=_from_ts(obj["computed_at"]),
-            series={
-                name: {tuple(labels): float(value) for labels, value in values}
-                for name, values in obj["series"].items()
-            },
-            newest_record={k: _from_ts(v) for k, v in obj["newest_record"].items()},
-            newest_bgp_dump=None if dump is None else _from_ts(dump),
-            duration_seconds=float(obj["duration_seconds"]),
-        )
+        return cls(computed_at=when, figures=fig.Figures(), newest_record={}, newest_bgp_dump=None)
 
 
 def _from_ts(value: float) -> dt.datetime:
@@ -662,7 +321,7 @@ def newest_record_time(store: Store, kind: str, now: dt.datetime) -> dt.datetime
 def read_observations(store: Store, now: dt.datetime) -> list[Observation]:
     """The observations of every known metric, from the shortest look-back that has any."""
     found: list[Observation] = []
-    for metric in OBSERVED_METRICS:
+    for metric in OBSERVATION_SUBJECTS:
         for lookback in OBSERVATION_LOOKBACKS:
             since = None if lookback is None else now - dt.timedelta(seconds=lookback)
             batch = list(store.iter_observations(metric=metric, since=since))
@@ -672,9 +331,9 @@ def read_observations(store: Store, now: dt.datetime) -> list[Observation]:
     return found
 
 
-def source_series(settings: AggregateSettings) -> dict[tuple[str, ...], float]:
-    """``publiccore_aggregate_sources``: the sources the root figures rest on."""
-    return {(source,): 1.0 for source in sorted(settings.sources)}
+def sources(settings: AggregateSettings) -> tuple[str, ...]:
+    """The record sources the root figures rest on (``[aggregate] sources``), sorted."""
+    return tuple(sorted(settings.sources))
 
 
 class Aggregator:
@@ -715,7 +374,7 @@ class Aggregator:
         when = (now or self.clock()).timestamp()
         since, until = derive_root.window_bounds(when, self.settings.root_window_seconds)
         judged = derive_correctness.judge_window(self.store, since=since, until=until)
-        self.publication.series(self.store, now=when)
+        self.publication.figures(self.store, now=when)
         return judged
 
     def refresh(self, now: dt.datetime | None = None) -> Snapshot:
@@ -728,35 +387,38 @@ class Aggregator:
         now = now or started
         if self._live is None:
             self._live = derive_state.LiveWindow(self.store, sources=self.settings.sources)
-        series = derive_root.live(
+        root = derive_root.live(
             self._live,
             now=now.timestamp(),
             seconds=self.settings.root_window_seconds,
             max_asn_share=self.settings.max_asn_share,
         )
-        series["publiccore_root_publication_latency_seconds"] = derive_root.publication_latency(
-            self.store, now=now.timestamp()
-        )
-        series["publiccore_aggregate_sources"] = source_series(self.settings)
-        series.update(
-            self.publication.series(self.store, now=now.timestamp(), keep=self.defer_slow)
-        )
         from publiccore.collectors.derive import correctness as derive_correctness
 
         since, until = derive_root.window_bounds(now.timestamp(), self.settings.root_window_seconds)
-        series.update(derive_correctness.series(self.store, since=since, until=until, judge=False))
         registered = {
             p.id: p.country
             for p in self.store.list_probes()
             if p.revoked is None or p.revoked > now
         }
-        series["publiccore_probes_active"] = derive_root.probes_active(
-            self.store, now=now.timestamp(), registered=registered
-        )
         observations, newest_obs = latest_observations(
             read_observations(self.store, now), until=now.timestamp()
         )
-        series.update(observations)
+        figures = fig.Figures(
+            root=root,
+            newest_serial=derive_root.publication_latency(self.store, now=now.timestamp()),
+            publication=self.publication.figures(
+                self.store, now=now.timestamp(), keep=self.defer_slow
+            ),
+            correctness=derive_correctness.figures(
+                self.store, since=since, until=until, judge=False
+            ),
+            probes_active=derive_root.probes_active(
+                self.store, now=now.timestamp(), registered=registered
+            ),
+            sources=sources(self.settings),
+            observations=observations,
+        )
         newest: dict[str, dt.datetime] = {}
         for kind in KINDS:
             # probe clocks slightly ahead are tolerated, as in newest_record_time
@@ -765,7 +427,7 @@ class Aggregator:
                 newest[kind] = when
         return Snapshot(
             computed_at=now,
-            series=series,
+            figures=figures,
             newest_record=newest,
             newest_bgp_dump=None if newest_obs is None else _from_ts(newest_obs),
             duration_seconds=(self.clock() - started).total_seconds(),

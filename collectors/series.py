@@ -24,7 +24,7 @@ import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import figures as fig
 from publiccore.collectors.derive import root as derive_root
 
 from publiccore.config import AggregateSettings
@@ -281,39 +281,24 @@ def _midnight(day: dt.date) -> dt.datetime:
 # --- root ---------------------------------------------------------------------------------------
 
 
-def root_day_from(series: agg.Series, country: str) -> RootDay | None:
-    """The RootDay of ``country`` from one day's root series; None without data."""
-    c = country
-    records = series["publiccore_aggregate_records"].get((c, "root-dns"))
-    if not records:
+def root_day_from(root: fig.RootFigures, country: str) -> RootDay | None:
+    """The RootDay of ``country`` from one day's root figures; None without data."""
+    c = root.country(country)
+    if c is None or not c.sample.records:
         return None
-    availability = {
-        letter: v
-        for (cc, letter), v in series["publiccore_root_availability_ratio"].items()
-        if cc == c
-    }
-    integrity = {
-        o: v for (cc, o), v in series["publiccore_root_integrity_ratio"].items() if cc == c
-    }
-    in_country = [
-        v
-        for (cc, _letter, outcome), v in series["publiccore_root_site_location_ratio"].items()
-        if cc == c and outcome == "in_country"
-    ]
+    in_country = [x.site_location["in_country"] for x in c.letters if x.site_location]
     medians = [
-        v
-        for (cc, _letter, transport), v in series["publiccore_root_median_latency_seconds"].items()
-        if cc == c and transport == "udp"
+        x.median_latency_seconds["udp"] for x in c.letters if "udp" in x.median_latency_seconds
     ]
     return RootDay(
-        availability=dict(sorted(availability.items())),
-        availability_overall=series["publiccore_root_system_available_ratio"].get((c,)),
-        non_iana_share=(1.0 - integrity["iana"]) if "iana" in integrity else None,
+        availability={x.letter: x.availability_ratio for x in c.letters},
+        availability_overall=c.system_available_ratio,
+        non_iana_share=(1.0 - c.integrity["iana"]) if "iana" in c.integrity else None,
         in_country_share=statistics.fmean(in_country) if in_country else None,
         rtt_median_seconds=statistics.median(medians) if medians else None,
-        records=int(records),
-        probes=int(series["publiccore_aggregate_probes"].get((c, "root-dns"), 0)),
-        probe_asns=int(series["publiccore_aggregate_probe_asns"].get((c, "root-dns"), 0)),
+        records=c.sample.records,
+        probes=c.sample.probes,
+        probe_asns=c.sample.probe_asns,
     )
 
 
@@ -340,11 +325,11 @@ def root_daily_by_country(
     out: dict[str, dict[dt.date, RootDay]] = collections.defaultdict(dict)
     for day in days_between(since, until):
         window = buckets.window(_midnight(day).timestamp(), _midnight(day + DAY).timestamp())
-        series = derive_root.compute(window, max_asn_share=settings.max_asn_share)
-        for cc in sorted({labels[0] for labels in series["publiccore_aggregate_records"]}):
-            root = root_day_from(series, cc)
+        figures = derive_root.compute(window, max_asn_share=settings.max_asn_share)
+        for country in figures.countries:
+            root = root_day_from(figures, country.country)
             if root is not None:
-                out[cc][day] = root
+                out[country.country][day] = root
     return dict(out)
 
 

@@ -26,8 +26,10 @@ from typing import TextIO
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import figures as fig
 from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
+from publiccore.exporters import catalogue
 from publiccore.exporters.prometheus import LIVE_HELP, event_families, snapshot_families
 
 from publiccore import events as ev
@@ -107,7 +109,7 @@ def history_chunks(
     observations = sorted(
         (
             o
-            for metric in agg.OBSERVED_METRICS
+            for metric in agg.OBSERVATION_SUBJECTS
             for o in store.iter_observations(metric=metric, since=obs_since, until=until)
         ),
         key=lambda o: o.time,
@@ -145,24 +147,27 @@ def history_chunks(
             stop_at = bisect.bisect_left(serial_times, high)
             tracker.update(serials[start_at:stop_at])
             fed_until = max(fed_until, high)
-            series = derive_root.compute_state(
-                sliding.move(low, high),
-                detail=functools.partial(buckets.detail, since=low, until=high),
-                max_asn_share=settings.max_asn_share,
-            )
-            series["publiccore_root_publication_latency_seconds"] = tracker.latency(t)
-            series["publiccore_aggregate_sources"] = agg.source_series(settings)
-            series.update(
-                publication.series(sightings.measure(since=t - period, until=t, horizon=t))
-            )
-            series["publiccore_probes_active"] = derive_root.probes_active(
-                store, now=t, registered=registered
-            )
             latest, newest_dump = agg.latest_observations(cursor.until(t), until=t)
-            series.update(latest)
+            figures = fig.Figures(
+                root=derive_root.compute_state(
+                    sliding.move(low, high),
+                    detail=functools.partial(buckets.detail, since=low, until=high),
+                    max_asn_share=settings.max_asn_share,
+                ),
+                newest_serial=tracker.newest(t),
+                publication=publication.figures(
+                    sightings.measure(since=t - period, until=t, horizon=t)
+                ),
+                probes_active=derive_root.probes_active(store, now=t, registered=registered),
+                sources=agg.sources(settings),
+                observations=latest,
+            )
             newest = store.newest_started("root-dns", until=_dt(t))
-            snapshot = agg.Snapshot(
-                computed_at=_dt(t), series=series, newest_record={}, newest_bgp_dump=None
+            snapshot = catalogue.Exposition(
+                computed_at=_dt(t),
+                series=catalogue.series(figures),
+                newest_record={},
+                newest_bgp_dump=None,
             )
             _merge(families, snapshot_families(snapshot, timestamp=t))
             _merge(

@@ -34,7 +34,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from publiccore.collectors.aggregate import METRICS, Aggregator, Snapshot
+from publiccore.collectors.aggregate import Aggregator
+from publiccore.exporters.catalogue import METRICS, Exposition
 
 from publiccore import events as ev
 from publiccore.clock import Clock, parse_when, utc_now
@@ -89,7 +90,7 @@ LIVE_HELP: dict[str, str] = {
 }
 
 
-def snapshot_families(snapshot: Snapshot, *, timestamp: float | None = None) -> list[Metric]:
+def snapshot_families(snapshot: Exposition, *, timestamp: float | None = None) -> list[Metric]:
     """One fresh gauge family per aggregate metric, from ``snapshot`` (samples sorted)."""
     out: list[Metric] = []
     for spec in METRICS:
@@ -126,7 +127,7 @@ def event_families(events: Sequence[ev.Event], *, timestamp: float | None = None
 class SnapshotCollector(Collector):
     """Custom collector over whatever snapshot ``current`` returns."""
 
-    def __init__(self, current: Callable[[], Snapshot]) -> None:
+    def __init__(self, current: Callable[[], Exposition]) -> None:
         self._current = current
 
     def collect(self) -> Iterator[Metric]:
@@ -138,7 +139,7 @@ class LiveCollector(Collector):
 
     def __init__(
         self,
-        current: Callable[[], Snapshot],
+        current: Callable[[], Exposition],
         *,
         events: Sequence[ev.Event] = (),
         ingest_counts: IngestCounts | None = None,
@@ -277,7 +278,7 @@ class BgpFollowCollector(Collector):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Rendered:
-    snapshot: Snapshot
+    snapshot: Exposition
     text: bytes
 
 
@@ -316,7 +317,7 @@ class Exporter:
         self.aggregator.defer_slow = True  # slow figures are renewed after each publish
         self._render_registry = CollectorRegistry(auto_describe=False)
         self._render_registry.register(SnapshotCollector(lambda: self._pending))
-        self._pending = Snapshot.empty(clock())
+        self._pending = Exposition.empty(clock())
         self._current = _Rendered(self._pending, generate_latest(self._render_registry))
         self._refresh_lock = threading.RLock()
         self.errors = 0  # failed refreshes (publiccore_aggregate_errors_total)
@@ -331,11 +332,11 @@ class Exporter:
         )
 
     @property
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> Exposition:
         """The snapshot the next scrape shows."""
         return self._current.snapshot
 
-    def publish(self, snapshot: Snapshot) -> None:
+    def publish(self, snapshot: Exposition) -> None:
         """Render ``snapshot`` and make it the one scrapes show (blocking, thread-safe)."""
         with self._refresh_lock:
             self._pending = snapshot
@@ -346,15 +347,15 @@ class Exporter:
             self._current = _Rendered(snapshot, text)  # one reference swap: scrapes never wait
             self._shown_at = max(self._shown_at, snapshot.computed_at.timestamp())
 
-    def refresh(self, now: dt.datetime | None = None) -> Snapshot:
+    def refresh(self, now: dt.datetime | None = None) -> Exposition:
         """As the deriver (holding the lease): recompute the aggregates, store and publish
-        them; otherwise publish the newest stored snapshot (blocking)."""
+        their exposition; otherwise publish the newest stored one (blocking)."""
         with self._refresh_lock:
             when = (now or self.clock()).timestamp()
             if self.store.claim_lease(
                 SNAPSHOT_NAME, owner=self.owner, now=when, seconds=self.lease_seconds
             ):
-                snapshot = self.aggregator.refresh(now)
+                snapshot = Exposition.of(self.aggregator.refresh(now))
                 self.store.put_snapshot(
                     SNAPSHOT_NAME,
                     computed_at=snapshot.computed_at.timestamp(),
@@ -377,7 +378,7 @@ class Exporter:
         with self._refresh_lock:
             stored = self.store.get_snapshot(SNAPSHOT_NAME)
             if stored is not None and stored[0] > self._shown_at:
-                self.publish(Snapshot.loads(stored[1]))
+                self.publish(Exposition.loads(stored[1]))
 
     def render(self) -> bytes:
         """The /metrics body: the pre-rendered aggregates, then the live registry."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import root as derive_root
+from publiccore.exporters import catalogue
 
 from publiccore import __version__
 from publiccore import events as ev
@@ -39,7 +40,7 @@ class Report:
     since: dt.datetime
     until: dt.datetime
     generated: dt.datetime
-    root: agg.Series  # over the whole period
+    root: catalogue.Series  # over the whole period
     daily_availability: dict[str, list[tuple[dt.date, float]]]  # letter → per-day RSSAC047
     observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]]  # exported name
     events: list[ev.Event]
@@ -73,29 +74,32 @@ def build(
         country=country,
         sources=settings.sources,
     )
-    root = derive_root.compute(
-        buckets.window(since.timestamp(), until.timestamp()), max_asn_share=settings.max_asn_share
+    root = catalogue.root_series(
+        derive_root.compute(
+            buckets.window(since.timestamp(), until.timestamp()),
+            max_asn_share=settings.max_asn_share,
+        )
     )
     daily: dict[str, list[tuple[dt.date, float]]] = collections.defaultdict(list)
     day = since.date()
     while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
         start, stop = max(since, midnight), min(until, midnight + _DAY)
-        series = derive_root.compute(
+        figures = derive_root.compute(
             buckets.window(start.timestamp(), stop.timestamp()),
             max_asn_share=settings.max_asn_share,
-        )
-        for (_, letter), value in series["publiccore_root_availability_ratio"].items():
-            daily[letter].append((day, value))
+        ).country(country)
+        for x in figures.letters if figures is not None else ():
+            daily[x.letter].append((day, x.availability_ratio))
         day += dt.timedelta(days=1)
     observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]] = {}
-    for metric, name in agg.OBSERVED_METRICS.items():
+    for metric, name in catalogue.OBSERVED_METRICS.items():
         kept = []
         for o in store.iter_observations(
             metric=metric, subject_kind="country", subject=country, since=since, until=until
         ):
-            labels = agg.observation_labels(metric, o)
-            if labels is not None:
-                kept.append((o.time, labels, o.value))
+            named = catalogue.observation_labels(o)
+            if named is not None:
+                kept.append((o.time, named[1], o.value))
         if kept:
             observations[name] = kept
     chosen = [
@@ -248,7 +252,7 @@ def bgp_values(report: Report) -> list[dict[str, float | int | str]]:
         )
         for t, labels, v in points:
             by_labels[labels].append((t, v))
-        spec = agg.SPECS[name]
+        spec = catalogue.SPECS[name]
         for labels, series in sorted(by_labels.items()):
             series.sort()
             extra = ", ".join(

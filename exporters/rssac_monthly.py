@@ -32,10 +32,10 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import correctness as derive_correctness
 from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
+from publiccore.exporters import catalogue
 
 from publiccore.store import facts
 
@@ -139,7 +139,7 @@ def build(
     out = []
     for day, start, stop in months(since, until):
         window = buckets.window(start.timestamp(), stop.timestamp())
-        series = derive_root.compute(window, max_asn_share=max_asn_share)
+        series = catalogue.root_series(derive_root.compute(window, max_asn_share=max_asn_share))
         # correctness verdicts the deriver stored for the month's records (RSSAC047 §5.3)
         series[CORRECTNESS_METRIC] = {
             key: value
@@ -200,7 +200,7 @@ def sample_sizes(window: derive_root.Window) -> dict[tuple[str, str, str, str], 
 
 
 def cells_of(
-    series: agg.Series,
+    series: catalogue.Series,
     pub: publication.PublicationLatency,
     country: str,
     *,

@@ -53,6 +53,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 from publiccore.collectors import rootzone
+from publiccore.collectors.derive import figures as fig
 
 from publiccore import anchors as trust
 from publiccore import domains
@@ -67,8 +68,6 @@ WINDOW_SECONDS = 48 * 3600.0  # RSSAC047 [yhu]
 THRESHOLD = 1.0  # RSSAC047 [ahw]
 BATCH_RECORDS = 500  # records judged per refresh at most (the rest at the next one)
 BUDGET_SECONDS = 10.0  # and no more judging than this per refresh (the rest at the next one)
-RATIO_METRIC = "publiccore_root_correctness_ratio"
-JUDGED_METRIC = "publiccore_root_correctness_judged"
 JUDGED_QTYPES = frozenset({"SOA", "NS", "DNSKEY", "DS", "A"})
 _ROOT = dns.name.root
 _WILDCARD = dns.name.from_text("*.")
@@ -647,17 +646,17 @@ def judge_window(store: object, *, since: float, until: float, limit: int = BATC
         return 0
 
 
-def series(
+def figures(
     store: object,
     *,
     since: float,
     until: float,
     limit: int = BATCH_RECORDS,
     judge: bool = True,
-) -> dict[str, dict[Labels, float]]:
-    """(Unless not ``judge``: judge what is pending in the window, then) the two exported
-    series by metric name. The deriver judges after it published a snapshot
-    (``Aggregator.judge``), so a refresh never waits for judging.
+) -> tuple[fig.Correctness, ...]:
+    """(Unless not ``judge``: judge what is pending in the window, then) the correctness of
+    every (country, letter) with something judged. The deriver judges after it published a
+    snapshot (``Aggregator.background``), so a refresh never waits for judging.
 
     ``store`` is the deriver's store (``SqlStore``: it has the root zone tables).
     """
@@ -665,4 +664,7 @@ def series(
     if judge:
         judge_window(store, since=since, until=until, limit=limit)
     ratio, judged = correctness(tables, since=since, until=until)
-    return {RATIO_METRIC: ratio, JUDGED_METRIC: judged}
+    return tuple(
+        fig.Correctness(country, letter, ratio=ratio[(country, letter)], judged=int(n))
+        for (country, letter), n in sorted(judged.items())
+    )

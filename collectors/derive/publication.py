@@ -38,6 +38,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import figures as fig
 
 from publiccore.store import Store, facts
 
@@ -49,9 +50,6 @@ MAX_GAP_INTERVALS = 2  # an observation counts when the previous answer is this 
 CACHE_SECONDS = INTERVAL  # ``Live`` recomputes at most once per measurement interval
 
 Labels = tuple[str, ...]
-MEDIAN = "publiccore_root_publication_latency_median_seconds"
-COUNT = "publiccore_root_publication_latency_measurements"
-RSS = "publiccore_root_rss_publication_latency_seconds"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,17 +247,16 @@ def _latency(
     return None
 
 
-def series(result: PublicationLatency) -> dict[str, dict[Labels, float]]:
-    """The exported series of one result: per-letter medians and counts, the system median."""
-    out: dict[str, dict[Labels, float]] = {
-        MEDIAN: {(letter,): v for letter, v in result.per_letter().items()},
-        COUNT: {(letter,): float(n) for letter, n in result.counts().items()},
-        RSS: {},
-    }
-    rss = result.rss()
-    if rss is not None:
-        out[RSS][()] = rss
-    return out
+def figures(result: PublicationLatency) -> fig.Publication:
+    """The figures of one result: per-letter medians with their counts, the system median."""
+    counts = result.counts()
+    return fig.Publication(
+        letters=tuple(
+            fig.PublicationLetter(letter, median_seconds=v, measurements=counts[letter])
+            for letter, v in result.per_letter().items()
+        ),
+        rss_seconds=result.rss(),
+    )
 
 
 @dataclasses.dataclass(slots=True)
@@ -268,18 +265,16 @@ class Live:
     every CACHE_SECONDS (the state of record is the store: a new ``Live`` loses nothing)."""
 
     period: float
-    _cached: tuple[float, dict[str, dict[Labels, float]]] | None = dataclasses.field(
+    _cached: tuple[float, fig.Publication] | None = dataclasses.field(
         default=None, init=False, repr=False
     )
 
-    def series(
-        self, store: Store, *, now: float, keep: bool = False
-    ) -> dict[str, dict[Labels, float]]:
-        """``series`` of the serial changes of [now − period, now], observed until now; with
+    def figures(self, store: Store, *, now: float, keep: bool = False) -> fig.Publication:
+        """``figures`` of the serial changes of [now − period, now], observed until now; with
         ``keep``, the figures computed last whatever their age (once computed)."""
         if self._cached is not None and (keep or 0 <= now - self._cached[0] < CACHE_SECONDS):
             return self._cached[1]
         result = measure(store, since=now - self.period, until=now, horizon=now)
-        computed = series(result)
+        computed = figures(result)
         self._cached = (now, computed)
         return computed

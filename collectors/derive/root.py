@@ -1,8 +1,9 @@
 """Root aggregates from merged buckets (definitions in docs/methodology.md).
 
 ``RootBuckets.load`` reads the bucket rows of a time range once; ``between`` cuts a window out of
-them (bisect, no copy of the rows outside it); ``compute`` merges a window into every root
-series. History moves the window from step to step over rows loaded once per chunk.
+them (bisect, no copy of the rows outside it); ``compute`` merges a window into the typed root
+figures (``derive.figures.RootFigures``). History moves the window from step to step over rows
+loaded once per chunk.
 
 Equal to the exact computation over raw records (the reference in
 tests/collectors/exact_root.py) for every count and ratio; RTT quantiles are read from
@@ -20,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import figures as fig
 from publiccore.collectors.derive import state
 
 from publiccore.records import INTEGRITY_OUTCOMES
@@ -134,8 +136,8 @@ def read_detail(
 
 def live(
     window: state.LiveWindow, *, now: float, seconds: float, max_asn_share: float
-) -> agg.Series:
-    """Every root aggregate of the live window of ``seconds`` ending at ``now``, moving
+) -> fig.RootFigures:
+    """Every root figure of the live window of ``seconds`` ending at ``now``, moving
     ``window``'s running sums (only the buckets that changed are read)."""
     since, until = window_bounds(now, seconds)
     folded = window.move(since, until)
@@ -184,8 +186,8 @@ def _stored_asn(value: int | None) -> int:
     return facts.NO_ASN if value is None else value
 
 
-def compute(window: Window, *, max_asn_share: float) -> agg.Series:
-    """Every root aggregate over one window, weighted per country (M-sampling)."""
+def compute(window: Window, *, max_asn_share: float) -> fig.RootFigures:
+    """Every root figure over one window, weighted per country (M-sampling)."""
     folded = state.WindowState()
     folded.add({**window.tables, state.LEGACY: window.legacy})
     return compute_state(folded, detail=window.detail, max_asn_share=max_asn_share)
@@ -194,19 +196,18 @@ def compute(window: Window, *, max_asn_share: float) -> agg.Series:
 Detail = Callable[[str, Collection[int]], Mapping[str, Sequence[Row]]]
 
 
-def compute_state(folded: state.WindowState, *, detail: Detail, max_asn_share: float) -> agg.Series:
-    """Every root aggregate from a window's running sums; ``detail(country, asns)`` reads the
+def compute_state(
+    folded: state.WindowState, *, detail: Detail, max_asn_share: float
+) -> fig.RootFigures:
+    """Every root figure from a window's running sums; ``detail(country, asns)`` reads the
     per-ASN rows of the few ASNs whose weight differs from the common one."""
-    out: agg.Series = {
-        spec.name: {}
-        for spec in agg.METRICS
-        if spec.name.startswith(("publiccore_root_", "publiccore_aggregate_"))
-    }
-    for country in sorted(folded.countries):
-        sums = folded.countries[country]
-        if sums.records:
-            _country(country, sums, detail, max_asn_share, out)
-    return out
+    return fig.RootFigures(
+        tuple(
+            _country(country, sums, detail, max_asn_share)
+            for country, sums in sorted(folded.countries.items())
+            if sums.records
+        )
+    )
 
 
 def _weighted(
@@ -255,8 +256,7 @@ def _country(
     sums: state.CountryState,
     read_detail: Detail,
     max_asn_share: float,
-    out: agg.Series,
-) -> None:
+) -> fig.CountryRoot:
     counts: collections.Counter[int | None] = collections.Counter()
     outcomes: collections.Counter[tuple[int | None, str]] = collections.Counter()
     for (asn, outcome), n in sums.records.items():
@@ -267,21 +267,20 @@ def _country(
     extra = {_stored_asn(a): w - common for a, w in special.items()}
     detail = read_detail(country, extra) if extra else {t: [] for t in facts.PER_ASN_TABLES}
     total = sum(counts.values())
-    sample = (country, "root-dns")
-    out["publiccore_aggregate_records"][sample] = float(total)
-    out["publiccore_aggregate_probes"][sample] = float(len(sums.probes))
-    out["publiccore_aggregate_probe_asns"][sample] = float(
-        len({a for a in counts if a is not None})
+    sample = fig.Sample(
+        records=total,
+        probes=len(sums.probes),
+        probe_asns=len({a for a in counts if a is not None}),
+        top_asn_share=max(counts.values()) / total,
     )
-    out["publiccore_aggregate_top_asn_share"][sample] = max(counts.values()) / total
 
     def asn_cell(row: Row) -> Labels:
         return (row[4], row[5], row[6])
 
-    cells = detail["agg_root_cells"]
-    sent = _weighted(sums.sent, cells, detail_key=asn_cell, common=common, extra=extra, value=7)
+    cell_rows = detail["agg_root_cells"]
+    sent = _weighted(sums.sent, cell_rows, detail_key=asn_cell, common=common, extra=extra, value=7)
     answered = _weighted(
-        sums.answered, cells, detail_key=asn_cell, common=common, extra=extra, value=8
+        sums.answered, cell_rows, detail_key=asn_cell, common=common, extra=extra, value=8
     )
     extra_bins: dict[Labels, dict[int, float]] = collections.defaultdict(
         lambda: collections.defaultdict(float)
@@ -298,14 +297,16 @@ def _country(
         )
     }
 
-    reach = out["publiccore_root_reachable_ratio"]
-    rtt_out = out["publiccore_root_rtt_seconds"]
-    for key, n in sent.items():
-        reach[(country, *key)] = answered.get(key, 0.0) / n
-        if bins.get(key):
-            values = histogram_quantiles(bins[key], agg.QUANTILES)
-            for q, value in zip(agg.QUANTILES, values, strict=True):
-                rtt_out[(country, *key, repr(q))] = value
+    cells = tuple(
+        fig.Cell(
+            *key,
+            reachable_ratio=answered.get(key, 0.0) / n,
+            rtt_seconds=(
+                tuple(histogram_quantiles(bins[key], fig.QUANTILES)) if bins.get(key) else ()
+            ),
+        )
+        for key, n in sorted(sent.items())
+    )
 
     site_names: dict[str, set[str]] = collections.defaultdict(set)
     located_totals: dict[Labels, float] = collections.defaultdict(float)
@@ -324,12 +325,10 @@ def _country(
     for (letter, _location), w in located.items():
         located_total[letter] += w
 
-    letters_ok = 0
+    per_letter: list[fig.Letter] = []
     for letter in sorted({k[0] for k in sent}):
         keys = [k for k in sent if k[0] == letter]
-        availability = sum(answered.get(k, 0.0) for k in keys) / sum(sent[k] for k in keys)
-        out["publiccore_root_availability_ratio"][(country, letter)] = availability
-        letters_ok += availability >= agg.AVAILABILITY_THRESHOLD
+        medians: dict[str, float] = {}
         for transport in agg.TRANSPORTS:
             merged: dict[int, float] = collections.defaultdict(float)
             for k in keys:
@@ -337,16 +336,25 @@ def _country(
                     for index, w in bins.get(k, {}).items():
                         merged[index] += w
             if merged:
-                out["publiccore_root_median_latency_seconds"][(country, letter, transport)] = (
-                    histogram_quantiles(merged, (0.5,))[0]
-                )
-        out["publiccore_root_sites"][(country, letter)] = float(len(site_names[letter]))
-        if located_total[letter] > 0:
-            for outcome in agg.SITE_OUTCOMES:
-                out["publiccore_root_site_location_ratio"][(country, letter, outcome)] = (
-                    located.get((letter, outcome), 0.0) / located_total[letter]
-                )
-    out["publiccore_root_letters_available"][(country,)] = float(letters_ok)
+                medians[transport] = histogram_quantiles(merged, (0.5,))[0]
+        per_letter.append(
+            fig.Letter(
+                letter,
+                availability_ratio=(
+                    sum(answered.get(k, 0.0) for k in keys) / sum(sent[k] for k in keys)
+                ),
+                median_latency_seconds=medians,
+                sites=len(site_names[letter]),
+                site_location=(
+                    {
+                        outcome: located.get((letter, outcome), 0.0) / located_total[letter]
+                        for outcome in agg.SITE_OUTCOMES
+                    }
+                    if located_total[letter] > 0
+                    else {}
+                ),
+            )
+        )
 
     # Rounds: by round id where the measurer set one (the running sums), else by the
     # 120-second gap rule over the schema 1 rows.
@@ -357,9 +365,7 @@ def _country(
         w = weights[asn]
         rounds_all += w
         rounds_ok += w * ok
-    if rounds_all:
-        out["publiccore_root_system_available_ratio"][(country,)] = rounds_ok / rounds_all
-    rss = out.setdefault("publiccore_root_rss_availability_ratio", {})
+    rss: dict[Labels, float] = {}
     numer: dict[Labels, float] = collections.defaultdict(float)
     denom: dict[Labels, float] = collections.defaultdict(float)
     for (asn, family, transport), letters in sums.rss_letters.items():
@@ -368,7 +374,7 @@ def _country(
         denom[(family, transport)] += stored_weights[asn] * n * agg.RSS_K
     for key, d in denom.items():
         if d:
-            rss[(country, *key)] = numer[key] / d
+            rss[key] = numer[key] / d
     # RSSAC047 6.2: per vantage point and interval, its k lowest letter latencies, pooled; the
     # median of the pool (weighted per M-sampling; read from log bins like every RTT quantile).
     extra_pool: dict[Labels, dict[int, float]] = collections.defaultdict(
@@ -378,11 +384,11 @@ def _country(
         w = extra[asn]
         for index, n in pool_bins.items():
             extra_pool[(family, transport)][index] += w * n
-    latency = out.setdefault("publiccore_root_rss_latency_seconds", {})
+    latency: dict[Labels, float] = {}
     for key, pool in sums.pool.items():
         weighted = _scaled_bins(pool, extra_pool.get(key), common=common, weighted=bool(extra))
         if weighted:
-            latency[(country, *key)] = histogram_quantiles(weighted, (0.5,))[0]
+            latency[key] = histogram_quantiles(weighted, (0.5,))[0]
 
     # ``not_measured`` (an import that did not ask for DNSKEY) claims nothing: not in the shares.
     measured = {k: n for k, n in outcomes.items() if k[1] != "not_measured"}
@@ -390,11 +396,25 @@ def _country(
     by_outcome: dict[str, float] = collections.defaultdict(float)
     for (a, outcome), n in measured.items():
         by_outcome[outcome] += weights[a] * n
-    for outcome in INTEGRITY_OUTCOMES:
-        if weight_total and outcome != "not_measured":
-            out["publiccore_root_integrity_ratio"][(country, outcome)] = (
-                by_outcome.get(outcome, 0.0) / weight_total
-            )
+    return fig.CountryRoot(
+        country,
+        sample=sample,
+        cells=cells,
+        letters=tuple(per_letter),
+        letters_available=sum(
+            x.availability_ratio >= agg.AVAILABILITY_THRESHOLD for x in per_letter
+        ),
+        system_available_ratio=rounds_ok / rounds_all if rounds_all else None,
+        rss=tuple(
+            fig.Rss(*key, availability_ratio=rss.get(key), latency_seconds=latency.get(key))
+            for key in sorted(rss.keys() | latency.keys())
+        ),
+        integrity={
+            outcome: by_outcome.get(outcome, 0.0) / weight_total
+            for outcome in INTEGRITY_OUTCOMES
+            if weight_total and outcome != "not_measured"
+        },
+    )
 
 
 def _legacy_rounds(rows: list[Row]) -> list[tuple[str, int | None, bool]]:
@@ -440,9 +460,7 @@ def histogram_quantiles(bins: Mapping[int, float], qs: Sequence[float]) -> list[
     return [facts.bin_value(indices[at]) for at in agg.quantile_positions(cumulative, qs)]
 
 
-def probes_active(
-    store: Store, *, now: float, registered: Mapping[str, str]
-) -> dict[Labels, float]:
+def probes_active(store: Store, *, now: float, registered: Mapping[str, str]) -> dict[str, int]:
     """M-sampling's "probes active": per country, the probes with a root-dns record in the
     hour before ``now`` (by the buckets, so to the minute), and every country of a registered,
     unrevoked probe (``registered``: probe id → country) with 0 when its probes are silent."""
@@ -450,10 +468,10 @@ def probes_active(
     active: dict[str, set[str]] = {country: set() for country in registered.values()}
     for country, probe in store.active_probes(since=since, until=until):
         active.setdefault(registered.get(probe, country), set()).add(probe)
-    return {(c,): float(len(p)) for c, p in sorted(active.items())}
+    return {c: len(p) for c, p in sorted(active.items())}
 
 
-def publication_latency(store: Store, *, now: float) -> dict[Labels, float]:
+def publication_latency(store: Store, *, now: float) -> tuple[fig.NewestSerialLatency, ...]:
     """RSSAC047 publication latency of the newest serial, per (country, letter), from the first
     and last sightings kept in the store (so a collector restart loses nothing): the same rule
     as history's ``PublicationTracker``, fed with every stored sighting."""
@@ -463,4 +481,4 @@ def publication_latency(store: Store, *, now: float) -> dict[Labels, float]:
         for serial, country, letter, first, last in store.fact_rows("root_serials")
         for when in (first, last)
     )
-    return tracker.latency(now)
+    return tracker.newest(now)

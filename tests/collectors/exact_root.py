@@ -11,18 +11,17 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from publiccore.collectors.aggregate import (
     AVAILABILITY_THRESHOLD,
-    METRICS,
     QUANTILES,
     ROUND_GAP_SECONDS,
     RSS_K,
     SITE_OUTCOMES,
     TRANSPORTS,
     Labels,
-    Series,
     asn_weights,
     weighted_quantile,
     weighted_quantiles,
 )
+from publiccore.exporters.catalogue import METRICS, Series
 
 from publiccore.records import INTEGRITY_OUTCOMES, Record, RootResult, RootTarget
 from publiccore.sites import SiteTable

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from publiccore.collectors import aggregate as agg
+from publiccore.exporters import catalogue
 
 from publiccore.errors import ConfigError
 from publiccore.store import Observation
@@ -189,10 +190,11 @@ def test_latest_observations_drop_series_missing_from_the_newest_dump():
             labels={"family": "ipv4"},
         )
 
-    series, newest = agg.latest_observations(
+    latest, newest = agg.latest_observations(
         [obs(0, "NL", 10), obs(0, "RU", 20), obs(8, "NL", 11), obs(9, "XX", 1)],
         until=(t0 + dt.timedelta(hours=8.5)).timestamp(),
     )
+    series = catalogue.observation_series(latest)
     assert series == {"publiccore_bgp_country_upstreams": {("NL", "ipv4"): 11.0}}
     assert newest == (t0 + dt.timedelta(hours=8)).timestamp()
 

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from publiccore.collectors import aggregate as agg
+from publiccore.collectors.derive import figures as fig
 from publiccore.collectors.derive import root as derive_root
+from publiccore.exporters import catalogue
 
 from publiccore import records as rec
 from publiccore.store import facts
@@ -33,17 +35,21 @@ APPROX_NAMES = (
 )
 
 
-def _exact(records: list[rec.Record], *, cap: float = 0.25) -> agg.Series:
+def _exact(records: list[rec.Record], *, cap: float = 0.25) -> catalogue.Series:
     rows = [row for r in records if (row := exact.root_row(r)) is not None]
     return exact.compute_root(rows, max_asn_share=cap, sites=agg.load_sites())
 
 
-def _derived(store: SqliteStore, since: float, until: float, *, cap: float = 0.25) -> agg.Series:
+def _derived(
+    store: SqliteStore, since: float, until: float, *, cap: float = 0.25
+) -> catalogue.Series:
     buckets = derive_root.RootBuckets.load(store, since=since, until=until)
-    return derive_root.compute(buckets.window(since, until), max_asn_share=cap)
+    return catalogue.root_series(
+        derive_root.compute(buckets.window(since, until), max_asn_share=cap)
+    )
 
 
-def _assert_equal(exact: agg.Series, derived: agg.Series) -> None:
+def _assert_equal(exact: catalogue.Series, derived: catalogue.Series) -> None:
     for name, series in exact.items():
         if name in NOT_IN_THE_EXACT_PATH:
             continue
@@ -236,7 +242,12 @@ def test_publication_latency_survives_a_restart(tmp_path: pathlib.Path) -> None:
         before = derive_root.publication_latency(store, now=now)
     with SqliteStore(path) as reopened:  # a new process: nothing carried in memory
         after = derive_root.publication_latency(reopened, now=now)
-    assert before == after == {("NL", "a"): 0.0, ("NL", "b"): 600.0, ("NL", "c"): 1800.0}
+    assert before == after
+    assert {(x.country, x.letter): x.seconds for x in after} == {
+        ("NL", "a"): 0.0,
+        ("NL", "b"): 600.0,
+        ("NL", "c"): 1800.0,
+    }
 
 
 def test_store_rederive_command_rebuilds_lost_facts(tmp_path: pathlib.Path) -> None:
@@ -323,13 +334,21 @@ def test_a_label_outside_its_domain_gets_no_facts(tmp_path: pathlib.Path) -> Non
         store.put_records([*good, bad])
         assert store.count_records() == 5
         derived = _derived(store, T0.timestamp(), T0.timestamp() + 360)
-        snapshot = agg.Aggregator(store).refresh(T0 + dt.timedelta(minutes=5))
+        snapshot = catalogue.Exposition.of(
+            agg.Aggregator(store).refresh(T0 + dt.timedelta(minutes=5))
+        )
     letters = {labels[1] for labels in derived["publiccore_root_availability_ratio"]}
     assert "\ud800" not in letters and letters
     assert snapshot.dumps().encode("utf-8")  # every label encodes
 
 
-def _series_close(a: agg.Series, b: agg.Series) -> None:
+def _series_close(
+    a: catalogue.Series | fig.RootFigures, b: catalogue.Series | fig.RootFigures
+) -> None:
+    if isinstance(a, fig.RootFigures):
+        a = catalogue.root_series(a)
+    if isinstance(b, fig.RootFigures):
+        b = catalogue.root_series(b)
     assert {k for k, v in a.items() if v} == {k for k, v in b.items() if v}
     for name, series in a.items():
         assert set(series) == set(b.get(name, {})), name
@@ -375,19 +394,23 @@ def test_the_live_window_moves_incrementally_and_equals_a_fold_from_scratch(
             expected = _derived(store, since, until, cap=cap)
             _series_close(expected, got)
             steps += 1
-        assert got["publiccore_aggregate_records"]  # the last window has data
+        assert got.countries  # the last window has data
         # each move read the new and the changed buckets, never the whole window again: far
         # fewer bucket reads than steps × window buckets
         assert live.reads < steps * (window_seconds / facts.BUCKET_SECONDS) / 2
         before = live.reads
-        again = derive_root.live(live, now=now, seconds=window_seconds, max_asn_share=cap)
+        again = catalogue.root_series(
+            derive_root.live(live, now=now, seconds=window_seconds, max_asn_share=cap)
+        )
         assert live.reads == before  # nothing changed: nothing read
         _series_close(expected, again)
         # a rederive (here with a site table that knows no site) renews the facts generation:
         # the next move reads the whole window again and follows the new facts
         store.sites = agg.SiteTable(patterns={}, codes={})
         store.rederive()
-        rederived = derive_root.live(live, now=now, seconds=window_seconds, max_asn_share=cap)
+        rederived = catalogue.root_series(
+            derive_root.live(live, now=now, seconds=window_seconds, max_asn_share=cap)
+        )
         assert live.reads > before
         _series_close(_derived(store, since, until, cap=cap), rederived)
         assert (

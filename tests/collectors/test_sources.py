@@ -9,7 +9,7 @@ import pathlib
 import pytest
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import root as derive_root
-from publiccore.exporters import openmetrics, report
+from publiccore.exporters import catalogue, openmetrics, report
 
 from publiccore import records as rec
 from publiccore.config import AggregateSettings
@@ -36,11 +36,13 @@ def _stores(tmp_path: pathlib.Path) -> tuple[list[rec.Record], list[rec.Record]]
     return volunteer, atlas
 
 
-def _figures(path: pathlib.Path, records: list[rec.Record], until: float) -> agg.Series:
+def _figures(path: pathlib.Path, records: list[rec.Record], until: float) -> catalogue.Series:
     with SqliteStore(path) as store:
         store.put_records(records)
         buckets = derive_root.RootBuckets.load(store, since=T0.timestamp(), until=until)
-        return derive_root.compute(buckets.window(T0.timestamp(), until), max_asn_share=0.25)
+        return catalogue.root_series(
+            derive_root.compute(buckets.window(T0.timestamp(), until), max_asn_share=0.25)
+        )
 
 
 @pytest.mark.parametrize("sources", [["volunteer"], ["ripe-atlas"], ["volunteer", "ripe-atlas"]])
@@ -54,7 +56,7 @@ def test_live_history_and_reports_rest_on_the_listed_sources(
     settings = AggregateSettings(root_window_seconds=900.0, sources=sources)
     with SqliteStore(tmp_path / "mixed.sqlite") as store:
         store.put_records(volunteer + atlas)
-        live = agg.Aggregator(store, settings).refresh(now).series
+        live = catalogue.Exposition.of(agg.Aggregator(store, settings).refresh(now)).series
         for name, series in alone.items():
             if name == "publiccore_aggregate_sources":
                 continue  # set by the aggregator, not by the derive stage

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
-from publiccore.collectors.aggregate import Snapshot
+from publiccore.exporters.catalogue import Exposition
 
 from publiccore.store.sqlite import SqliteStore
 
@@ -74,7 +74,7 @@ def test_workers_serve_the_one_stored_snapshot(tmp_path: pathlib.Path) -> None:
         owners = db.execute("SELECT owner FROM leases WHERE name = 'aggregate'").fetchall()
         body = db.execute("SELECT body FROM derived_snapshots WHERE name = 'aggregate'").fetchone()
     assert len(owners) == 1  # one deriver
-    stored = Snapshot.loads(body[0])
+    stored = Exposition.loads(body[0])
     assert all(s == scrapes[0] for s in scrapes)  # whichever worker answered
     reach = {
         labels: value

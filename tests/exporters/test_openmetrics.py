@@ -13,8 +13,9 @@ import sys
 import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from publiccore.collectors.aggregate import SPECS, Aggregator
+from publiccore.collectors.aggregate import Aggregator
 from publiccore.exporters import openmetrics
+from publiccore.exporters.catalogue import SPECS, Exposition
 
 from publiccore import events as ev
 from publiccore.config import AggregateSettings
@@ -76,7 +77,9 @@ def test_history_matches_the_live_computation_at_each_step(store, history_store)
             by_time.setdefault(s.timestamp, {})[(s.name, frozenset(s.labels.items()))] = s.value
     assert len(by_time) == 4
     for t, samples in by_time.items():
-        live = Aggregator(store, settings).refresh(dt.datetime.fromtimestamp(t, dt.UTC))
+        live = Exposition.of(
+            Aggregator(store, settings).refresh(dt.datetime.fromtimestamp(t, dt.UTC))
+        )
         for name, series in live.series.items():
             if name == "publiccore_root_publication_latency_seconds":
                 continue  # depends on what was seen before, by design

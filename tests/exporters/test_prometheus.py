@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from publiccore.collectors.aggregate import SPECS
+from publiccore.exporters.catalogue import SPECS
 from publiccore.exporters.prometheus import EXPORTER_KEY, Exporter, ingest_counts_from, mount
 
 from publiccore import events as ev

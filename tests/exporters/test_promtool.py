@@ -132,7 +132,7 @@ def test_check_promql_finds_every_panel_rule_and_variable():
 
 
 def test_every_metric_is_documented():
-    from publiccore.collectors.aggregate import METRICS
+    from publiccore.exporters.catalogue import METRICS
     from publiccore.exporters.prometheus import LIVE_HELP
 
     doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")

@@ -294,6 +294,7 @@ def test_derived_figures_of_imported_records_claim_no_integrity(
     atlas_dir: pathlib.Path, tmp_path: pathlib.Path, capsys: Any
 ) -> None:
     from publiccore.collectors.derive import root as derive_root
+    from publiccore.exporters import catalogue
 
     store_path = tmp_path / "s.sqlite"
     path = atlas_dir / L_ROOT
@@ -302,7 +303,9 @@ def test_derived_figures_of_imported_records_claim_no_integrity(
     store = open_store(str(store_path))
     try:
         buckets = derive_root.RootBuckets.load(store, since=since, until=until)
-        series = derive_root.compute(buckets.window(since, until), max_asn_share=0.25)
+        series = catalogue.root_series(
+            derive_root.compute(buckets.window(since, until), max_asn_share=0.25)
+        )
     finally:
         store.close()
     # The five records come from GB (3), US and BE probes; not_measured is no integrity figure,

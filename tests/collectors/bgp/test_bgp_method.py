@@ -351,8 +351,10 @@ def test_ipv4_transit_on_a_v6_only_rib_stores_nothing(
     assert dependency and len(dependency) <= 5 * 2  # top 5, two runs of DE ipv6
     # exported as publiccore_bgp_country_dependency_ratio{country,family,asn}, top 5 only
     from publiccore.collectors.aggregate import latest_observations
+    from publiccore.exporters.catalogue import observation_series
 
-    series, _newest = latest_observations(observations)
+    latest, _newest = latest_observations(observations)
+    series = observation_series(latest)
     exported = series["publiccore_bgp_country_dependency_ratio"]
     assert 0 < len(exported) <= 5
     assert {(c, f) for c, f, _asn in exported} == {("DE", "ipv6")}

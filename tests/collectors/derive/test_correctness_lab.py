@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from publiccore.collectors.aggregate import Aggregator
-from publiccore.collectors.derive import correctness
 from publiccore.exporters.prometheus import Exporter
 
 from publiccore import records
@@ -121,8 +120,8 @@ def test_every_letter_was_asked_the_correctness_questions(judged_round: Any) -> 
 
 def test_correct_letter_is_one_and_the_wrong_ones_are_below(judged_round: Any) -> None:
     recs, store, series = judged_round
-    ratio = series[correctness.RATIO_METRIC]
-    judged = series[correctness.JUDGED_METRIC]
+    ratio = series["publiccore_root_correctness_ratio"]
+    judged = series["publiccore_root_correctness_judged"]
     assert ratio[("NL", "a")] == 1.0
     assert ratio[("NL", "b")] < 1.0
     assert ratio[("NL", "c")] < 1.0
@@ -147,5 +146,7 @@ def test_correctness_command_prints_the_same(judged_round: Any) -> None:
     with contextlib.redirect_stdout(out):
         assert cli.main(["root", "correctness", "--store", str(store.path), "--json"]) == 0
     rows = {(r["country"], r["letter"]): r for r in json.loads(out.getvalue())}
-    assert {k: r["ratio"] for k, r in rows.items()} == series[correctness.RATIO_METRIC]
-    assert {k: float(r["judged"]) for k, r in rows.items()} == series[correctness.JUDGED_METRIC]
+    assert {k: r["ratio"] for k, r in rows.items()} == series["publiccore_root_correctness_ratio"]
+    assert {k: float(r["judged"]) for k, r in rows.items()} == series[
+        "publiccore_root_correctness_judged"
+    ]

@@ -12,6 +12,7 @@ import sys
 
 from publiccore.collectors import aggregate as agg
 from publiccore.collectors.derive import publication
+from publiccore.exporters import catalogue
 
 from publiccore import records as rec
 from publiccore.config import AggregateSettings
@@ -35,6 +36,15 @@ DELAYS = {
     "b": ((10, 10), (5, 5), (20, 15)),
     "c": ((40, 40), (70, 70), (30, 30)),
 }
+
+MEDIAN = "publiccore_root_publication_latency_median_seconds"
+COUNT = "publiccore_root_publication_latency_measurements"
+RSS = "publiccore_root_rss_publication_latency_seconds"
+
+
+def _series(snapshot: agg.Snapshot) -> catalogue.Series:
+    """What /metrics exports of a snapshot, by metric name."""
+    return catalogue.Exposition.of(snapshot).series
 
 
 def _serial(letter: str, probe: int, minutes: int) -> int:
@@ -91,9 +101,9 @@ def test_three_changes_give_the_hand_computed_medians(tmp_path: pathlib.Path) ->
     assert result.rss() == 600.0
     assert not any(m.pending for m in result.measurements)
     assert {m.country for m in result.measurements if m.probe == "p2"} == {"DE"}
-    series = publication.series(result)
-    assert series[publication.RSS] == {(): 600.0}
-    assert series[publication.MEDIAN][("c",)] == 2400.0
+    series = catalogue.publication_series(publication.figures(result))
+    assert series[RSS] == {(): 600.0}
+    assert series[MEDIAN][("c",)] == 2400.0
 
 
 def test_a_country_filter_keeps_its_vantage_points_and_the_global_publication_moment(
@@ -242,11 +252,13 @@ def test_rederive_rebuilds_the_tables(tmp_path: pathlib.Path) -> None:
 _CHILD = """
 import datetime as dt, json, sys
 from publiccore.collectors.aggregate import Aggregator
+from publiccore.exporters.catalogue import Exposition
 from publiccore.store.sqlite import SqliteStore
 with SqliteStore(sys.argv[1]) as store:
     snap = Aggregator(store).refresh(dt.datetime.fromtimestamp(float(sys.argv[2]), dt.UTC))
 names = sys.argv[3:]
-print(json.dumps({n: sorted([list(k), v] for k, v in snap.series[n].items()) for n in names}))
+series = Exposition.of(snap).series
+print(json.dumps({n: sorted([list(k), v] for k, v in series[n].items()) for n in names}))
 """
 
 
@@ -257,7 +269,7 @@ def test_a_collector_restart_loses_nothing(tmp_path: pathlib.Path) -> None:
     records = _records()
     now = T0 + dt.timedelta(hours=8)
     settings = AggregateSettings(publication_period_seconds=9 * 3600)
-    names = [publication.MEDIAN, publication.COUNT, publication.RSS]
+    names = [MEDIAN, COUNT, RSS]
     with SqliteStore(path) as store:
         seen = agg.Aggregator(store, settings)
         for start in range(0, len(records), 120):  # records arrive in batches, refreshes between
@@ -269,9 +281,9 @@ def test_a_collector_restart_loses_nothing(tmp_path: pathlib.Path) -> None:
             now + dt.timedelta(seconds=publication.CACHE_SECONDS + 1)
         )
     for name in names:
-        assert live.series[name] == restarted.series[name], name
-    assert live.series[publication.MEDIAN] == {("a",): 0.0, ("b",): 600.0, ("c",): 2400.0}
-    assert live.series[publication.RSS] == {(): 600.0}
+        assert _series(live)[name] == _series(restarted)[name], name
+    assert _series(live)[MEDIAN] == {("a",): 0.0, ("b",): 600.0, ("c",): 2400.0}
+    assert _series(live)[RSS] == {(): 600.0}
     # a new process with the default period (48 h covers the three changes)
     done = subprocess.run(
         [
@@ -290,7 +302,7 @@ def test_a_collector_restart_loses_nothing(tmp_path: pathlib.Path) -> None:
     assert done.returncode == 0, done.stderr
     child = json.loads(done.stdout)
     for name in names:
-        assert {tuple(k): v for k, v in child[name]} == live.series[name], name
+        assert {tuple(k): v for k, v in child[name]} == _series(live)[name], name
 
 
 def test_the_deriver_renews_publication_figures_after_it_publishes(tmp_path: pathlib.Path) -> None:
@@ -306,14 +318,12 @@ def test_the_deriver_renews_publication_figures_after_it_publishes(tmp_path: pat
         first = deriver.refresh(T0 + dt.timedelta(hours=2))
         store.put_records(records)
         kept = deriver.refresh(later)
-        assert kept.series[publication.COUNT] == first.series[publication.COUNT]
+        assert _series(kept)[COUNT] == _series(first)[COUNT]
         deriver.background(later)
         renewed = deriver.refresh(later)
-    assert renewed.series[publication.MEDIAN] == {("a",): 0.0, ("b",): 600.0, ("c",): 2400.0}
+    assert _series(renewed)[MEDIAN] == {("a",): 0.0, ("b",): 600.0, ("c",): 2400.0}
     # the first figures rest on the first change alone, the renewed ones on all three
-    assert renewed.series[publication.COUNT] == {
-        k: 3 * v for k, v in first.series[publication.COUNT].items()
-    }
+    assert _series(renewed)[COUNT] == {k: 3 * v for k, v in _series(first)[COUNT].items()}
 
 
 def test_the_first_refresh_with_one_serial_reports_nothing(tmp_path: pathlib.Path) -> None:
@@ -321,8 +331,8 @@ def test_the_first_refresh_with_one_serial_reports_nothing(tmp_path: pathlib.Pat
     with SqliteStore(tmp_path / "s.sqlite") as store:
         store.put_records(_records(until_minutes=-5))
         snap = agg.Aggregator(store).refresh(T0)
-    assert snap.series[publication.MEDIAN] == {}
-    assert snap.series[publication.RSS] == {}
+    assert _series(snap)[MEDIAN] == {}
+    assert _series(snap)[RSS] == {}
     assert facts.interval_of(T0.timestamp() + 299) == T0.timestamp()
 
 
@@ -345,22 +355,17 @@ def test_history_gives_the_live_figures_at_each_step(tmp_path: pathlib.Path) -> 
         ):
             for family in families:
                 for s in family.samples:
-                    if s.name.startswith(
-                        ("publiccore_root_publication_latency_m", publication.RSS)
-                    ):
+                    if s.name.startswith(("publiccore_root_publication_latency_m", RSS)):
                         got[(s.timestamp, s.name, tuple(sorted(s.labels.values())))] = s.value
         compared = 0
         for when in steps:
             live = agg.Aggregator(store, settings).refresh(when)
-            for name in (publication.MEDIAN, publication.COUNT, publication.RSS):
-                for labels, value in live.series[name].items():
+            for name in (MEDIAN, COUNT, RSS):
+                for labels, value in _series(live)[name].items():
                     assert got[(when.timestamp(), name, labels)] == value, (when, name, labels)
                     compared += 1
             shown = {k for k in got if k[0] == when.timestamp()}
-            assert len(shown) == sum(
-                len(live.series[n])
-                for n in (publication.MEDIAN, publication.COUNT, publication.RSS)
-            )
+            assert len(shown) == sum(len(_series(live)[n]) for n in (MEDIAN, COUNT, RSS))
     assert compared > 10
 
 
