@@ -326,10 +326,10 @@ def root_daily_by_country(
     for day in days_between(since, until):
         window = buckets.window(_midnight(day).timestamp(), _midnight(day + DAY).timestamp())
         figures = derive_root.compute(window, max_asn_share=settings.max_asn_share)
-        for country in figures.countries:
-            root = root_day_from(figures, country.country)
+        for each in figures.countries:
+            root = root_day_from(figures, each.country)
             if root is not None:
-                out[country.country][day] = root
+                out[each.country][day] = root
     return dict(out)
 
 

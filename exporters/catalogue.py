@@ -380,9 +380,9 @@ def root_series(root: fig.RootFigures) -> Series:
         _put(out, "publiccore_root_letters_available", (c.country,), c.letters_available)
         _put(out, "publiccore_root_system_available_ratio", (c.country,), c.system_available_ratio)
         for r in c.rss:
-            key = (c.country, r.family, r.transport)
-            _put(out, "publiccore_root_rss_availability_ratio", key, r.availability_ratio)
-            _put(out, "publiccore_root_rss_latency_seconds", key, r.latency_seconds)
+            rss = (c.country, r.family, r.transport)
+            _put(out, "publiccore_root_rss_availability_ratio", rss, r.availability_ratio)
+            _put(out, "publiccore_root_rss_latency_seconds", rss, r.latency_seconds)
         for outcome, value in c.integrity.items():
             _put(out, "publiccore_root_integrity_ratio", (c.country, outcome), value)
     return out
