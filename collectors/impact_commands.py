@@ -151,11 +151,8 @@ def _impact(args: argparse.Namespace) -> int:
         all_events=args.all,
     )
     events = ev.load(settings.events.extra_files)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         results = impact_query.run(store, settings, events, query)
-    finally:
-        store.close()
     if args.json:
         body: dict[str, Any] = {"impacts": [r.to_json() for r in results]}
         json.dump(body, sys.stdout, indent=1, ensure_ascii=False)

@@ -244,8 +244,7 @@ def _report(args: argparse.Namespace) -> int:
     path = args.store or settings.store.path
     label = settings.store.url or path
     events = ev.load(settings.events.extra_files)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         if args.world:
             built_world = world_report.build(
                 store, since=since, until=until, settings=settings, events=events
@@ -293,8 +292,6 @@ def _report(args: argparse.Namespace) -> int:
                 definitions=REPORT_DEFINITIONS,
             )
             written = report.write(dataclasses.replace(built, extra=extra, provenance=prov), out)
-    finally:
-        store.close()
     for path_written in written:
         sys.stdout.write(f"{path_written}\n")
     return 0
@@ -346,8 +343,7 @@ def _export_series(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.out:
         raise ConfigError("--format parquet needs --out FILE")
     thresholds = ser.thresholds_from(settings.impact)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         if args.world:
             by_country = ser.all_country_series(
                 store, since=since, until=until, settings=settings.aggregate, thresholds=thresholds
@@ -364,8 +360,6 @@ def _export_series(args: argparse.Namespace) -> int:
                     thresholds=thresholds,
                 )
             }
-    finally:
-        store.close()
     if args.format == "parquet":
         count = series_export.write_parquet(by_country, pathlib.Path(args.out))
         print(f"publiccore: {count} rows in {args.out}", file=sys.stderr)
