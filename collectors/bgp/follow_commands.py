@@ -237,7 +237,8 @@ def _live(args: argparse.Namespace) -> int:
         store.close()
     print(
         f"{stats.messages} messages, {stats.malformed} malformed, {stats.connections} "
-        f"connections, {stats.events} withdraw/restore events",
+        f"connections, {stats.events} withdraw/restore events; saved state at start: "
+        f"{stats.seed} ({stats.seeded_peers} peer routes taken)",
         file=sys.stderr,
     )
     return 0
