@@ -137,6 +137,10 @@ class Processor:
         # Root hints and expected origins as of each RIB's dump time (as `bgp visibility`
         # reads them), unless a hints file is configured.
         self.servers = roothints.load_hints(config.hints) if config.hints else ()
+        if not self.servers:
+            # the bundled hints history (read once per process, ~60 ms) is read now rather
+            # than during the first RIB, which the files' processing times then do not carry
+            roothints.bundled_history()
         load_expected_origins(config.origins or None)  # a bad table fails here, not per file
         self.states: dict[tuple[str, str], CollectorState] = {}
 
