@@ -229,7 +229,13 @@ def _live(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
     live = settings.bgp.live
     servers = roothints.load_hints(args.hints or settings.root.hints or None)
-    options = LiveOptions.from_settings(live, servers=servers, url=args.url, prefixes=args.prefix)
+    options = LiveOptions.from_settings(
+        live,
+        servers=servers,
+        url=args.url,
+        prefixes=args.prefix,
+        follower_collectors=settings.bgp.follow.collectors,
+    )
     store = open_configured(settings, args.store)
     try:
         stats = asyncio.run(run_live(store, options, duration=args.duration))

@@ -15,9 +15,11 @@ The per-peer state survives a restart: it is saved in the store (the ``derived_s
 that starts within ``seed_max_age_seconds`` of that save, on the same stream (host and path of
 the URL), starts from it (peers, peaks, withdrawn flags). A withdrawal right after a restart is
 then counted against the peers known before it, and the peers' routes are not announced anew.
-Without a usable saved state (none, too old, another stream, unreadable), peers are unknown
-until they announce: the counts start at 0 and a withdrawal is only called against counts seen
-since the start.
+Without a usable saved state (none, too old, another stream, unreadable), the archive
+follower's newest state of the RIS collectors it follows (``ROOT_PEERS_SNAPSHOT`` rows, at most
+``follower_seed_max_age_seconds`` old) gives the peers; without either, peers are unknown until
+they announce: the counts start at 0 and a withdrawal is only called against counts seen since
+the start.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
+from publiccore.collectors.bgp.watch import ROOT_PEERS_SNAPSHOT, Watched, root_watch
 
 from publiccore import __version__
 from publiccore.config import BgpLiveSettings
@@ -53,38 +56,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Watched:
-    """One subscribed prefix: a root server's (``letter``) or a configured one."""
-
-    prefix: str
-    prefix_set: str  # "root" or "configured"
-    letter: str = ""
-
-    @property
-    def family(self) -> str:
-        """``ipv6`` or ``ipv4``."""
-        return "ipv6" if ":" in self.prefix else "ipv4"
-
-    def labels(self) -> dict[str, str]:
-        """Observation labels."""
-        out = {"prefix_set": self.prefix_set, "family": self.family}
-        if self.letter:
-            out["letter"] = self.letter
-        return out
-
-
-def root_watch(servers: Sequence[RootServer]) -> list[Watched]:
-    """The /24 (IPv4) or /48 (IPv6) holding each root server address."""
-    out: dict[str, Watched] = {}
-    for server in servers:
-        for address in (*server.ipv4, *server.ipv6):
-            length = 48 if ":" in address else 24
-            net = ipaddress.ip_network(f"{address}/{length}", strict=False)
-            out.setdefault(str(net), Watched(str(net), "root", server.letter))
-    return list(out.values())
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class LiveOptions:
     """What the client subscribes to and how it counts."""
 
@@ -96,6 +67,9 @@ class LiveOptions:
     heartbeat_seconds: float = 30.0
     snapshot_seconds: float = 60.0
     seed_max_age_seconds: float = 900.0  # a saved state older than this is not used (0: never)
+    # RIS collectors whose archive-follower state (ROOT_PEERS_SNAPSHOT) may seed the start
+    follower_collectors: tuple[str, ...] = ()
+    follower_seed_max_age_seconds: float = 3600.0  # by the file time of that state (0: never)
 
     @classmethod
     def from_settings(
@@ -105,6 +79,7 @@ class LiveOptions:
         servers: Sequence[RootServer],
         url: str | None = None,
         prefixes: Sequence[str] = (),
+        follower_collectors: Sequence[str] = (),
     ) -> LiveOptions:
         """``[bgp.live]`` plus the root prefixes; raise InputError for a bad prefix."""
         watched = root_watch(servers)
@@ -124,6 +99,8 @@ class LiveOptions:
             heartbeat_seconds=settings.heartbeat_seconds,
             snapshot_seconds=settings.snapshot_seconds,
             seed_max_age_seconds=settings.seed_max_age_seconds,
+            follower_collectors=tuple(c for c in follower_collectors if c.startswith("rrc")),
+            follower_seed_max_age_seconds=settings.follower_seed_max_age_seconds,
         )
 
 
@@ -138,7 +115,9 @@ class LiveStats:
     connections: int = 0
     peer_down: int = 0
     events: int = 0
-    seed: str = "none"  # the saved state at start: seeded | none | stale | other-url | unreadable
+    # the start: seeded (own save) | follower (the archive follower's state) | none | stale |
+    # other-url | unreadable (the own save not used, and no follower state)
+    seed: str = "none"
     seeded_peers: int = 0  # (watched prefix, peer) pairs taken from it
 
 
@@ -444,6 +423,41 @@ class LiveClient:
         )
         self._saved_at = now
 
+    def _follower_seed(self) -> int | None:
+        """Seed from the archive follower's root peers of the RIS collectors it follows (those
+        recent enough); the number of (prefix, peer) pairs taken, None when there is none."""
+        limit = self.options.follower_seed_max_age_seconds
+        if limit <= 0:
+            return None
+        merged: dict[str, list[Any]] = {}
+        used = 0
+        for collector in self.options.follower_collectors:
+            saved = self.store.get_snapshot(f"{ROOT_PEERS_SNAPSHOT}/ris/{collector}")
+            if saved is None or self.clock() - saved[0] > limit:
+                continue
+            try:
+                prefixes = json.loads(saved[1])["prefixes"]
+                peers = {str(p): list(item["peers"]) for p, item in prefixes.items()}
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s: the follower's root peers not used: %s", collector, exc)
+                continue
+            for prefix, rows in peers.items():
+                merged.setdefault(prefix, []).extend(rows)
+            used += 1
+        if not used:
+            return None
+        body = {
+            "version": STATE_VERSION,
+            "prefixes": {
+                p: {"peak": 0, "withdrawn": False, "peers": rows} for p, rows in merged.items()
+            },
+        }
+        try:
+            return self.state.seed(body)
+        except UnreadableState as exc:
+            log.warning("the follower's root peers not used: %s", exc)
+            return None
+
     async def load_state(self) -> str:
         """Start from the saved per-peer state when it is usable (see module doc); return what
         was found (``LiveStats.seed``). A seeded start stores the peer counts at once."""
@@ -466,8 +480,20 @@ class LiveClient:
             except (json.JSONDecodeError, UnreadableState) as exc:
                 log.warning("RIS Live saved state not used: %s", exc)
                 outcome = "unreadable"
+        if outcome != "seeded":
+            taken = await asyncio.to_thread(self._follower_seed)
+            if taken is not None:
+                outcome = "follower"
+                self.stats.seeded_peers = taken
         self.stats.seed = outcome
-        if outcome == "seeded":
+        if outcome == "follower":
+            log.info(
+                "RIS Live state seeded from the archive follower's newest files: %d peer routes",
+                self.stats.seeded_peers,
+            )
+            now = self.clock()
+            await self._store([self._peers_observation(w, now) for w in self.options.watched])
+        elif outcome == "seeded":
             log.info(
                 "RIS Live state seeded from the save of %s: %d peer routes",
                 _at(saved[0]).isoformat() if saved else "?",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aiohttp import WSMsgType, web
 from publiccore.collectors.bgp.live import (
     PEERS_METRIC,
+    ROOT_PEERS_SNAPSHOT,
     STATE_SNAPSHOT,
     WITHDRAWN_METRIC,
     LiveClient,
@@ -34,6 +35,7 @@ async def _run_client(
     now: float,
     max_age: float = 900.0,
     path: str = "/v1/ws/",
+    follower: Sequence[str] = (),
 ) -> LiveClient:
     """One client run: connect, take every frame the local server sends, stop."""
     sent = asyncio.Event()
@@ -62,7 +64,10 @@ async def _run_client(
             backoff_seconds=0.05, snapshot_seconds=3600, seed_max_age_seconds=max_age
         )
         options = LiveOptions.from_settings(
-            settings, servers=load_hints(), url=f"http://127.0.0.1:{port}{path}?client=test"
+            settings,
+            servers=load_hints(),
+            url=f"http://127.0.0.1:{port}{path}?client=test",
+            follower_collectors=follower,
         )
         client = LiveClient(store, options, clock=lambda: now)
         stop = asyncio.Event()
@@ -173,3 +178,38 @@ def test_state_round_trip_and_unreadable_saves() -> None:
         else:
             raise AssertionError(f"{bad!r} was taken")
         assert fresh.routes == {A_ROOT: {}}
+
+
+def test_without_its_own_save_it_starts_from_the_followers_state(tmp_path: pathlib.Path) -> None:
+    store = open_store(str(tmp_path / "live.sqlite"))
+    try:
+        # what the archive follower saved for rrc00 after its newest file (at T0): 4 peers carry
+        # a.root's prefix; route-views2 (not on RIS Live) and an unreadable row are ignored
+        body = {"version": 1, "file": "updates.x.gz", "prefixes": {A_ROOT: {"peers": [
+            [c, a, asn, [A_ROOT]] for c, a, asn in PEERS]}}}  # fmt: skip
+        store.put_snapshot(
+            f"{ROOT_PEERS_SNAPSHOT}/ris/rrc00", computed_at=T0, body=json.dumps(body)
+        )
+        store.put_snapshot(f"{ROOT_PEERS_SNAPSHOT}/ris/rrc01", computed_at=T0, body="[not json")
+        withdrawals = [_update(p, T0 + 100 + i, announce=False) for i, p in enumerate(PEERS[:3])]
+        # an hour and more later: too old to be used, peers unknown, no withdrawal
+        late = asyncio.run(
+            _run_client(store, withdrawals, now=T0 + 3700, follower=["rrc00", "route-views2"])
+        )
+        assert (late.stats.seed, late.stats.seeded_peers) == ("none", 0)
+        assert _series(store, WITHDRAWN_METRIC) == []
+        # a newer state of the follower, the client's own save of another stream: taken
+        store.put_snapshot(
+            f"{ROOT_PEERS_SNAPSHOT}/ris/rrc00", computed_at=T0 + 3600, body=json.dumps(body)
+        )
+        withdrawals = [_update(p, T0 + 3800 + i, announce=False) for i, p in enumerate(PEERS[:3])]
+        seeded = asyncio.run(
+            _run_client(
+                store, withdrawals, now=T0 + 3800, follower=["rrc00", "rrc01"], path="/other/"
+            )
+        )
+        assert (seeded.stats.seed, seeded.stats.seeded_peers) == ("follower", 4)
+        assert _series(store, WITHDRAWN_METRIC) == [(T0 + 3802, 1.0)]
+        assert seeded.state.peers(A_ROOT) == 1
+    finally:
+        store.close()  # type: ignore[attr-defined]
