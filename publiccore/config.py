@@ -198,6 +198,11 @@ class BgpLiveSettings:
     backoff_max_seconds: float = 60.0
     heartbeat_seconds: float = 30.0
     snapshot_seconds: float = 60.0  # how often the peer counts are stored between events
+    # a restart takes up the per-peer state saved within this many seconds (0: never)
+    seed_max_age_seconds: float = 900.0
+    # without it, the archive follower's newest state of the RIS collectors in [bgp.follow]
+    # collectors seeds the start when its file is at most this old (0: never)
+    follower_seed_max_age_seconds: float = 3600.0
 
     def validate(self) -> None:
         """Raise ConfigError for a value outside its range."""
@@ -209,6 +214,8 @@ class BgpLiveSettings:
                 "backoff_max_seconds": (0, 3600),
                 "heartbeat_seconds": (1, 3600),
                 "snapshot_seconds": (1, 86400),
+                "seed_max_age_seconds": (0, 86400 * 7),
+                "follower_seed_max_age_seconds": (0, 86400 * 7),
             },
             "bgp.live",
         )

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import multiprocessing
 import multiprocessing.context
@@ -28,11 +29,12 @@ import pathlib
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors.bgp import archive as arc
 from publiccore.collectors.bgp import process as proc
+from publiccore.collectors.bgp.watch import ROOT_PEERS_SNAPSHOT
 
 from publiccore.config import BgpFollowSettings, Settings
 from publiccore.store import ArchiveFileState, Store
@@ -524,6 +526,17 @@ class Follower:
         )
         if not ok:
             log.warning("%s: claim lost before it was finished; another process has it", file.name)
+        elif done and outcome is not None and outcome.root_peers is not None:
+            await asyncio.to_thread(self._save_root_peers, file, outcome.root_peers)
+
+    def _save_root_peers(self, file: arc.ArchiveFile, peers: Mapping[str, Any]) -> None:
+        """Keep the collector's newest ``root_peers`` (a late older file does not replace it)."""
+        name = f"{ROOT_PEERS_SNAPSHOT}/{file.source}/{file.collector}"
+        saved = self.store.snapshot_time(name)
+        if saved is not None and saved > file.time:
+            return
+        body = {"version": 1, "file": file.name, "prefixes": peers}
+        self.store.put_snapshot(name, computed_at=file.time, body=json.dumps(body))
 
     async def _ensure_base(
         self, archive: arc.Archive, file: arc.ArchiveFile, rows: dict[str, ArchiveFileState]

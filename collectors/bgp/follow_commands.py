@@ -229,7 +229,13 @@ def _live(args: argparse.Namespace) -> int:
     settings = cfg.load(args.config)
     live = settings.bgp.live
     servers = roothints.load_hints(args.hints or settings.root.hints or None)
-    options = LiveOptions.from_settings(live, servers=servers, url=args.url, prefixes=args.prefix)
+    options = LiveOptions.from_settings(
+        live,
+        servers=servers,
+        url=args.url,
+        prefixes=args.prefix,
+        follower_collectors=settings.bgp.follow.collectors,
+    )
     store = open_configured(settings, args.store)
     try:
         stats = asyncio.run(run_live(store, options, duration=args.duration))
@@ -237,7 +243,8 @@ def _live(args: argparse.Namespace) -> int:
         store.close()
     print(
         f"{stats.messages} messages, {stats.malformed} malformed, {stats.connections} "
-        f"connections, {stats.events} withdraw/restore events",
+        f"connections, {stats.events} withdraw/restore events; saved state at start: "
+        f"{stats.seed} ({stats.seeded_peers} peer routes taken)",
         file=sys.stderr,
     )
     return 0

@@ -9,6 +9,17 @@ number of peers that carry a route into it is followed against its peak: when at
 The peer count is stored with each event and every ``snapshot_seconds``
 (``bgp_live_prefix_peers``). A RIS_PEER_STATE other than ``connected`` clears that peer's routes;
 malformed frames are counted and skipped; a dropped connection is reopened with backoff.
+
+The per-peer state survives a restart: it is saved in the store (the ``derived_snapshots`` row
+``bgp-live-state``) at each snapshot when it changed and when the client stops, and a client
+that starts within ``seed_max_age_seconds`` of that save, on the same stream (host and path of
+the URL), starts from it (peers, peaks, withdrawn flags). A withdrawal right after a restart is
+then counted against the peers known before it, and the peers' routes are not announced anew.
+Without a usable saved state (none, too old, another stream, unreadable), the archive
+follower's newest state of the RIS collectors it follows (``ROOT_PEERS_SNAPSHOT`` rows, at most
+``follower_seed_max_age_seconds`` old) gives the peers; without either, peers are unknown until
+they announce: the counts start at 0 and a withdrawal is only called against counts seen since
+the start.
 """
 
 from __future__ import annotations
@@ -21,10 +32,12 @@ import ipaddress
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
+from publiccore.collectors.bgp.watch import ROOT_PEERS_SNAPSHOT, Watched, root_watch
 
 from publiccore import __version__
 from publiccore.config import BgpLiveSettings
@@ -35,41 +48,11 @@ from publiccore.store import Observation, Store
 log = logging.getLogger(__name__)
 
 SOURCE_KIND = "bgp-live"
+STATE_SNAPSHOT = "bgp-live-state"  # derived_snapshots row holding the saved per-peer state
+STATE_VERSION = 1
 PEERS_METRIC = "bgp_live_prefix_peers"
 WITHDRAWN_METRIC = "bgp_live_prefix_withdrawn"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Watched:
-    """One subscribed prefix: a root server's (``letter``) or a configured one."""
-
-    prefix: str
-    prefix_set: str  # "root" or "configured"
-    letter: str = ""
-
-    @property
-    def family(self) -> str:
-        """``ipv6`` or ``ipv4``."""
-        return "ipv6" if ":" in self.prefix else "ipv4"
-
-    def labels(self) -> dict[str, str]:
-        """Observation labels."""
-        out = {"prefix_set": self.prefix_set, "family": self.family}
-        if self.letter:
-            out["letter"] = self.letter
-        return out
-
-
-def root_watch(servers: Sequence[RootServer]) -> list[Watched]:
-    """The /24 (IPv4) or /48 (IPv6) holding each root server address."""
-    out: dict[str, Watched] = {}
-    for server in servers:
-        for address in (*server.ipv4, *server.ipv6):
-            length = 48 if ":" in address else 24
-            net = ipaddress.ip_network(f"{address}/{length}", strict=False)
-            out.setdefault(str(net), Watched(str(net), "root", server.letter))
-    return list(out.values())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +66,10 @@ class LiveOptions:
     backoff_max_seconds: float = 60.0
     heartbeat_seconds: float = 30.0
     snapshot_seconds: float = 60.0
+    seed_max_age_seconds: float = 900.0  # a saved state older than this is not used (0: never)
+    # RIS collectors whose archive-follower state (ROOT_PEERS_SNAPSHOT) may seed the start
+    follower_collectors: tuple[str, ...] = ()
+    follower_seed_max_age_seconds: float = 3600.0  # by the file time of that state (0: never)
 
     @classmethod
     def from_settings(
@@ -92,6 +79,7 @@ class LiveOptions:
         servers: Sequence[RootServer],
         url: str | None = None,
         prefixes: Sequence[str] = (),
+        follower_collectors: Sequence[str] = (),
     ) -> LiveOptions:
         """``[bgp.live]`` plus the root prefixes; raise InputError for a bad prefix."""
         watched = root_watch(servers)
@@ -110,6 +98,9 @@ class LiveOptions:
             backoff_max_seconds=settings.backoff_max_seconds,
             heartbeat_seconds=settings.heartbeat_seconds,
             snapshot_seconds=settings.snapshot_seconds,
+            seed_max_age_seconds=settings.seed_max_age_seconds,
+            follower_collectors=tuple(c for c in follower_collectors if c.startswith("rrc")),
+            follower_seed_max_age_seconds=settings.follower_seed_max_age_seconds,
         )
 
 
@@ -124,6 +115,10 @@ class LiveStats:
     connections: int = 0
     peer_down: int = 0
     events: int = 0
+    # the start: seeded (own save) | follower (the archive follower's state) | none | stale |
+    # other-url | unreadable (the own save not used, and no follower state)
+    seed: str = "none"
+    seeded_peers: int = 0  # (watched prefix, peer) pairs taken from it
 
 
 Peer = tuple[str, str, int]  # collector, peer address, peer ASN
@@ -131,6 +126,10 @@ Peer = tuple[str, str, int]  # collector, peer address, peer ASN
 
 class MalformedFrame(ValueError):
     """A frame that is not a RIS Live message of the expected shape."""
+
+
+class UnreadableState(ValueError):
+    """A saved live state that is not of the shape ``LiveState.to_json`` writes."""
 
 
 def _collector(host: object) -> str:
@@ -151,6 +150,59 @@ class LiveState:
         self.routes: dict[str, dict[Peer, set[str]]] = {w.prefix: {} for w in self.watched}
         self.peak: dict[str, int] = {w.prefix: 0 for w in self.watched}
         self.withdrawn: dict[str, bool] = {w.prefix: False for w in self.watched}
+        self.changed = False  # since the last ``to_json``
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as JSON-ready data (``seed`` reads it back); clears ``changed``."""
+        self.changed = False
+        return {
+            "version": STATE_VERSION,
+            "prefixes": {
+                w.prefix: {
+                    "peak": self.peak[w.prefix],
+                    "withdrawn": self.withdrawn[w.prefix],
+                    "peers": [
+                        [collector, address, asn, sorted(routes)]
+                        for (collector, address, asn), routes in sorted(
+                            self.routes[w.prefix].items()
+                        )
+                    ],
+                }
+                for w in self.watched
+            },
+        }
+
+    def seed(self, saved: Any) -> int:
+        """Take a saved state (``to_json``'s data) for the prefixes watched now; return how many
+        (prefix, peer) pairs it gave. Saved prefixes no longer watched are ignored, watched ones
+        not saved start empty, and a saved route outside its watched prefix is dropped.
+
+        Raises UnreadableState (nothing taken) for data of another shape.
+        """
+        try:
+            if saved.get("version") != STATE_VERSION:
+                raise UnreadableState(f"state version {saved.get('version')!r}")
+            taken: dict[str, tuple[int, bool, dict[Peer, set[str]]]] = {}
+            for prefix, item in saved["prefixes"].items():
+                if prefix not in self.routes:
+                    continue
+                per_peer: dict[Peer, set[str]] = {}
+                for collector, address, asn, routes in item["peers"]:
+                    inside = {
+                        str(r)
+                        for r in routes
+                        if any(w.prefix == prefix for w in self._inside(str(r)))
+                    }
+                    if inside:
+                        per_peer[(str(collector), str(address), int(asn))] = inside
+                taken[prefix] = (int(item["peak"]), bool(item["withdrawn"]), per_peer)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise UnreadableState(f"unreadable saved state: {exc}") from None
+        for prefix, (peak, withdrawn, per_peer) in taken.items():
+            self.routes[prefix] = per_peer
+            self.peak[prefix] = max(peak, len(per_peer))
+            self.withdrawn[prefix] = withdrawn
+        return sum(len(per_peer) for _peak, _withdrawn, per_peer in taken.values())
 
     def peers(self, prefix: str) -> int:
         """Peers with a route inside a watched prefix."""
@@ -208,6 +260,8 @@ class LiveState:
                 for prefix, per_peer in self.routes.items():
                     if per_peer.pop(peer, None) is not None:
                         touched.add(prefix)
+        if touched:
+            self.changed = True
         return self._events(touched, float(when))
 
     @staticmethod
@@ -251,6 +305,7 @@ class LiveClient:
         self.state = LiveState(options.watched, withdrawn_peers=options.withdrawn_peers)
         self.stats = LiveStats()
         self.source_id: int | None = None
+        self._saved_at = float("-inf")
 
     def subscriptions(self) -> list[dict[str, Any]]:
         """The ``ris_subscribe`` messages sent on each connection."""
@@ -340,14 +395,120 @@ class LiveClient:
             out.append(self._peers_observation(w, when))
         return out
 
-    async def snapshot(self) -> None:
-        """Store every watched prefix's peer count now."""
+    async def snapshot(self, *, final: bool = False) -> None:
+        """Store every watched prefix's peer count now, and save the per-peer state (when due,
+        or always when ``final``)."""
         now = self.clock()
         await self._store([self._peers_observation(w, now) for w in self.options.watched])
+        await self.save_state(always=final)
+
+    def _stream(self) -> str:
+        """The stream a saved state belongs to: the URL's host and path (not its port, query)."""
+        url = urllib.parse.urlsplit(self.options.url)
+        return f"{url.hostname or ''}{url.path}"
+
+    async def save_state(self, *, always: bool = False) -> None:
+        """Save the per-peer state in the store: when it changed since the last save, when that
+        save is half ``seed_max_age_seconds`` old (a quiet stream keeps it usable), or always."""
+        now = self.clock()
+        due = now - self._saved_at >= self.options.seed_max_age_seconds / 2
+        if not (always or self.state.changed or due):
+            return
+        body = {"url": self._stream(), **self.state.to_json()}
+        await asyncio.to_thread(
+            self.store.put_snapshot,
+            STATE_SNAPSHOT,
+            computed_at=now,
+            body=json.dumps(body, separators=(",", ":")),
+        )
+        self._saved_at = now
+
+    def _follower_seed(self) -> int | None:
+        """Seed from the archive follower's root peers of the RIS collectors it follows (those
+        recent enough); the number of (prefix, peer) pairs taken, None when there is none."""
+        limit = self.options.follower_seed_max_age_seconds
+        if limit <= 0:
+            return None
+        merged: dict[str, list[Any]] = {}
+        used = 0
+        for collector in self.options.follower_collectors:
+            saved = self.store.get_snapshot(f"{ROOT_PEERS_SNAPSHOT}/ris/{collector}")
+            if saved is None or self.clock() - saved[0] > limit:
+                continue
+            try:
+                prefixes = json.loads(saved[1])["prefixes"]
+                peers = {str(p): list(item["peers"]) for p, item in prefixes.items()}
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s: the follower's root peers not used: %s", collector, exc)
+                continue
+            for prefix, rows in peers.items():
+                merged.setdefault(prefix, []).extend(rows)
+            used += 1
+        if not used:
+            return None
+        body = {
+            "version": STATE_VERSION,
+            "prefixes": {
+                p: {"peak": 0, "withdrawn": False, "peers": rows} for p, rows in merged.items()
+            },
+        }
+        try:
+            return self.state.seed(body)
+        except UnreadableState as exc:
+            log.warning("the follower's root peers not used: %s", exc)
+            return None
+
+    async def load_state(self) -> str:
+        """Start from the saved per-peer state when it is usable (see module doc); return what
+        was found (``LiveStats.seed``). A seeded start stores the peer counts at once."""
+        saved = await asyncio.to_thread(self.store.get_snapshot, STATE_SNAPSHOT)
+        max_age = self.options.seed_max_age_seconds
+        if saved is None:
+            outcome = "none"
+        elif max_age <= 0 or self.clock() - saved[0] > max_age:
+            outcome = "stale"
+        else:
+            try:
+                body = json.loads(saved[1])
+                if not isinstance(body, dict):
+                    raise UnreadableState("not an object")
+                if body.get("url") != self._stream():
+                    outcome = "other-url"
+                else:
+                    self.stats.seeded_peers = self.state.seed(body)
+                    outcome = "seeded"
+            except (json.JSONDecodeError, UnreadableState) as exc:
+                log.warning("RIS Live saved state not used: %s", exc)
+                outcome = "unreadable"
+        if outcome != "seeded":
+            taken = await asyncio.to_thread(self._follower_seed)
+            if taken is not None:
+                outcome = "follower"
+                self.stats.seeded_peers = taken
+        self.stats.seed = outcome
+        if outcome == "follower":
+            log.info(
+                "RIS Live state seeded from the archive follower's newest files: %d peer routes",
+                self.stats.seeded_peers,
+            )
+            now = self.clock()
+            await self._store([self._peers_observation(w, now) for w in self.options.watched])
+        elif outcome == "seeded":
+            log.info(
+                "RIS Live state seeded from the save of %s: %d peer routes",
+                _at(saved[0]).isoformat() if saved else "?",
+                self.stats.seeded_peers,
+            )
+            now = self.clock()
+            await self._store([self._peers_observation(w, now) for w in self.options.watched])
+        else:
+            log.info("RIS Live saved state %s: peers unknown until they announce", outcome)
+        return outcome
 
     async def run(self, stop: asyncio.Event) -> LiveStats:
         """Connect, subscribe, follow; reconnect with backoff until ``stop`` is set."""
         backoff = self.options.backoff_seconds
+        await self.load_state()
         snapshots = asyncio.create_task(self._snapshots(stop))
         try:
             async with aiohttp.ClientSession() as session:
@@ -366,7 +527,7 @@ class LiveClient:
             snapshots.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await snapshots
-        await self.snapshot()
+        await self.snapshot(final=True)  # the state as of the stop: a restart takes it up
         return self.stats
 
     async def _session(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:

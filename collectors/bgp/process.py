@@ -22,10 +22,11 @@ from typing import Any, Literal
 from publiccore.collectors.bgp import observations as obs
 from publiccore.collectors.bgp.pipeline import Analysis, Options, analyze
 from publiccore.collectors.bgp.readers import make_reader
-from publiccore.collectors.bgp.rib import FullFeedRule
+from publiccore.collectors.bgp.rib import FullFeedRule, Rib
 from publiccore.collectors.bgp.roots import load_expected_origins
 from publiccore.collectors.bgp.timeline import Timeline
 from publiccore.collectors.bgp.visibility import country_index, full_feed_counts
+from publiccore.collectors.bgp.watch import root_watch
 
 from publiccore import roothints
 from publiccore.config import BgpSettings
@@ -35,6 +36,20 @@ from publiccore.store import Observation
 
 Status = Literal["done", "refused", "failed", "no_base"]
 COMMAND = "bgp follow"
+
+
+def root_peers(rib: Rib, watched: Sequence[str]) -> dict[str, Any]:
+    """Per watched prefix, the sessions whose table has a route for exactly that prefix, as
+    ``[collector, peer address, peer ASN, [prefix]]`` (the shape ``bgp live`` saves its own
+    state in); more-specifics of a watched prefix are not looked for."""
+    out: dict[str, Any] = {}
+    for prefix in watched:
+        per_peer = rib.routes.get(prefix) or {}
+        peers = (rib.peers[index] for index in per_peer)
+        out[prefix] = {
+            "peers": sorted([p.collector, p.peer_address, p.peer_asn, [prefix]] for p in peers)
+        }
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +115,7 @@ class Outcome:
     observations: tuple[Observation, ...] = ()
     seconds: float = 0.0  # processing time in the worker
     cpu_seconds: float = 0.0  # CPU time of it: the worker's own and its bgpdump/decompressor's
+    root_peers: Mapping[str, Any] | None = None  # ``root_peers`` of the state after the file
 
 
 def cpu_seconds() -> float:
@@ -137,7 +153,12 @@ class Processor:
         # Root hints and expected origins as of each RIB's dump time (as `bgp visibility`
         # reads them), unless a hints file is configured.
         self.servers = roothints.load_hints(config.hints) if config.hints else ()
+        if not self.servers:
+            # the bundled hints history (read once per process, ~60 ms) is read now rather
+            # than during the first RIB, which the files' processing times then do not carry
+            roothints.bundled_history()
         load_expected_origins(config.origins or None)  # a bad table fails here, not per file
+        self.watched = [w.prefix for w in root_watch(roothints.load_hints(config.hints or None))]
         self.states: dict[tuple[str, str], CollectorState] = {}
 
     def _expected_as_of(self, when: float | None) -> dict[str, tuple[int, ...]]:
@@ -206,6 +227,7 @@ class Processor:
             elements=report.elements,
             meta=meta,
             observations=tuple(obs.observations(analysis)),
+            root_peers=root_peers(analysis.rib, self.watched),
         )
 
     def _updates(self, job: Job, size: int | None) -> Outcome:
@@ -264,6 +286,7 @@ class Processor:
             elements=report.elements,
             meta=meta,
             observations=tuple(observations),
+            root_peers=root_peers(state.analysis.rib, self.watched),
         )
 
     def _timeline(self, analysis: Analysis) -> Timeline:
