@@ -26,7 +26,7 @@ from typing import Any
 from publiccore import records as rec
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # a bounded wait for a process to start (slow on a loaded machine)
 
 
 def publiccore_cmd(*argv: str) -> list[str]:
