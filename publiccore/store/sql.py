@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
+import numpy
+
 from publiccore import records as rec
 from publiccore.clock import utc_now
 from publiccore.errors import StoreError
@@ -150,6 +152,9 @@ class SqlStore(RootZoneTables):
     PARAM = "?"
     LEAST, GREATEST = "min", "max"  # the dialect's two-argument minimum and maximum
     FOR_UPDATE = ""  # row lock clause of the dialect (PostgreSQL: " FOR UPDATE")
+    # the dialect's aggregate of a group's integers into one comma-separated text (``rtt_cells``:
+    # the bins and the counts of a cell, in the same row order)
+    INT_LIST = "group_concat({})"
     label = "store"
     ID_CHUNK = 500  # ids per "IN (...)" look-up
 
@@ -402,6 +407,31 @@ class SqlStore(RootZoneTables):
                 [since, until],
             )
             return {float(b): int(n) for b, n in rows}
+
+    def rtt_cells(self, *, since: float, until: float) -> list[tuple[Any, ...]]:
+        """Per bucket in [since, until) and cell of ``agg_root_rtt_all``: (bucket, country,
+        source, letter, family, transport, bins, counts), the cell's bin rows folded into one
+        row by the database (a bucket's ~100,000 bin rows come out as a few thousand);
+        ``bins`` and ``counts`` are int64 arrays of one length, pairwise.
+
+        Raises StoreError if the database's lists do not parse as two of one length."""
+        values = ", ".join(self.INT_LIST.format(c) for c in ("bin", "n"))
+        sql = self._sql(
+            "SELECT bucket, country, source, letter, family, transport, "
+            f"{values} FROM agg_root_rtt_all WHERE bucket >= ? AND bucket < ? "
+            "GROUP BY bucket, country, source, letter, family, transport"
+        )
+        with self._lock:
+            rows = self._execute(sql, [since, until]).fetchall()
+        out = []
+        for *cell, bins_text, counts_text in rows:
+            # numpy's C parser: a few times faster than int() per value
+            bins = numpy.fromstring(bins_text, dtype=numpy.int64, sep=",")
+            counts = numpy.fromstring(counts_text, dtype=numpy.int64, sep=",")
+            if len(bins) != len(counts) or len(bins) != bins_text.count(",") + 1:
+                raise StoreError(f"unreadable RTT bins of {tuple(cell)}")
+            out.append((*cell, bins, counts))
+        return out
 
     def serial_transitions(
         self, *, since: float, until: float, country: str | None = None
