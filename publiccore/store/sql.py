@@ -355,7 +355,12 @@ class SqlStore(RootZoneTables):
     def _write_facts(self, batch: factmod.FactBatch) -> None:
         """Add a batch's typed rows and bucket sums (inside the caller's transaction)."""
         for statement, rows in factmod.upserts(batch, least=self.LEAST, greatest=self.GREATEST):
-            self._executemany(self._sql(statement), rows)
+            self._upsert_many(self._sql(statement), rows)
+
+    def _upsert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a one-row ``INSERT … VALUES (…)`` statement (with its ``ON CONFLICT`` clause) for
+        each of ``rows``, in order (a dialect may send several rows per statement)."""
+        self._executemany(sql, rows)
 
     # --- derived facts (parse once) ----------------------------------------------------------
 

@@ -44,6 +44,16 @@ _RECORD_COLUMNS = (
 )
 
 
+@functools.lru_cache(maxsize=256)
+def _multi_row_sql(sql: str, rows: int) -> str:
+    """A one-row ``INSERT … VALUES (?, …) …`` statement made to insert ``rows`` rows: its
+    VALUES group repeated (SQLite inserts them in order, each with the statement's ``ON
+    CONFLICT`` clause, as ``rows`` one-row statements would)."""
+    start = sql.index("VALUES (") + len("VALUES ")
+    end = sql.index(")", start) + 1
+    return sql[:start] + ", ".join([sql[start:end]] * rows) + sql[end:]
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     """``INSERT OR IGNORE`` of ``rows`` records in one statement."""
@@ -64,12 +74,9 @@ class SqliteStore(SqlStore):
         self.label = f"store {self.path}"
         try:
             self._db = sqlitedb.connect(self.path, synchronous="NORMAL", foreign_keys=True)
+            self._variables = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._rows_per_insert = max(
-                1,
-                min(
-                    MAX_ROWS_PER_INSERT,
-                    self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_RECORD_COLUMNS),
-                ),
+                1, min(MAX_ROWS_PER_INSERT, self._variables // len(_RECORD_COLUMNS))
             )
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
@@ -86,6 +93,25 @@ class SqliteStore(SqlStore):
         """Hold the lock and one write transaction; commit on success, roll back otherwise."""
         with sqlitedb.transaction(self._db, self._lock):
             yield
+
+    def _upsert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        # Multi-row statements, as _insert_rows, rather than executemany; of a few sizes only
+        # (the full one, then powers of four), so that SQLite's statement cache keeps them.
+        if not rows:
+            return
+        full = max(1, min(MAX_ROWS_PER_INSERT, self._variables // len(rows[0])))
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = full if left >= full else 1 << (2 * ((left.bit_length() - 1) // 2))
+            chunk = rows[start : start + size]
+            if size == 1:
+                self._db.execute(sql, chunk[0])
+            else:
+                self._db.execute(
+                    _multi_row_sql(sql, size), [value for row in chunk for value in row]
+                )
+            start += size
 
     def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         # Multi-row INSERTs rather than executemany, which takes the GIL back for every row.
