@@ -21,7 +21,8 @@ same history behind them). The live window moves incrementally (``derive.state.L
 printed are the refresh a minute after the previous one, when the last minute's records have
 arrived (one bucket in, one out, one re-read in rotation: what ``/metrics`` costs every 30 s),
 and the first refresh of a deriver that starts (the whole window read once), with the ratio of
-the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window).
+the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window), and
+the peak RSS of the process that measured them (and filled the store, unless it was kept).
 Sizes take suffixes k and M; 10M is accepted (its fill takes about an hour here). With
 ``--keep DIR`` the filled stores stay in DIR, and a later run measures them again without
 refilling (ingest figures are then those of the fill).
@@ -294,7 +295,8 @@ def window_refresh(size: int, directory: str, out: multiprocessing.Queue) -> Non
         snapshot = aggregator.refresh(END)  # a minute later: one bucket in, one out
         warm = time.perf_counter() - t0
         records = sum(snapshot.series["publiccore_aggregate_records"].values())
-    out.put((size, warm, int(records), cold))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # with the fill's, if any
+    out.put((size, warm, int(records), cold, rss))
 
 
 def _fill_window(store: SqliteStore, size: int) -> None:
@@ -364,10 +366,11 @@ def main() -> int:
         results = []
         for size in windows:
             results.append(_run(window_refresh, size, directory))
-            size_, warm, records, cold = results[-1]  # type: ignore[misc]
+            size_, warm, records, cold, rss = results[-1]  # type: ignore[misc]
             print(
                 f"window of {records:>10,} records: refresh {warm:.3f} s a minute after the "
-                f"last (one bucket in, one out); {cold:.3f} s for a deriver that starts",
+                f"last (one bucket in, one out); {cold:.3f} s for a deriver that starts; "
+                f"peak RSS {rss / 2**20:.0f} MB",
                 flush=True,
             )
         if len(results) >= 2:
