@@ -22,6 +22,7 @@ reads the whole window again.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -381,27 +382,54 @@ class LiveWindow:
         if generation != self.generation:  # a rederive rebuilt the facts: start again
             self.state, self.folded, self.generation = WindowState(), {}, generation
         versions = self.store.bucket_versions(since=since, until=until)
-        for bucket in [b for b in self.folded if not since <= b < until]:
-            self._drop(bucket)
-        stale = [b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v]
-        stale += [b for b in self.folded if b not in versions]  # its records are gone
-        for bucket in stale:
-            self._drop(bucket)
-        for start, stop in _runs(sorted(set(stale) & set(versions))):
-            rows = group_by_bucket(
-                read_rows(self.store, since=start, until=stop, sources=self.sources, rtt=False)
-            )
-            cells: dict[float, list[RttCell]] = collections.defaultdict(list)
-            for cell in read_cells(self.store, since=start, until=stop, sources=self.sources):
-                cells[cell[0]].append(cell)
-            for bucket in sorted(set(rows) | set(cells)):
-                if bucket in versions:
-                    kept = _Kept(rows.get(bucket, {}), cells.get(bucket, []))
-                    self.state.add(kept.rows)
-                    self.state.add_cells(kept.cells)
-                    self.folded[bucket] = (versions[bucket], kept)
-                    self.reads += 1
+        gone = [b for b in self.folded if not since <= b < until]  # left the window
+        gone += [b for b, v in versions.items() if b in self.folded and self.folded[b][0] != v]
+        gone += [b for b in self.folded if b not in versions and since <= b < until]  # emptied
+        runs = _runs(sorted(b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v))
+        if not runs or not READ_AHEAD:
+            for bucket in gone:
+                self._drop(bucket)
+            for start, stop in runs:
+                self._fold_in(self._read(start, stop), versions)
+            return self.state
+        # The database reads without the GIL: the next run is read in a thread while the main
+        # one folds out the buckets that left or changed, and then folds in the run read before.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
+            ahead = reader.submit(self._read, *runs[0])
+            for bucket in gone:
+                self._drop(bucket)
+            for i in range(len(runs)):
+                read = ahead.result()
+                if i + 1 < len(runs):
+                    ahead = reader.submit(self._read, *runs[i + 1])
+                self._fold_in(read, versions)
         return self.state
+
+    def _read(
+        self, start: float, stop: float
+    ) -> tuple[dict[float, dict[str, list[Row]]], dict[float, list[RttCell]]]:
+        """The rows of buckets [start, stop) per bucket, and their RTT cells per bucket."""
+        rows = group_by_bucket(
+            read_rows(self.store, since=start, until=stop, sources=self.sources, rtt=False)
+        )
+        cells: dict[float, list[RttCell]] = collections.defaultdict(list)
+        for cell in read_cells(self.store, since=start, until=stop, sources=self.sources):
+            cells[cell[0]].append(cell)
+        return rows, cells
+
+    def _fold_in(
+        self,
+        read: tuple[dict[float, dict[str, list[Row]]], dict[float, list[RttCell]]],
+        versions: Mapping[float, int],
+    ) -> None:
+        rows, cells = read
+        for bucket in sorted(set(rows) | set(cells)):
+            if bucket in versions:
+                kept = _Kept(rows.get(bucket, {}), cells.get(bucket, []))
+                self.state.add(kept.rows)
+                self.state.add_cells(kept.cells)
+                self.folded[bucket] = (versions[bucket], kept)
+                self.reads += 1
 
     def _drop(self, bucket: float) -> None:
         entry = self.folded.pop(bucket, None)
@@ -449,6 +477,7 @@ class SlidingWindow:
 
 
 RUN_BUCKETS = 4  # buckets read at once at most (what a deriver that starts holds in rows)
+READ_AHEAD = True  # read the next run in a thread while folding (False: one thread)
 
 
 def _runs(buckets: Sequence[float]) -> list[tuple[float, float]]:
