@@ -372,11 +372,6 @@ AGG_TABLES: tuple[str, ...] = (
 )
 
 
-def _no_asn(key: tuple[object, ...]) -> tuple[object, ...]:
-    """A per-ASN key (bucket, country, asn, …) without its ASN."""
-    return (key[0], key[1], *key[3:])
-
-
 def _summed(
     counter: collections.Counter[tuple[object, ...]],
 ) -> collections.Counter[tuple[object, ...]]:
@@ -384,7 +379,7 @@ def _summed(
     out: collections.Counter[tuple[object, ...]] = collections.Counter()
     get = out.get
     for key, n in counter.items():
-        total = (key[0], key[1], *key[3:])  # _no_asn, inlined
+        total = (key[0], key[1], *key[3:])  # the key without its ASN
         out[total] = get(total, 0) + n
     return out
 
@@ -416,11 +411,13 @@ def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, l
                 [(*k, n, batch.answered.get(k, 0)) for k, n in batch.cells.items()],
             )
         )
-        totals: collections.Counter[tuple[object, ...]] = collections.Counter()
-        answered_totals: collections.Counter[tuple[object, ...]] = collections.Counter()
+        totals: dict[tuple[object, ...], int] = {}
+        answered_totals: dict[tuple[object, ...], int] = {}
+        answered_get = batch.answered.get
         for k, n in batch.cells.items():
-            totals[_no_asn(k)] += n
-            answered_totals[_no_asn(k)] += batch.answered.get(k, 0)
+            total = (k[0], k[1], *k[3:])  # the key without its ASN
+            totals[total] = totals.get(total, 0) + n
+            answered_totals[total] = answered_totals.get(total, 0) + answered_get(k, 0)
         all_cols = "bucket, country, source, letter, family, transport"
         out.append(
             (

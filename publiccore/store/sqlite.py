@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import pathlib
 import sqlite3
@@ -29,6 +30,7 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_ROOT_ZONES.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+_flat = itertools.chain.from_iterable  # rows → their values, one after the other
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
 _RECORD_COLUMNS = (
     "id",
@@ -108,9 +110,7 @@ class SqliteStore(SqlStore):
             if size == 1:
                 self._db.execute(sql, chunk[0])
             else:
-                self._db.execute(
-                    _multi_row_sql(sql, size), [value for row in chunk for value in row]
-                )
+                self._db.execute(_multi_row_sql(sql, size), list(_flat(chunk)))
             start += size
 
     def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -120,7 +120,7 @@ class SqliteStore(SqlStore):
 
     def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes
-        self._db.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
+        self._db.execute(_insert_sql(len(rows)), list(_flat(rows)))
         return self._db.total_changes - before
 
     def _get_version(self) -> int:
