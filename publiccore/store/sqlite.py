@@ -31,6 +31,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _flat = itertools.chain.from_iterable  # rows → their values, one after the other
+# WAL pages between automatic checkpoints (SQLite's default: 1000): a write of a batch touches
+# many pages of the facts tables again and again, and each checkpoint copies (and syncs) them.
+# A connection setting only; the file format does not change.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
 _RECORD_COLUMNS = (
     "id",
@@ -76,6 +80,7 @@ class SqliteStore(SqlStore):
         self.label = f"store {self.path}"
         try:
             self._db = sqlitedb.connect(self.path, synchronous="NORMAL", foreign_keys=True)
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._variables = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._rows_per_insert = max(
                 1, min(MAX_ROWS_PER_INSERT, self._variables // len(_RECORD_COLUMNS))
