@@ -46,7 +46,7 @@ TABLES: tuple[str, ...] = (
 LEGACY = "legacy"  # root_queries rows of schema 1 records: (time, record_id, probe, country, …)
 Part = tuple[float, str, str, int, int, str]  # bucket family transport asn letters rtts
 # bucket country source letter family transport, bins and their counts (``Store.rtt_cells``:
-# numpy int64 arrays)
+# int64 arrays, numpy's or array.array's)
 RttCell = tuple[float, str, str, str, str, str, Any, Any]
 
 

@@ -8,6 +8,7 @@ an applied one.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime as dt
 import json
@@ -132,6 +133,20 @@ SCHEMA_ATLAS_POSITIONS = """
         updated {real} NOT NULL
     )
 """
+
+
+_SHORT_LIST = 64  # characters: shorter integer lists are parsed by int() (numpy's call costs more)
+
+
+def _int_list(text: str) -> Any:
+    """The integers of a comma-separated text, as an int64 array (``.tolist()``, ``len``):
+    numpy's C parser for long texts, a few times faster than int() per value."""
+    if len(text) > _SHORT_LIST:
+        return numpy.fromstring(text, dtype=numpy.int64, sep=",")
+    try:
+        return array.array("q", map(int, text.split(",")))
+    except ValueError:
+        raise StoreError(f"unreadable integer list {text!r}") from None
 
 
 def ts(when: dt.datetime) -> float:
@@ -417,7 +432,7 @@ class SqlStore(RootZoneTables):
         """Per bucket in [since, until) and cell of ``agg_root_rtt_all``: (bucket, country,
         source, letter, family, transport, bins, counts), the cell's bin rows folded into one
         row by the database (a bucket's ~100,000 bin rows come out as a few thousand);
-        ``bins`` and ``counts`` are int64 arrays of one length, pairwise.
+        ``bins`` and ``counts`` are int64 arrays of one length, pairwise (``.tolist()``).
 
         Raises StoreError if the database's lists do not parse as two of one length."""
         values = ", ".join(self.INT_LIST.format(c) for c in ("bin", "n"))
@@ -430,9 +445,7 @@ class SqlStore(RootZoneTables):
             rows = self._execute(sql, [since, until]).fetchall()
         out = []
         for *cell, bins_text, counts_text in rows:
-            # numpy's C parser: a few times faster than int() per value
-            bins = numpy.fromstring(bins_text, dtype=numpy.int64, sep=",")
-            counts = numpy.fromstring(counts_text, dtype=numpy.int64, sep=",")
+            bins, counts = _int_list(bins_text), _int_list(counts_text)
             if len(bins) != len(counts) or len(bins) != bins_text.count(",") + 1:
                 raise StoreError(f"unreadable RTT bins of {tuple(cell)}")
             out.append((*cell, bins, counts))

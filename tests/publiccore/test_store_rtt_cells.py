@@ -6,6 +6,8 @@ import collections
 import datetime as dt
 import pathlib
 
+import pytest
+
 from publiccore.store import Store, open_store
 from publiccore.store.sqlite import SqliteStore
 from tests.exporters.conftest import make_rounds
@@ -54,3 +56,15 @@ def test_rtt_cells_equal_the_bin_rows_postgres(postgres_url: str) -> None:
         _check(store)
     finally:
         store.close()
+
+
+def test_integer_lists_parse_alike_short_and_long() -> None:
+    from publiccore.errors import StoreError
+    from publiccore.store import sql
+
+    for values in ([-5], [-300, -2, 0, 7, 12], list(range(-400, 400, 3))):
+        text = ",".join(map(str, values))
+        assert sql._int_list(text).tolist() == values
+    assert len(",".join(map(str, range(-400, 400, 3)))) > sql._SHORT_LIST  # numpy's parser
+    with pytest.raises(StoreError, match="unreadable"):
+        sql._int_list("1,x")
