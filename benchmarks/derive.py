@@ -21,7 +21,8 @@ same history behind them). The live window moves incrementally (``derive.state.L
 printed are the refresh a minute after the previous one, when the last minute's records have
 arrived (one bucket in, one out, one re-read in rotation: what ``/metrics`` costs every 30 s),
 and the first refresh of a deriver that starts (the whole window read once), with the ratio of
-the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window).
+the largest to the smallest window (target: refresh ≤ 1 s with 1M records in the window), and
+the peak RSS of the process that measured them (and filled the store, unless it was kept).
 Sizes take suffixes k and M; 10M is accepted (its fill takes about an hour here). With
 ``--keep DIR`` the filled stores stay in DIR, and a later run measures them again without
 refilling (ingest figures are then those of the fill).
@@ -273,42 +274,46 @@ def measure_size(size: int, directory: str, out: multiprocessing.Queue) -> None:
 
 
 def window_refresh(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """A store with ``size`` records in its last 15 minutes and 100k records of history."""
+    """A store with ``size`` records in its last 15 minutes and 100k records of history (a kept
+    store, ``--keep``, is measured again without refilling: the window that starts a minute
+    before the end does not see the last minute's records, so they may be stored already)."""
     path = pathlib.Path(directory) / f"window-{size}.sqlite"
+    done = path.with_suffix(".filled")
+    last_minute = END - dt.timedelta(minutes=1)
+    if not done.exists():
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(path) + suffix).unlink(missing_ok=True)
+        with SqliteStore(path) as store:
+            _fill_window(store, size)
+        done.write_text(f"{size}\n")
     with SqliteStore(path) as store:
-        history = generate(
-            100_000,
-            since=END - dt.timedelta(days=DAYS),
-            until=END - dt.timedelta(hours=1),
-            probes=1000,
-            seed=1,
-        )
-        for batch in history:
-            store.put_records(batch)
-        probes = min(10_000, max(100, size // 100))
-        recent = [
-            r
-            for batch in generate(
-                size, since=END - dt.timedelta(minutes=14), until=END, probes=probes, seed=2
-            )
-            for r in batch
-        ]
-        last_minute = END - dt.timedelta(minutes=1)
-        earlier = [r for r in recent if r.started < last_minute]
-        for start in range(0, len(earlier), BATCH):
-            store.put_records(earlier[start : start + BATCH])
         aggregator = Aggregator(store, AggregateSettings())
         t0 = time.perf_counter()
         aggregator.refresh(last_minute)  # a deriver that starts: the whole window is read
         cold = time.perf_counter() - t0
-        newest = [r for r in recent if r.started >= last_minute]
-        for start in range(0, len(newest), BATCH):
-            store.put_records(newest[start : start + BATCH])
         t0 = time.perf_counter()
         snapshot = aggregator.refresh(END)  # a minute later: one bucket in, one out
         warm = time.perf_counter() - t0
         records = sum(c.sample.records for c in snapshot.figures.root.countries)
-    out.put((size, warm, int(records), cold))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # with the fill's, if any
+    out.put((size, warm, int(records), cold, rss))
+
+
+def _fill_window(store: SqliteStore, size: int) -> None:
+    """The history, then the window's records (in time order: the last minute's last)."""
+    history = generate(
+        100_000,
+        since=END - dt.timedelta(days=DAYS),
+        until=END - dt.timedelta(hours=1),
+        probes=1000,
+        seed=1,
+    )
+    for batch in history:
+        store.put_records(batch)
+    probes = min(10_000, max(100, size // 100))
+    recent = generate(size, since=END - dt.timedelta(minutes=14), until=END, probes=probes, seed=2)
+    for batch in recent:  # in time order
+        store.put_records(batch)
 
 
 def _run(target: object, size: int, directory: str) -> tuple[object, ...]:
@@ -361,10 +366,11 @@ def main() -> int:
         results = []
         for size in windows:
             results.append(_run(window_refresh, size, directory))
-            size_, warm, records, cold = results[-1]  # type: ignore[misc]
+            size_, warm, records, cold, rss = results[-1]  # type: ignore[misc]
             print(
                 f"window of {records:>10,} records: refresh {warm:.3f} s a minute after the "
-                f"last (one bucket in, one out); {cold:.3f} s for a deriver that starts",
+                f"last (one bucket in, one out); {cold:.3f} s for a deriver that starts; "
+                f"peak RSS {rss / 2**20:.0f} MB",
                 flush=True,
             )
         if len(results) >= 2:

@@ -21,10 +21,10 @@ reads the whole window again.
 
 from __future__ import annotations
 
-import array
 import collections
+import concurrent.futures
 import dataclasses
-import math
+import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +45,9 @@ TABLES: tuple[str, ...] = (
 )
 LEGACY = "legacy"  # root_queries rows of schema 1 records: (time, record_id, probe, country, …)
 Part = tuple[float, str, str, int, int, str]  # bucket family transport asn letters rtts
+# bucket country source letter family transport, bins and their counts (``Store.rtt_cells``:
+# int64 arrays, numpy's or array.array's)
+RttCell = tuple[float, str, str, str, str, str, Any, Any]
 
 
 def _bump(counter: dict[Any, float], key: Any, delta: float) -> None:
@@ -79,35 +82,50 @@ class CountryState:
         """The schema 1 query rows of the window."""
         return [row for rows in self.legacy.values() for row in rows]
 
-    def _round(self, key: tuple[str, str], sign: int) -> None:
-        """Fold a round's contribution in (1) or out (-1)."""
-        if sign < 0:
-            contribution = self.contribution.pop(key, None)
-            if contribution is None:
-                return
-        else:
-            contribution = _contribution(self.rounds[key])
-            self.contribution[key] = contribution
-        asn, ok, per_family = contribution
-        _bump(self.rounds_all, asn, sign)
-        if ok:
-            _bump(self.rounds_ok, asn, sign)
-        for family, transport, letters, bins in per_family:
-            cell = (asn, family, transport)
-            _bump(self.rss_letters, cell, sign * letters)
-            _bump(self.rss_rounds, cell, sign)
-            if bins:
-                pool = self.pool.get((family, transport))
-                if pool is None:
-                    pool = self.pool[(family, transport)] = {}
-                for index in bins:  # _bump inlined: the hot loop of the rounds
-                    value = pool.get(index, 0) + sign
+    def _apply(self, contributions: Sequence[tuple[Any, ...]], sign: int) -> None:
+        """Fold rounds' contributions (``_contribution``) in (1) or out (-1); the latency bins
+        of all of them counted first (in C), then one bump per bin."""
+        if not contributions:
+            return
+        rounds_all, rounds_ok = self.rounds_all, self.rounds_ok
+        rss_letters, rss_rounds = self.rss_letters, self.rss_rounds
+        pools: dict[tuple[str, str], list[tuple[int, ...]]] = {}
+        for asn, ok, per_family in contributions:
+            _bump(rounds_all, asn, sign)
+            if ok:
+                _bump(rounds_ok, asn, sign)
+            for family, transport, n, bins in per_family:
+                cell = (asn, family, transport)
+                if n:
+                    value = rss_letters.get(cell, 0) + sign * n  # _bump inlined (hot loop)
                     if value:
-                        pool[index] = value
+                        rss_letters[cell] = value
                     else:
-                        del pool[index]
-                if not pool:
-                    del self.pool[(family, transport)]
+                        del rss_letters[cell]
+                value = rss_rounds.get(cell, 0) + sign
+                if value:
+                    rss_rounds[cell] = value
+                else:
+                    del rss_rounds[cell]
+                if bins:
+                    found = pools.get((family, transport))
+                    if found is None:
+                        pools[(family, transport)] = [bins]
+                    else:
+                        found.append(bins)
+        for key, bins_of_rounds in pools.items():
+            pool = self.pool.get(key)
+            if pool is None:
+                pool = self.pool[key] = {}
+            counted = collections.Counter(itertools.chain.from_iterable(bins_of_rounds))
+            for index, n in counted.items():
+                value = pool.get(index, 0) + sign * n
+                if value:
+                    pool[index] = value
+                else:
+                    del pool[index]
+            if not pool:
+                del self.pool[key]
 
     def pool_of(self, asns: Collection[int]) -> dict[tuple[int, str, str], dict[int, int]]:
         """The RSS latency pools of the rounds of some ASNs only (the few whose M-sampling
@@ -128,25 +146,27 @@ def _contribution(parts: Sequence[Part]) -> tuple[Any, ...]:
     transport, more when the round spans buckets)."""
     k = agg.RSS_K
     mask = 0
-    per: dict[tuple[str, str], list[Any]] = {}
+    per: dict[tuple[str, str], tuple[int, str]] = {}
     for _bucket, family, transport, _asn, letters, rtts in parts:
         mask |= letters
         entry = per.get((family, transport))
         if entry is None:
-            per[(family, transport)] = [letters, rtts]
+            per[(family, transport)] = (letters, rtts)
         else:  # the round's rows of another bucket
-            entry[0] |= letters
-            entry[1] = f"{entry[1]} {rtts}".strip()
+            per[(family, transport)] = (entry[0] | letters, f"{entry[1]} {rtts}".strip())
+    rtt_bins = facts.rtt_bins
     per_family = tuple(
-        (
-            family,
-            transport,
-            min(k, facts.mask_letters(letters)),
-            facts.rtt_bins(sorted(map(float, rtts.split()))[:k]) if rtts else (),
-        )
-        for (family, transport), (letters, rtts) in sorted(per.items())
+        [
+            (
+                family,
+                transport,
+                min(k, int(letters).bit_count()),  # facts.mask_letters, inlined
+                rtt_bins(sorted(map(float, rtts.split()))[:k]) if rtts else (),
+            )
+            for (family, transport), (letters, rtts) in sorted(per.items())
+        ]
     )
-    return parts[-1][3], facts.mask_letters(mask) >= k, per_family
+    return parts[-1][3], int(mask).bit_count() >= k, per_family
 
 
 @dataclasses.dataclass(slots=True)
@@ -170,22 +190,36 @@ class WindowState:
         """Fold out rows folded in before."""
         self._fold(rows, -1)
 
-    def remove_kept(self, kept: _Kept) -> None:
-        """Fold out a bucket kept compact (``_Kept``): its RTT bins straight from the arrays,
-        then the rest of its rows."""
+    def add_cells(self, cells: Iterable[RttCell]) -> None:
+        """Fold in RTT bins read a cell at a time (``Store.rtt_cells`` rows), as ``add`` folds
+        the same bins read a row at a time (``agg_root_rtt_all`` rows)."""
         country = self.country
-        tables = [country(c).rtt.setdefault(cell, {}) for c, _s, cell in kept.cells]
-        for k, index, n in zip(kept.cell, kept.index, kept.n, strict=True):
-            bins = tables[k]
-            value = bins.get(index, 0) - n
-            if value:
-                bins[index] = value
-            else:
-                del bins[index]
-        for (c, _s, cell), bins in zip(kept.cells, tables, strict=True):
+        for _b, c, _s, letter, family, transport, indices, counts in cells:
+            table = country(c).rtt
+            key = (letter, family, transport)
+            bins = table.get(key)
+            if bins is None:
+                table[key] = dict(zip(indices.tolist(), counts.tolist(), strict=True))
+                continue
+            get = bins.get
+            for index, n in zip(indices.tolist(), counts.tolist(), strict=True):
+                bins[index] = get(index, 0) + n  # counts are positive: never 0 here
+
+    def remove_cells(self, cells: Iterable[RttCell]) -> None:
+        """Fold out cells folded in before (``add_cells``)."""
+        country = self.country
+        for _b, c, _s, letter, family, transport, indices, counts in cells:
+            table = country(c).rtt
+            key = (letter, family, transport)
+            bins = table[key]
+            for index, n in zip(indices.tolist(), counts.tolist(), strict=True):
+                value = bins[index] - n
+                if value:
+                    bins[index] = value
+                else:
+                    del bins[index]
             if not bins:
-                country(c).rtt.pop(cell, None)
-        self._fold(kept.rest, -1)
+                del table[key]
 
     def _fold(self, rows: Mapping[str, Sequence[Row]], sign: int) -> None:
         country = self.country
@@ -231,15 +265,27 @@ class WindowState:
     def _fold_rounds(self, rows: Iterable[Row], sign: int) -> None:
         touched: dict[str, dict[tuple[str, str], list[Part]]] = collections.defaultdict(dict)
         for bucket, c, asn, _s, probe, round_id, family, transport, letters, rtts in rows:
-            touched[c].setdefault((probe, round_id), []).append(
-                (bucket, family, transport, asn, letters, rtts)
-            )
+            rounds = touched[c]
+            part = (bucket, family, transport, asn, letters, rtts)
+            found = rounds.get((probe, round_id))
+            if found is None:
+                rounds[(probe, round_id)] = [part]
+            else:
+                found.append(part)
         for c, rounds in touched.items():
             state = self.country(c)
+            taken_out: list[tuple[Any, ...]] = []
+            put_in: list[tuple[Any, ...]] = []
             for key, parts in rounds.items():
-                state._round(key, -1)
+                old = state.contribution.pop(key, None)
+                if old is not None:
+                    taken_out.append(old)
                 if sign > 0:
-                    state.rounds.setdefault(key, []).extend(parts)
+                    kept = state.rounds.get(key)
+                    if kept is None:
+                        kept = state.rounds[key] = parts
+                    else:
+                        kept.extend(parts)
                 else:
                     gone = set(parts)
                     kept = [p for p in state.rounds.get(key, ()) if p not in gone]
@@ -247,8 +293,11 @@ class WindowState:
                         state.rounds[key] = kept
                     else:
                         state.rounds.pop(key, None)
-                if key in state.rounds:
-                    state._round(key, 1)
+                if kept:
+                    contribution = state.contribution[key] = _contribution(kept)
+                    put_in.append(contribution)
+            state._apply(taken_out, -1)
+            state._apply(put_in, 1)
 
 
 def group_by_bucket(rows: Mapping[str, Sequence[Row]]) -> dict[float, dict[str, list[Row]]]:
@@ -275,11 +324,15 @@ def read_rows(
     until: float,
     country: str | None = None,
     sources: Collection[str] | None = None,
+    rtt: bool = True,
 ) -> dict[str, list[Row]]:
     """The window tables' rows of buckets [since, until) (optionally of one country, of some
-    sources), and the legacy rows among them (``LEGACY``)."""
+    sources; without ``rtt`` no RTT bin rows, which ``read_cells`` reads a cell at a time), and
+    the legacy rows among them (``LEGACY``)."""
     rows: dict[str, list[Row]] = {}
     for table in TABLES:
+        if not rtt and table == "agg_root_rtt_all":
+            continue
         rows[table] = store.fact_rows(table, since=since, until=until, country=country)
         if sources is not None:
             column = source_column(table)
@@ -299,6 +352,17 @@ def read_rows(
     return rows
 
 
+def read_cells(
+    store: Store, *, since: float, until: float, sources: Collection[str] | None = None
+) -> list[RttCell]:
+    """The RTT bins of buckets [since, until) a cell at a time (``Store.rtt_cells``),
+    optionally of some sources only."""
+    cells = store.rtt_cells(since=since, until=until)
+    if sources is not None:
+        cells = [c for c in cells if c[2] in sources]
+    return cells
+
+
 @dataclasses.dataclass(slots=True)
 class LiveWindow:
     """The live window's state, moved from refresh to refresh (see the module docstring)."""
@@ -306,9 +370,9 @@ class LiveWindow:
     store: Store
     sources: Collection[str] | None = None  # the sources the figures rest on (None: all)
     state: WindowState = dataclasses.field(default_factory=WindowState)
-    folded: dict[float, tuple[int, _Kept | dict[str, list[Row]]]] = dataclasses.field(
+    folded: dict[float, tuple[int, _Kept]] = dataclasses.field(
         default_factory=dict
-    )  # bucket → (its version when read, its rows: as read while it changes, then compact)
+    )  # bucket → (its version when read, what was folded in of it)
     generation: tuple[float, str] | None = None  # the facts generation the sums were read from
     reads: int = 0  # buckets read from the store, for tests and benchmarks
 
@@ -318,58 +382,69 @@ class LiveWindow:
         if generation != self.generation:  # a rederive rebuilt the facts: start again
             self.state, self.folded, self.generation = WindowState(), {}, generation
         versions = self.store.bucket_versions(since=since, until=until)
-        for bucket in [b for b in self.folded if not since <= b < until]:
-            self._drop(bucket)
-        stale = [b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v]
-        stale += [b for b in self.folded if b not in versions]  # its records are gone
-        for bucket in stale:
-            self._drop(bucket)
-        for bucket, (version, rows) in list(self.folded.items()):
-            if isinstance(rows, dict):  # unchanged since the last move: settled, kept compact
-                self.folded[bucket] = (version, _Kept.of(rows))
-        open_from = sorted(versions)[-OPEN_BUCKETS:][0] if versions else math.inf
-        for start, stop in _runs(sorted(set(stale) & set(versions))):
-            for bucket, rows in group_by_bucket(
-                read_rows(self.store, since=start, until=stop, sources=self.sources)
-            ).items():
-                if bucket in versions:
-                    self.state.add(rows)
-                    # the newest buckets (still filling) as read, the others compact
-                    kept = rows if bucket >= open_from else _Kept.of(rows)
-                    self.folded[bucket] = (versions[bucket], kept)
-                    self.reads += 1
+        gone = [b for b in self.folded if not since <= b < until]  # left the window
+        gone += [b for b, v in versions.items() if b in self.folded and self.folded[b][0] != v]
+        gone += [b for b in self.folded if b not in versions and since <= b < until]  # emptied
+        runs = _runs(sorted(b for b, v in versions.items() if self.folded.get(b, (None,))[0] != v))
+        if not runs or not READ_AHEAD:
+            for bucket in gone:
+                self._drop(bucket)
+            for start, stop in runs:
+                self._fold_in(self._read(start, stop), versions)
+            return self.state
+        # The database reads without the GIL: the next run is read in a thread while the main
+        # one folds out the buckets that left or changed, and then folds in the run read before.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
+            ahead = reader.submit(self._read, *runs[0])
+            for bucket in gone:
+                self._drop(bucket)
+            for i in range(len(runs)):
+                read = ahead.result()
+                if i + 1 < len(runs):
+                    ahead = reader.submit(self._read, *runs[i + 1])
+                self._fold_in(read, versions)
         return self.state
+
+    def _read(
+        self, start: float, stop: float
+    ) -> tuple[dict[float, dict[str, list[Row]]], dict[float, list[RttCell]]]:
+        """The rows of buckets [start, stop) per bucket, and their RTT cells per bucket."""
+        rows = group_by_bucket(
+            read_rows(self.store, since=start, until=stop, sources=self.sources, rtt=False)
+        )
+        cells: dict[float, list[RttCell]] = collections.defaultdict(list)
+        for cell in read_cells(self.store, since=start, until=stop, sources=self.sources):
+            cells[cell[0]].append(cell)
+        return rows, cells
+
+    def _fold_in(
+        self,
+        read: tuple[dict[float, dict[str, list[Row]]], dict[float, list[RttCell]]],
+        versions: Mapping[float, int],
+    ) -> None:
+        rows, cells = read
+        for bucket in sorted(set(rows) | set(cells)):
+            if bucket in versions:
+                kept = _Kept(rows.get(bucket, {}), cells.get(bucket, []))
+                self.state.add(kept.rows)
+                self.state.add_cells(kept.cells)
+                self.folded[bucket] = (versions[bucket], kept)
+                self.reads += 1
 
     def _drop(self, bucket: float) -> None:
         entry = self.folded.pop(bucket, None)
-        if entry is None:
-            return
-        if isinstance(entry[1], _Kept):
-            self.state.remove_kept(entry[1])
-        else:
-            self.state.remove(entry[1])
+        if entry is not None:
+            self.state.remove_cells(entry[1].cells)
+            self.state.remove(entry[1].rows)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Kept:
-    """A folded bucket's rows, kept to fold it out again: the RTT bin rows (most of a bucket)
-    as three integer arrays and a table of their cells, the rest as read."""
+    """What was folded in of a bucket, kept to fold it out again: its RTT bins a cell at a time
+    (integer arrays, compact) and the rest of its rows as read."""
 
-    rest: Mapping[str, Sequence[Row]]
-    cells: Sequence[tuple[str, str, Labels]]  # (country, source, (letter, family, transport))
-    cell: array.array[int]
-    index: array.array[int]
-    n: array.array[int]
-
-    @classmethod
-    def of(cls, rows: Mapping[str, Sequence[Row]]) -> _Kept:
-        rtt = rows.get("agg_root_rtt_all", ())
-        keys: dict[tuple[Any, ...], int] = {}  # (country, source, letter, family, transport)
-        cell = array.array("i", [keys.setdefault(r[1:6], len(keys)) for r in rtt])
-        index = array.array("i", [r[6] for r in rtt])
-        n = array.array("q", [r[7] for r in rtt])
-        rest = {t: r for t, r in rows.items() if t != "agg_root_rtt_all"}
-        return cls(rest, [(k[0], k[1], k[2:]) for k in keys], cell, index, n)
+    rows: Mapping[str, Sequence[Row]]
+    cells: Sequence[RttCell]
 
 
 @dataclasses.dataclass(slots=True)
@@ -401,8 +476,8 @@ class SlidingWindow:
         return self.state
 
 
-OPEN_BUCKETS = 2  # the newest buckets, likely to change again: kept as read, not compacted
 RUN_BUCKETS = 4  # buckets read at once at most (what a deriver that starts holds in rows)
+READ_AHEAD = True  # read the next run in a thread while folding (False: one thread)
 
 
 def _runs(buckets: Sequence[float]) -> list[tuple[float, float]]:

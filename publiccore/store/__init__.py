@@ -229,6 +229,12 @@ class Store(Protocol):
         changes when a record lands in the bucket)."""
         ...
 
+    def rtt_cells(self, *, since: float, until: float) -> list[tuple[Any, ...]]:
+        """Per bucket in [since, until) and cell of ``agg_root_rtt_all``: (bucket, country,
+        source, letter, family, transport, bins, counts), a cell's bin rows in one row
+        (``bins`` and ``counts``: integer sequences of one length, pairwise)."""
+        ...
+
     def serial_transitions(
         self, *, since: float, until: float, country: str | None = None
     ) -> list[tuple[Any, ...]]:

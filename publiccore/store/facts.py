@@ -123,75 +123,81 @@ class FactBatch:
 
     def add(self, record: Record) -> None:
         """Add one new record's facts (nothing for other kinds or without a probe country)."""
+        # The write path's hot loop: counters bumped with dict.get (not Counter's __missing__),
+        # attributes read once.
         result, target = record.root, record.root_target
-        country = record.probe.country
+        probe = record.probe
+        country = probe.country
         if result is None or target is None or not country:
             return
-        if target.letter.lower() not in _LETTER_SET or not domains.is_country(country):
+        letter = target.letter.lower()
+        if letter not in _LETTER_SET or not domains.is_country(country):
             # a label that no figure may carry (a record from before ingest checked domains):
             # kept as a raw record, no facts, counted
             self.skipped += 1
             return
         time = record.started.timestamp()
         bucket = bucket_of(time)
-        asn = NO_ASN if record.probe.asn is None else record.probe.asn
+        asn = NO_ASN if probe.asn is None else probe.asn
+        probe_id = probe.id
+        round_id = record.round
         source = record.source_name
-        letter = target.letter.lower()
         family = target.family
-        identity = result.identity
-        site, site_country = (None, None)
+        outcome = result.integrity.outcome
+        publishable = outcome in PUBLICATION_OUTCOMES
+        cells, answered_cells, rtt = self.cells, self.answered, self.rtt
+        queries = self.queries
         answered_any = False
         serial = None
         bit = letter_bit(letter)
         for transport, query in result.soa_queries().items():
             cell: CellKey = (bucket, country, asn, source, letter, family, transport)
-            self.cells[cell] += 1
+            cells[cell] = cells.get(cell, 0) + 1
             answered = query.answered
+            rtt_seconds = query.rtt_seconds
+            query_serial = query.serial
             if answered:
                 answered_any = True
-                self.answered[cell] += 1
-                if query.rtt_seconds is not None:
-                    self.rtt[(*cell, rtt_bin(query.rtt_seconds))] += 1
-            if serial is None and query.serial is not None:
-                serial = query.serial
-            if (
-                answered
-                and query.serial is not None
-                and result.integrity.outcome in PUBLICATION_OUTCOMES
-            ):
-                ikey = (interval_of(time), record.probe.id, letter)
+                answered_cells[cell] = answered_cells.get(cell, 0) + 1
+                if rtt_seconds is not None:
+                    rkey = (*cell, rtt_bin(rtt_seconds))
+                    rtt[rkey] = rtt.get(rkey, 0) + 1
+            if serial is None and query_serial is not None:
+                serial = query_serial
+            if answered and query_serial is not None and publishable:
+                ikey = (interval_of(time), probe_id, letter)
                 seen = self.interval_serials.get(ikey)
-                if seen is None or query.serial < seen[1]:
-                    self.interval_serials[ikey] = (country, query.serial)
-                first = self.first_serials.get(query.serial, math.inf)
-                self.first_serials[query.serial] = min(first, time)
-            if record.round is not None:
-                key = (bucket, country, asn, source, record.probe.id, record.round, family)
-                rkey = (*key, transport)
+                if seen is None or query_serial < seen[1]:
+                    self.interval_serials[ikey] = (country, query_serial)
+                first = self.first_serials.get(query_serial, math.inf)
+                self.first_serials[query_serial] = min(first, time)
+            if round_id is not None:
+                rkey = (bucket, country, asn, source, probe_id, round_id, family, transport)
                 self.rounds[rkey] = self.rounds.get(rkey, 0) | (bit if answered else 0)
-                if answered and query.rtt_seconds is not None:
-                    self.round_rtts.setdefault(rkey, []).append(f"{query.rtt_seconds!r}")
-            self.queries.append(
+                if answered and rtt_seconds is not None:
+                    self.round_rtts.setdefault(rkey, []).append(f"{rtt_seconds!r}")
+            queries.append(
                 (
                     record.id,
-                    record.probe.id,
+                    probe_id,
                     time,
                     bucket,
                     country,
                     asn,
                     source,
-                    record.round,
+                    round_id,
                     letter,
                     family,
                     transport,
                     int(answered),
-                    query.rtt_seconds,
-                    query.serial,
-                    result.integrity.outcome,
+                    rtt_seconds,
+                    query_serial,
+                    outcome,
                     query.failure,
                 )
             )
         if answered_any:
+            identity = result.identity
             site, site_country = self.sites.site(
                 letter, (identity.nsid, identity.hostname_bind, identity.id_server)
             )
@@ -202,9 +208,12 @@ class FactBatch:
                 if site_country == country
                 else "abroad"
             )
-            self.site_rows[(bucket, country, asn, source, letter, site or "", location)] += 1
-        self.records[(bucket, country, asn, source, result.integrity.outcome)] += 1
-        self.probes[(bucket, country, asn, source, record.probe.id)] += 1
+            skey = (bucket, country, asn, source, letter, site or "", location)
+            self.site_rows[skey] = self.site_rows.get(skey, 0) + 1
+        key5 = (bucket, country, asn, source, outcome)
+        self.records[key5] = self.records.get(key5, 0) + 1
+        key5 = (bucket, country, asn, source, probe_id)
+        self.probes[key5] = self.probes.get(key5, 0) + 1
         if serial is not None:
             key3 = (serial, country, letter)
             first, last = self.sightings.get(key3, (math.inf, -math.inf))
@@ -363,18 +372,15 @@ AGG_TABLES: tuple[str, ...] = (
 )
 
 
-def _no_asn(key: tuple[object, ...]) -> tuple[object, ...]:
-    """A per-ASN key (bucket, country, asn, …) without its ASN."""
-    return (key[0], key[1], *key[3:])
-
-
 def _summed(
     counter: collections.Counter[tuple[object, ...]],
 ) -> collections.Counter[tuple[object, ...]]:
     """Per-ASN counts summed over ASNs."""
     out: collections.Counter[tuple[object, ...]] = collections.Counter()
+    get = out.get
     for key, n in counter.items():
-        out[_no_asn(key)] += n
+        total = (key[0], key[1], *key[3:])  # the key without its ASN
+        out[total] = get(total, 0) + n
     return out
 
 
@@ -405,11 +411,13 @@ def upserts(batch: FactBatch, *, least: str, greatest: str) -> list[tuple[str, l
                 [(*k, n, batch.answered.get(k, 0)) for k, n in batch.cells.items()],
             )
         )
-        totals: collections.Counter[tuple[object, ...]] = collections.Counter()
-        answered_totals: collections.Counter[tuple[object, ...]] = collections.Counter()
+        totals: dict[tuple[object, ...], int] = {}
+        answered_totals: dict[tuple[object, ...], int] = {}
+        answered_get = batch.answered.get
         for k, n in batch.cells.items():
-            totals[_no_asn(k)] += n
-            answered_totals[_no_asn(k)] += batch.answered.get(k, 0)
+            total = (k[0], k[1], *k[3:])  # the key without its ASN
+            totals[total] = totals.get(total, 0) + n
+            answered_totals[total] = answered_totals.get(total, 0) + answered_get(k, 0)
         all_cols = "bucket, country, source, letter, family, transport"
         out.append(
             (

@@ -37,6 +37,7 @@ class PostgresStore(SqlStore):
     PARAM = "%s"
     LEAST, GREATEST = "LEAST", "GREATEST"
     FOR_UPDATE = " FOR UPDATE"
+    INT_LIST = "string_agg(CAST({} AS TEXT), ',' ORDER BY bin)"
 
     def __init__(self, url: str) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ an applied one.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime as dt
 import json
@@ -16,6 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
+
+import numpy
 
 from publiccore import records as rec
 from publiccore.clock import utc_now
@@ -132,6 +135,20 @@ SCHEMA_ATLAS_POSITIONS = """
 """
 
 
+_SHORT_LIST = 64  # characters: shorter integer lists are parsed by int() (numpy's call costs more)
+
+
+def _int_list(text: str) -> Any:
+    """The integers of a comma-separated text, as an int64 array (``.tolist()``, ``len``):
+    numpy's C parser for long texts, a few times faster than int() per value."""
+    if len(text) > _SHORT_LIST:
+        return numpy.fromstring(text, dtype=numpy.int64, sep=",")
+    try:
+        return array.array("q", map(int, text.split(",")))
+    except ValueError:
+        raise StoreError(f"unreadable integer list {text!r}") from None
+
+
 def ts(when: dt.datetime) -> float:
     return when.timestamp()
 
@@ -150,6 +167,9 @@ class SqlStore(RootZoneTables):
     PARAM = "?"
     LEAST, GREATEST = "min", "max"  # the dialect's two-argument minimum and maximum
     FOR_UPDATE = ""  # row lock clause of the dialect (PostgreSQL: " FOR UPDATE")
+    # the dialect's aggregate of a group's integers into one comma-separated text (``rtt_cells``:
+    # the bins and the counts of a cell, in the same row order)
+    INT_LIST = "group_concat({})"
     label = "store"
     ID_CHUNK = 500  # ids per "IN (...)" look-up
 
@@ -350,7 +370,12 @@ class SqlStore(RootZoneTables):
     def _write_facts(self, batch: factmod.FactBatch) -> None:
         """Add a batch's typed rows and bucket sums (inside the caller's transaction)."""
         for statement, rows in factmod.upserts(batch, least=self.LEAST, greatest=self.GREATEST):
-            self._executemany(self._sql(statement), rows)
+            self._upsert_many(self._sql(statement), rows)
+
+    def _upsert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a one-row ``INSERT … VALUES (…)`` statement (with its ``ON CONFLICT`` clause) for
+        each of ``rows``, in order (a dialect may send several rows per statement)."""
+        self._executemany(sql, rows)
 
     # --- derived facts (parse once) ----------------------------------------------------------
 
@@ -402,6 +427,29 @@ class SqlStore(RootZoneTables):
                 [since, until],
             )
             return {float(b): int(n) for b, n in rows}
+
+    def rtt_cells(self, *, since: float, until: float) -> list[tuple[Any, ...]]:
+        """Per bucket in [since, until) and cell of ``agg_root_rtt_all``: (bucket, country,
+        source, letter, family, transport, bins, counts), the cell's bin rows folded into one
+        row by the database (a bucket's ~100,000 bin rows come out as a few thousand);
+        ``bins`` and ``counts`` are int64 arrays of one length, pairwise (``.tolist()``).
+
+        Raises StoreError if the database's lists do not parse as two of one length."""
+        values = ", ".join(self.INT_LIST.format(c) for c in ("bin", "n"))
+        sql = self._sql(
+            "SELECT bucket, country, source, letter, family, transport, "
+            f"{values} FROM agg_root_rtt_all WHERE bucket >= ? AND bucket < ? "
+            "GROUP BY bucket, country, source, letter, family, transport"
+        )
+        with self._lock:
+            rows = self._execute(sql, [since, until]).fetchall()
+        out = []
+        for *cell, bins_text, counts_text in rows:
+            bins, counts = _int_list(bins_text), _int_list(counts_text)
+            if len(bins) != len(counts) or len(bins) != bins_text.count(",") + 1:
+                raise StoreError(f"unreadable RTT bins of {tuple(cell)}")
+            out.append((*cell, bins, counts))
+        return out
 
     def serial_transitions(
         self, *, since: float, until: float, country: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import pathlib
 import sqlite3
@@ -29,6 +30,11 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA_ROOT_ZONES.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+_flat = itertools.chain.from_iterable  # rows → their values, one after the other
+# WAL pages between automatic checkpoints (SQLite's default: 1000): a write of a batch touches
+# many pages of the facts tables again and again, and each checkpoint copies (and syncs) them.
+# A connection setting only; the file format does not change.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 MAX_ROWS_PER_INSERT = 500  # records per INSERT statement (fewer when SQLite allows fewer "?")
 _RECORD_COLUMNS = (
     "id",
@@ -42,6 +48,16 @@ _RECORD_COLUMNS = (
     "body",
     "packed",
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _multi_row_sql(sql: str, rows: int) -> str:
+    """A one-row ``INSERT … VALUES (?, …) …`` statement made to insert ``rows`` rows: its
+    VALUES group repeated (SQLite inserts them in order, each with the statement's ``ON
+    CONFLICT`` clause, as ``rows`` one-row statements would)."""
+    start = sql.index("VALUES (") + len("VALUES ")
+    end = sql.index(")", start) + 1
+    return sql[:start] + ", ".join([sql[start:end]] * rows) + sql[end:]
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,12 +80,10 @@ class SqliteStore(SqlStore):
         self.label = f"store {self.path}"
         try:
             self._db = sqlitedb.connect(self.path, synchronous="NORMAL", foreign_keys=True)
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            self._variables = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._rows_per_insert = max(
-                1,
-                min(
-                    MAX_ROWS_PER_INSERT,
-                    self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_RECORD_COLUMNS),
-                ),
+                1, min(MAX_ROWS_PER_INSERT, self._variables // len(_RECORD_COLUMNS))
             )
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
@@ -87,6 +101,23 @@ class SqliteStore(SqlStore):
         with sqlitedb.transaction(self._db, self._lock):
             yield
 
+    def _upsert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        # Multi-row statements, as _insert_rows, rather than executemany; of a few sizes only
+        # (the full one, then powers of four), so that SQLite's statement cache keeps them.
+        if not rows:
+            return
+        full = max(1, min(MAX_ROWS_PER_INSERT, self._variables // len(rows[0])))
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = full if left >= full else 1 << (2 * ((left.bit_length() - 1) // 2))
+            chunk = rows[start : start + size]
+            if size == 1:
+                self._db.execute(sql, chunk[0])
+            else:
+                self._db.execute(_multi_row_sql(sql, size), list(_flat(chunk)))
+            start += size
+
     def _insert_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         # Multi-row INSERTs rather than executemany, which takes the GIL back for every row.
         for start in range(0, len(rows), self._rows_per_insert):
@@ -94,7 +125,7 @@ class SqliteStore(SqlStore):
 
     def _insert_chunk(self, rows: Sequence[Sequence[Any]]) -> int:
         before = self._db.total_changes
-        self._db.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
+        self._db.execute(_insert_sql(len(rows)), list(_flat(rows)))
         return self._db.total_changes - before
 
     def _get_version(self) -> int:
