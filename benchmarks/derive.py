@@ -14,7 +14,8 @@ between 100 and 10,000; each round covers 13 letters × 2 families). Printed per
 - report: seconds of a 30-day report build (``exporters.report.build``, one country);
 - export: seconds of a 1-day OpenMetrics history (5-minute steps, every country);
 - peak RSS of the process that measured that size (fill and measurement run in processes of
-  their own) and store bytes per record.
+  their own): after the refresh and the report ("report RSS", the target's figure), and after
+  the export too ("peak RSS"); store bytes per record.
 
 Then the window scaling: stores whose last 15 minutes hold ``--window-sizes`` records (and the
 same history behind them). The live window moves incrementally (``derive.state.LiveWindow``):
@@ -257,6 +258,7 @@ def measure_size(size: int, directory: str, out: multiprocessing.Queue) -> None:
         t0 = time.perf_counter()
         report.build(store, country=COUNTRIES[0], since=since, until=END, settings=settings)
         report_s = time.perf_counter() - t0
+        report_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         t0 = time.perf_counter()
         sink = io.StringIO()
         for families in openmetrics.history_chunks(
@@ -270,7 +272,7 @@ def measure_size(size: int, directory: str, out: multiprocessing.Queue) -> None:
             openmetrics.write(families, sink)
         export = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    out.put((refresh, report_s, export, rss, _store_bytes(path) / size))
+    out.put((refresh, report_s, export, report_rss, rss, _store_bytes(path) / size))
 
 
 def window_refresh(size: int, directory: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -350,14 +352,17 @@ def main() -> int:
             )
         print(
             f"{'records':>10} {'probes':>6} {'ingest/s':>9} {'raw/s':>9} {'ratio':>6} "
-            f"{'refresh s':>9} {'report s':>9} {'export s':>9} {'peak RSS':>9} {'B/record':>8}"
+            f"{'refresh s':>9} {'report s':>9} {'export s':>9} {'report RSS':>10} "
+            f"{'peak RSS':>9} {'B/record':>8}"
         )
         for size in sizes:
             size_, probes, rate, raw, paired = _run(fill_size, size, directory)  # type: ignore[misc]
-            refresh, rep, export, rss, per = _run(measure_size, size, directory)  # type: ignore[misc]
+            measured = _run(measure_size, size, directory)
+            refresh, rep, export, report_rss, rss, per = measured  # type: ignore[misc]
             print(
                 f"{size_:>10,} {probes:>6} {rate:>9,.0f} {raw:>9,.0f} {paired / raw:>6.2f} "
-                f"{refresh:>9.3f} {rep:>9.2f} {export:>9.2f} {rss / 2**20:>7.0f}MB {per:>8,.0f}",
+                f"{refresh:>9.3f} {rep:>9.2f} {export:>9.2f} {report_rss / 2**20:>8.0f}MB "
+                f"{rss / 2**20:>7.0f}MB {per:>8,.0f}",
                 flush=True,
             )
             if not args.keep:
