@@ -223,12 +223,22 @@ class WindowState:
 
     def _fold(self, rows: Mapping[str, Sequence[Row]], sign: int) -> None:
         country = self.country
+        # the per-row loops: ``_bump`` inlined (a call per row is a third of a report's fold)
         for _b, c, _s, letter, family, transport, sent, answered in rows.get(
             "agg_root_cells_all", ()
         ):
             state = country(c)
-            _bump(state.sent, (letter, family, transport), sign * sent)
-            _bump(state.answered, (letter, family, transport), sign * answered)
+            key = (letter, family, transport)
+            value = state.sent.get(key, 0) + sign * sent
+            if value:
+                state.sent[key] = value
+            else:
+                state.sent.pop(key, None)
+            value = state.answered.get(key, 0) + sign * answered
+            if value:
+                state.answered[key] = value
+            else:
+                state.answered.pop(key, None)
         cell_bins: dict[tuple[Any, ...], dict[int, int]] = {}
         for row in rows.get("agg_root_rtt_all", ()):
             # the hot loop (a row per cell and RTT bin: bucket country source letter family
@@ -247,11 +257,26 @@ class WindowState:
             if not bins:
                 country(key[0]).rtt.pop(key[2:], None)
         for _b, c, asn, _s, outcome, n in rows.get("agg_root_records", ()):
-            _bump(country(c).records, (asn, outcome), sign * n)
+            counter = country(c).records
+            value = counter.get((asn, outcome), 0) + sign * n
+            if value:
+                counter[(asn, outcome)] = value
+            else:
+                counter.pop((asn, outcome), None)
         for _b, c, _a, _s, probe, _n in rows.get("agg_root_probes", ()):
-            _bump(country(c).probes, probe, sign)
+            probes = country(c).probes
+            value = probes.get(probe, 0) + sign
+            if value:
+                probes[probe] = value
+            else:
+                probes.pop(probe, None)
         for _b, c, _s, letter, site, location, n in rows.get("agg_root_sites_all", ()):
-            _bump(country(c).sites, (letter, site, location), sign * n)
+            counter = country(c).sites
+            value = counter.get((letter, site, location), 0) + sign * n
+            if value:
+                counter[(letter, site, location)] = value
+            else:
+                counter.pop((letter, site, location), None)
         for row in rows.get(LEGACY, ()):
             legacy = country(row[3]).legacy
             if sign > 0:

@@ -36,6 +36,7 @@ class PostgresStore(SqlStore):
     MIGRATIONS = MIGRATIONS
     PARAM = "%s"
     LEAST, GREATEST = "LEAST", "GREATEST"
+    REAL = "DOUBLE PRECISION"
     FOR_UPDATE = " FOR UPDATE"
     INT_LIST = "string_agg(CAST({} AS TEXT), ',' ORDER BY bin)"
 
