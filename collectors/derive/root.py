@@ -330,11 +330,16 @@ def _country(
         keys = [k for k in sent if k[0] == letter]
         medians: dict[str, float] = {}
         for transport in agg.TRANSPORTS:
-            merged: dict[int, float] = collections.defaultdict(float)
+            merged: dict[int, float] | None = None  # the letter's cells of this transport
             for k in keys:
-                if k[2] == transport:
-                    for index, w in bins.get(k, {}).items():
-                        merged[index] += w
+                if k[2] != transport or k not in bins:
+                    continue
+                if merged is None:
+                    merged = dict(bins[k])  # copied in C; the same sums in the same order
+                else:
+                    get = merged.get
+                    for index, w in bins[k].items():
+                        merged[index] = get(index, 0) + w
             if merged:
                 medians[transport] = histogram_quantiles(merged, (0.5,))[0]
         per_letter.append(
