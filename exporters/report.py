@@ -85,7 +85,9 @@ def build(
     while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
         start, stop = max(since, midnight), min(until, midnight + _DAY)
         figures = derive_root.compute(
-            buckets.window(start.timestamp(), stop.timestamp()),
+            buckets.window(start.timestamp(), stop.timestamp()).only(
+                derive_root.AVAILABILITY_TABLES
+            ),
             max_asn_share=settings.max_asn_share,
         ).country(country)
         for x in figures.letters if figures is not None else ():

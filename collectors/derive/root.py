@@ -158,6 +158,14 @@ class Window:
     since: float
     until: float
 
+    def only(self, tables: Collection[str]) -> Window:
+        """The window with the rows of ``tables`` alone: figures that rest on no other table
+        come out the same, at the cost of folding those rows only (e.g. availability:
+        ``AVAILABILITY_TABLES``)."""
+        return dataclasses.replace(
+            self, tables={t: rows for t, rows in self.tables.items() if t in tables}
+        )
+
     def probes(self) -> dict[str, set[str]]:
         """Country → probes with a record in the window."""
         out: dict[str, set[str]] = collections.defaultdict(set)
@@ -170,6 +178,11 @@ class Window:
         if not asns:
             return {table: [] for table in facts.PER_ASN_TABLES}
         return self.buckets.detail(country, asns, since=self.since, until=self.until)
+
+
+# What RSSAC047 availability per letter rests on: sent and answered per cell, and the records
+# per ASN that M-sampling's weights come from.
+AVAILABILITY_TABLES: tuple[str, ...] = ("agg_root_cells_all", "agg_root_records")
 
 
 def window_bounds(now: float, seconds: float) -> tuple[float, float]:

@@ -90,6 +90,35 @@ def test_buckets_equal_the_exact_computation(tmp_path: pathlib.Path, round_ids: 
     assert derived["publiccore_root_system_available_ratio"][("NL",)] == 1.0
 
 
+@pytest.mark.parametrize("cap", [0.25, 0.6])
+def test_availability_from_its_own_tables_equals_the_whole_computation(
+    tmp_path: pathlib.Path, cap: float
+) -> None:
+    """Reports compute daily availability from ``AVAILABILITY_TABLES`` alone: the same values
+    (capped ASNs included) as from every table."""
+    records = make_rounds(
+        start=T0,
+        rounds=4,
+        unreachable=lambda country, letter, family: country == "RU" and letter in "abc",
+    )
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(records)
+        since, until = T0.timestamp(), T0.timestamp() + 4 * 300 + 60
+        window = derive_root.RootBuckets.load(store, since=since, until=until).window(since, until)
+        whole = derive_root.compute(window, max_asn_share=cap)
+        alone = derive_root.compute(window.only(derive_root.AVAILABILITY_TABLES), max_asn_share=cap)
+
+    def availability(figures: fig.RootFigures) -> dict[tuple[str, str], float]:
+        return {
+            (c.country, x.letter): x.availability_ratio
+            for c in figures.countries
+            for x in c.letters
+        }
+
+    assert availability(alone) == availability(whole)
+    assert len(availability(whole)) > 13 and min(availability(whole).values()) < 1.0
+
+
 def test_buckets_equal_the_exact_computation_on_recorded_lab_records(
     tmp_path: pathlib.Path,
 ) -> None:
