@@ -24,6 +24,7 @@ from publiccore.collectors.bgp import archive as arc
 from publiccore.store import open_store
 from tests.collectors.bgp.archive_server import ArchiveServer
 from tests.collectors.test_ingest_support import hints_file, write_toml
+from tests.procs import proc_stats
 
 pytestmark = pytest.mark.skipif(shutil.which("bgpdump") is None, reason="bgpdump not installed")
 
@@ -35,15 +36,7 @@ def _path(when: float, kind: arc.Kind) -> str:
 
 def _descendants(pid: int) -> set[int]:
     """Processes under ``pid`` (children, their children…), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    parents = {child: int(fields[1]) for child, _name, fields in proc_stats()}
     out: set[int] = set()
     todo = [pid]
     while todo:

@@ -29,6 +29,7 @@ from tests.collectors.bgp.archive_server import (
     ris_archive,
     routeviews_archive,
 )
+from tests.procs import proc_stats
 
 pytestmark = pytest.mark.skipif(shutil.which("bgpdump") is None, reason="bgpdump not installed")
 
@@ -302,19 +303,7 @@ def test_routeviews_layout_and_updates_without_a_rib(
 
 
 def _group_processes(pgid: int) -> list[tuple[int, str]]:
-    out = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            out.append((int(entry.name), comm))
-    return out
+    return [(pid, name) for pid, name, fields in proc_stats() if int(fields[2]) == pgid]
 
 
 def _kill_when(process: subprocess.Popen[str], ready, limit: float = 120) -> bool:
