@@ -137,12 +137,9 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = listen_address(args.listen or settings.serve.listen)
     if args.workers > 1:
         return _serve_workers(args, settings, host, port)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         app = collector_app(store, settings)
         asyncio.run(serve_forever(app, host, port, limits=connection_limits(settings)))
-    finally:
-        store.close()
     return 0
 
 
@@ -183,8 +180,7 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
                 )
                 os.write(ready_write, b"1")
                 os.close(ready_write)
-                store = open_configured(settings, args.store)
-                try:
+                with open_configured(settings, args.store) as store:
                     asyncio.run(
                         serve_forever(
                             collector_app(store, settings),
@@ -193,8 +189,6 @@ def _serve_workers(args: argparse.Namespace, settings: cfg.Settings, host: str, 
                         )
                     )
                     code = 0
-                finally:
-                    store.close()
             except Exception:  # a worker's last words; the parent reports the exit status
                 traceback.print_exc()
             finally:
@@ -625,8 +619,7 @@ def _run(args: argparse.Namespace) -> int:
     roothints.load_hints(settings.root.hints or None)
     root.RootConfig.from_settings(settings.root)
     spool_path, credentials = run_state_paths(settings, args.store)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         probe = local_probe(store, settings, credentials)
         state = RunState(
             probe=probe.ref,
@@ -663,8 +656,6 @@ def _run(args: argparse.Namespace) -> int:
             )
         finally:
             spool.close()
-    finally:
-        store.close()
     return 0
 
 
