@@ -146,8 +146,7 @@ def _follow(args: argparse.Namespace) -> int:
         return _status(args, settings)
     options = _options(args, settings, since=_when(args.since, "--since"), once=args.once)
     config = ProcessConfig.from_settings(settings.bgp, hints=args.hints or settings.root.hints)
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         follower = Follower(store, options, config, clock=_clock(_when(args.now, "--now")))
 
         async def main() -> Any:
@@ -158,8 +157,6 @@ def _follow(args: argparse.Namespace) -> int:
             return await follower.run(stop)
 
         counts = asyncio.run(main())
-    finally:
-        store.close()
     print(
         f"processed {counts.processed} files, refused {counts.refused}, failed {counts.failed}, "
         f"missing {counts.missing}, waiting {counts.waiting}",
@@ -179,11 +176,8 @@ def _status(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     from publiccore.store import open_configured
 
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         rows = collector_status(store, now=_clock(_when(args.now, "--now"))())
-    finally:
-        store.close()
     if args.json:
         json.dump([_status_json(r) for r in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -236,11 +230,8 @@ def _live(args: argparse.Namespace) -> int:
         prefixes=args.prefix,
         follower_collectors=settings.bgp.follow.collectors,
     )
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         stats = asyncio.run(run_live(store, options, duration=args.duration))
-    finally:
-        store.close()
     print(
         f"{stats.messages} messages, {stats.malformed} malformed, {stats.connections} "
         f"connections, {stats.events} withdraw/restore events; saved state at start: "
@@ -266,8 +257,7 @@ def _backfill(args: argparse.Namespace) -> int:
     config = ProcessConfig.from_settings(
         settings.bgp, hints=args.hints or settings.root.hints, command="bgp backfill"
     )
-    store = open_configured(settings, args.store)
-    try:
+    with open_configured(settings, args.store) as store:
         result = backfill(
             store,
             options,
@@ -276,8 +266,6 @@ def _backfill(args: argparse.Namespace) -> int:
             dask=args.dask,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
-    finally:
-        store.close()
     print(
         f"processed {result.processed} files ({result.elements:,} elements), refused "
         f"{result.refused}, failed {result.failed}, already done {result.skipped}",
