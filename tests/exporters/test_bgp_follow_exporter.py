@@ -10,11 +10,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from publiccore.collectors.bgp.live import PEERS_METRIC, WITHDRAWN_METRIC
+from publiccore.collectors.bgp.watch import root_watch
 from publiccore.exporters.prometheus import BgpFollowCollector
 
+from publiccore.roothints import load_hints
 from publiccore.store import Observation, open_store
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+# watched root prefixes, read from the bundled hints as data (nothing is sent to them)
+_WATCHED = {(w.letter, w.family): w.prefix for w in root_watch(load_hints())}
+A_ROOT, B_ROOT = _WATCHED[("a", "ipv4")], _WATCHED[("b", "ipv4")]
 
 
 def _file(store, name: str, when: float, status: str, owner: str = "t") -> None:
@@ -64,7 +70,7 @@ def test_families_from_the_store_pass_promtool(tmp_path) -> None:
                 Observation(
                     NOW - dt.timedelta(seconds=60),
                     "prefix",
-                    "198.41.0.0/24",
+                    A_ROOT,
                     WITHDRAWN_METRIC,
                     1.0,
                     labels,
@@ -72,7 +78,7 @@ def test_families_from_the_store_pass_promtool(tmp_path) -> None:
                 Observation(
                     NOW - dt.timedelta(seconds=60),
                     "prefix",
-                    "198.41.0.0/24",
+                    A_ROOT,
                     PEERS_METRIC,
                     7.0,
                     labels,
@@ -80,7 +86,7 @@ def test_families_from_the_store_pass_promtool(tmp_path) -> None:
                 Observation(
                     NOW - dt.timedelta(days=1),
                     "prefix",
-                    "170.247.170.0/24",
+                    B_ROOT,
                     PEERS_METRIC,
                     9.0,
                     labels,
@@ -98,10 +104,10 @@ def test_families_from_the_store_pass_promtool(tmp_path) -> None:
         assert samples[("publiccore_bgp_follow_files_processed_total", key)] == 2.0
         assert samples[("publiccore_bgp_follow_files_failed_total", key)] == 1.0
         assert samples[("publiccore_bgp_follow_missing_files_total", key)] == 4.0
-        prefix = (("prefix", "198.41.0.0/24"),)
+        prefix = (("prefix", A_ROOT),)
         assert samples[("publiccore_bgp_live_peers", prefix)] == 7.0
         assert samples[("publiccore_bgp_live_prefix_withdrawn", prefix)] == 1.0
-        assert ("publiccore_bgp_live_peers", (("prefix", "170.247.170.0/24"),)) not in samples
+        assert ("publiccore_bgp_live_peers", (("prefix", B_ROOT),)) not in samples
         if shutil.which("promtool") is None:
             pytest.skip("promtool not installed")
         check = subprocess.run(

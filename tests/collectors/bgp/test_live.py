@@ -5,6 +5,7 @@ once and the client reconnects."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import pathlib
 
@@ -19,12 +20,24 @@ from publiccore.collectors.bgp.live import (
     LiveState,
     Watched,
 )
+from publiccore.collectors.bgp.watch import root_watch
 
 from publiccore.config import BgpLiveSettings
 from publiccore.roothints import load_hints
 from publiccore.store import open_store
 
-A_ROOT = "198.41.0.0/24"
+
+def _root_prefix(letter: str, family: str) -> str:
+    """The watched prefix of a letter's bundled hints address (read as data: nothing is sent
+    to it; the frames go to and come from the local replay server)."""
+    return next(
+        w.prefix for w in root_watch(load_hints()) if w.letter == letter and w.family == family
+    )
+
+
+A_ROOT = _root_prefix("a", "ipv4")
+B_ROOT = _root_prefix("b", "ipv4")
+A_ROOT_V6 = _root_prefix("a", "ipv6")
 PEERS = [("rrc00", f"192.0.2.{i}", 64500 + i) for i in range(1, 5)]
 T0 = 1_800_000_000.0
 
@@ -180,7 +193,7 @@ def test_live_client_follows_withdraw_restore_and_reconnects(
         live = {p.prefix: p for p in metrics.live}
         assert live[A_ROOT].peers == 2.0
         assert live[A_ROOT].withdrawn is False
-        assert live["170.247.170.0/24"].peers == 0.0  # b.root: subscribed, no route seen
+        assert live[B_ROOT].peers == 0.0  # b.root: subscribed, no route seen
     finally:
         store.close()  # type: ignore[attr-defined]
 
@@ -210,12 +223,13 @@ def test_malformed_frames_are_counted_and_skipped(
 
 
 def test_more_specifics_count_and_peer_state_clears() -> None:
-    state = LiveState([Watched("2001:503:ba3e::/48", "root", "a")], withdrawn_peers=1)
+    more_specific = str(next(ipaddress.ip_network(A_ROOT_V6).subnets(new_prefix=49)))
+    state = LiveState([Watched(A_ROOT_V6, "root", "a")], withdrawn_peers=1)
     base = {"timestamp": 1.0, "peer": "2001:db8::1", "peer_asn": "64500", "host": "rrc00"}
     events = state.apply(
-        {**base, "type": "UPDATE", "announcements": [{"prefixes": ["2001:503:ba3e::/49"]}]}
+        {**base, "type": "UPDATE", "announcements": [{"prefixes": [more_specific]}]}
     )
-    assert events == [] and state.peers("2001:503:ba3e::/48") == 1
+    assert events == [] and state.peers(A_ROOT_V6) == 1
     events = state.apply({**base, "type": "RIS_PEER_STATE", "state": "down"})
     assert [e[1] for e in events] == ["withdrawn"]
-    assert state.peers("2001:503:ba3e::/48") == 0
+    assert state.peers(A_ROOT_V6) == 0
