@@ -414,20 +414,27 @@ class SqlStore(RootZoneTables):
             args.extend(chosen)
         if without_round and table == "root_queries":
             clauses.append("round IS NULL")
-        if country is not None and table.startswith("agg_root_") and None not in (since, until):
-            return self._country_bucket_rows(table, clauses, args)
+        if (
+            country is not None
+            and table.startswith("agg_root_")
+            and since is not None
+            and until is not None
+        ):
+            # the bounds are the first two clauses; the rest (country, ASNs) follow
+            return self._country_bucket_rows(
+                table, since=since, until=until, clauses=clauses[2:], args=args[2:]
+            )
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._lock:  # both drivers give rows as tuples
             return list(self._execute(self._sql(f"SELECT * FROM {table}{where}"), args))
 
     def _country_bucket_rows(
-        self, table: str, clauses: list[str], args: list[Any]
+        self, table: str, *, since: float, until: float, clauses: list[str], args: list[Any]
     ) -> list[tuple[Any, ...]]:
-        """``fact_rows`` of one country over a bucket range (``clauses`` start with the two
-        bucket bounds): the buckets' primary keys lead with (bucket, country), so rows are sought
+        """``fact_rows`` of buckets [since, until) matching ``clauses`` (one country's, some
+        ASNs'): the buckets' primary keys lead with (bucket, country), so rows are sought
         bucket by bucket along the bucket grid instead of scanning every country's rows of the
         range and keeping one country's (fifty times fewer rows read with fifty countries)."""
-        since, until = float(args[0]), float(args[1])
         step = float(factmod.BUCKET_SECONDS)
         first = math.ceil(since / step) * step
         if first >= until:
@@ -436,10 +443,10 @@ class SqlStore(RootZoneTables):
             f"WITH RECURSIVE grid(b) AS (SELECT CAST(? AS {self.REAL}) UNION ALL "
             f"SELECT b + {step} FROM grid WHERE b + {step} < ?) "
             f"SELECT t.* FROM grid CROSS JOIN {table} t WHERE t.bucket = grid.b AND "
-            + " AND ".join(f"t.{c}" for c in clauses[2:])
+            + " AND ".join(f"t.{c}" for c in clauses)
         )
         with self._lock:
-            return list(self._execute(self._sql(sql), [first, until, *args[2:]]))
+            return list(self._execute(self._sql(sql), [first, until, *args]))
 
     def bucket_versions(self, *, since: float, until: float) -> dict[float, int]:
         """Per bucket in [since, until), the count of root-dns records with facts in it."""
