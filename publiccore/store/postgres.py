@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from publiccore.errors import StoreError
-from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
+from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_SERIALS_BY_COUNTRY, SCHEMA_V2
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
 from publiccore.store.zones import SCHEMA_ROOT_ZONES
 
@@ -26,6 +26,7 @@ MIGRATIONS: tuple[str, ...] = (
         real="DOUBLE PRECISION", bigint="BIGINT", interval="FLOOR(time / 300) * 300"
     ),
     SCHEMA_ROOT_ZONES.format(real="DOUBLE PRECISION", bigint="BIGINT", blob="BYTEA"),
+    SCHEMA_SERIALS_BY_COUNTRY,  # (SQLite's migration 7 also clusters its tables: no need here)
 )
 _MIGRATION_LOCK = 0x7075626C  # "publ": pg_advisory_xact_lock key
 

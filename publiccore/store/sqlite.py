@@ -13,7 +13,13 @@ from typing import Any
 
 from publiccore import sqlitedb
 from publiccore.errors import StoreError
-from publiccore.store.facts import SCHEMA_INTERVAL_SERIALS, SCHEMA_V2
+from publiccore.store.facts import (
+    CLUSTERED_TABLES,
+    SCHEMA_INTERVAL_SERIALS,
+    SCHEMA_SERIALS_BY_COUNTRY,
+    SCHEMA_V2,
+    without_rowid,
+)
 from publiccore.store.sql import SCHEMA_ATLAS_POSITIONS, SCHEMA_BGP_FOLLOW, SCHEMA_V1, SqlStore
 from publiccore.store.zones import SCHEMA_ROOT_ZONES
 
@@ -29,6 +35,7 @@ MIGRATIONS: tuple[str, ...] = (
     ),
     SCHEMA_ROOT_ZONES.format(real="REAL", bigint="INTEGER", blob="BLOB"),
 )
+MIGRATIONS += (without_rowid(MIGRATIONS[1:], CLUSTERED_TABLES) + ";\n" + SCHEMA_SERIALS_BY_COUNTRY,)
 SCHEMA_VERSION = len(MIGRATIONS)
 _flat = itertools.chain.from_iterable  # rows → their values, one after the other
 # WAL pages between automatic checkpoints (SQLite's default: 1000): a write of a batch touches

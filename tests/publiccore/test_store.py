@@ -135,6 +135,40 @@ def test_wal_and_schema_version(tmp_path: pathlib.Path) -> None:
         SqliteStore(path)
 
 
+def test_migration_7_clusters_the_bucket_tables_and_keeps_their_rows(
+    tmp_path: pathlib.Path,
+) -> None:
+    from publiccore.store import facts
+    from publiccore.store import sqlite as sqlite_store
+    from tests.exporters.conftest import make_rounds
+
+    with SqliteStore(tmp_path / "now.sqlite") as store:  # today's schema, filled
+        store.put_records(make_rounds(start=T0, rounds=3))
+        rows = {t: sorted(store.fact_rows(t)) for t in facts.CLUSTERED_TABLES}
+    assert all(rows[t] for t in ("agg_root_cells_all", "agg_root_rtt", "root_interval_serials"))
+    old = tmp_path / "old.sqlite"  # the same rows in a store of schema 6 (rowid tables)
+    db = sqlite3.connect(old, isolation_level=None)
+    for migration in sqlite_store.MIGRATIONS[:6]:
+        db.executescript(migration)
+    db.execute(f"ATTACH '{tmp_path / 'now.sqlite'}' AS now")
+    for table in facts.CLUSTERED_TABLES:
+        db.execute(f"INSERT INTO {table} SELECT * FROM now.{table}")
+    db.execute("PRAGMA user_version=6")
+    db.close()
+    with SqliteStore(old) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 7
+        assert {t: sorted(store.fact_rows(t)) for t in facts.CLUSTERED_TABLES} == rows
+    db = sqlite3.connect(old)
+    created = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    assert all(created[t].endswith("WITHOUT ROWID") for t in facts.CLUSTERED_TABLES)
+    assert not [name for name in created if name.endswith("_clustered")]
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT bucket, serial FROM root_interval_serials "
+        "WHERE country = 'NL' AND bucket >= 0 AND bucket < 1"
+    ).fetchall()
+    assert "COVERING INDEX root_interval_serials_country" in str(plan)
+
+
 def test_reopening_keeps_data(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "s.sqlite"
     first = open_store(str(path))
