@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import itertools
 import pathlib
 import statistics
 from collections.abc import Mapping, Sequence
@@ -74,25 +75,36 @@ def build(
         country=country,
         sources=settings.sources,
     )
+    # Each row is folded once, into its day; months and the period merge the days' sums.
+    midnights = []
+    day = since.date() + _DAY
+    while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
+        midnights.append(midnight)
+        day += _DAY
+    bounds = [since, *midnights, until]
+    partition = derive_root.Partition.fold(buckets, [b.timestamp() for b in bounds])
+    from publiccore.exporters import rssac_monthly
+
+    monthly = rssac_monthly.build(
+        partition,
+        country=country,
+        since=since,
+        until=until,
+        max_asn_share=settings.max_asn_share,
+        now=now,
+    )
     root = catalogue.root_series(
-        derive_root.compute(
-            buckets.window(since.timestamp(), until.timestamp()),
-            max_asn_share=settings.max_asn_share,
+        partition.compute(
+            since.timestamp(), until.timestamp(), max_asn_share=settings.max_asn_share
         )
     )
     daily: dict[str, list[tuple[dt.date, float]]] = collections.defaultdict(list)
-    day = since.date()
-    while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
-        start, stop = max(since, midnight), min(until, midnight + _DAY)
-        figures = derive_root.compute(
-            buckets.window(start.timestamp(), stop.timestamp()).only(
-                derive_root.AVAILABILITY_TABLES
-            ),
-            max_asn_share=settings.max_asn_share,
+    for start, stop in itertools.pairwise(bounds):
+        figures = partition.compute(
+            start.timestamp(), stop.timestamp(), max_asn_share=settings.max_asn_share
         ).country(country)
         for x in figures.letters if figures is not None else ():
-            daily[x.letter].append((day, x.availability_ratio))
-        day += dt.timedelta(days=1)
+            daily[x.letter].append((start.date(), x.availability_ratio))
     observations: dict[str, list[tuple[dt.datetime, tuple[str, ...], float]]] = {}
     for metric, name in catalogue.OBSERVED_METRICS.items():
         kept = []
@@ -107,16 +119,6 @@ def build(
     chosen = [
         e for e in events if e.country in (country, "INT") and since.date() <= e.date < until.date()
     ]
-    from publiccore.exporters import rssac_monthly
-
-    monthly = rssac_monthly.build(
-        buckets,
-        country=country,
-        since=since,
-        until=until,
-        max_asn_share=settings.max_asn_share,
-        now=now,
-    )
     return Report(
         country=country,
         since=since,

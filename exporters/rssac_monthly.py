@@ -35,6 +35,7 @@ from typing import Any, Literal
 from publiccore.collectors.derive import correctness as derive_correctness
 from publiccore.collectors.derive import publication
 from publiccore.collectors.derive import root as derive_root
+from publiccore.collectors.derive import state as derive_state
 from publiccore.exporters import catalogue
 
 from publiccore.store import facts
@@ -125,7 +126,7 @@ def _verdict(value: float | None, threshold: float, *, at_most: bool) -> Verdict
 
 
 def build(
-    buckets: derive_root.RootBuckets,
+    partition: derive_root.Partition,
     *,
     country: str,
     since: dt.datetime,
@@ -133,18 +134,19 @@ def build(
     max_asn_share: float,
     now: dt.datetime | None = None,
 ) -> list[Month]:
-    """The monthly table of ``country`` over [since, until), from ``buckets`` (loaded for the
-    country over at least that period) and the store's serials. Publication latency follows
-    each month's serial changes up to a day past its end, but not past ``now``."""
+    """The monthly table of ``country`` over [since, until), from ``partition`` (the country's
+    buckets folded per part, every month's bounds among its bounds) and the store's serials.
+    Publication latency follows each month's serial changes up to a day past its end, but not
+    past ``now``."""
     out = []
     for day, start, stop in months(since, until):
-        window = buckets.window(start.timestamp(), stop.timestamp())
-        series = catalogue.root_series(derive_root.compute(window, max_asn_share=max_asn_share))
+        a, b = start.timestamp(), stop.timestamp()
+        series = catalogue.root_series(partition.compute(a, b, max_asn_share=max_asn_share))
         # correctness verdicts the deriver stored for the month's records (RSSAC047 §5.3)
         series[CORRECTNESS_METRIC] = {
             key: value
             for key, value in derive_correctness.correctness(
-                typing.cast(derive_correctness.CorrectnessStore, buckets.store),
+                typing.cast(derive_correctness.CorrectnessStore, partition.buckets.store),
                 since=start.timestamp(),
                 until=stop.timestamp(),
             )[0].items()
@@ -154,7 +156,7 @@ def build(
         if now is not None:
             horizon = min(horizon, now.timestamp())
         pub = publication.measure(
-            buckets.store,
+            partition.buckets.store,
             since=start.timestamp(),
             until=stop.timestamp(),
             horizon=max(horizon, stop.timestamp()),
@@ -167,7 +169,9 @@ def build(
                 since=start,
                 until=stop,
                 records=records,
-                cells=tuple(cells_of(series, pub, country, sizes=sample_sizes(window))),
+                cells=tuple(
+                    cells_of(series, pub, country, sizes=sample_sizes(partition.folded(a, b)))
+                ),
             )
         )
     return out
@@ -176,26 +180,23 @@ def build(
 Sizes = Mapping[tuple[str, str, str, str], int]  # (metric, letter or RSS, family, transport)
 
 
-def sample_sizes(window: derive_root.Window) -> dict[tuple[str, str, str, str], int]:
-    """RSSAC047's precision (the number of aggregated measurements, unweighted) of a window:
-    queries sent (availability) and answered (latency) per letter × family × transport, and
-    vantage point × interval pairs (probe rounds) for the RSS figures (those with an answer for
-    the RSS latency)."""
+def sample_sizes(folded: derive_state.WindowState) -> dict[tuple[str, str, str, str], int]:
+    """RSSAC047's precision (the number of aggregated measurements, unweighted) of a window's
+    sums: queries sent (availability) and answered (latency) per letter × family × transport,
+    and vantage point × interval pairs (probe rounds) for the RSS figures (those with an answer
+    for the RSS latency)."""
     out: dict[tuple[str, str, str, str], int] = collections.defaultdict(int)
-    for row in window.tables.get("agg_root_cells_all", ()):
-        # bucket, country, source, letter, family, transport, sent, answered
-        out[("availability", row[3], row[4], row[5])] += int(row[6])
-        out[("latency", row[3], row[4], row[5])] += int(row[7])
-    rounds: dict[tuple[str, str], set[tuple[str, str]]] = collections.defaultdict(set)
-    answered: dict[tuple[str, str], set[tuple[str, str]]] = collections.defaultdict(set)
-    for row in window.tables.get("agg_root_rounds", ()):
-        # bucket, country, asn, source, probe, round, family, transport, letters, rtts
-        rounds[(row[6], row[7])].add((row[4], row[5]))
-        if row[9]:
-            answered[(row[6], row[7])].add((row[4], row[5]))
-    for (family, transport), keys in rounds.items():
-        out[("availability", RSS, family, transport)] = len(keys)
-        out[("latency", RSS, family, transport)] = len(answered.get((family, transport), ()))
+    for sums in folded.countries.values():
+        for (letter, family, transport), n in sums.sent.items():
+            out[("availability", letter, family, transport)] += n
+        for (letter, family, transport), n in sums.answered.items():
+            out[("latency", letter, family, transport)] += n
+        for parts in sums.rounds.values():
+            # a round's parts: bucket, family, transport, ASN, letters, RTTs
+            answered_in = {(p[1], p[2]) for p in parts if p[5]}
+            for family, transport in {(p[1], p[2]) for p in parts}:
+                out[("availability", RSS, family, transport)] += 1
+                out[("latency", RSS, family, transport)] += (family, transport) in answered_in
     return dict(out)
 
 

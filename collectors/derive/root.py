@@ -180,6 +180,59 @@ class Window:
         return self.buckets.detail(country, asns, since=self.since, until=self.until)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Partition:
+    """A period cut at ``bounds`` (ascending), each part's rows folded once: the state of a run
+    of consecutive parts is the merge of theirs (``WindowState.merged``), equal to a fold of
+    the run's rows. A report's days, months and whole period so read and fold each row once,
+    and merge running sums (a few per cell and bin a day) instead of folding the rows again.
+    Runs merged before are reused: after the months, the period merges months, not days."""
+
+    buckets: RootBuckets
+    bounds: tuple[float, ...]
+    parts: tuple[state.WindowState, ...]
+    _runs: dict[tuple[int, int], state.WindowState] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @classmethod
+    def fold(cls, buckets: RootBuckets, bounds: Sequence[float]) -> Partition:
+        """Fold the rows of each [bounds[i], bounds[i + 1]) of ``buckets``."""
+        parts = []
+        for since, until in itertools.pairwise(bounds):
+            window = buckets.window(since, until)
+            folded = state.WindowState()
+            folded.add({**window.tables, state.LEGACY: window.legacy})
+            parts.append(folded)
+        return cls(buckets, tuple(bounds), tuple(parts))
+
+    def folded(self, since: float, until: float) -> state.WindowState:
+        """The state of [since, until), two of the bounds (ValueError otherwise); not to be
+        folded further (it may be a part's own)."""
+        first, last = self.bounds.index(since), self.bounds.index(until)
+        if last <= first:
+            raise ValueError(f"not a run of parts: [{since}, {until})")
+        if last == first + 1:
+            return self.parts[first]
+        if (first, last) not in self._runs:
+            pieces, at = [], first
+            while at < last:  # the longest run merged before from here, else one part
+                end = max((j for i, j in self._runs if i == at and j <= last), default=at + 1)
+                pieces.append(self._runs[(at, end)] if end > at + 1 else self.parts[at])
+                at = end
+            self._runs[(first, last)] = state.WindowState.merged(pieces)
+        return self._runs[(first, last)]
+
+    def compute(self, since: float, until: float, *, max_asn_share: float) -> fig.RootFigures:
+        """Every root figure over [since, until) (two of the bounds), as ``compute`` over the
+        window gives them."""
+
+        def detail(country: str, asns: Collection[int]) -> Mapping[str, Sequence[Row]]:
+            return self.buckets.detail(country, asns, since=since, until=until)
+
+        return compute_state(self.folded(since, until), detail=detail, max_asn_share=max_asn_share)
+
+
 # What RSSAC047 availability per letter rests on: sent and answered per cell, and the records
 # per ASN that M-sampling's weights come from.
 AVAILABILITY_TABLES: tuple[str, ...] = ("agg_root_cells_all", "agg_root_records")

@@ -58,6 +58,17 @@ def _bump(counter: dict[Any, float], key: Any, delta: float) -> None:
         counter.pop(key, None)
 
 
+def _add_counts(counter: dict[Any, Any], other: Mapping[Any, Any]) -> None:
+    """``counter`` += ``other``, key by key (a key whose sum is 0 taken out)."""
+    get = counter.get
+    for key, n in other.items():
+        value = get(key, 0) + n
+        if value:
+            counter[key] = value
+        else:
+            del counter[key]
+
+
 @dataclasses.dataclass(slots=True)
 class CountryState:
     """The running sums of one country (stored ASN values: ``facts.NO_ASN`` for none)."""
@@ -127,6 +138,47 @@ class CountryState:
             if not pool:
                 del self.pool[key]
 
+    def merge(self, other: CountryState) -> None:
+        """Fold in the sums of ``other``, a state of buckets disjoint from (and later than)
+        this one's: the result equals a fold of both states' rows. Nothing of ``other`` is
+        shared (its dicts and lists are copied), so either may be folded further. A round with
+        parts in both has its contribution taken out and recomputed from all its parts."""
+        for mine, theirs in (
+            (self.records, other.records),
+            (self.probes, other.probes),
+            (self.sent, other.sent),
+            (self.answered, other.answered),
+            (self.sites, other.sites),
+            (self.rounds_all, other.rounds_all),
+            (self.rounds_ok, other.rounds_ok),
+            (self.rss_letters, other.rss_letters),
+            (self.rss_rounds, other.rss_rounds),
+        ):
+            _add_counts(mine, theirs)
+        for table, other_table in ((self.rtt, other.rtt), (self.pool, other.pool)):
+            for key, bins in other_table.items():
+                found = table.get(key)
+                if found is None:
+                    table[key] = dict(bins)
+                else:
+                    _add_counts(found, bins)
+        for bucket, rows in other.legacy.items():
+            self.legacy.setdefault(bucket, []).extend(rows)
+        taken_out: list[tuple[Any, ...]] = []
+        put_in: list[tuple[Any, ...]] = []
+        for key, parts in other.rounds.items():
+            kept = self.rounds.get(key)
+            if kept is None:
+                self.rounds[key] = list(parts)
+                self.contribution[key] = other.contribution[key]
+                continue
+            taken_out += [self.contribution[key], other.contribution[key]]  # counted above
+            kept.extend(parts)
+            self.contribution[key] = _contribution(kept)
+            put_in.append(self.contribution[key])
+        self._apply(taken_out, -1)
+        self._apply(put_in, 1)
+
     def pool_of(self, asns: Collection[int]) -> dict[tuple[int, str, str], dict[int, int]]:
         """The RSS latency pools of the rounds of some ASNs only (the few whose M-sampling
         weight differs from the common one), per (ASN, family, transport)."""
@@ -181,6 +233,16 @@ class WindowState:
         if state is None:
             state = self.countries[name] = CountryState()
         return state
+
+    @classmethod
+    def merged(cls, states: Iterable[WindowState]) -> WindowState:
+        """One state equal to a fold of the rows of ``states`` (of disjoint buckets, oldest
+        first), sharing nothing with them."""
+        out = cls()
+        for other in states:
+            for name, theirs in other.countries.items():
+                out.country(name).merge(theirs)
+        return out
 
     def add(self, rows: Mapping[str, Sequence[Row]]) -> None:
         """Fold in one or more buckets' rows (``TABLES`` and ``LEGACY`` → rows)."""

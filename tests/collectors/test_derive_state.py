@@ -3,6 +3,7 @@ of the same buckets folded from scratch row by row."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import pathlib
@@ -80,3 +81,44 @@ def test_moved_sums_equal_sums_from_scratch(
             compared += bool(scratch.countries)
         assert compared >= 8
         assert any(s.rtt and s.pool for s in moved.countries.values())
+
+
+def test_merged_parts_equal_their_rows_folded_from_scratch(tmp_path: pathlib.Path) -> None:
+    records = _records()  # rounds that span two buckets, so two parts too; schema 1 records
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(records)
+        start = T0.timestamp()
+        bounds = [start + 120 * i for i in range(21)]  # two-minute parts over 40 minutes
+        buckets = derive_root.RootBuckets.load(store, since=bounds[0], until=bounds[-1])
+        partition = derive_root.Partition.fold(buckets, bounds)
+
+        def scratch(since: float, until: float) -> derive_state.WindowState:
+            out = derive_state.WindowState()
+            out.add(derive_state.read_rows(store, since=since, until=until))
+            return out
+
+        # a run after runs inside it (merged from them), the whole, then single parts again
+        runs = [(0, 5), (5, 12), (0, 12), (3, 9), (12, 20), (0, 20), (4, 5), (0, 1)]
+        spanning = 0
+        for first, last in runs:
+            since, until = bounds[first], bounds[last]
+            merged, folded = partition.folded(since, until), scratch(since, until)
+            assert _sums(merged) == _sums(folded), (first, last)
+            for name, sums in folded.countries.items():
+                assert merged.countries[name].contribution == sums.contribution
+                assert sorted(merged.countries[name].legacy_rows()) == sorted(sums.legacy_rows())
+                spanning += sum(  # rounds with parts in two parts of the partition
+                    len({bisect.bisect(bounds, p[0]) for p in parts}) > 1
+                    for parts in sums.rounds.values()
+                )
+            window = buckets.window(since, until)
+            assert partition.compute(since, until, max_asn_share=0.25) == derive_root.compute(
+                window, max_asn_share=0.25
+            )
+        assert spanning  # some merged run had a round with parts in two of its parts
+        for i, part in enumerate(partition.parts):  # merging shared nothing with the parts
+            assert _sums(part) == _sums(scratch(bounds[i], bounds[i + 1])), i
+        with pytest.raises(ValueError, match="not a run"):
+            partition.folded(bounds[3], bounds[3])
+        with pytest.raises(ValueError):
+            partition.folded(bounds[0] + 1, bounds[2])
