@@ -363,6 +363,8 @@ SCHEMA_SERIALS_BY_COUNTRY = """
 # SQLite alone, the same migration: the tables with a primary key rebuilt WITHOUT ROWID, their
 # rows stored in the key's order. A bucket's rows of one country then lie together (one page,
 # not one page of every country's per row), and an upsert searches one B-tree, not two.
+# Spelled out, not taken from AGG_TABLES: an applied migration never changes (AGG_TABLES less
+# root_queries, which has no key, and root_serial_first, whose key is its rowid).
 CLUSTERED_TABLES: tuple[str, ...] = (
     "agg_root_cells",
     "agg_root_cells_all",
