@@ -68,21 +68,16 @@ def build(
 ) -> Report:
     """Compute the report's figures for ``country`` over [since, until)."""
     country = country.upper()
-    buckets = derive_root.RootBuckets.load(
-        store,
-        since=since.timestamp(),
-        until=until.timestamp(),
-        country=country,
-        sources=settings.sources,
-    )
-    # Each row is folded once, into its day; months and the period merge the days' sums.
+    # Each row is read and folded once, into its day; months and the period merge days.
     midnights = []
     day = since.date() + _DAY
     while (midnight := dt.datetime.combine(day, dt.time(0), dt.UTC)) < until:
         midnights.append(midnight)
         day += _DAY
     bounds = [since, *midnights, until]
-    partition = derive_root.Partition.fold(buckets, [b.timestamp() for b in bounds])
+    partition = derive_root.Partition.read(
+        store, [b.timestamp() for b in bounds], country=country, sources=settings.sources
+    )
     from publiccore.exporters import rssac_monthly
 
     monthly = rssac_monthly.build(

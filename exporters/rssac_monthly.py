@@ -146,7 +146,7 @@ def build(
         series[CORRECTNESS_METRIC] = {
             key: value
             for key, value in derive_correctness.correctness(
-                typing.cast(derive_correctness.CorrectnessStore, partition.buckets.store),
+                typing.cast(derive_correctness.CorrectnessStore, partition.store),
                 since=start.timestamp(),
                 until=stop.timestamp(),
             )[0].items()
@@ -156,7 +156,7 @@ def build(
         if now is not None:
             horizon = min(horizon, now.timestamp())
         pub = publication.measure(
-            partition.buckets.store,
+            partition.store,
             since=start.timestamp(),
             until=stop.timestamp(),
             horizon=max(horizon, stop.timestamp()),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import concurrent.futures
 import dataclasses
 import itertools
 import math
@@ -158,14 +159,6 @@ class Window:
     since: float
     until: float
 
-    def only(self, tables: Collection[str]) -> Window:
-        """The window with the rows of ``tables`` alone: figures that rest on no other table
-        come out the same, at the cost of folding those rows only (e.g. availability:
-        ``AVAILABILITY_TABLES``)."""
-        return dataclasses.replace(
-            self, tables={t: rows for t, rows in self.tables.items() if t in tables}
-        )
-
     def probes(self) -> dict[str, set[str]]:
         """Country → probes with a record in the window."""
         out: dict[str, set[str]] = collections.defaultdict(set)
@@ -182,29 +175,53 @@ class Window:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Partition:
-    """A period cut at ``bounds`` (ascending), each part's rows folded once: the state of a run
-    of consecutive parts is the merge of theirs (``WindowState.merged``), equal to a fold of
-    the run's rows. A report's days, months and whole period so read and fold each row once,
-    and merge running sums (a few per cell and bin a day) instead of folding the rows again.
-    Runs merged before are reused: after the months, the period merges months, not days."""
+    """A period cut at ``bounds`` (ascending), each part's rows read and folded once: the state
+    of a run of consecutive parts is the merge of theirs (``WindowState.merged``), equal to a
+    fold of the run's rows. A report's days, months and whole period so read and fold each row
+    once, and merge running sums (a few per cell and bin a day) instead of folding the rows
+    again; no more than two parts' rows are held at a time. Runs merged before are reused:
+    after the months, the period merges months, not days."""
 
-    buckets: RootBuckets
+    store: Store
     bounds: tuple[float, ...]
     parts: tuple[state.WindowState, ...]
+    sources: Collection[str] | None = None
     _runs: dict[tuple[int, int], state.WindowState] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     @classmethod
-    def fold(cls, buckets: RootBuckets, bounds: Sequence[float]) -> Partition:
-        """Fold the rows of each [bounds[i], bounds[i + 1]) of ``buckets``."""
+    def read(
+        cls,
+        store: Store,
+        bounds: Sequence[float],
+        *,
+        country: str | None = None,
+        sources: Collection[str] | None = None,
+    ) -> Partition:
+        """Read and fold the buckets of each [bounds[i], bounds[i + 1]) (optionally of one
+        country, of some sources); the next part is read in a thread while one is folded (the
+        database reads without the GIL)."""
+
+        def rows(since: float, until: float) -> dict[str, list[Row]]:
+            return state.read_rows(
+                store, since=since, until=until, country=country, sources=sources
+            )
+
+        ranges = list(itertools.pairwise(bounds))
         parts = []
-        for since, until in itertools.pairwise(bounds):
-            window = buckets.window(since, until)
-            folded = state.WindowState()
-            folded.add({**window.tables, state.LEGACY: window.legacy})
-            parts.append(folded)
-        return cls(buckets, tuple(bounds), tuple(parts))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
+            ahead = reader.submit(rows, *ranges[0]) if ranges else None
+            for i in range(len(ranges)):
+                assert ahead is not None
+                read = ahead.result()
+                if i + 1 < len(ranges):
+                    ahead = reader.submit(rows, *ranges[i + 1])
+                folded = state.WindowState()
+                folded.add(read)
+                parts.append(folded)
+                del read
+        return cls(store, tuple(bounds), tuple(parts), sources)
 
     def folded(self, since: float, until: float) -> state.WindowState:
         """The state of [since, until), two of the bounds (ValueError otherwise); not to be
@@ -225,17 +242,14 @@ class Partition:
 
     def compute(self, since: float, until: float, *, max_asn_share: float) -> fig.RootFigures:
         """Every root figure over [since, until) (two of the bounds), as ``compute`` over the
-        window gives them."""
+        same window gives them."""
 
         def detail(country: str, asns: Collection[int]) -> Mapping[str, Sequence[Row]]:
-            return self.buckets.detail(country, asns, since=since, until=until)
+            return read_detail(
+                self.store, country, asns, since=since, until=until, sources=self.sources
+            )
 
         return compute_state(self.folded(since, until), detail=detail, max_asn_share=max_asn_share)
-
-
-# What RSSAC047 availability per letter rests on: sent and answered per cell, and the records
-# per ASN that M-sampling's weights come from.
-AVAILABILITY_TABLES: tuple[str, ...] = ("agg_root_cells_all", "agg_root_records")
 
 
 def window_bounds(now: float, seconds: float) -> tuple[float, float]:

@@ -90,7 +90,7 @@ def test_merged_parts_equal_their_rows_folded_from_scratch(tmp_path: pathlib.Pat
         start = T0.timestamp()
         bounds = [start + 120 * i for i in range(21)]  # two-minute parts over 40 minutes
         buckets = derive_root.RootBuckets.load(store, since=bounds[0], until=bounds[-1])
-        partition = derive_root.Partition.fold(buckets, bounds)
+        partition = derive_root.Partition.read(store, bounds)
 
         def scratch(since: float, until: float) -> derive_state.WindowState:
             out = derive_state.WindowState()
