@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import itertools
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -313,19 +314,23 @@ def root_daily_by_country(
     """Per country (only ``country`` when given) and UTC day in [since, until): the RootDay.
 
     Merges each day's buckets (the derive stage, ``collectors.derive.root``): the same figures
-    as ``/metrics`` over that day, without reading a raw record.
+    as ``/metrics`` over that day, without reading a raw record; a day's rows are read and
+    folded as they come (``read_parts``), never the whole range's at once.
     """
-    buckets = derive_root.RootBuckets.load(
-        store,
-        since=_midnight(since).timestamp(),
-        until=_midnight(until).timestamp(),
-        country=country,
-        sources=settings.sources,
-    )
+    bounds = [_midnight(day).timestamp() for day in days_between(since, until + DAY)]
     out: dict[str, dict[dt.date, RootDay]] = collections.defaultdict(dict)
-    for day in days_between(since, until):
-        window = buckets.window(_midnight(day).timestamp(), _midnight(day + DAY).timestamp())
-        figures = derive_root.compute(window, max_asn_share=settings.max_asn_share)
+    parts = derive_root.read_parts(store, bounds, country=country, sources=settings.sources)
+    for (start, stop), day, folded in zip(
+        itertools.pairwise(bounds), days_between(since, until), parts, strict=True
+    ):
+        figures = derive_root.compute_stored(
+            store,
+            folded,
+            since=start,
+            until=stop,
+            max_asn_share=settings.max_asn_share,
+            sources=settings.sources,
+        )
         for each in figures.countries:
             root = root_day_from(figures, each.country)
             if root is not None:

@@ -18,7 +18,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors import aggregate as agg
@@ -173,6 +173,36 @@ class Window:
         return self.buckets.detail(country, asns, since=self.since, until=self.until)
 
 
+def read_parts(
+    store: Store,
+    bounds: Sequence[float],
+    *,
+    country: str | None = None,
+    sources: Collection[str] | None = None,
+) -> Iterator[state.WindowState]:
+    """The state of each [bounds[i], bounds[i + 1]) in turn (optionally of one country, of
+    some sources), its rows read and folded as they come: the next part is read in a thread
+    while one is folded (the database reads without the GIL), and no more than two parts'
+    rows are held."""
+
+    def rows(since: float, until: float) -> dict[str, list[Row]]:
+        return state.read_rows(store, since=since, until=until, country=country, sources=sources)
+
+    ranges = list(itertools.pairwise(bounds))
+    if not ranges:
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(rows, *ranges[0])
+        for i in range(len(ranges)):
+            read = ahead.result()
+            if i + 1 < len(ranges):
+                ahead = reader.submit(rows, *ranges[i + 1])
+            folded = state.WindowState()
+            folded.add(read)
+            del read
+            yield folded
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Partition:
     """A period cut at ``bounds`` (ascending), each part's rows read and folded once: the state
@@ -199,28 +229,8 @@ class Partition:
         country: str | None = None,
         sources: Collection[str] | None = None,
     ) -> Partition:
-        """Read and fold the buckets of each [bounds[i], bounds[i + 1]) (optionally of one
-        country, of some sources); the next part is read in a thread while one is folded (the
-        database reads without the GIL)."""
-
-        def rows(since: float, until: float) -> dict[str, list[Row]]:
-            return state.read_rows(
-                store, since=since, until=until, country=country, sources=sources
-            )
-
-        ranges = list(itertools.pairwise(bounds))
-        parts = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
-            ahead = reader.submit(rows, *ranges[0]) if ranges else None
-            for i in range(len(ranges)):
-                assert ahead is not None
-                read = ahead.result()
-                if i + 1 < len(ranges):
-                    ahead = reader.submit(rows, *ranges[i + 1])
-                folded = state.WindowState()
-                folded.add(read)
-                parts.append(folded)
-                del read
+        """Read and fold the buckets of each [bounds[i], bounds[i + 1]) (``read_parts``)."""
+        parts = read_parts(store, bounds, country=country, sources=sources)
         return cls(store, tuple(bounds), tuple(parts), sources)
 
     def folded(self, since: float, until: float) -> state.WindowState:
@@ -243,13 +253,32 @@ class Partition:
     def compute(self, since: float, until: float, *, max_asn_share: float) -> fig.RootFigures:
         """Every root figure over [since, until) (two of the bounds), as ``compute`` over the
         same window gives them."""
+        return compute_stored(
+            self.store,
+            self.folded(since, until),
+            since=since,
+            until=until,
+            max_asn_share=max_asn_share,
+            sources=self.sources,
+        )
 
-        def detail(country: str, asns: Collection[int]) -> Mapping[str, Sequence[Row]]:
-            return read_detail(
-                self.store, country, asns, since=since, until=until, sources=self.sources
-            )
 
-        return compute_state(self.folded(since, until), detail=detail, max_asn_share=max_asn_share)
+def compute_stored(
+    store: Store,
+    folded: state.WindowState,
+    *,
+    since: float,
+    until: float,
+    max_asn_share: float,
+    sources: Collection[str] | None = None,
+) -> fig.RootFigures:
+    """Every root figure from the state of ``store``'s buckets [since, until) (the per-ASN
+    rows of the ASNs whose weight differs are read from the store for that range)."""
+
+    def detail(country: str, asns: Collection[int]) -> Mapping[str, Sequence[Row]]:
+        return read_detail(store, country, asns, since=since, until=until, sources=sources)
+
+    return compute_state(folded, detail=detail, max_asn_share=max_asn_share)
 
 
 def window_bounds(now: float, seconds: float) -> tuple[float, float]:
