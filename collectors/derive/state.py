@@ -417,10 +417,17 @@ def read_rows(
     sources; without ``rtt`` no RTT bin rows, which ``read_cells`` reads a cell at a time), and
     the legacy rows among them (``LEGACY``)."""
     rows: dict[str, list[Row]] = {}
-    for table in TABLES:
+    buckets: list[float] | None = None
+    for table in sorted(TABLES, key=lambda t: t != "agg_root_records"):
         if not rtt and table == "agg_root_rtt_all":
             continue
-        rows[table] = store.fact_rows(table, since=since, until=until, country=country)
+        rows[table] = store.fact_rows(
+            table, since=since, until=until, country=country, buckets=buckets
+        )
+        if country is not None and table == "agg_root_records":
+            # every bucket row of a record goes with its records row: the country's other
+            # rows are sought in these buckets only, not along the whole grid
+            buckets = sorted({r[0] for r in rows[table]})
         if sources is not None:
             column = source_column(table)
             rows[table] = [r for r in rows[table] if r[column] in sources]

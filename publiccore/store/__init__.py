@@ -206,8 +206,10 @@ class Store(Protocol):
         country: str | None = None,
         asns: Collection[int] | None = None,
         without_round: bool = False,
+        buckets: Sequence[float] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Rows of a facts table (``publiccore.store.facts``) by bucket (or time)."""
+        """Rows of a facts table (``publiccore.store.facts``) by bucket (or time); with
+        ``buckets`` (and one country and both bounds) only the rows of those buckets."""
         ...
 
     def claim_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:

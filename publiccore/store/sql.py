@@ -390,10 +390,13 @@ class SqlStore(RootZoneTables):
         country: str | None = None,
         asns: Collection[int] | None = None,
         without_round: bool = False,
+        buckets: Sequence[float] | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of one facts table (``facts.AGG_TABLES``) with ``since`` ≤ bucket < ``until``
         (``root_serials``: every row; ``root_queries``: by ``time``, and with
-        ``without_round`` only the rows of schema 1 records), optionally of one country."""
+        ``without_round`` only the rows of schema 1 records), optionally of one country; with
+        ``buckets`` (a bucket table, one country, both bounds) the rows of those buckets only
+        (a country's buckets with records, read once from ``agg_root_records``)."""
         if table not in factmod.AGG_TABLES:
             raise ValueError(f"not a facts table: {table}")
         column = "time" if table == "root_queries" else "bucket"
@@ -421,6 +424,13 @@ class SqlStore(RootZoneTables):
             and until is not None
         ):
             # the bounds are the first two clauses; the rest (country, ASNs) follow
+            if buckets is not None:
+                return self._listed_bucket_rows(
+                    table,
+                    [b for b in buckets if since <= b < until],
+                    clauses=clauses[2:],
+                    args=args[2:],
+                )
             return self._country_bucket_rows(
                 table, since=since, until=until, clauses=clauses[2:], args=args[2:]
             )
@@ -447,6 +457,22 @@ class SqlStore(RootZoneTables):
         )
         with self._lock:
             return list(self._execute(self._sql(sql), [first, until, *args]))
+
+    def _listed_bucket_rows(
+        self, table: str, buckets: Sequence[float], *, clauses: list[str], args: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        """``fact_rows`` of the listed buckets matching ``clauses``, sought bucket by bucket
+        (``ID_CHUNK`` buckets per statement), in bucket order."""
+        out: list[tuple[Any, ...]] = []
+        where = " AND ".join(clauses)
+        ordered = sorted(set(buckets))
+        with self._lock:
+            for at in range(0, len(ordered), self.ID_CHUNK):
+                chunk = ordered[at : at + self.ID_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT * FROM {table} WHERE bucket IN ({marks}) AND {where}"
+                out.extend(self._execute(self._sql(sql), [*chunk, *args]))
+        return out
 
     def bucket_versions(self, *, since: float, until: float) -> dict[float, int]:
         """Per bucket in [since, until), the count of root-dns records with facts in it."""

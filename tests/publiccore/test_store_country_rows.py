@@ -1,5 +1,5 @@
-"""``Store.fact_rows`` of one country over a bucket range (sought along the bucket grid) equal
-the rows of every country filtered to it, on SQLite and PostgreSQL."""
+"""``Store.fact_rows`` of one country over a bucket range (sought along the bucket grid, or in
+listed buckets) equal the rows of every country filtered to it, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def _check(store: Store) -> None:
                 mine = store.fact_rows(table, since=low, until=high, country=country)
                 assert sorted(mine) == sorted(r for r in every if r[1] == country), table
                 compared += len(mine)
+                # sought in the country's buckets with records only (``derive.state.read_rows``)
+                buckets = sorted(
+                    {r[0] for r in store.fact_rows("agg_root_records", country=country)}
+                )
+                listed = store.fact_rows(
+                    table, since=low, until=high, country=country, buckets=buckets
+                )
+                assert sorted(listed) == sorted(mine), table
+                if table not in facts.PER_ASN_TABLES:  # keys that lead with the bucket
+                    assert [r[0] for r in listed] == sorted(r[0] for r in listed), table
+                some = buckets[::2]
+                assert sorted(
+                    store.fact_rows(table, since=low, until=high, country=country, buckets=some)
+                ) == sorted(r for r in mine if r[0] in some)
         asns = sorted({r.probe.asn for r in records if r.probe.asn is not None})[:1]
         if table in facts.PER_ASN_TABLES and asns:
             every = store.fact_rows(table, since=since, until=since + 4000, asns=asns)
