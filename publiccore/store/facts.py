@@ -363,8 +363,8 @@ SCHEMA_SERIALS_BY_COUNTRY = """
 # SQLite alone, the same migration: the tables with a primary key rebuilt WITHOUT ROWID, their
 # rows stored in the key's order. A bucket's rows of one country then lie together (one page,
 # not one page of every country's per row), and an upsert searches one B-tree, not two.
-# Spelled out, not taken from AGG_TABLES: an applied migration never changes (AGG_TABLES less
-# root_queries, which has no key, and root_serial_first, whose key is its rowid).
+# Spelled out (AGG_TABLES is built from it): an applied migration never changes. Not in it:
+# root_queries, which has no key, and root_serial_first, whose key is its rowid.
 CLUSTERED_TABLES: tuple[str, ...] = (
     "agg_root_cells",
     "agg_root_cells_all",
@@ -403,22 +403,7 @@ def without_rowid(schemas: Iterable[str], tables: Iterable[str]) -> str:
 
 # Tables with a probe-ASN column whose rows are read per (country, ASN): their keys start so.
 PER_ASN_TABLES: tuple[str, ...] = ("agg_root_cells", "agg_root_rtt", "agg_root_sites")
-AGG_TABLES: tuple[str, ...] = (
-    "root_queries",
-    "agg_root_cells",
-    "agg_root_cells_all",
-    "agg_root_rtt",
-    "agg_root_rtt_all",
-    "agg_root_records",
-    "agg_root_probes",
-    "agg_root_sites",
-    "agg_root_sites_all",
-    "agg_root_rounds",
-    "agg_root_serials",
-    "root_serials",
-    "root_interval_serials",
-    "root_serial_first",
-)
+AGG_TABLES: tuple[str, ...] = ("root_queries", *CLUSTERED_TABLES, "root_serial_first")
 
 
 def _summed(
