@@ -33,7 +33,7 @@ from publiccore import __version__
 from publiccore import config as cfg
 from publiccore import events as ev
 from publiccore.records import KINDS
-from publiccore.store import Store
+from publiccore.store import Store, facts
 
 CHART_METRICS: tuple[str, ...] = (
     "root_availability",
@@ -313,9 +313,16 @@ def record_counts(
     by_probe: collections.Counter[str] = collections.Counter()
     by_asn: collections.Counter[str] = collections.Counter()
     for kind in KINDS:
+        if kind == "root-dns" and _root_counts_from_buckets(
+            store,
+            country=country,
+            since=since,
+            until=until,
+            into=(by_source, probes, asns, by_probe, by_asn),
+        ):
+            continue
         for record in store.iter_records(kind=kind, since=since, until=until, country=country):
-            source = getattr(record, "source", None)
-            name = getattr(source, "name", None) or "publiccore-probe"
+            name = _source_label(record.source_name)
             by_source[f"{kind}/{name}"] += 1
             probes.add(record.probe.id)
             by_probe[record.probe.id] += 1
@@ -329,6 +336,52 @@ def record_counts(
         "by_probe": dict(sorted(by_probe.items())),
         "by_probe_asn": dict(sorted(by_asn.items())),
     }
+
+
+def _source_label(source_name: str) -> str:
+    """How provenance names a record's source: a volunteer's is "publiccore-probe"."""
+    return "publiccore-probe" if source_name == "volunteer" else source_name
+
+
+def _root_counts_from_buckets(
+    store: Store,
+    *,
+    country: str | None,
+    since: dt.datetime,
+    until: dt.datetime,
+    into: tuple[
+        collections.Counter[str],
+        set[str],
+        set[int],
+        collections.Counter[str],
+        collections.Counter[str],
+    ],
+) -> bool:
+    """``record_counts``' root-dns figures summed from the buckets (records per ASN and
+    source, per probe), not from each raw record; False (nothing added) when the buckets
+    cannot give them exactly: bounds off the bucket grid, or records without facts in the
+    period (their count differs from the stored records')."""
+    low, high = since.timestamp(), until.timestamp()
+    if facts.bucket_of(low) != low or facts.bucket_of(high) != high:
+        return False
+    records = store.fact_rows("agg_root_records", since=low, until=high, country=country)
+    total = sum(int(r[5]) for r in records)
+    if total != store.count_records(kind="root-dns", since=since, until=until, country=country):
+        return False
+    by_source, probes, asns, by_probe, by_asn = into
+    # bucket, country, asn, source, outcome, n
+    for _b, _c, asn, source, _outcome, n in records:
+        name = _source_label(source)
+        by_source[f"root-dns/{name}"] += int(n)
+        if asn != facts.NO_ASN:
+            asns.add(int(asn))
+        by_asn[str(asn) if asn != facts.NO_ASN else "unknown"] += int(n)
+    for _b, _c, _asn, _source, probe, n in store.fact_rows(
+        "agg_root_probes", since=low, until=high, country=country
+    ):
+        probes.add(probe)
+        by_probe[probe] += int(n)
+    return True
 
 
 def imported_files(store: Store) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pathlib
 import shutil
 import statistics
 import subprocess
@@ -271,3 +272,44 @@ def test_world_report_command_defaults_since_to_30_days(filled, tmp_path):
     ]
     assert "--world" in prov["command"] and "--since 2026-04-01" in prov["command"]
     assert "How to cite and reproduce" in (tmp_path / "w" / "report.md").read_text()
+
+
+def test_record_counts_from_the_buckets_equal_those_of_the_raw_records(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publiccore import records as rec
+    from tests.exporters.conftest import make_rounds
+
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    volunteer = make_rounds(start=start, rounds=3)
+    imported = [
+        dataclasses.replace(
+            r,
+            id=rec.uuid7(int(r.started.timestamp() * 1e9) + i),
+            probe=dataclasses.replace(r.probe, id=f"atlas-{r.probe.id}", asn=None),
+            source=rec.RecordSource(name="ripe-atlas", measurement=10301),
+        )
+        for i, r in enumerate(make_rounds(start=start, rounds=2, seed=9))
+    ]
+    explicit = [dataclasses.replace(volunteer[0], id=rec.uuid7(1), source=rec.VOLUNTEER)]
+    used = []
+    real = impact_report._root_counts_from_buckets
+
+    def spy(*args: object, **kw: object) -> bool:
+        used.append(real(*args, **kw))  # type: ignore[arg-type]
+        return used[-1]
+
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.put_records(volunteer + imported + explicit)
+        cases = [(None, start), ("NL", start), ("NL", start + dt.timedelta(seconds=30))]
+        for country, since in cases:
+            until = start + dt.timedelta(hours=1)
+            monkeypatch.setattr(impact_report, "_root_counts_from_buckets", spy)
+            summed = impact_report.record_counts(store, country=country, since=since, until=until)
+            monkeypatch.setattr(impact_report, "_root_counts_from_buckets", lambda *a, **k: False)
+            raw = impact_report.record_counts(store, country=country, since=since, until=until)
+            assert summed == raw, (country, since)
+            assert raw["by_kind_source"]["root-dns/ripe-atlas"] > 0
+            assert raw["by_probe_asn"]["unknown"] > 0
+    # the grid-aligned periods came from the buckets; 30 s off the grid, from the raw records
+    assert used == [True, True, False]
