@@ -54,10 +54,18 @@ def _asks(result: dict[str, object]) -> bool:
         return False
 
 
+def _k_root() -> str:
+    from publiccore import roothints
+
+    return next(s for s in roothints.load_hints() if s.letter == "k").ipv4[0]
+
+
 def _sources() -> dict[str, list[dict[str, object]]]:
     referral = json.loads((ATLAS / "ripe-atlas-monitor" / "1071935.json").read_text())["results"]
     with gzip.open(ATLAS / "recdnsfp-measurements" / "google" / "ch_hostname.bind.json.gz") as f:
-        chaos = [dict(r, dst_addr="193.0.14.129") for r in json.load(f) if _asks(r)]
+        # rewritten as results of the K-root built-in: its address read from the bundled hints
+        k_root = _k_root()
+        chaos = [dict(r, dst_addr=k_root) for r in json.load(f) if _asks(r)]
     with gzip.open(ATLAS / "recdnsfp-measurements" / "google" / "traceroute.json.gz") as f:
         traces = json.load(f)
     return {"dns-referral": referral, "dns-chaos": chaos, "traceroute": traces}
