@@ -60,13 +60,8 @@ def _bump(counter: dict[Any, float], key: Any, delta: float) -> None:
 
 def _add_counts(counter: dict[Any, Any], other: Mapping[Any, Any]) -> None:
     """``counter`` += ``other``, key by key (a key whose sum is 0 taken out)."""
-    get = counter.get
     for key, n in other.items():
-        value = get(key, 0) + n
-        if value:
-            counter[key] = value
-        else:
-            del counter[key]
+        _bump(counter, key, n)
 
 
 @dataclasses.dataclass(slots=True)
