@@ -373,6 +373,7 @@ class BgpdumpRead(FileRead):
                 bufsize=0,
             )
             if feeder is not None and feeder.stdout is not None:
+                _grow_pipe(feeder.stdout)  # the decompressor runs ahead of bgpdump
                 feeder.stdout.close()  # bgpdump holds it now
             _grow_pipe(proc.stdout)
             assert proc.stdout is not None

@@ -12,7 +12,27 @@ from __future__ import annotations
 import bz2
 import sys
 import zlib
+from collections.abc import Iterator
 from typing import IO, Any
+
+
+PIECE = 1 << 16  # bytes of output decoded and written at a time
+
+
+def _pieces(decoder: Any, chunk: bytes) -> Iterator[bytes]:
+    """What ``chunk`` decodes to, at most ``PIECE`` bytes at a time.
+
+    Small pieces keep the reader fed: one compressed chunk can decode to megabytes, and a
+    write that large blocks until the reader has taken nearly all of it, after which the
+    reader waits while the next chunk is decoded (a bzip2 RIB took ~0.3 s longer that way).
+    """
+    yield decoder.decompress(chunk, PIECE)
+    if isinstance(decoder, bz2.BZ2Decompressor):
+        while not decoder.eof and not decoder.needs_input:
+            yield decoder.decompress(b"", PIECE)
+    else:
+        while decoder.unconsumed_tail:
+            yield decoder.decompress(decoder.unconsumed_tail, PIECE)
 
 
 def unpack(path: str, compression: str, sink: IO[bytes]) -> str:
@@ -31,9 +51,9 @@ def unpack(path: str, compression: str, sink: IO[bytes]) -> str:
                     break
                 compressed += len(chunk)
                 while chunk:
-                    data = decoder.decompress(chunk)
-                    decompressed += len(data)
-                    sink.write(data)
+                    for data in _pieces(decoder, chunk):
+                        decompressed += len(data)
+                        sink.write(data)
                     chunk = decoder.unused_data if decoder.eof else b""
                     if chunk:
                         decoder = new()  # another gzip member / bzip2 stream

@@ -330,6 +330,39 @@ def test_unpack_hands_over_everything_and_says_how_far(tmp_path) -> None:  # typ
     assert f"/ {len(sink.getvalue()):,} decompressed bytes" in problem
 
 
+def test_unpack_writes_in_small_pieces(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A chunk that decodes to megabytes goes out PIECE bytes at a time (the reader is kept
+    fed while the next chunk decodes), and the bytes are the same."""
+    import bz2 as bz
+    import gzip as gz
+
+    from publiccore.collectors.bgp.unpack import PIECE, unpack
+
+    payload = bytes(range(256)) * 40_000  # 10 MB, compresses to a few kB
+    writes: list[int] = []
+
+    class Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, data: bytes) -> int:
+            writes.append(len(data))
+            self.data += data
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    for compression, packed in (("bzip2", bz.compress(payload)), ("gzip", gz.compress(payload))):
+        path = tmp_path / f"big.{compression}"
+        path.write_bytes(packed)
+        writes.clear()
+        sink = Sink()
+        assert unpack(str(path), compression, sink) == ""  # type: ignore[arg-type]
+        assert bytes(sink.data) == payload
+        assert max(writes) <= PIECE and len(writes) >= len(payload) // PIECE
+
+
 class _FakeStream:
     """Stands in for pybgpstream.BGPStream (its documented attributes only)."""
 
