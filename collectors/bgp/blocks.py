@@ -58,15 +58,20 @@ def exclusive_sizes(blocks: Sequence[tuple[int, int]]) -> list[int]:
     This is the space a router forwards along that block's route (longest match). Duplicate
     blocks share nothing: one copy keeps the space, the others get 0.
     """
-    order = sorted(range(len(blocks)), key=lambda i: (blocks[i][0], -blocks[i][1], i))
+    if not blocks:
+        return []
+    # order by (start, size descending), duplicates in list order: one integer key per block
+    # (start shifted past every size, minus the size) and Python's stable sort
+    shift = max(size for _start, size in blocks).bit_length() + 1
+    keys = [(start << shift) - size for start, size in blocks]
     exclusive = [size for _start, size in blocks]
+    ends = [start + size for start, size in blocks]
     stack: list[int] = []  # indices of enclosing blocks
-    for i in order:
+    for i in sorted(range(len(blocks)), key=keys.__getitem__):
         start, size = blocks[i]
-        while stack and blocks[stack[-1]][0] + blocks[stack[-1]][1] <= start:
+        while stack and ends[stack[-1]] <= start:
             stack.pop()
         if stack:
-            parent = stack[-1]
-            exclusive[parent] -= size
+            exclusive[stack[-1]] -= size
         stack.append(i)
     return exclusive

@@ -22,12 +22,13 @@ among the set's members) and private or reserved ASNs are dropped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Mapping
 
 from publiccore.collectors.bgp.blocks import exclusive_sizes
-from publiccore.collectors.bgp.paths import clean_path
 from publiccore.collectors.bgp.rib import Family, Rib
+from publiccore.collectors.bgp.scope import Scope, country_scope
 from publiccore.collectors.bgp.transit import trimmed_mean
 from publiccore.collectors.bgp.visibility import CountryIndex
 
@@ -106,17 +107,37 @@ def view_scores(routes: list[tuple[int, int, tuple[int, ...]]], family: Family) 
         weights = [1.0 if size > 0 else 0.0 for _start, size, _path in routes]
     else:
         weights = [float(w) for w in exclusive_sizes([(s, z) for s, z, _p in routes])]
+    return _scores([path for _s, _z, path in routes], weights)
+
+
+def _scores(paths: list[tuple[int, ...]], weights: list[float]) -> dict[int, float]:
     total = 0.0
     scores: dict[int, float] = defaultdict(float)
-    for (_start, _size, path), weight in zip(routes, weights, strict=True):
+    for path, weight in zip(paths, weights, strict=True):
         if weight <= 0 or not path:
             continue
         total += weight
-        for asn in set(path[:-1]) - {path[-1]}:
+        for asn in _on_path(path):
             scores[asn] += weight
     if total <= 0:
         return {}
     return {asn: value / total for asn, value in scores.items()}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _on_path(path: tuple[int, ...]) -> frozenset[int]:
+    """The ASes of a cleaned path that score: all but the origin."""
+    return frozenset(path[:-1]) - {path[-1]}
+
+
+def _session_scores(scope: Scope, session: int) -> dict[int, float]:
+    """``view_scores`` of one session of a scope (IPv6: the first piece of each prefix only)."""
+    routes = scope.sessions[session]
+    if scope.family == "ipv6":  # IHR: one weight per IPv6 prefix
+        kept = [(size, path) for _start, size, path, first in routes if first]
+        return _scores([p for _z, p in kept], [1.0 if z > 0 else 0.0 for z, _p in kept])
+    weights = [float(w) for w in scope.exclusive(session)]
+    return _scores([path for _s, _z, path, _f in routes], weights)
 
 
 def combine_views(
@@ -149,27 +170,19 @@ def country_hegemony(
     *,
     keep_documentation: bool = False,
     trim: float = 0.1,
+    scope: Scope | None = None,
 ) -> Hegemony:
-    """The AS hegemony over ``country``'s routed ``family`` space (see module doc)."""
-    per_session: dict[int, list[tuple[int, int, tuple[int, ...]]]] = defaultdict(list)
-    for prefix in sorted(index.by_country.get((country, family), ())):
-        per_peer = rib.routes.get(prefix)
-        if not per_peer:
-            continue
-        pieces = [(s, z) for c, _f, s, z in index.pieces[prefix] if c == country]
-        if family == "ipv6":
-            pieces = pieces[:1]  # IHR: one weight per IPv6 prefix
-        for session, path_text in per_peer.items():
-            if session not in full_feed:
-                continue
-            path = clean_path(path_text, keep_documentation=keep_documentation)
-            for start, size in pieces:
-                per_session[session].append((start, size, path))
+    """The AS hegemony over ``country``'s routed ``family`` space (see module doc).
+
+    ``scope`` is ``country_scope`` of the same arguments when the caller has it already.
+    """
+    if scope is None:
+        scope = country_scope(
+            rib, index, country, family, full_feed, keep_documentation=keep_documentation
+        )
     per_peer_as: dict[int, list[Mapping[int, float]]] = defaultdict(list)
-    for session, routes in per_session.items():
-        scores = view_scores(routes, family)
-        if scores or routes:
-            per_peer_as[rib.peers[session].peer_asn].append(scores)
+    for session in scope.sessions:
+        per_peer_as[rib.peers[session].peer_asn].append(_session_scores(scope, session))
     if not per_peer_as:
         return Hegemony.absent(
             country, family, f"no full-feed route to a {family} prefix of {country}"
@@ -179,5 +192,5 @@ def country_hegemony(
         family=family,
         dependencies=tuple(combine_views(per_peer_as, trim=trim)),
         peer_asns_used=len(per_peer_as),
-        sessions_used=len(per_session),
+        sessions_used=len(scope.sessions),
     )

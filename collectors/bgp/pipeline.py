@@ -26,6 +26,7 @@ from publiccore.collectors.bgp.rib import (
     full_feed_sets,
 )
 from publiccore.collectors.bgp.roots import RootPrefix, root_prefixes
+from publiccore.collectors.bgp.scope import Paths, country_scope
 from publiccore.collectors.bgp.timeline import Bin, Timeline, merged
 from publiccore.collectors.bgp.transit import Transit, country_transit, uncovered
 from publiccore.collectors.bgp.visibility import (
@@ -328,6 +329,7 @@ def analyze(
     transit_rows: list[Transit] = []
     hegemony_rows: list[Hegemony] = []
     every = "*" in transit_countries
+    paths = Paths(keep_documentation=options.keep_documentation)  # one cleaning per AS path
     if every and index is not None:
         transit_countries = sorted({country for country, _family in index.by_country})
     for country in transit_countries:
@@ -346,6 +348,15 @@ def analyze(
                 if not every:  # with every country, the family's note above says it once
                     notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
                 continue
+            scope = country_scope(
+                rib,
+                index,
+                country.upper(),
+                family,
+                ff[family],
+                keep_documentation=options.keep_documentation,
+                paths=paths,
+            )
             row = country_transit(
                 rib,
                 index,
@@ -355,6 +366,7 @@ def analyze(
                 geo.country_of_asn,
                 keep_documentation=options.keep_documentation,
                 trim=options.trim,
+                scope=scope,
             )
             transit_rows.append(row)
             if row.note and not every:
@@ -369,6 +381,7 @@ def analyze(
                         ff[family],
                         keep_documentation=options.keep_documentation,
                         trim=options.trim,
+                        scope=scope,
                     )
                 )
     bins: list[Bin] = []
@@ -393,6 +406,7 @@ def analyze(
             watched=watched,
             bin_seconds=options.bin_seconds,
             threshold=options.threshold,
+            known=country_rows,
         )
         bins = timeline.run(merged(elements))
         ff_counts = timeline.ff_counts  # the counts of the table as the updates left it

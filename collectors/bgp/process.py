@@ -307,6 +307,7 @@ class Processor:
             watched=[(r.letter, r.address) for r in analysis.roots],
             bin_seconds=self.config.options.bin_seconds,
             threshold=self.config.options.threshold,
+            known=analysis.countries if index is analysis.index else (),
         )
 
 

@@ -70,7 +70,10 @@ class Timeline:
         bin_seconds: int = 300,
         threshold: float = 0.5,
         max_gap_seconds: float = MAX_GAP_SECONDS,
+        known: Iterable[CountryVisibility] = (),
     ) -> None:
+        """``known``: country rows already computed from this very table and these counts
+        (``Analysis.countries``), taken as they are instead of computed again."""
         self.rib = rib
         self.full_feed = full_feed
         self.ff_counts = ff_counts
@@ -89,8 +92,10 @@ class Timeline:
         self._tracked: dict[int, set[str]] = {}
         self._countries: dict[tuple[str, Family], CountryVisibility] = {}
         if index is not None:
+            given = {(row.country, row.family): row for row in known}
             for key in index.by_country:
-                self._countries[key] = self._country(key)
+                row = given.get(key)
+                self._countries[key] = row if row is not None else self._country(key)
 
     def _country(self, key: tuple[str, Family]) -> CountryVisibility:
         assert self.index is not None

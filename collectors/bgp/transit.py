@@ -19,9 +19,8 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from publiccore.collectors.bgp.blocks import exclusive_sizes
-from publiccore.collectors.bgp.paths import clean_path
 from publiccore.collectors.bgp.rib import Family, Rib
+from publiccore.collectors.bgp.scope import Scope, country_scope
 from publiccore.collectors.bgp.visibility import CountryIndex
 
 
@@ -149,44 +148,42 @@ def country_transit(
     *,
     keep_documentation: bool = False,
     trim: float = 0.1,
+    scope: Scope | None = None,
 ) -> Transit:
-    """The international upstreams of ``country`` for ``family`` (see module doc)."""
-    prefixes = sorted(index.by_country.get((country, family), ()))
-    # per full-feed session: its routes' (start, size, upstream) pieces inside the country
-    per_session: dict[int, list[tuple[int, int, int | None]]] = defaultdict(list)
-    used = skipped = peer_only = routed = 0
-    for prefix in prefixes:
-        per_peer = rib.routes.get(prefix)
-        if not per_peer:
-            continue
-        routed += 1
-        pieces = [(s, z) for c, _f, s, z in index.pieces[prefix] if c == country]
-        for session, path_text in per_peer.items():
-            if session not in full_feed:
-                continue
-            path = clean_path(path_text, keep_documentation=keep_documentation)
-            upstream = upstream_of(path, country, country_of_asn)
-            if upstream is not None and upstream == path[0] == rib.peers[session].peer_asn:
-                upstream = None  # only the collector peer's own AS: says where it peers
-                peer_only += 1
-            elif upstream is None:
-                skipped += 1
-            else:
-                used += 1
-            for start, size in pieces:
-                per_session[session].append((start, size, upstream))
+    """The international upstreams of ``country`` for ``family`` (see module doc).
+
+    ``scope`` is ``country_scope`` of the same arguments when the caller has it already
+    (hegemony walks the same routes).
+    """
+    if scope is None:
+        scope = country_scope(
+            rib, index, country, family, full_feed, keep_documentation=keep_documentation
+        )
+    used = skipped = peer_only = 0
+    upstreams: dict[tuple[int, ...], int | None] = {}  # per cleaned path (paths repeat)
     per_peer_as: dict[int, list[dict[int, float]]] = defaultdict(list)
-    for session, routes in per_session.items():
-        sizes = exclusive_sizes([(start, size) for start, size, _u in routes])
+    for session, routes in scope.sessions.items():
+        peer_asn = rib.peers[session].peer_asn
         weights: dict[int, float] = defaultdict(float)
-        for (_start, _size, upstream), weight in zip(routes, sizes, strict=True):
+        for (_start, _size, path, first), weight in zip(
+            routes, scope.exclusive(session), strict=True
+        ):
+            if path in upstreams:
+                upstream = upstreams[path]
+            else:
+                upstream = upstreams[path] = upstream_of(path, country, country_of_asn)
+            if upstream is not None and upstream == path[0] == peer_asn:
+                upstream = None  # only the collector peer's own AS: says where it peers
+                peer_only += first
+            elif upstream is None:
+                skipped += first
+            else:
+                used += first
             if upstream is not None and weight > 0:
                 weights[upstream] += weight
         total = sum(weights.values())
         if total > 0:
-            per_peer_as[rib.peers[session].peer_asn].append(
-                {asn: w / total for asn, w in weights.items()}
-            )
+            per_peer_as[peer_asn].append({asn: w / total for asn, w in weights.items()})
     averaged: dict[int, dict[int, float]] = {}
     for peer_asn, sessions in per_peer_as.items():
         merged: dict[int, float] = defaultdict(float)
@@ -195,7 +192,7 @@ def country_transit(
                 merged[asn] += share / len(sessions)
         averaged[peer_asn] = dict(merged)
     note = ""
-    if not routed:
+    if not scope.routed:
         note = f"no routed {family} prefix of {country} in the input"
     elif not used:
         note = f"no full-feed path to a {country}-originated {family} prefix leaves {country}"

@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
-
 PIECE = 1 << 16  # bytes of output decoded and written at a time
 
 

@@ -5,6 +5,7 @@ empty files made from them give clear errors or partial results."""
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import json
 import pathlib
@@ -376,3 +377,71 @@ def test_country_visibility_one_pass_equals_per_country(shared_data: pathlib.Pat
     ]
     # a default route is not attributed: 0.0.0.0/0 is in this RIB
     assert "0.0.0.0/0" in rib.routes and index.pieces["0.0.0.0/0"] == []
+
+
+def _geo_all(shared_data: pathlib.Path):  # type: ignore[no-untyped-def]
+    from publiccore.geo import Geo
+
+    return Geo.from_files(
+        [
+            shared_data / "rir/ipzone/delegated-ripencc-latest",
+            shared_data / "rir/ipzone/delegated-apnic-latest",
+            shared_data / "rir/ipzone/delegated-afrinic-latest",
+            shared_data / "rir/rir-mirror/delegated-lacnic-extended-latest",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["pyasn/rib.20140523.0600_firstMB.bz2", "bgpdump/bview.20020722.2337.gz"]
+)
+def test_every_country_transit_and_hegemony_equal_one_by_one(
+    shared_data: pathlib.Path, name: str
+) -> None:
+    """Every country at once (one route scope per country shared by transit and hegemony, one
+    cleaning per AS path) gives exactly what each country computed alone gives."""
+    from publiccore.collectors.bgp.hegemony import country_hegemony
+    from publiccore.collectors.bgp.transit import country_transit
+
+    geo = _geo_all(shared_data)
+    analysis = analyze(
+        ribs=[shared_data / "mrt" / name], reader=BgpdumpReader(), geo=geo, transit_countries=["*"]
+    )
+    assert analysis.index is not None
+    assert len(analysis.transit) > 20 and len(analysis.hegemony) == len(analysis.transit)
+    assert any(t.upstreams for t in analysis.transit)
+    assert any(h.dependencies for h in analysis.hegemony)
+    for transit, hegemony in zip(analysis.transit, analysis.hegemony, strict=True):
+        ff = analysis.full_feed[transit.family]
+        args = (analysis.rib, analysis.index, transit.country, transit.family, ff)
+        assert transit == country_transit(*args, geo.country_of_asn)
+        assert hegemony == country_hegemony(*args)
+
+
+def test_timeline_seeded_with_the_rib_countries_equals_one_computing_them(
+    shared_data: pathlib.Path,
+) -> None:
+    """The update timeline starts from the RIB's own country rows instead of computing them
+    again; its bins are the same as those of a timeline that computes them."""
+    from publiccore.collectors.bgp.timeline import Timeline
+
+    rib_file = shared_data / "mrt/pyasn/rib.20140523.0600_firstMB.bz2"
+    updates = shared_data / "mrt/bgpdump/updates.20160811.1600.gz"
+    geo = _geo_all(shared_data)
+    reader = BgpdumpReader()
+    seeded = analyze(ribs=[rib_file], reader=reader, geo=geo, updates=[updates])
+    assert seeded.bins and any(b.countries for b in seeded.bins)
+    plain = analyze(ribs=[rib_file], reader=reader, geo=geo)
+    assert plain.index is not None and plain.countries
+    timeline = Timeline(
+        plain.rib, plain.full_feed, dict(plain.ff_counts), plain.index, geo, known=()
+    )
+    computed = timeline.run(reader.read(updates, kind="updates"))
+    assert [b.countries for b in seeded.bins] == [b.countries for b in computed]
+    # the rows given are the rows used: a country no update touches keeps the given row
+    marked = dataclasses.replace(plain.countries[0], unseen_prefixes=-1)
+    fresh = analyze(ribs=[rib_file], reader=reader, geo=geo)
+    first = Timeline(
+        fresh.rib, fresh.full_feed, dict(fresh.ff_counts), fresh.index, geo, known=[marked]
+    ).snapshot(0.0, 0)
+    assert marked in first.countries

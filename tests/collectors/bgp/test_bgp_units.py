@@ -7,6 +7,8 @@ import types
 from typing import ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from publiccore.collectors.bgp import bgpstream, readers
 from publiccore.collectors.bgp.bgpdump import parse_line
 from publiccore.collectors.bgp.blocks import block, exclusive_sizes, union_size, units
@@ -169,6 +171,38 @@ def test_blocks_units_and_overlaps() -> None:
     # what each route carries under longest match
     assert exclusive_sizes(nets) == [0, 64, 64, 256, 128]
     assert sorted(exclusive_sizes([nets[0], nets[0]])) == [0, 256]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 63)).map(
+            lambda b: ((b[1] >> b[0]) << b[0], 1 << b[0])
+        ),
+        max_size=25,
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_exclusive_sizes_is_the_space_no_more_specific_takes(
+    blocks: list[tuple[int, int]],
+) -> None:
+    """Against the definition, address by address in a 64-address space: a block keeps the
+    addresses that no smaller block of the list holds; of equal blocks the last copy keeps them."""
+
+    def holds(j: int, address: int) -> bool:
+        return blocks[j][0] <= address < blocks[j][0] + blocks[j][1]
+
+    expected = []
+    for i, (start, size) in enumerate(blocks):
+        taken = {
+            a
+            for a in range(start, start + size)
+            for j in range(len(blocks))
+            if j != i
+            and holds(j, a)
+            and (blocks[j][1] < size or (blocks[j] == blocks[i] and j > i))
+        }
+        expected.append(size - len(taken))
+    assert exclusive_sizes(blocks) == expected
 
 
 def test_parse_bgpdump_lines() -> None:
