@@ -243,6 +243,7 @@ def analyze(
     hegemony: bool = True,
     hints_as_of: Callable[[float | None], DatedHints] | None = None,
     expected_as_of: Callable[[float | None], Mapping[str, tuple[int, ...]]] | None = None,
+    attributed: Mapping[str, list[tuple[str, Family, int, int]]] | None = None,
 ) -> Analysis:
     """Run the derivation (see module doc); raise InputError on unusable input.
 
@@ -255,19 +256,23 @@ def analyze(
     (``publiccore.roothints.hints_as_of``), so that old RIBs are read with the letters' old
     addresses; the choice is noted. ``expected_as_of`` likewise gives the expected root origins
     for the dump time (``roots.load_expected_origins(as_of=…)``), replacing ``expected``.
+    ``attributed``: prefixes' country pieces from an earlier analysis with the same ``geo``
+    (``Analysis.index.pieces``), reused instead of attributing those prefixes again.
     """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
     index: CountryIndex | None = None
     attribute: Callable[[str], object] | None = None
     if geo is not None and (countries or transit_countries or updates):
-        index = CountryIndex()
+        index = CountryIndex(known=attributed if attributed is not None else {})
         attribute = functools.partial(index.add, geo=geo)
     rib, reports = load_rib(
         ribs, reader, collector=collector, progress=progress, on_new_prefix=attribute
     )
     if broker is not None:
         reports.append(load_broker_rib(broker, reader, rib, progress))
+    if index is not None:
+        index.known = {}  # the earlier analysis's table is not held on to
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
     check_ribs(reports)

@@ -187,8 +187,18 @@ class Processor:
                 job.source, job.collector, job.name, job.kind, "failed", str(exc), size=size
             )
 
+    def _attributed(self, source: str, collector: str) -> dict[str, Any] | None:
+        """Country pieces already attributed in this worker: the collector's own state's, else
+        the newest state's (collectors share most prefixes; the RIR files are the same)."""
+        state = self.states.get((source, collector))
+        if state is None and self.states:
+            state = list(self.states.values())[-1]
+        index = None if state is None else state.analysis.index
+        return None if index is None else index.pieces
+
     def _rib(self, job: Job, size: int | None) -> Outcome:
         analysis = analyze(
+            attributed=self._attributed(job.source, job.collector),
             ribs=[job.path],
             reader=self.reader,
             geo=self.geo,

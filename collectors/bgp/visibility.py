@@ -273,11 +273,22 @@ class CountryIndex:
     by_country: dict[tuple[str, Family], set[str]] = dataclasses.field(
         default_factory=lambda: defaultdict(set)
     )
+    # pieces attributed before with the same RIR files (another index's ``pieces``, e.g. the
+    # collector's previous RIB): taken as they are instead of asking the RIR tables again
+    known: Mapping[str, list[tuple[str, Family, int, int]]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def add(self, prefix: str, geo: Geo) -> list[tuple[str, Family, int, int]]:
         """Attribute a prefix (once) and return its pieces."""
         found = self.pieces.get(prefix)
         if found is not None:
+            return found
+        found = self.known.get(prefix)
+        if found is not None:
+            self.pieces[prefix] = found
+            for country, family, _start, _size in found:
+                self.by_country[(country, family)].add(prefix)
             return found
         out: list[tuple[str, Family, int, int]] = []
         if not attributable(prefix):

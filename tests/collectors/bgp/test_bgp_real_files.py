@@ -445,3 +445,53 @@ def test_timeline_seeded_with_the_rib_countries_equals_one_computing_them(
         fresh.rib, fresh.full_feed, dict(fresh.ff_counts), fresh.index, geo, known=[marked]
     ).snapshot(0.0, 0)
     assert marked in first.countries
+
+
+def test_a_rib_reuses_the_country_pieces_attributed_before(shared_data: pathlib.Path) -> None:
+    """A worker's next RIB takes the prefixes' country pieces from the state it holds instead of
+    asking the RIR tables again: the same figures, the same pieces (the very lists)."""
+    from publiccore.collectors.bgp.process import Job, ProcessConfig, Processor
+
+    rib_file = shared_data / "mrt/bgpdump/bview.20020722.2337.gz"
+    geo = _geo_all(shared_data)
+    reader = BgpdumpReader()
+    first = analyze(ribs=[rib_file], reader=reader, geo=geo, transit_countries=["*"])
+    assert first.index is not None and len(first.index.pieces) > 100_000
+    again = analyze(
+        ribs=[rib_file],
+        reader=reader,
+        geo=geo,
+        transit_countries=["*"],
+        attributed=first.index.pieces,
+    )
+    assert again.index is not None and again.index.known == {}  # not held on to
+    assert (again.countries, again.transit, again.hegemony) == (
+        first.countries,
+        first.transit,
+        first.hegemony,
+    )
+    assert again.index.by_country == first.index.by_country
+    assert all(again.index.pieces[p] is first.index.pieces[p] for p in first.index.pieces)
+
+    delegated = tuple(
+        str(shared_data / p)
+        for p in (
+            "rir/ipzone/delegated-ripencc-latest",
+            "rir/ipzone/delegated-apnic-latest",
+            "rir/ipzone/delegated-afrinic-latest",
+            "rir/rir-mirror/delegated-lacnic-extended-latest",
+        )
+    )
+    processor = Processor(ProcessConfig(delegated=delegated))
+    outcomes = []
+    indexes = []
+    for hour in (0, 8):
+        job = Job("ris", "rrc05", "rib", f"bview.{hour}", str(rib_file), hour * 3600.0)
+        outcomes.append(processor.process(job))
+        index = processor.states[("ris", "rrc05")].analysis.index
+        assert index is not None
+        indexes.append(index)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert outcomes[0].observations == outcomes[1].observations
+    prefix = next(iter(indexes[0].pieces))
+    assert indexes[1].pieces[prefix] is indexes[0].pieces[prefix]
