@@ -7,6 +7,11 @@ skipped, a real gap of more than a day is jumped over, and ``Timeline.notes`` sa
 bin is ``partial`` when the updates end before it does (its last element, plus the one-second
 resolution of MRT times, falls short of the bin's end): its state is the state when the data
 stops, not at the bin's end.
+
+Country figures are kept per change: a country's first change counts it from the table once
+(``country_visibility``'s count), and from then on each prefix that changes state (routed,
+visible, seen by no full-feed session) adds or removes its pieces in a ``blocks.Coverage``, so
+a bin costs what changed in it, not the size of the countries it touched.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ import datetime as dt
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from publiccore.collectors.bgp.blocks import Coverage, units
 from publiccore.collectors.bgp.elements import ESTABLISHED, Element
 from publiccore.collectors.bgp.rib import Family, Rib
 from publiccore.collectors.bgp.roots import covering_prefix
 from publiccore.collectors.bgp.visibility import CountryIndex, CountryVisibility, country_visibility
 
 from publiccore.geo import Geo
+
+# a prefix's state bits as country visibility counts it (``Timeline._flag``)
+ROUTED, VISIBLE, UNSEEN = 1, 2, 4
 
 MAX_GAP_SECONDS = 86_400.0  # a longer jump between consecutive updates is not filled with bins
 JUMP_CONFIRM = 3  # updates in a row beyond such a jump that make it a real gap, not corruption
@@ -46,6 +55,18 @@ class Bin:
     countries: tuple[CountryVisibility, ...]
     prefixes: tuple[PrefixPoint, ...]
     partial: bool = False  # the data ends before the bin does (the last bin of a window)
+
+
+class _Running:
+    """One country's figures kept up to date as its prefixes change."""
+
+    __slots__ = ("prefixes", "routed", "unseen", "visible")
+
+    def __init__(self, prefixes: int, unseen: int, routed: Coverage) -> None:
+        self.prefixes = prefixes
+        self.unseen = unseen
+        self.routed = routed
+        self.visible = Coverage()
 
 
 def merged(streams: Sequence[Iterable[Element]]) -> Iterable[Element]:
@@ -85,7 +106,12 @@ class Timeline:
         self.max_gap_seconds = max_gap_seconds
         self.notes: list[str] = []  # gaps jumped and updates skipped (see ``run``)
         self.skipped = 0
-        self._dirty: set[tuple[str, Family]] = set()
+        # prefixes changed since the last bin, and for each country changed since the timeline
+        # began, its running figures; ``_flags`` holds each prefix's state as they count it
+        self._changed: set[str] = set()
+        self._running: dict[tuple[str, Family], _Running] = {}
+        self._flags: dict[str, int] = {}
+        self._totals = {family: len(full_feed[family]) for family in ("ipv4", "ipv6")}
         # sessions that went down once here: every route they hold since was set here, so
         # their prefixes are kept and a later down (sessions flap, often with no route at
         # all) drops them without another scan of the whole table
@@ -111,8 +137,87 @@ class Timeline:
     def _touch(self, prefix: str) -> None:
         if self.index is None or self.geo is None:
             return
-        for country, family, _start, _size in self.index.add(prefix, self.geo):
-            self._dirty.add((country, family))
+        self.index.add(prefix, self.geo)  # attributed when first seen
+        self._changed.add(prefix)
+
+    def _flag(self, prefix: str) -> int:
+        """A prefix's state as country visibility counts it: ROUTED, VISIBLE, UNSEEN bits."""
+        if prefix not in self.rib.routes:
+            return 0
+        count = self.ff_counts.get(prefix, 0)
+        total = self._totals["ipv6" if ":" in prefix else "ipv4"]
+        flag = ROUTED
+        if total and count / total > self.threshold:
+            flag |= VISIBLE
+        if count == 0:
+            flag |= UNSEEN
+        return flag
+
+    def _start_running(self, key: tuple[str, Family]) -> _Running:
+        """A country's running figures from the table as it is now (``country_visibility``'s
+        count, kept from here on by ``_refresh``)."""
+        assert self.index is not None
+        routed: list[tuple[int, int]] = []
+        visible: list[tuple[int, int]] = []
+        prefixes = unseen = 0
+        for prefix in self.index.by_country.get(key, ()):
+            flag = self._flags[prefix] = self._flag(prefix)
+            if not flag & ROUTED:
+                continue
+            prefixes += 1
+            unseen += bool(flag & UNSEEN)
+            for country, _family, start, size in self.index.pieces[prefix]:
+                if country == key[0]:
+                    routed.append((start, size))
+                    if flag & VISIBLE:
+                        visible.append((start, size))
+        running = _Running(prefixes, unseen, Coverage.from_blocks(routed))
+        running.visible = Coverage.from_blocks(visible)
+        return running
+
+    def _refresh(self) -> None:
+        """Bring the countries of the prefixes changed since the last bin up to date."""
+        assert self.index is not None
+        touched: set[tuple[str, Family]] = set()
+        start_anew: set[tuple[str, Family]] = set()
+        for prefix in self._changed:
+            recorded = self._flags.get(prefix)
+            new = self._flag(prefix)
+            if recorded == new:
+                continue
+            # not recorded: not counted by any running country (each records its prefixes when
+            # it starts), but maybe in a row computed before, which must be counted anew
+            old = recorded or 0
+            self._flags[prefix] = new
+            counted: set[tuple[str, Family]] = set()
+            for country, family, start, size in self.index.pieces.get(prefix, ()):
+                key = (country, family)
+                running = self._running.get(key)
+                if running is None:
+                    start_anew.add(key)  # counted from the table below, this prefix included
+                    continue
+                touched.add(key)
+                if (old ^ new) & ROUTED:
+                    (running.routed.add if new & ROUTED else running.routed.remove)(start, size)
+                if (old ^ new) & VISIBLE:
+                    (running.visible.add if new & VISIBLE else running.visible.remove)(start, size)
+                if key not in counted:
+                    counted.add(key)
+                    running.prefixes += (new & ROUTED) - (old & ROUTED)
+                    running.unseen += bool(new & UNSEEN) - bool(old & UNSEEN)
+        self._changed.clear()
+        for key in start_anew:
+            self._running[key] = self._start_running(key)
+        for key in touched | start_anew:
+            running = self._running[key]
+            self._countries[key] = CountryVisibility(
+                country=key[0],
+                family=key[1],
+                prefixes=running.prefixes,
+                routed_units=units(running.routed.union, key[1]),
+                visible_units=units(running.visible.union, key[1]),
+                unseen_prefixes=running.unseen,
+            )
 
     def _set(self, index: int, prefix: str, path: str) -> None:
         per_peer = self.rib.routes.get(prefix)
@@ -169,9 +274,8 @@ class Timeline:
 
     def snapshot(self, start: float, updates: int) -> Bin:
         """The state now, as the bin starting at ``start``."""
-        for key in self._dirty:
-            self._countries[key] = self._country(key)
-        self._dirty.clear()
+        if self._changed:
+            self._refresh()
         points = []
         for name, address in self.watched:
             prefix = covering_prefix(self.rib, address)

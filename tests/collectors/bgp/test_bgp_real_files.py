@@ -495,3 +495,51 @@ def test_a_rib_reuses_the_country_pieces_attributed_before(shared_data: pathlib.
     assert outcomes[0].observations == outcomes[1].observations
     prefix = next(iter(indexes[0].pieces))
     assert indexes[1].pieces[prefix] is indexes[0].pieces[prefix]
+
+
+def test_timeline_countries_kept_per_change_equal_a_recount_at_every_bin(
+    shared_data: pathlib.Path,
+) -> None:
+    """The timeline keeps each changed country's figures up to date per prefix change; at
+    every bin (10 s bins: 31 over this file) they equal country_visibility recounted over the
+    table as it is then, for every country."""
+    from publiccore.collectors.bgp.timeline import Timeline
+    from publiccore.collectors.bgp.visibility import country_visibility
+
+    geo = _geo_all(shared_data)
+    reader = BgpdumpReader()
+    rib = analyze(ribs=[shared_data / "mrt/bgpdump/bview.20020722.2337.gz"], reader=reader, geo=geo)
+    assert rib.index is not None
+    index = rib.index
+    timeline = Timeline(
+        rib.rib,
+        rib.full_feed,
+        dict(rib.ff_counts),
+        index,
+        geo,
+        bin_seconds=10,
+        known=rib.countries,
+    )
+    checked: list[int] = []
+
+    def recount(done) -> None:  # type: ignore[no-untyped-def]
+        expected = [
+            row
+            for key in sorted(index.by_country)
+            if (
+                row := country_visibility(
+                    index,
+                    key,
+                    timeline.rib.routes,
+                    timeline.ff_counts,
+                    len(timeline.full_feed[key[1]]),
+                )
+            ).prefixes
+        ]
+        assert list(done.countries) == expected
+        checked.append(len(expected))
+
+    updates = shared_data / "mrt/bgpdump/updates.20100722.2015.gz"
+    bins = timeline.run(reader.read(updates, kind="updates"), on_bin=recount)
+    assert len(bins) == len(checked) > 20 and min(checked) > 100
+    assert len({b.countries for b in bins}) > 1  # the figures do move over the file

@@ -205,6 +205,35 @@ def test_exclusive_sizes_is_the_space_no_more_specific_takes(
     assert exclusive_sizes(blocks) == expected
 
 
+_BLOCK = st.tuples(st.integers(0, 6), st.integers(0, 63)).map(
+    lambda b: ((b[1] >> b[0]) << b[0], 1 << b[0])
+)
+
+
+@given(
+    st.lists(_BLOCK, max_size=12),
+    st.lists(st.tuples(st.booleans(), _BLOCK, st.integers(0, 30)), max_size=60),
+)
+@settings(max_examples=400, deadline=None)
+def test_coverage_follows_adds_and_removes(
+    start: list[tuple[int, int]], steps: list[tuple[bool, tuple[int, int], int]]
+) -> None:
+    """After every add and remove, Coverage.union is union_size of the blocks present."""
+    from publiccore.collectors.bgp.blocks import Coverage
+
+    present = list(start)
+    coverage = Coverage.from_blocks(present)
+    assert coverage.union == union_size(present)
+    for remove, block_, pick in steps:
+        if remove and present:
+            gone = present.pop(pick % len(present))
+            coverage.remove(*gone)
+        else:
+            present.append(block_)
+            coverage.add(*block_)
+        assert coverage.union == union_size(present)
+
+
 def test_parse_bgpdump_lines() -> None:
     rib = parse_line(
         "TABLE_DUMP2|1400824800|B|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|"
