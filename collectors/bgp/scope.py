@@ -43,14 +43,20 @@ class Scope:
     # per full-feed session, in the order the sessions are first met: its route pieces, by
     # prefix in sorted order, then by piece
     sessions: Mapping[int, list[Piece]]
-    _exclusive: dict[int, list[int]] = dataclasses.field(default_factory=dict)
+    # per session, its pieces' (start, size) blocks, in the same order
+    blocks: Mapping[int, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    # exclusive sizes per distinct list of blocks: sessions that carry the same prefixes of
+    # the country (most full feeds) share one computation
+    _exclusive: dict[tuple[tuple[int, int], ...], list[int]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def exclusive(self, session: int) -> list[int]:
         """Per piece of ``session``, the addresses not under a more-specific piece of it."""
-        found = self._exclusive.get(session)
+        key = tuple(self.blocks[session])
+        found = self._exclusive.get(key)
         if found is None:
-            found = exclusive_sizes([(s, z) for s, z, _p, _f in self.sessions[session]])
-            self._exclusive[session] = found
+            found = self._exclusive[key] = exclusive_sizes(key)
         return found
 
 
@@ -72,6 +78,7 @@ def country_scope(
     memo = paths if paths is not None else Paths(keep_documentation=keep_documentation)
     routes = rib.routes
     sessions: dict[int, list[Piece]] = {}
+    blocks: dict[int, list[tuple[int, int]]] = {}
     routed = 0
     for prefix in sorted(index.by_country.get((country, family), ())):
         per_peer = routes.get(prefix)
@@ -86,8 +93,10 @@ def country_scope(
             held = sessions.get(session)
             if held is None:
                 held = sessions[session] = []
+                blocks[session] = []
+            blocks[session] += pieces
             first = True
             for start, size in pieces:
                 held.append((start, size, path, first))
                 first = False
-    return Scope(country=country, family=family, routed=routed, sessions=sessions)
+    return Scope(country=country, family=family, routed=routed, sessions=sessions, blocks=blocks)
