@@ -353,25 +353,11 @@ def analyze(
                 if not every:  # with every country, the family's note above says it once
                     notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
                 continue
-            scope = country_scope(
-                rib,
-                index,
-                country.upper(),
-                family,
-                ff[family],
-                keep_documentation=options.keep_documentation,
-                paths=paths,
-            )
+            walked = (rib, index, country.upper(), family, ff[family])
+            kept = options.keep_documentation
+            scope = country_scope(*walked, keep_documentation=kept, paths=paths)
             row = country_transit(
-                rib,
-                index,
-                country.upper(),
-                family,
-                ff[family],
-                geo.country_of_asn,
-                keep_documentation=options.keep_documentation,
-                trim=options.trim,
-                scope=scope,
+                *walked, geo.country_of_asn, keep_documentation=kept, trim=options.trim, scope=scope
             )
             transit_rows.append(row)
             if row.note and not every:
@@ -379,14 +365,7 @@ def analyze(
             if hegemony:
                 hegemony_rows.append(
                     country_hegemony(
-                        rib,
-                        index,
-                        country.upper(),
-                        family,
-                        ff[family],
-                        keep_documentation=options.keep_documentation,
-                        trim=options.trim,
-                        scope=scope,
+                        *walked, keep_documentation=kept, trim=options.trim, scope=scope
                     )
                 )
     bins: list[Bin] = []
