@@ -27,10 +27,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from publiccore.collectors.bgp.blocks import exclusive_sizes
-from publiccore.collectors.bgp.rib import Family, Rib
-from publiccore.collectors.bgp.scope import Scope, country_scope
+from publiccore.collectors.bgp.rib import Family
+from publiccore.collectors.bgp.scope import Scope
 from publiccore.collectors.bgp.transit import trimmed_mean
-from publiccore.collectors.bgp.visibility import CountryIndex
 
 # An AS with a hegemony above this counts as one the country depends on
 # (``bgp_country_dependent_ases``).
@@ -161,28 +160,12 @@ def combine_views(
     return out
 
 
-def country_hegemony(
-    rib: Rib,
-    index: CountryIndex,
-    country: str,
-    family: Family,
-    full_feed: frozenset[int],
-    *,
-    keep_documentation: bool = False,
-    trim: float = 0.1,
-    scope: Scope | None = None,
-) -> Hegemony:
-    """The AS hegemony over ``country``'s routed ``family`` space (see module doc).
-
-    ``scope`` is ``country_scope`` of the same arguments when the caller has it already.
-    """
-    if scope is None:
-        scope = country_scope(
-            rib, index, country, family, full_feed, keep_documentation=keep_documentation
-        )
+def country_hegemony(scope: Scope, *, trim: float = 0.1) -> Hegemony:
+    """The AS hegemony over the scope's country's routed space, one family (see module doc)."""
+    country, family = scope.country, scope.family
     per_peer_as: dict[int, list[Mapping[int, float]]] = defaultdict(list)
     for session in scope.sessions:
-        per_peer_as[rib.peers[session].peer_asn].append(_session_scores(scope, session))
+        per_peer_as[scope.peer_asns[session]].append(_session_scores(scope, session))
     if not per_peer_as:
         return Hegemony.absent(
             country, family, f"no full-feed route to a {family} prefix of {country}"

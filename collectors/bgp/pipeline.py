@@ -353,21 +353,21 @@ def analyze(
                 if not every:  # with every country, the family's note above says it once
                     notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
                 continue
-            walked = (rib, index, country.upper(), family, ff[family])
-            kept = options.keep_documentation
-            scope = country_scope(*walked, keep_documentation=kept, paths=paths)
-            row = country_transit(
-                *walked, geo.country_of_asn, keep_documentation=kept, trim=options.trim, scope=scope
+            scope = country_scope(
+                rib,
+                index,
+                country.upper(),
+                family,
+                ff[family],
+                keep_documentation=options.keep_documentation,
+                paths=paths,
             )
+            row = country_transit(scope, geo.country_of_asn, trim=options.trim)
             transit_rows.append(row)
             if row.note and not every:
                 notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
             if hegemony:
-                hegemony_rows.append(
-                    country_hegemony(
-                        *walked, keep_documentation=kept, trim=options.trim, scope=scope
-                    )
-                )
+                hegemony_rows.append(country_hegemony(scope, trim=options.trim))
     bins: list[Bin] = []
     if updates:
         streams = []

@@ -192,7 +192,7 @@ class Processor:
         the newest state's (collectors share most prefixes; the RIR files are the same)."""
         state = self.states.get((source, collector))
         if state is None and self.states:
-            state = list(self.states.values())[-1]
+            state = next(reversed(self.states.values()))
         index = None if state is None else state.analysis.index
         return None if index is None else index.pieces
 

@@ -2,7 +2,8 @@
 
 Both figures go over the same routes: the country's routed prefixes of one family (sorted), each
 full-feed session's cleaned path to each, and the pieces of each prefix that belong to the
-country. ``country_scope`` gathers them once; ``Scope.exclusive`` gives a session's exclusive
+country. ``country_scope`` gathers them once (``transit.country_transit`` and
+``hegemony.country_hegemony`` take the scope); ``Scope.exclusive`` gives a session's exclusive
 address space per piece (longest match), computed once for both. A ``Paths`` memo shared by all
 countries of one table cleans each distinct AS path text once.
 """
@@ -43,6 +44,7 @@ class Scope:
     # per full-feed session, in the order the sessions are first met: its route pieces, by
     # prefix in sorted order, then by piece
     sessions: Mapping[int, list[Piece]]
+    peer_asns: Mapping[int, int]  # per session, the collector peer's ASN
     # per session, its pieces' (start, size) blocks, in the same order
     blocks: Mapping[int, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
     # exclusive sizes per distinct list of blocks: sessions that carry the same prefixes of
@@ -79,6 +81,7 @@ def country_scope(
     routes = rib.routes
     sessions: dict[int, list[Piece]] = {}
     blocks: dict[int, list[tuple[int, int]]] = {}
+    peer_asns: dict[int, int] = {}
     routed = 0
     for prefix in sorted(index.by_country.get((country, family), ())):
         per_peer = routes.get(prefix)
@@ -94,9 +97,17 @@ def country_scope(
             if held is None:
                 held = sessions[session] = []
                 blocks[session] = []
+                peer_asns[session] = rib.peers[session].peer_asn
             blocks[session] += pieces
             first = True
             for start, size in pieces:
                 held.append((start, size, path, first))
                 first = False
-    return Scope(country=country, family=family, routed=routed, sessions=sessions, blocks=blocks)
+    return Scope(
+        country=country,
+        family=family,
+        routed=routed,
+        sessions=sessions,
+        peer_asns=peer_asns,
+        blocks=blocks,
+    )

@@ -19,9 +19,8 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from publiccore.collectors.bgp.rib import Family, Rib
-from publiccore.collectors.bgp.scope import Scope, country_scope
-from publiccore.collectors.bgp.visibility import CountryIndex
+from publiccore.collectors.bgp.rib import Family
+from publiccore.collectors.bgp.scope import Scope
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,31 +138,15 @@ def combine(per_peer_as: Mapping[int, Mapping[int, float]], *, trim: float = 0.1
 
 
 def country_transit(
-    rib: Rib,
-    index: CountryIndex,
-    country: str,
-    family: Family,
-    full_feed: frozenset[int],
-    country_of_asn: Callable[[int], str | None],
-    *,
-    keep_documentation: bool = False,
-    trim: float = 0.1,
-    scope: Scope | None = None,
+    scope: Scope, country_of_asn: Callable[[int], str | None], *, trim: float = 0.1
 ) -> Transit:
-    """The international upstreams of ``country`` for ``family`` (see module doc).
-
-    ``scope`` is ``country_scope`` of the same arguments when the caller has it already
-    (hegemony walks the same routes).
-    """
-    if scope is None:
-        scope = country_scope(
-            rib, index, country, family, full_feed, keep_documentation=keep_documentation
-        )
+    """The international upstreams of the scope's country and family (see module doc)."""
+    country, family = scope.country, scope.family
     used = skipped = peer_only = 0
     upstreams: dict[tuple[int, ...], int | None] = {}  # per cleaned path (paths repeat)
     per_peer_as: dict[int, list[dict[int, float]]] = defaultdict(list)
     for session, routes in scope.sessions.items():
-        peer_asn = rib.peers[session].peer_asn
+        peer_asn = scope.peer_asns[session]
         weights: dict[int, float] = defaultdict(float)
         for (_start, _size, path, first), weight in zip(
             routes, scope.exclusive(session), strict=True

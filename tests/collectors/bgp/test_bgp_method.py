@@ -21,6 +21,7 @@ from publiccore.collectors.bgp.hegemony import combine_views, country_hegemony, 
 from publiccore.collectors.bgp.pipeline import analyze
 from publiccore.collectors.bgp.rib import Rib
 from publiccore.collectors.bgp.roots import load_expected_origins, root_prefixes
+from publiccore.collectors.bgp.scope import country_scope
 from publiccore.collectors.bgp.timeline import Timeline
 from publiccore.collectors.bgp.transit import country_transit
 from publiccore.collectors.bgp.visibility import country_index
@@ -88,7 +89,7 @@ def test_hegemony_hand_checked() -> None:
     geo = _geo(NL_GEO)
     index = country_index(rib.routes, geo)
     ff = frozenset(range(len(rib.peers)))
-    got = country_hegemony(rib, index, "NL", "ipv4", ff)
+    got = country_hegemony(country_scope(rib, index, "NL", "ipv4", ff))
     assert got.covered and got.peer_asns_used == 3 and got.sessions_used == 3
     assert {d.asn: round(d.hegemony, 9) for d in got.dependencies} == {
         3: round(4 / 9, 9),
@@ -131,7 +132,7 @@ def test_hegemony_trims_ten_percent_of_peer_ases() -> None:
 def test_hegemony_without_full_feed_route_is_absent() -> None:
     rib = _rib([(11, P1, "11 3 100")])
     index = country_index(rib.routes, _geo(NL_GEO))
-    got = country_hegemony(rib, index, "NL", "ipv4", frozenset())
+    got = country_hegemony(country_scope(rib, index, "NL", "ipv4", frozenset()))
     assert not got.covered and got.dependencies == () and got.note
 
 
@@ -142,7 +143,7 @@ def test_upstream_drops_the_collector_peer_as_first_as() -> None:
     geo = _geo(NL_GEO)
     index = country_index(rib.routes, geo)
     ff = frozenset(range(len(rib.peers)))
-    got = country_transit(rib, index, "NL", "ipv4", ff, geo.country_of_asn)
+    got = country_transit(country_scope(rib, index, "NL", "ipv4", ff), geo.country_of_asn)
     assert got.paths_peer_upstream == 1 and got.paths_used == 2 and got.paths_skipped == 0
     # peer AS 11 alone: 1/3 of the space via 5, 2/3 via 3
     assert [(u.asn, round(u.share, 6)) for u in got.upstreams] == [(3, 0.666667), (5, 0.333333)]
@@ -153,7 +154,7 @@ def test_transit_of_a_family_without_routes_is_absent() -> None:
     rib = _rib([(11, P1, "11 3 100")])
     geo = _geo(NL_GEO)
     index = country_index(rib.routes, geo)
-    got = country_transit(rib, index, "NL", "ipv6", frozenset(), geo.country_of_asn)
+    got = country_transit(country_scope(rib, index, "NL", "ipv6", frozenset()), geo.country_of_asn)
     assert not got.covered and "no routed ipv6 prefix of NL" in got.note
 
 

@@ -401,6 +401,7 @@ def test_every_country_transit_and_hegemony_equal_one_by_one(
     """Every country at once (one route scope per country shared by transit and hegemony, one
     cleaning per AS path) gives exactly what each country computed alone gives."""
     from publiccore.collectors.bgp.hegemony import country_hegemony
+    from publiccore.collectors.bgp.scope import country_scope
     from publiccore.collectors.bgp.transit import country_transit
 
     geo = _geo_all(shared_data)
@@ -414,8 +415,8 @@ def test_every_country_transit_and_hegemony_equal_one_by_one(
     for transit, hegemony in zip(analysis.transit, analysis.hegemony, strict=True):
         ff = analysis.full_feed[transit.family]
         args = (analysis.rib, analysis.index, transit.country, transit.family, ff)
-        assert transit == country_transit(*args, geo.country_of_asn)
-        assert hegemony == country_hegemony(*args)
+        assert transit == country_transit(country_scope(*args), geo.country_of_asn)
+        assert hegemony == country_hegemony(country_scope(*args))
 
 
 def test_timeline_seeded_with_the_rib_countries_equals_one_computing_them(
