@@ -133,10 +133,14 @@ def _session_scores(scope: Scope, session: int) -> dict[int, float]:
     """``view_scores`` of one session of a scope (IPv6: the first piece of each prefix only)."""
     routes = scope.sessions[session]
     if scope.family == "ipv6":  # IHR: one weight per IPv6 prefix
-        kept = [(size, path) for _start, size, path, first in routes if first]
+        kept = [
+            (size, path)
+            for (_start, size), (path, first) in zip(scope.blocks[session], routes, strict=True)
+            if first
+        ]
         return _scores([p for _z, p in kept], [1.0 if z > 0 else 0.0 for z, _p in kept])
     weights = [float(w) for w in scope.exclusive(session)]
-    return _scores([path for _s, _z, path, _f in routes], weights)
+    return _scores([path for path, _first in routes], weights)
 
 
 def combine_views(

@@ -18,8 +18,9 @@ from publiccore.collectors.bgp.paths import clean_path
 from publiccore.collectors.bgp.rib import Family, Rib
 from publiccore.collectors.bgp.visibility import CountryIndex
 
-# One route piece: (start, size, cleaned path peer first, whether it is its prefix's first piece)
-Piece = tuple[int, int, tuple[int, ...], bool]
+# One route piece: (cleaned path peer first, whether it is its prefix's first piece); its
+# (start, size) block is at the same place in ``Scope.blocks``
+Piece = tuple[tuple[int, ...], bool]
 
 
 class Paths(dict[str, tuple[int, ...]]):
@@ -44,9 +45,9 @@ class Scope:
     # per full-feed session, in the order the sessions are first met: its route pieces, by
     # prefix in sorted order, then by piece
     sessions: Mapping[int, list[Piece]]
-    peer_asns: Mapping[int, int]  # per session, the collector peer's ASN
     # per session, its pieces' (start, size) blocks, in the same order
-    blocks: Mapping[int, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    blocks: Mapping[int, list[tuple[int, int]]]
+    peer_asns: Mapping[int, int]  # per session, the collector peer's ASN
     # exclusive sizes per distinct list of blocks: sessions that carry the same prefixes of
     # the country (most full feeds) share one computation
     _exclusive: dict[tuple[tuple[int, int], ...], list[int]] = dataclasses.field(
@@ -99,15 +100,13 @@ def country_scope(
                 blocks[session] = []
                 peer_asns[session] = rib.peers[session].peer_asn
             blocks[session] += pieces
-            first = True
-            for start, size in pieces:
-                held.append((start, size, path, first))
-                first = False
+            held.append((path, True))
+            held += [(path, False)] * (len(pieces) - 1)
     return Scope(
         country=country,
         family=family,
         routed=routed,
         sessions=sessions,
-        peer_asns=peer_asns,
         blocks=blocks,
+        peer_asns=peer_asns,
     )

@@ -148,9 +148,7 @@ def country_transit(
     for session, routes in scope.sessions.items():
         peer_asn = scope.peer_asns[session]
         weights: dict[int, float] = defaultdict(float)
-        for (_start, _size, path, first), weight in zip(
-            routes, scope.exclusive(session), strict=True
-        ):
+        for (path, first), weight in zip(routes, scope.exclusive(session), strict=True):
             if path in upstreams:
                 upstream = upstreams[path]
             else:
