@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from publiccore.collectors.bgp import archive as arc
 from publiccore.collectors.bgp import follow as fl
+from publiccore.collectors.bgp import forked
 from publiccore.collectors.bgp import process as proc
 
 from publiccore.errors import InputError
@@ -291,6 +292,9 @@ def backfill(
     tasks_chains, skipped = plan(store, files, max_attempts=options.max_attempts)
     result = BackfillResult(skipped=skipped)
     cache = options.cache_dir
+    busy = min(options.workers, len(tasks_chains))  # local worker processes with a chain
+    if dask is None and not config.split and forked.spare_cores(busy):
+        config = dataclasses.replace(config, split=True)
     tasks = [
         ChainTask(
             chain=chain,

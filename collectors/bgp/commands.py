@@ -176,6 +176,7 @@ def _geo(files: Sequence[str]) -> Any:
 def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[list[Any], Any, cfg.Settings]:
     """The analyses of the command's files: one, or one per dump time when RIBs of one
     collector come from several (``pipeline.analyze_dumps``)."""
+    from publiccore.collectors.bgp import forked
     from publiccore.collectors.bgp.pipeline import analyze_dumps
     from publiccore.collectors.bgp.progress import progress_bar
     from publiccore.collectors.bgp.readers import make_reader
@@ -190,6 +191,7 @@ def _run(args: argparse.Namespace, **kwargs: Any) -> tuple[list[Any], Any, cfg.S
             collector=args.collector,
             options=options,
             progress=progress,
+            split=forked.spare_cores(1),  # a second core takes a share of the country figures
             **kwargs,
         )
     several = len(analyses) > 1

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from publiccore.collectors.bgp import archive as arc
+from publiccore.collectors.bgp import forked
 from publiccore.collectors.bgp import process as proc
 from publiccore.collectors.bgp.watch import ROOT_PEERS_SNAPSHOT
 
@@ -174,6 +175,8 @@ class Follower:
     ) -> None:
         self.store = store
         self.options = options
+        if not config.split and forked.spare_cores(options.workers):
+            config = dataclasses.replace(config, split=True)
         self.config = config
         self.clock = clock
         self.owner = owner_token()

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from publiccore.collectors.bgp import forked
 from publiccore.collectors.bgp.elements import Element, FileReport, ProgressCallback, Reader
 from publiccore.collectors.bgp.hegemony import Hegemony, country_hegemony
 from publiccore.collectors.bgp.rib import (
@@ -225,6 +226,68 @@ def covered_families(full_feed: Mapping[Family, frozenset[int]]) -> tuple[Family
     return tuple(f for f in FAMILIES if full_feed[f])
 
 
+class CountryFigures:
+    """Transit and hegemony of (country, family) keys from one table (``analyze``'s part)."""
+
+    def __init__(
+        self,
+        rib: Rib,
+        index: CountryIndex | None,
+        full_feed: Mapping[Family, frozenset[int]],
+        options: Options,
+        geo: Geo | None,
+        *,
+        hegemony: bool,
+    ) -> None:
+        self.rib = rib
+        self.index = index
+        self.full_feed = full_feed
+        self.options = options
+        self.geo = geo
+        self.hegemony = hegemony
+
+    def compute(
+        self, keys: Sequence[tuple[str, Family]]
+    ) -> dict[tuple[str, Family], tuple[Transit, Hegemony | None]]:
+        """Each key's transit row and hegemony row (None without ``hegemony``)."""
+        if not keys:
+            return {}
+        assert self.index is not None and self.geo is not None
+        options = self.options
+        paths = Paths(keep_documentation=options.keep_documentation)  # one cleaning per path
+        out: dict[tuple[str, Family], tuple[Transit, Hegemony | None]] = {}
+        for country, family in keys:
+            scope = country_scope(
+                self.rib,
+                self.index,
+                country,
+                family,
+                self.full_feed[family],
+                keep_documentation=options.keep_documentation,
+                paths=paths,
+            )
+            row = country_transit(scope, self.geo.country_of_asn, trim=options.trim)
+            weight = country_hegemony(scope, trim=options.trim) if self.hegemony else None
+            out[(country, family)] = (row, weight)
+        return out
+
+    def claimed(
+        self, keys: Sequence[tuple[str, Family]], claims: forked.Claims
+    ) -> dict[tuple[str, Family], tuple[Transit, Hegemony | None]]:
+        """``compute`` of the keys this process takes from ``claims``, one at a time."""
+        out: dict[tuple[str, Family], tuple[Transit, Hegemony | None]] = {}
+        while (item := claims.take()) is not None:
+            out.update(self.compute(keys[item : item + 1]))
+        return out
+
+    def largest_first(self, keys: Sequence[tuple[str, Family]]) -> list[tuple[str, Family]]:
+        """The keys by the country's attributed prefixes, most first: shared out in this
+        order, the last items taken are the small ones, and both processes end together."""
+        assert self.index is not None
+        sizes = {key: len(self.index.by_country.get(key, ())) for key in keys}
+        return sorted(keys, key=lambda k: (-sizes[k], k))
+
+
 def analyze(
     *,
     ribs: Sequence[str | os.PathLike[str]],
@@ -244,6 +307,7 @@ def analyze(
     hints_as_of: Callable[[float | None], DatedHints] | None = None,
     expected_as_of: Callable[[float | None], Mapping[str, tuple[int, ...]]] | None = None,
     attributed: Mapping[str, list[tuple[str, Family, int, int]]] | None = None,
+    split: bool = False,
 ) -> Analysis:
     """Run the derivation (see module doc); raise InputError on unusable input.
 
@@ -258,6 +322,8 @@ def analyze(
     for the dump time (``roots.load_expected_origins(as_of=…)``), replacing ``expected``.
     ``attributed``: prefixes' country pieces from an earlier analysis with the same ``geo``
     (``Analysis.index.pieces``), reused instead of attributing those prefixes again.
+    ``split``: compute a share of the country transit and hegemony figures in a forked child
+    process, on a spare core (``forked.start``; the results are the same either way).
     """
     if not ribs and broker is None:
         raise InputError("no RIB file given (--mrt FILE)")
@@ -276,6 +342,11 @@ def analyze(
     if not rib.routes:
         raise InputError("the RIB files hold no routes")
     check_ribs(reports)
+    if index is not None and geo is not None and broker is not None:
+        for prefix in rib.routes:
+            index.add(prefix, geo)
+    if transit_countries and (geo is None or index is None):
+        raise InputError("transit needs RIR delegated files (--delegated FILE)")
     rows = rib.peer_table(options.rule)
     ff = full_feed_sets(rows)
     notes: list[str] = []
@@ -285,16 +356,32 @@ def analyze(
         if family not in covered:
             held = "routes but no full-feed peer" if family in routed_families else "no route"
             notes.append(f"{family}: the input has {held}; no {family} figure is given")
-    ff_counts, summary = tally(
-        rib, ff, threshold=options.threshold, keep_documentation=options.keep_documentation
-    )
-    dump_times = [r.dump_time for r in reports if r.dump_time is not None]
-    country_rows: list[CountryVisibility] = []
-    if index is not None and geo is not None:
-        if broker is not None:
-            for prefix in rib.routes:
-                index.add(prefix, geo)
-        if countries:
+    every = "*" in transit_countries
+    if every and index is not None:
+        transit_countries = sorted({country for country, _family in index.by_country})
+    wanted = [
+        (country.upper(), family)
+        for country in transit_countries
+        for family in transit_families
+        if not (every and index is not None and not index.by_country.get((country, family)))
+    ]
+    figures = CountryFigures(rib, index, ff, options, geo, hegemony=hegemony)
+    computed = [key for key in wanted if key[1] in covered]
+    # the country figures are the bulk of the work after the read, and need only the table
+    # and the full-feed sets: with ``split``, a forked child starts on them while this
+    # process counts the rest, then both take the countries left in turn (forked.py)
+    child = claims = None
+    if split and index is not None and len(computed) > 1:
+        computed = figures.largest_first(computed)
+        claims = forked.Claims.shared(len(computed))
+        child = None if claims is None else forked.start(figures.claimed, computed, claims)
+    try:
+        ff_counts, summary = tally(
+            rib, ff, threshold=options.threshold, keep_documentation=options.keep_documentation
+        )
+        dump_times = [r.dump_time for r in reports if r.dump_time is not None]
+        country_rows: list[CountryVisibility] = []
+        if index is not None and geo is not None and countries:
             country_rows = [
                 c
                 for c in all_country_visibility(
@@ -302,72 +389,60 @@ def analyze(
                 )
                 if c.family in covered
             ]
-    if not servers and hints_as_of is not None:
-        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
-        dated = hints_as_of(dump)
-        servers = dated.servers
-        notes.append(f"root hints as of {dated.valid_from} ({dated.file}) for this RIB")
-        if dated.note:
-            notes.append(dated.note)
-    if expected_as_of is not None:
-        dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
-        expected = expected_as_of(dump)
-    root_rows = (
-        root_prefixes(
-            rib,
-            servers,
-            ff,
-            expected or {},
-            threshold=options.threshold,
-            keep_documentation=options.keep_documentation,
-            partial=any(r.partial for r in reports),
+        if not servers and hints_as_of is not None:
+            dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+            dated = hints_as_of(dump)
+            servers = dated.servers
+            notes.append(f"root hints as of {dated.valid_from} ({dated.file}) for this RIB")
+            if dated.note:
+                notes.append(dated.note)
+        if expected_as_of is not None:
+            dump = max((r.dump_time for r in reports if r.dump_time is not None), default=None)
+            expected = expected_as_of(dump)
+        root_rows = (
+            root_prefixes(
+                rib,
+                servers,
+                ff,
+                expected or {},
+                threshold=options.threshold,
+                keep_documentation=options.keep_documentation,
+                partial=any(r.partial for r in reports),
+            )
+            if servers
+            else []
         )
-        if servers
-        else []
-    )
-    not_covered = [r for r in root_rows if not r.covered]
-    if not_covered:
-        notes.append(
-            f"{len(not_covered)} root addresses not covered by the input (no figure stored): "
-            + "; ".join(sorted({r.note for r in not_covered}))
-        )
+        not_covered = [r for r in root_rows if not r.covered]
+        if not_covered:
+            notes.append(
+                f"{len(not_covered)} root addresses not covered by the input (no figure stored): "
+                + "; ".join(sorted({r.note for r in not_covered}))
+            )
+        if child is not None and claims is not None:
+            results = figures.claimed(computed, claims)
+            results.update(child.result())
+            # a child that died has taken keys it did not give back: computed here
+            results.update(figures.compute([k for k in computed if k not in results]))
+        else:
+            results = figures.compute(computed)
+    finally:
+        if child is not None:
+            child.close()  # only when it failed before the child's result was taken
     transit_rows: list[Transit] = []
     hegemony_rows: list[Hegemony] = []
-    every = "*" in transit_countries
-    paths = Paths(keep_documentation=options.keep_documentation)  # one cleaning per AS path
-    if every and index is not None:
-        transit_countries = sorted({country for country, _family in index.by_country})
-    for country in transit_countries:
-        if geo is None or index is None:
-            raise InputError("transit needs RIR delegated files (--delegated FILE)")
-        for family in transit_families:
-            if every and not index.by_country.get((country, family)):
-                continue
-            if family not in covered:
-                row = uncovered(
-                    country.upper(), family, f"the input has no {family} full-feed peer"
-                )
-                transit_rows.append(row)
-                if hegemony:
-                    hegemony_rows.append(Hegemony.absent(country.upper(), family, row.note))
-                if not every:  # with every country, the family's note above says it once
-                    notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
-                continue
-            scope = country_scope(
-                rib,
-                index,
-                country.upper(),
-                family,
-                ff[family],
-                keep_documentation=options.keep_documentation,
-                paths=paths,
-            )
-            row = country_transit(scope, geo.country_of_asn, trim=options.trim)
-            transit_rows.append(row)
+    for country, family in wanted:
+        if family in covered:
+            row, weight = results[(country, family)]
             if row.note and not every:
-                notes.append(f"{country.upper()} {family}: {row.note}; no upstream figure")
-            if hegemony:
-                hegemony_rows.append(country_hegemony(scope, trim=options.trim))
+                notes.append(f"{country} {family}: {row.note}; no upstream figure")
+        else:
+            row = uncovered(country, family, f"the input has no {family} full-feed peer")
+            weight = Hegemony.absent(country, family, row.note) if hegemony else None
+            if not every:  # with every country, the family's note above says it once
+                notes.append(f"{country} {family}: {row.note}; no upstream figure")
+        transit_rows.append(row)
+        if weight is not None:
+            hegemony_rows.append(weight)
     bins: list[Bin] = []
     if updates:
         streams = []
