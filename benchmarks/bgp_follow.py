@@ -31,8 +31,9 @@ and with the workers' start —, and the same in CPU time (bgpdump alone ÷ the 
 processing, its bgpdump and decompressor included), which a loaded machine disturbs far less
 than wall time. The follower runs with the tunable (collectors/bgp/bgpdump.py) and once more
 without (glibc's default top pad, 128 KiB), and once with it for the Python worker processes as
-well (``GLIBC_TUNABLES`` in the follower's environment), to measure what it changes. Best of N
-runs (default 1).
+well (``GLIBC_TUNABLES`` in the follower's environment), to measure what it changes. With 1
+worker on a machine of two cores or more, each RIB's country figures are shared with a forked
+child (``analyze(split=True)``); "no split" is the same run without. Best of N runs (default 1).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def shapes(directory: pathlib.Path) -> dict[str, Shape]:
     }
 
 
-def _child(url: str, shape: Shape, collectors: int, workers: int, geo: bool) -> dict[str, float]:
+def _child(
+    url: str, shape: Shape, collectors: int, workers: int, geo: bool, split: bool | None
+) -> dict[str, float]:
     """In a child process: one follower run; timings, counts and peak RSS."""
     import asyncio
 
@@ -156,7 +159,9 @@ def _child(url: str, shape: Shape, collectors: int, workers: int, geo: bool) -> 
             workers=workers,
         )
         now = parse_when(shape.now).timestamp()
-        config = proc.ProcessConfig(delegated=tuple(map(str, DELEGATED)) if geo else ())
+        config = proc.ProcessConfig(
+            delegated=tuple(map(str, DELEGATED)) if geo else (), split=split
+        )
         started = time.perf_counter()
         follower = fl.Follower(store, options, config, clock=lambda: now)
         # the worker processes start once per follower: timed apart, so that "seconds" is the
@@ -184,14 +189,21 @@ def _child(url: str, shape: Shape, collectors: int, workers: int, geo: bool) -> 
 
 
 def _run_child(
-    url: str, shape: Shape, collectors: int, workers: int, geo: bool, env_extra: dict[str, str]
+    url: str,
+    shape: Shape,
+    collectors: int,
+    workers: int,
+    geo: bool,
+    env_extra: dict[str, str],
+    split: bool = True,
 ) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env.update(env_extra)
     fields = json.dumps({k: str(v) for k, v in dataclasses.asdict(shape).items()})
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, fields, str(collectors), str(workers)]
-        + ([] if geo else ["--no-delegated"]),
+        + ([] if geo else ["--no-delegated"])
+        + ([] if split else ["--no-split"]),
         capture_output=True,
         text=True,
         check=True,
@@ -259,6 +271,7 @@ def main() -> int:
         help="without RIR delegated files: no country visibility, transit or hegemony",
     )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--no-split", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     geo = not args.no_delegated
     if args.child:
@@ -267,7 +280,8 @@ def main() -> int:
         shape = Shape(
             **{k: pathlib.Path(v) if k in ("rib", "updates") else v for k, v in raw.items()}
         )
-        print(json.dumps(_child(url, shape, int(collectors), int(workers), geo)))
+        split = False if args.no_split else None  # None: the follower decides
+        print(json.dumps(_child(url, shape, int(collectors), int(workers), geo, split)))
         return 0
     if shutil.which("bgpdump") is None:
         print("bgpdump not installed (apt install bgpdump)", file=sys.stderr)
@@ -293,17 +307,20 @@ def _measure(shape: Shape, collectors: int, repeat: int, geo: bool) -> None:
     url = server.start()
     rib, updates = shape.rib, shape.updates
     try:
-        configs = (
-            ("1 worker", 1, {}),
-            ("2 workers", 2, {}),
-            ("1 worker, no tunable", 1, {"PUBLICCORE_BGPDUMP_TUNABLE": ""}),
-            ("1 worker, tunable on all", 1, {"GLIBC_TUNABLES": TUNABLE}),
+        configs: tuple[tuple[str, int, dict[str, str], bool], ...] = (
+            ("1 worker", 1, {}, True),
+            ("2 workers", 2, {}, True),
+            ("1 worker, no tunable", 1, {"PUBLICCORE_BGPDUMP_TUNABLE": ""}, True),
+            ("1 worker, tunable on all", 1, {"GLIBC_TUNABLES": TUNABLE}, True),
+            ("1 worker, no split", 1, {}, False),
         )
-        runs: dict[str, list[dict[str, float]]] = {label: [] for label, _w, _e in configs}
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_rest in configs}
         alone: dict[pathlib.Path, list[tuple[float, str, float]]] = {rib: [], updates: []}
         for _ in range(repeat):  # interleaved: the machine's load hits every side alike
-            for label, workers, extra in configs:
-                runs[label].append(_run_child(url, shape, collectors, workers, geo, extra))
+            for label, workers, extra, split in configs:
+                runs[label].append(
+                    _run_child(url, shape, collectors, workers, geo, extra, split=split)
+                )
                 for path in alone:
                     alone[path].append(_bgpdump_alone(path))
         results = {label: min(r, key=lambda x: x["seconds"]) for label, r in runs.items()}
@@ -351,7 +368,10 @@ def _measure(shape: Shape, collectors: int, repeat: int, geo: bool) -> None:
         f"2 workers ÷ 1 worker: {one['seconds'] / two['seconds']:.2f}× files/min; "
         f"bgpdump's tunable: {results['1 worker, no tunable']['seconds'] / one['seconds']:.2f}× "
         f"(seconds without ÷ with); on the workers too: "
-        f"{one['seconds'] / results['1 worker, tunable on all']['seconds']:.2f}× faster again"
+        f"{one['seconds'] / results['1 worker, tunable on all']['seconds']:.2f}× faster again; "
+        f"the country figures split with a forked child: "
+        f"{results['1 worker, no split']['seconds'] / one['seconds']:.2f}× (seconds without ÷ "
+        "with)"
     )
     ratio = one["elements"] / one["seconds"] / bgpdump_rate
     inner = one["elements"] / one["processing_seconds"] / bgpdump_rate

@@ -293,8 +293,8 @@ def backfill(
     result = BackfillResult(skipped=skipped)
     cache = options.cache_dir
     busy = min(options.workers, len(tasks_chains))  # local worker processes with a chain
-    if dask is None and not config.split and forked.spare_cores(busy):
-        config = dataclasses.replace(config, split=True)
+    if config.split is None:
+        config = dataclasses.replace(config, split=dask is None and forked.spare_cores(busy))
     tasks = [
         ChainTask(
             chain=chain,

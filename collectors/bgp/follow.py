@@ -175,8 +175,8 @@ class Follower:
     ) -> None:
         self.store = store
         self.options = options
-        if not config.split and forked.spare_cores(options.workers):
-            config = dataclasses.replace(config, split=True)
+        if config.split is None:
+            config = dataclasses.replace(config, split=forked.spare_cores(options.workers))
         self.config = config
         self.clock = clock
         self.owner = owner_token()

@@ -62,9 +62,10 @@ class ProcessConfig:
     origins: str = ""  # empty: the bundled expected origins
     reader: str = "bgpdump"
     command: str = COMMAND
-    # compute part of each RIB's country figures in a forked child (``analyze(split=…)``):
-    # for workers that leave a core idle (``forked.spare_cores``)
-    split: bool = False
+    # compute part of each RIB's country figures in a forked child (``analyze(split=…)``);
+    # None: the follower and backfill decide (workers that leave a core idle,
+    # ``forked.spare_cores``), a Processor alone does not split
+    split: bool | None = None
 
     @classmethod
     def from_settings(
@@ -211,7 +212,7 @@ class Processor:
             transit_countries=["*"] if self.geo is not None else [],
             collector=job.collector,
             options=self.config.options,
-            split=self.config.split,
+            split=bool(self.config.split),
         )
         report = analysis.sources[0]
         current = self.states.get((job.source, job.collector))
