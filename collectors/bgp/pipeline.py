@@ -226,25 +226,16 @@ def covered_families(full_feed: Mapping[Family, frozenset[int]]) -> tuple[Family
     return tuple(f for f in FAMILIES if full_feed[f])
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class CountryFigures:
     """Transit and hegemony of (country, family) keys from one table (``analyze``'s part)."""
 
-    def __init__(
-        self,
-        rib: Rib,
-        index: CountryIndex | None,
-        full_feed: Mapping[Family, frozenset[int]],
-        options: Options,
-        geo: Geo | None,
-        *,
-        hegemony: bool,
-    ) -> None:
-        self.rib = rib
-        self.index = index
-        self.full_feed = full_feed
-        self.options = options
-        self.geo = geo
-        self.hegemony = hegemony
+    rib: Rib
+    index: CountryIndex | None
+    full_feed: Mapping[Family, frozenset[int]]
+    options: Options
+    geo: Geo | None
+    hegemony: bool
 
     def compute(
         self, keys: Sequence[tuple[str, Family]]
@@ -365,7 +356,7 @@ def analyze(
         for family in transit_families
         if not (every and index is not None and not index.by_country.get((country, family)))
     ]
-    figures = CountryFigures(rib, index, ff, options, geo, hegemony=hegemony)
+    figures = CountryFigures(rib, index, ff, options, geo, hegemony)
     computed = [key for key in wanted if key[1] in covered]
     # the country figures are the bulk of the work after the read, and need only the table
     # and the full-feed sets: with ``split``, a forked child starts on them while this
