@@ -114,7 +114,7 @@ class Forked(Generic[T]):
         ok, value = pickle.loads(b"".join(chunks))
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def _child(write: int, function: Callable[..., object], args: tuple[object, ...]) -> None:
